@@ -1,0 +1,275 @@
+"""The one configuration object: audio, spectrogram, sources, networks, losses, optimiser, training.
+
+A `Config` is written into every shard manifest, run directory and SavedModel; whoever reads one
+of those compares it with the config in use (`Config.differences`) and refuses a mismatch.
+
+Named presets ship as JSON files in `advsep_tf/configs/` (`paper`, `musdb4`, `demo`, `tiny`);
+`load_config` accepts a preset name or a path to a JSON/YAML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from advsep_tf.errors import AdvsepError
+
+MODES = ("supervised", "adversarial")
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 8192
+    # 1: the model sees a mono downmix. Separation of multichannel input runs per channel.
+    nb_channels: int = 1
+
+
+@dataclass
+class SpectrogramConfig:
+    n_fft: int = 512
+    n_hop: int = 256
+    # Bins kept from the bottom of the spectrum; the paper drops the Nyquist bin (256 of 257).
+    nb_bins: int = 256
+    nb_frames: int = 64
+    # Hop between training patches, in frames (nb_frames: no overlap).
+    patch_hop: int = 64
+    # Patches whose mixture (or solo) RMS is below this level are dropped as silence.
+    silence_threshold_db: float = -60.0
+
+
+@dataclass
+class SeparatorConfig:
+    base_filters: int = 16
+    # Number of 2x down-sampling levels of the U-Net; nb_bins and nb_frames must divide 2**depth.
+    depth: int = 4
+
+
+@dataclass
+class CriticConfig:
+    base_filters: int = 32
+    max_filters: int = 256
+    dense_units: int = 32
+
+
+@dataclass
+class LossConfig:
+    alpha: float = 0.001  # weight of the adversarial term L_u
+    beta: float = 0.001  # weight of the mixture-consistency term L_add
+    gp_lambda: float = 10.0
+    n_critic: int = 5
+
+
+@dataclass
+class OptimizerConfig:
+    learning_rate: float = 5e-5
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+
+
+@dataclass
+class TrainingConfig:
+    mode: str = "adversarial"
+    # Sources that get a critic in adversarial mode; empty means every source (the paper's VA).
+    critics: list[str] = field(default_factory=list)
+    batch_size: int = 64
+    # A "epoch" is this many separator steps; validation and early stopping run after each.
+    steps_per_epoch: int = 1000
+    max_steps: int = 100_000
+    validation_steps: int = 50
+    patience: int = 3
+    # Random gain range applied to unpaired mixtures and solo excerpts (the paper's 0.2-1.2).
+    unpaired_gain: list[float] = field(default_factory=lambda: [0.2, 1.2])
+    shuffle_buffer: int = 2048
+    seed: int = 1234
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    sources: list[str] = field(default_factory=lambda: ["vocals", "accompaniment"])
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    separator: SeparatorConfig = field(default_factory=SeparatorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    # Sections that decide what a shard holds; a shard set must match these exactly.
+    DATA_SECTIONS = ("sources", "audio", "spectrogram")
+    # Sections that decide the separator's weights; a checkpoint must match these exactly.
+    MODEL_SECTIONS = ("sources", "audio", "spectrogram", "separator")
+
+    @property
+    def nb_stems(self) -> int:
+        return len(self.sources)
+
+    @property
+    def critic_sources(self) -> list[str]:
+        if self.training.mode != "adversarial":
+            return []
+        return list(self.training.critics) or list(self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> "Config":
+        if not isinstance(data, dict):
+            raise AdvsepError(f"{origin}: expected a mapping of config sections, got {type(data).__name__}")
+        kwargs = {}
+        section_types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in section_types:
+                raise AdvsepError(f"{origin}: unknown config field '{key}' (known: {', '.join(section_types)})")
+            section_cls = _SECTIONS.get(key)
+            if section_cls is None:
+                kwargs[key] = value
+                continue
+            if not isinstance(value, dict):
+                raise AdvsepError(f"{origin}: section '{key}' must be a mapping")
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise AdvsepError(
+                    f"{origin}: unknown field(s) {', '.join(key + '.' + u for u in unknown)} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+            kwargs[key] = section_cls(**value)
+        config = cls(**kwargs)
+        config.validate(origin)
+        return config
+
+    def replace(self, **section_updates: dict[str, Any]) -> "Config":
+        """A copy with some fields changed: `config.replace(training={"mode": "supervised"})`."""
+        data = self.to_dict()
+        for key, value in section_updates.items():
+            if isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return Config.from_dict(data, origin=f"{self.name} (modified)")
+
+    def validate(self, origin: str = "config") -> None:
+        problems = []
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            problems.append("sources must be a non-empty list of distinct names")
+        if self.audio.sample_rate <= 0:
+            problems.append("audio.sample_rate must be positive")
+        if self.audio.nb_channels != 1:
+            problems.append("audio.nb_channels must be 1 (the model sees a mono downmix; stereo is separated per channel)")
+        spec = self.spectrogram
+        if spec.n_fft & (spec.n_fft - 1):
+            problems.append(f"spectrogram.n_fft must be a power of two, got {spec.n_fft}")
+        if not 0 < spec.n_hop <= spec.n_fft:
+            problems.append("spectrogram.n_hop must be in (0, n_fft]")
+        if not 0 < spec.nb_bins <= spec.n_fft // 2 + 1:
+            problems.append(f"spectrogram.nb_bins must be in (0, n_fft/2+1 = {spec.n_fft // 2 + 1}]")
+        if not 0 < spec.patch_hop <= spec.nb_frames:
+            problems.append("spectrogram.patch_hop must be in (0, nb_frames]")
+        scale = 2 ** self.separator.depth
+        if spec.nb_bins % scale or spec.nb_frames % scale:
+            problems.append(
+                f"spectrogram.nb_bins ({spec.nb_bins}) and nb_frames ({spec.nb_frames}) must be "
+                f"multiples of 2**separator.depth ({scale})"
+            )
+        if self.separator.base_filters <= 0 or self.separator.depth < 1:
+            problems.append("separator.base_filters must be positive and separator.depth >= 1")
+        if min(spec.nb_bins, spec.nb_frames) < 8:
+            problems.append("critic inputs need nb_bins and nb_frames >= 8")
+        if self.training.mode not in MODES:
+            problems.append(f"training.mode must be one of {', '.join(MODES)}, got '{self.training.mode}'")
+        unknown = [s for s in self.training.critics if s not in self.sources]
+        if unknown:
+            problems.append(f"training.critics names unknown source(s) {', '.join(unknown)} (sources: {', '.join(self.sources)})")
+        if self.loss.n_critic < 1:
+            problems.append("loss.n_critic must be >= 1")
+        if min(self.loss.alpha, self.loss.beta, self.loss.gp_lambda) < 0:
+            problems.append("loss.alpha, loss.beta and loss.gp_lambda must be >= 0")
+        if self.training.batch_size < 2:
+            problems.append("training.batch_size must be >= 2 (the gradient penalty shuffles real excerpts)")
+        gain = self.training.unpaired_gain
+        if len(gain) != 2 or not 0 < gain[0] <= gain[1]:
+            problems.append("training.unpaired_gain must be [low, high] with 0 < low <= high")
+        if problems:
+            raise AdvsepError(f"{origin}: " + "; ".join(problems))
+
+    def differences(self, other: "Config", sections: tuple[str, ...]) -> list[str]:
+        """Dotted names of the fields in `sections` whose values differ, e.g. ['spectrogram.n_fft']."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        diffs = []
+        for section in sections:
+            a, b = mine.get(section), theirs.get(section)
+            if isinstance(a, dict) and isinstance(b, dict):
+                diffs += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            elif a != b:
+                diffs.append(section)
+        return diffs
+
+    def describe_differences(self, other: "Config", sections: tuple[str, ...]) -> str:
+        mine, theirs = self.to_dict(), other.to_dict()
+        parts = []
+        for name in self.differences(other, sections):
+            path = name.split(".")
+            a, b = mine, theirs
+            for p in path:
+                a, b = a.get(p), b.get(p)
+            parts.append(f"{name}: {a!r} here vs {b!r} there")
+        return "; ".join(parts)
+
+    def save(self, path: str) -> None:
+        """Write as JSON or YAML (by extension), atomically."""
+        text = (
+            _yaml().safe_dump(self.to_dict(), sort_keys=False)
+            if path.endswith((".yaml", ".yml"))
+            else json.dumps(self.to_dict(), indent=2) + "\n"
+        )
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+
+_SECTIONS = {
+    "audio": AudioConfig,
+    "spectrogram": SpectrogramConfig,
+    "separator": SeparatorConfig,
+    "critic": CriticConfig,
+    "loss": LossConfig,
+    "optimizer": OptimizerConfig,
+    "training": TrainingConfig,
+}
+
+
+def _yaml():
+    import yaml
+
+    return yaml
+
+
+def preset_names() -> list[str]:
+    files = resources.files("advsep_tf").joinpath("configs").iterdir()
+    return sorted(p.name[: -len(".json")] for p in files if p.name.endswith(".json"))
+
+
+def load_config(preset_or_path: str) -> Config:
+    """A preset name (`paper`, `musdb4`, `demo`, `tiny`) or a path to a JSON/YAML config file."""
+    if os.path.sep in preset_or_path or preset_or_path.endswith((".json", ".yaml", ".yml")):
+        path = preset_or_path
+        if not os.path.isfile(path):
+            raise AdvsepError(f"{path}: config file not found")
+        try:
+            with open(path) as f:
+                data = _yaml().safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+        except (ValueError, _yaml().YAMLError) as exc:
+            raise AdvsepError(f"{path}: not a valid config file ({exc.__class__.__name__}: {exc})") from None
+        return Config.from_dict(data, origin=path)
+    names = preset_names()
+    if preset_or_path not in names:
+        raise AdvsepError(f"unknown preset '{preset_or_path}' (presets: {', '.join(names)}; or give a .json/.yaml path)")
+    text = resources.files("advsep_tf").joinpath("configs", f"{preset_or_path}.json").read_text()
+    return Config.from_dict(json.loads(text), origin=f"preset '{preset_or_path}'")

@@ -1,0 +1,535 @@
+"""BSS Eval v4 scores of separated stems against their references, the way SiSEC 2018 and MUSDB18
+papers report them.
+
+Both folders are laid out as `<track>/<source>.wav`, like a MUSDB18-HQ track folder. For every
+track, all evaluated sources go to one `museval.evaluate` call, stacked as
+(nb_sources, nb_samples, nb_channels): SIR and SAR depend on which other references the estimate
+is projected onto, so the scores of a source change with the set of sources evaluated with it, and
+at least two sources are needed. Each track and source then gets the median over frames of each
+metric (frames where a reference is silent are NaN in museval and are ignored), and each source the
+mean and the median of those over tracks, since the field reports both.
+
+A per-track score is None when every frame of it is NaN. SDR is +inf for a bit-exact estimate.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from advsep_tf.errors import AdvsepError
+
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+# MUSDB reference folders hold mixture.wav next to the stems; it is the input, not a source.
+MIXTURE_NAME = "mixture"
+RESULT_FORMAT_VERSION = 1
+
+
+@dataclass
+class SourceScores:
+    """One track and source: the median over frames of each metric in `METRICS`, in dB."""
+
+    track: str
+    source: str
+    scores: dict[str, float | None]
+
+
+@dataclass
+class EvaluationResult:
+    """Per-track scores of one model on one set of tracks, with the settings that produced them."""
+
+    rows: list[SourceScores]
+    sources: list[str]
+    win_seconds: float = 1.0
+    hop_seconds: float = 1.0
+    estimates_dir: str = ""
+    references_dir: str = ""
+    museval_version: str = ""
+
+    @property
+    def tracks(self) -> list[str]:
+        return list(dict.fromkeys(row.track for row in self.rows))
+
+    def nb_tracks(self, source: str) -> int:
+        return sum(1 for row in self.rows if row.source == source)
+
+    @property
+    def aggregate(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        """{source: {metric: {"mean": dB, "median": dB}}} over tracks; None where no track has a value."""
+        # Derived on demand so that it can never disagree with `rows`.
+        aggregate = {}
+        for source in self.sources:
+            per_metric = {}
+            for metric in METRICS:
+                values = [
+                    row.scores[metric]
+                    for row in self.rows
+                    if row.source == source and row.scores.get(metric) is not None
+                ]
+                per_metric[metric] = {
+                    "mean": _nan_to_none(float(np.mean(values))) if values else None,
+                    "median": _nan_to_none(float(np.median(values))) if values else None,
+                }
+            aggregate[source] = per_metric
+        return aggregate
+
+    def to_dict(self) -> dict:
+        """A strict-JSON dict: undefined scores are null, infinite ones the strings "inf"/"-inf"."""
+        tracks: dict[str, dict[str, dict]] = {}
+        for row in self.rows:
+            tracks.setdefault(row.track, {})[row.source] = {
+                metric: _encode_score(row.scores.get(metric)) for metric in METRICS
+            }
+        aggregate = {
+            source: {"nb_tracks": self.nb_tracks(source)}
+            | {
+                metric: {stat: _encode_score(value) for stat, value in stats.items()}
+                for metric, stats in per_metric.items()
+            }
+            for source, per_metric in self.aggregate.items()
+        }
+        return {
+            "format_version": RESULT_FORMAT_VERSION,
+            "settings": {
+                "sources": list(self.sources),
+                "win_seconds": self.win_seconds,
+                "hop_seconds": self.hop_seconds,
+                "estimates_dir": self.estimates_dir,
+                "references_dir": self.references_dir,
+                "museval_version": self.museval_version,
+                "bss_eval": "museval.evaluate, mode v4",
+                "per_track": "median over frames, NaN frames ignored",
+                "aggregate": "mean and median over tracks",
+            },
+            "tracks": tracks,
+            "aggregate": aggregate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "EvaluationResult":
+        """Inverse of `to_dict`; the aggregate is recomputed from the per-track scores."""
+        try:
+            settings = data["settings"]
+            rows = [
+                SourceScores(
+                    track=track,
+                    source=source,
+                    scores={metric: _decode_score(scores[metric]) for metric in METRICS},
+                )
+                for track, per_source in data["tracks"].items()
+                for source, scores in per_source.items()
+            ]
+            return cls(
+                rows=rows,
+                sources=list(settings["sources"]),
+                win_seconds=float(settings["win_seconds"]),
+                hop_seconds=float(settings["hop_seconds"]),
+                estimates_dir=settings.get("estimates_dir", ""),
+                references_dir=settings.get("references_dir", ""),
+                museval_version=settings.get("museval_version", ""),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise AdvsepError(f"not an evaluation result: {error!r} is missing or malformed") from error
+
+
+def evaluate_folders(
+    estimates_dir: str | os.PathLike,
+    references_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    sources: Sequence[str] | None = None,
+    win_seconds: float = 1.0,
+    hop_seconds: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Scores every `<track>/<source>.wav` in `estimates_dir` against the same file in `references_dir`.
+
+    Args:
+        estimates_dir: separated stems, `<track>/<source>.wav`, each (nb_samples, nb_channels)
+            with exactly the sample rate, channel count and length of its reference.
+        references_dir: true stems in the same layout (a MUSDB18-HQ folder works as is).
+        out_dir: if given, `results.json` (per track, aggregate, settings) and `results.csv`
+            (one row per track and source) are written there.
+        sources: the sources to evaluate, jointly. None: every source that is in every reference
+            track (except `mixture`) and that the estimates contain; a track missing one of those
+            estimates is then an error rather than being skipped.
+        win_seconds, hop_seconds: BSS Eval frame length and hop, converted to samples at each
+            track's sample rate (museval's default is 44100 samples, i.e. 1 s at 44.1 kHz).
+        progress: called as progress(done, total) after each track.
+
+    Raises:
+        AdvsepError: naming the file, for missing or extra tracks and files, a mismatch of sample
+            rate, channel count or length, NaN/inf samples, empty or all-zero audio, or fewer than
+            two sources (museval's SIR needs interfering sources).
+    """
+    if not (win_seconds > 0 and hop_seconds > 0):
+        raise AdvsepError(
+            f"win_seconds and hop_seconds must be positive, got {win_seconds} and {hop_seconds}"
+        )
+    estimates_dir = Path(estimates_dir)
+    references_dir = Path(references_dir)
+    estimate_tracks = _list_tracks(estimates_dir, "estimates")
+    reference_tracks = _list_tracks(references_dir, "references")
+    _check_same_tracks(estimate_tracks, reference_tracks, estimates_dir, references_dir)
+    tracks = sorted(reference_tracks)
+    selected_sources = _select_sources(
+        tracks, estimate_tracks, reference_tracks, estimates_dir, references_dir, sources
+    )
+
+    rows = []
+    for done, track in enumerate(tracks, start=1):
+        track_scores = _evaluate_track(
+            estimates_dir / track, references_dir / track, selected_sources, win_seconds, hop_seconds
+        )
+        rows.extend(
+            SourceScores(track=track, source=source, scores=scores)
+            for source, scores in zip(selected_sources, track_scores)
+        )
+        if progress is not None:
+            progress(done, len(tracks))
+
+    result = EvaluationResult(
+        rows=rows,
+        sources=list(selected_sources),
+        win_seconds=float(win_seconds),
+        hop_seconds=float(hop_seconds),
+        estimates_dir=str(estimates_dir),
+        references_dir=str(references_dir),
+        museval_version=_package_version("museval"),
+    )
+    if out_dir is not None:
+        save_result(result, out_dir)
+    return result
+
+
+def save_result(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
+    """Writes `results.json` and `results.csv` into `out_dir`; returns the JSON path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / RESULTS_JSON
+    _write_atomically(
+        json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
+    )
+    _write_atomically(out_dir / RESULTS_CSV, _to_csv(result))
+    return json_path
+
+
+def load_result(path: str | os.PathLike) -> EvaluationResult:
+    """Reads a `results.json` written by `evaluate_folders` or `save_result`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise AdvsepError(f"{path}: no such evaluation result") from error
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdvsepError(f"{path}: cannot read evaluation result: {error}") from error
+    try:
+        return EvaluationResult.from_dict(data)
+    except AdvsepError as error:
+        raise AdvsepError(f"{path}: {error}") from error
+
+
+def format_table(result: EvaluationResult, title: str | None = None) -> str:
+    """A markdown table: one row per source, each metric as "mean / median" over tracks in dB."""
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| source | " + " | ".join(METRICS) + " | tracks |")
+    lines.append("|---" * (len(METRICS) + 2) + "|")
+    for source, per_metric in result.aggregate.items():
+        cells = [
+            f"{_format_db(per_metric[metric]['mean'])} / {_format_db(per_metric[metric]['median'])}"
+            for metric in METRICS
+        ]
+        lines.append(f"| {source} | " + " | ".join(cells) + f" | {result.nb_tracks(source)} |")
+    lines.append("")
+    lines.append(
+        "dB, mean / median over tracks of the per-track median over "
+        f"{_format_seconds(result.win_seconds)} s frames (BSS Eval v4, museval)."
+    )
+    return "\n".join(lines)
+
+
+def format_comparison(
+    results: Mapping[str, EvaluationResult], metric_list: Iterable[str] = ("SDR", "SIR", "SAR")
+) -> str:
+    """One markdown table comparing models: a row per source, a "<model> <metric>" column per pair.
+
+    Values are means over tracks in dB; "n/a" where a model has no score for a source.
+    """
+    metric_list = tuple(metric_list)
+    unknown = [metric for metric in metric_list if metric not in METRICS]
+    if unknown or not metric_list:
+        raise AdvsepError(f"metric_list must name some of {METRICS}, got {list(metric_list)}")
+    if not results:
+        raise AdvsepError("format_comparison needs at least one evaluation result")
+    sources = list(dict.fromkeys(s for result in results.values() for s in result.sources))
+    aggregates = {name: result.aggregate for name, result in results.items()}
+
+    header = ["source"] + [f"{name} {metric}" for name in results for metric in metric_list]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for source in sources:
+        cells = [source]
+        for name in results:
+            per_metric = aggregates[name].get(source)
+            for metric in metric_list:
+                cells.append(_format_db(per_metric[metric]["mean"]) if per_metric else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+
+    lines.append("")
+    notes = ["dB, mean over tracks of the per-track median (BSS Eval v4, museval)."]
+    track_sets = {name: tuple(sorted(result.tracks)) for name, result in results.items()}
+    if len(set(track_sets.values())) > 1:
+        counts = ", ".join(f"{name}: {len(tracks)}" for name, tracks in track_sets.items())
+        notes.append(f"Not comparable as is: the models were scored on different tracks ({counts}).")
+    frames = {(result.win_seconds, result.hop_seconds) for result in results.values()}
+    if len(frames) > 1:
+        notes.append("Not comparable as is: the models were scored with different frame settings.")
+    source_sets = {tuple(result.sources) for result in results.values()}
+    if len(source_sets) > 1:
+        # SIR and SAR depend on which references are evaluated together.
+        notes.append("SIR/SAR not comparable as is: the models were scored on different source sets.")
+    lines.extend(notes)
+    return "\n".join(lines)
+
+
+def _evaluate_track(
+    estimate_track_dir: Path,
+    reference_track_dir: Path,
+    sources: Sequence[str],
+    win_seconds: float,
+    hop_seconds: float,
+) -> list[dict[str, float | None]]:
+    # museval pulls in musdb and pandas; importing it here keeps `import advsep_tf.evaluate` light.
+    import museval
+
+    references = []
+    estimates = []
+    first_reference = None  # (path, sample_rate, shape)
+    for source in sources:
+        reference_path = reference_track_dir / f"{source}.wav"
+        estimate_path = estimate_track_dir / f"{source}.wav"
+        reference, reference_rate = _read_checked(reference_path)
+        estimate, estimate_rate = _read_checked(estimate_path)
+        _check_pair(estimate_path, estimate, estimate_rate, reference_path, reference, reference_rate)
+        if first_reference is None:
+            first_reference = (reference_path, reference_rate, reference.shape)
+        elif (reference_rate, reference.shape) != first_reference[1:]:
+            # museval stacks the sources of a track, so they must agree with each other too.
+            raise AdvsepError(
+                f"{reference_path}: {_describe(reference_rate, reference.shape)} differs from "
+                f"{first_reference[0]}: {_describe(*first_reference[1:])}"
+            )
+        references.append(reference)
+        estimates.append(estimate)
+
+    sample_rate = first_reference[1]
+    win = max(1, int(round(win_seconds * sample_rate)))
+    hop = max(1, int(round(hop_seconds * sample_rate)))
+    try:
+        sdr, isr, sir, sar = museval.evaluate(
+            np.stack(references), np.stack(estimates), win=win, hop=hop
+        )
+    except ValueError as error:
+        raise AdvsepError(
+            f"{estimate_track_dir} against {reference_track_dir}: museval refused the track: {error}"
+        ) from error
+
+    framewise = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
+    return [
+        {metric: _median_over_frames(framewise[metric][index]) for metric in METRICS}
+        for index in range(len(sources))
+    ]
+
+
+def _median_over_frames(frames: np.ndarray) -> float | None:
+    defined = frames[~np.isnan(frames)]
+    return float(np.median(defined)) if defined.size else None
+
+
+def _read_checked(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        audio, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AdvsepError(f"{path}: cannot read audio: {error}") from error
+    if audio.size == 0:
+        raise AdvsepError(f"{path}: empty audio ({audio.shape[0]} samples)")
+    if not np.all(np.isfinite(audio)):
+        nb_bad = int(np.count_nonzero(~np.isfinite(audio)))
+        raise AdvsepError(f"{path}: {nb_bad} NaN or inf samples")
+    if not np.any(audio):
+        # museval rejects all-zero sources (the projection becomes underdetermined).
+        raise AdvsepError(f"{path}: all samples are zero; BSS Eval cannot score a silent source")
+    return audio, sample_rate
+
+
+def _check_pair(
+    estimate_path: Path,
+    estimate: np.ndarray,
+    estimate_rate: int,
+    reference_path: Path,
+    reference: np.ndarray,
+    reference_rate: int,
+) -> None:
+    if estimate_rate != reference_rate:
+        raise AdvsepError(
+            f"{estimate_path}: sample rate {estimate_rate} Hz, but its reference "
+            f"{reference_path} has {reference_rate} Hz"
+        )
+    if estimate.shape[1] != reference.shape[1]:
+        raise AdvsepError(
+            f"{estimate_path}: {estimate.shape[1]} channel(s), but its reference "
+            f"{reference_path} has {reference.shape[1]}"
+        )
+    if estimate.shape[0] != reference.shape[0]:
+        raise AdvsepError(
+            f"{estimate_path}: {estimate.shape[0]} samples, but its reference {reference_path} "
+            f"has {reference.shape[0]}; a separator must return exactly the input length"
+        )
+
+
+def _list_tracks(folder: Path, role: str) -> dict[str, set[str]]:
+    """{track: {source, ...}} of a `<track>/<source>.wav` folder."""
+    if not folder.is_dir():
+        raise AdvsepError(f"{folder}: {role} folder does not exist")
+    tracks = {
+        track_dir.name: {wav.stem for wav in track_dir.glob("*.wav") if wav.is_file()}
+        for track_dir in folder.iterdir()
+        if track_dir.is_dir() and not track_dir.name.startswith(".")
+    }
+    if not tracks:
+        raise AdvsepError(f"{folder}: no track folders in the {role} (expected <track>/<source>.wav)")
+    return tracks
+
+
+def _check_same_tracks(
+    estimate_tracks: Mapping, reference_tracks: Mapping, estimates_dir: Path, references_dir: Path
+) -> None:
+    extra = sorted(set(estimate_tracks) - set(reference_tracks))
+    if extra:
+        raise AdvsepError(
+            f"{estimates_dir}: {len(extra)} track(s) have no reference in {references_dir}: "
+            + ", ".join(extra)
+        )
+    missing = sorted(set(reference_tracks) - set(estimate_tracks))
+    if missing:
+        raise AdvsepError(
+            f"{estimates_dir}: {len(missing)} reference track(s) of {references_dir} have no "
+            "estimates: " + ", ".join(missing)
+        )
+
+
+def _select_sources(
+    tracks: Sequence[str],
+    estimate_tracks: Mapping[str, set[str]],
+    reference_tracks: Mapping[str, set[str]],
+    estimates_dir: Path,
+    references_dir: Path,
+    sources: Sequence[str] | None,
+) -> list[str]:
+    if sources is None:
+        in_every_reference = set.intersection(*(reference_tracks[t] for t in tracks))
+        in_estimates = set.union(*(estimate_tracks[t] for t in tracks))
+        selected = sorted((in_every_reference & in_estimates) - {MIXTURE_NAME})
+        if not selected:
+            raise AdvsepError(
+                f"no source is both in every reference track of {references_dir} "
+                f"({sorted(in_every_reference)}) and in the estimates of {estimates_dir} "
+                f"({sorted(in_estimates)})"
+            )
+    else:
+        selected = list(sources)
+        if len(set(selected)) != len(selected):
+            raise AdvsepError(f"sources lists a source twice: {selected}")
+        for track in tracks:
+            for source in selected:
+                if source not in reference_tracks[track]:
+                    raise AdvsepError(f"{references_dir / track / (source + '.wav')}: no such reference")
+
+    missing = [
+        str(estimates_dir / track / f"{source}.wav")
+        for track in tracks
+        for source in selected
+        if source not in estimate_tracks[track]
+    ]
+    if missing:
+        raise AdvsepError("missing estimate file(s): " + ", ".join(missing))
+    if len(selected) < 2:
+        raise AdvsepError(
+            f"BSS Eval needs at least two sources per track (SIR measures the leak of the others), "
+            f"got {selected}; add the complementary source (e.g. accompaniment)"
+        )
+    return selected
+
+
+def _to_csv(result: EvaluationResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["track", "source", *METRICS])
+    for row in result.rows:
+        writer.writerow(
+            [row.track, row.source]
+            + ["" if row.scores.get(m) is None else repr(row.scores[m]) for m in METRICS]
+        )
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader (or an interrupted run) never sees a half-written file.
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as tmp:
+            tmp.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _encode_score(value: float | None) -> float | str | None:
+    if value is not None and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _decode_score(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in ("inf", "-inf"):
+            raise ValueError(f"score {value!r}")
+        return float(value)
+    return float(value)
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _format_db(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def _describe(sample_rate: int, shape: tuple[int, int]) -> str:
+    return f"{sample_rate} Hz, {shape[1]} channel(s), {shape[0]} samples"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""

@@ -1,0 +1,194 @@
+"""`AdversarialSeparator`: the separator, one critic per source, and the adversarial schedule.
+
+`train_step` runs `loss.n_critic` updates of every critic, each on a fresh batch of unlabelled
+mixtures and a fresh batch of solo excerpts of its source, then one separator update on a paired
+batch (L_s) plus an unlabelled batch (alpha * L_u + beta * L_add). In `supervised` mode no critic
+exists and the step is the supervised baseline (L_s only).
+
+A training batch is a dict (see `advsep_tf.data_pipelines.readers.training_dataset`):
+    paired_mixture     (batch, nb_bins, nb_frames, 1)
+    paired_sources     (batch, nb_bins, nb_frames, nb_stems)
+    unpaired_mixtures  (n_critic + 1, batch, nb_bins, nb_frames, 1)   adversarial mode only
+    solo_<source>      (n_critic, batch, nb_bins, nb_frames, 1)       one per critic
+A validation batch holds the first two.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from advsep_tf import losses
+from advsep_tf.config import Config
+from advsep_tf.networks import build_critic, build_separator
+
+
+def solo_key(source: str) -> str:
+    return f"solo_{source}"
+
+
+@keras.saving.register_keras_serializable(package="advsep_tf")
+class AdversarialSeparator(keras.Model):
+    """U-Net separator trained with L_s + alpha * L_u + beta * L_add against per-source critics.
+
+    `call(mixture)`: (batch, nb_bins, nb_frames, 1) log1p magnitudes ->
+    (batch, nb_bins, nb_frames, nb_stems) log1p magnitude estimates, in `config.sources` order.
+    """
+
+    def __init__(self, config, separator=None, critics=None, **kwargs):
+        super().__init__(**kwargs)
+        self.separation_config = config if isinstance(config, Config) else Config.from_dict(config)
+        cfg = self.separation_config
+        self.separator = separator or build_separator(cfg)
+        self.critic_sources = cfg.critic_sources
+        if critics is None:
+            critics = [build_critic(cfg, name=f"critic_{source}") for source in self.critic_sources]
+        if len(critics) != len(self.critic_sources):
+            raise ValueError(f"{len(critics)} critics given for critic sources {self.critic_sources}")
+        self.critics = list(critics)
+        self.seed_generator = keras.random.SeedGenerator(cfg.training.seed)
+        self.critic_optimizer = None
+
+        mean = keras.metrics.Mean
+        self.supervised_loss_tracker = mean(name="supervised_loss")
+        self.total_loss_tracker = mean(name="loss")
+        self.trackers = [self.total_loss_tracker, self.supervised_loss_tracker]
+        if self.critics:
+            self.adversarial_loss_tracker = mean(name="adversarial_loss")
+            self.additive_loss_tracker = mean(name="additive_loss")
+            self.wasserstein_trackers = [mean(name=f"wasserstein_{s}") for s in self.critic_sources]
+            self.penalty_trackers = [mean(name=f"gradient_penalty_{s}") for s in self.critic_sources]
+            self.trackers += [self.adversarial_loss_tracker, self.additive_loss_tracker]
+            self.trackers += self.wasserstein_trackers + self.penalty_trackers
+        # Sub-models are built by construction; nothing is left to infer from a first call.
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers)
+
+    def call(self, mixture, training=False):
+        return self.separator(mixture, training=training)
+
+    # -- compile / serialisation -------------------------------------------------------------
+
+    def compile(self, separator_optimizer=None, critic_optimizer=None, **kwargs):
+        opt = self.separation_config.optimizer
+
+        def adam():
+            return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2)
+
+        separator_optimizer = separator_optimizer or adam()
+        super().compile(optimizer=separator_optimizer, **kwargs)
+        self.critic_optimizer = (critic_optimizer or adam()) if self.critics else None
+        # Build both optimizers on their variables now: under a distribution strategy, or when
+        # reloading optimizer state, they must exist before the first step.
+        self.optimizer.build(self.separator.trainable_variables)
+        if self.critic_optimizer is not None:
+            self.critic_optimizer.build(self.critic_variables)
+
+    @property
+    def critic_variables(self):
+        return [v for critic in self.critics for v in critic.trainable_variables]
+
+    def get_compile_config(self):
+        if self.optimizer is None:
+            return None
+        config = {"separator_optimizer": keras.saving.serialize_keras_object(self.optimizer)}
+        if self.critic_optimizer is not None:
+            config["critic_optimizer"] = keras.saving.serialize_keras_object(self.critic_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(
+            separator_optimizer=keras.saving.deserialize_keras_object(config["separator_optimizer"]),
+            critic_optimizer=(
+                keras.saving.deserialize_keras_object(config["critic_optimizer"])
+                if "critic_optimizer" in config
+                else None
+            ),
+        )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "config": self.separation_config.to_dict(),
+            "separator": keras.saving.serialize_keras_object(self.separator),
+            "critics": [keras.saving.serialize_keras_object(c) for c in self.critics],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["separator"] = keras.saving.deserialize_keras_object(config["separator"])
+        config["critics"] = [keras.saving.deserialize_keras_object(c) for c in config["critics"]]
+        return cls(**config)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def _critic_step(self, unlabelled_mixture, solo_batches):
+        """One update of every critic on fresh unlabelled and solo batches."""
+        cfg = self.separation_config
+        estimates = self.separator(unlabelled_mixture, training=False)
+        with tf.GradientTape() as tape:
+            total = 0.0
+            results = []
+            for critic, source in zip(self.critics, self.critic_sources):
+                k = cfg.sources.index(source)
+                fake = estimates[..., k : k + 1]
+                real = solo_batches[source]
+                real_scores = critic(real, training=True)
+                fake_scores = critic(fake, training=True)
+                penalty = losses.gradient_penalty(critic, real, fake, self.seed_generator)
+                total += losses.critic_loss(real_scores, fake_scores, penalty, cfg.loss.gp_lambda)
+                results.append((losses.wasserstein_estimate(real_scores, fake_scores), penalty))
+            scaled = self.critic_optimizer.scale_loss(total)
+        variables = self.critic_variables
+        self.critic_optimizer.apply(tape.gradient(scaled, variables), variables)
+        for (wasserstein, penalty), w_tracker, p_tracker in zip(
+            results, self.wasserstein_trackers, self.penalty_trackers
+        ):
+            w_tracker.update_state(wasserstein)
+            p_tracker.update_state(penalty)
+
+    def train_step(self, data):
+        cfg = self.separation_config
+        if self.critics:
+            unpaired = data["unpaired_mixtures"]
+            # train_step is not autographed: this Python loop is unrolled at trace time.
+            for i in range(cfg.loss.n_critic):
+                solo = {s: data[solo_key(s)][i] for s in self.critic_sources}
+                self._critic_step(unpaired[i], solo)
+
+        variables = self.separator.trainable_variables
+        with tf.GradientTape() as tape:
+            estimates = self.separator(data["paired_mixture"], training=True)
+            supervised = losses.supervised_loss(estimates, data["paired_sources"])
+            total = supervised
+            if self.critics:
+                unlabelled = unpaired[cfg.loss.n_critic]
+                unlabelled_estimates = self.separator(unlabelled, training=True)
+                fake_scores = [
+                    critic(unlabelled_estimates[..., k : k + 1], training=False)
+                    for critic, k in zip(self.critics, (cfg.sources.index(s) for s in self.critic_sources))
+                ]
+                adversarial = losses.generator_loss(fake_scores)
+                additive = losses.additive_loss(unlabelled, unlabelled_estimates)
+                total = supervised + cfg.loss.alpha * adversarial + cfg.loss.beta * additive
+            scaled = self.optimizer.scale_loss(total)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+
+        self.supervised_loss_tracker.update_state(supervised)
+        self.total_loss_tracker.update_state(total)
+        if self.critics:
+            self.adversarial_loss_tracker.update_state(adversarial)
+            self.additive_loss_tracker.update_state(additive)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        estimates = self.separator(data["paired_mixture"], training=False)
+        supervised = losses.supervised_loss(estimates, data["paired_sources"])
+        self.supervised_loss_tracker.update_state(supervised)
+        self.total_loss_tracker.update_state(supervised)
+        return {m.name: m.result() for m in (self.total_loss_tracker, self.supervised_loss_tracker)}

@@ -1,0 +1,69 @@
+"""The paper's networks as plain Keras models: the U-Net separator and the DCGAN-style critic.
+
+Both take log1p magnitudes laid out as (batch, nb_bins, nb_frames, channels), frequency first.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from advsep_tf.config import Config
+
+
+def build_separator(config: Config, name: str = "separator") -> keras.Model:
+    """U-Net (Jansson et al. 2017 style, as the paper's code builds it), 'same' padding.
+
+    (batch, nb_bins, nb_frames, 1) -> (batch, nb_bins, nb_frames, nb_stems), one ReLU 1x1
+    convolution per source giving that source's log1p magnitude directly (no mask).
+
+    The paper's code uses 'valid' convolutions with extra input context; 'same' padding keeps
+    input and output the same size, and whole-song separation cross-fades overlapping patches so
+    the patch borders, where 'same' padding sees zeros, carry little weight.
+    """
+    spec, net = config.spectrogram, config.separator
+    mixture = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="mixture")
+    x = layers.Conv2D(net.base_filters, 3, padding="same", activation="relu", name="conv_in")(mixture)
+    skips = []
+    for level in range(net.depth):
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
+        filters = net.base_filters * 2 ** (level + 1)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"down{level}_conv")(x)
+    for level in reversed(range(net.depth)):
+        filters = net.base_filters * 2**level
+        x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level}_deconv")(x)
+        x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"up{level}_conv")(x)
+    x = layers.Concatenate(name="with_mixture")([x, mixture])
+    estimates = [
+        layers.Conv2D(1, 1, activation="relu", name=f"out_{source}")(x) for source in config.sources
+    ]
+    output = estimates[0] if len(estimates) == 1 else layers.Concatenate(name="estimates")(estimates)
+    return keras.Model(mixture, output, name=name)
+
+
+def build_critic(config: Config, name: str = "critic") -> keras.Model:
+    """DCGAN-style Wasserstein critic, no batch normalisation (it would break the gradient penalty).
+
+    (batch, nb_bins, nb_frames, 1) -> (batch, 1). 4x4 stride-2 convolutions (filters doubling from
+    base_filters up to max_filters) until one axis is <= 4, then 4x2 convolutions striding along
+    frequency only until frequency is <= 4; a dense layer and a linear bias-free scalar.
+    """
+    spec, net = config.spectrogram, config.critic
+    excerpt = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="excerpt")
+    x, bins, frames, filters, i = excerpt, spec.nb_bins, spec.nb_frames, net.base_filters, 0
+    while bins > 4 and frames > 4:
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"conv{i}_act")(x)
+        bins, frames, filters, i = (bins + 1) // 2, (frames + 1) // 2, min(filters * 2, net.max_filters), i + 1
+    filters = min(filters, net.max_filters)
+    while bins > 4:
+        x = layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"conv{i}_act")(x)
+        bins, i = (bins + 1) // 2, i + 1
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(net.dense_units, name="dense")(x)
+    x = layers.LeakyReLU(0.2, name="dense_act")(x)
+    score = layers.Dense(1, use_bias=False, name="score")(x)
+    return keras.Model(excerpt, score, name=name)

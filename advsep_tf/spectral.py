@@ -1,0 +1,124 @@
+"""Spectral transforms, once, as TensorFlow ops: used by the shard writer, the model, whole-song
+separation and the exported serving signature alike.
+
+Layouts (the model's, "frequency x time" as in the paper):
+    waveform      (batch, nb_samples)                          float32
+    stft          (batch, nb_frames_total, n_fft // 2 + 1)     complex64
+    log spectrum  (batch, nb_bins, nb_frames_total)            float32, log1p(|stft|) of the kept bins
+    patches       (nb_patches, nb_bins, nb_frames, nb_stems)   float32
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def _edge_padding(n_fft: int, n_hop: int) -> int:
+    # Every sample must be covered by as many windows as in the steady state, or the inverse
+    # transform cannot undo the window at the edges: pad by one window minus one hop on each side.
+    return n_fft - n_hop
+
+
+def stft(waveform: tf.Tensor, n_fft: int, n_hop: int) -> tf.Tensor:
+    """(batch, nb_samples) float32 -> (batch, nb_frames_total, n_fft // 2 + 1) complex64."""
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    pad = _edge_padding(n_fft, n_hop)
+    length = tf.shape(waveform)[-1]
+    # Round the padded length up so that the last frame ends exactly on the signal's padded end.
+    padded = length + 2 * pad
+    frames = tf.maximum(1, (padded - n_fft + n_hop - 1) // n_hop + 1)
+    end_pad = (frames - 1) * n_hop + n_fft - padded
+    waveform = tf.pad(waveform, [[0, 0], [pad, pad + end_pad]])
+    return tf.signal.stft(
+        waveform,
+        frame_length=n_fft,
+        frame_step=n_hop,
+        fft_length=n_fft,
+        window_fn=tf.signal.hann_window,
+        pad_end=False,
+    )
+
+
+def istft(spectrum: tf.Tensor, n_fft: int, n_hop: int, length) -> tf.Tensor:
+    """(batch, nb_frames_total, n_fft // 2 + 1) complex64 -> (batch, length) float32."""
+    waveform = tf.signal.inverse_stft(
+        spectrum,
+        frame_length=n_fft,
+        frame_step=n_hop,
+        fft_length=n_fft,
+        window_fn=tf.signal.inverse_stft_window_fn(n_hop, forward_window_fn=tf.signal.hann_window),
+    )
+    pad = _edge_padding(n_fft, n_hop)
+    return waveform[:, pad : pad + length]
+
+
+def log_magnitude(spectrum: tf.Tensor, nb_bins: int) -> tf.Tensor:
+    """(batch, frames, n_fft // 2 + 1) complex -> (batch, nb_bins, frames) log1p magnitudes."""
+    magnitude = tf.abs(spectrum[..., :nb_bins])
+    return tf.transpose(tf.math.log1p(magnitude), [0, 2, 1])
+
+
+def nb_patches_for(nb_frames_total, nb_frames: int, patch_hop: int):
+    """Patches needed so that every frame is covered (at least one)."""
+    extra = tf.maximum(0, nb_frames_total - nb_frames)
+    return (extra + patch_hop - 1) // patch_hop + 1
+
+
+def to_patches(log_spectrum: tf.Tensor, nb_frames: int, patch_hop: int) -> tf.Tensor:
+    """(batch, nb_bins, nb_frames_total) -> (batch * nb_patches, nb_bins, nb_frames, 1).
+
+    The spectrum is zero-padded at the end (log1p(0) = 0: silence) to a whole number of patches.
+    """
+    batch, nb_bins, total = tf.unstack(tf.shape(log_spectrum))
+    nb_patches = nb_patches_for(total, nb_frames, patch_hop)
+    padded_total = (nb_patches - 1) * patch_hop + nb_frames
+    log_spectrum = tf.pad(log_spectrum, [[0, 0], [0, 0], [0, padded_total - total]])
+    patches = tf.signal.frame(log_spectrum, nb_frames, patch_hop, axis=-1)  # (b, F, n, T)
+    patches = tf.transpose(patches, [0, 2, 1, 3])
+    return tf.reshape(patches, [batch * nb_patches, nb_bins, nb_frames, 1])
+
+
+def crossfade_window(nb_frames: int, patch_hop: int) -> np.ndarray:
+    """Weights across a patch's frames for overlap-add; sin^2 gives a constant sum at half overlap."""
+    if patch_hop == nb_frames:
+        return np.ones(nb_frames, np.float32)
+    t = (np.arange(nb_frames) + 0.5) / nb_frames
+    return (np.sin(np.pi * t) ** 2).astype(np.float32)
+
+
+def from_patches(patches: tf.Tensor, batch, nb_frames_total, patch_hop: int) -> tf.Tensor:
+    """(batch * nb_patches, nb_bins, nb_frames, nb_stems) -> (batch, nb_stems, nb_bins, nb_frames_total).
+
+    Overlapping patches are cross-faded (weighted overlap-add, normalised by the summed weights),
+    so patch borders leave no seam.
+    """
+    shape = tf.shape(patches)
+    nb_bins, nb_frames, nb_stems = patches.shape[1], patches.shape[2], patches.shape[3]
+    nb_patches = shape[0] // batch
+    window = tf.constant(crossfade_window(nb_frames, patch_hop))
+    patches = tf.reshape(patches, [batch, nb_patches, nb_bins, nb_frames, nb_stems])
+    patches = tf.transpose(patches, [0, 4, 2, 1, 3]) * window  # (b, K, F, n, T)
+    summed = tf.signal.overlap_and_add(patches, patch_hop)
+    weights = tf.signal.overlap_and_add(tf.tile(window[tf.newaxis], [nb_patches, 1]), patch_hop)
+    return (summed / weights)[..., :nb_frames_total]
+
+
+def reconstruct(
+    log_estimates: tf.Tensor, mixture_stft: tf.Tensor, n_fft: int, n_hop: int, length
+) -> tf.Tensor:
+    """Estimated log1p magnitudes with the mixture's phase, back to waveforms.
+
+    log_estimates: (batch, nb_stems, nb_bins, frames); mixture_stft: (batch, frames, n_fft//2+1).
+    Returns (batch, nb_stems, length). Bins above nb_bins (the dropped Nyquist bin) are set to zero.
+    """
+    nb_stems = log_estimates.shape[1]
+    magnitude = tf.transpose(tf.math.expm1(tf.nn.relu(log_estimates)), [0, 1, 3, 2])  # (b, K, T, F)
+    missing = n_fft // 2 + 1 - magnitude.shape[-1]
+    magnitude = tf.pad(magnitude, [[0, 0], [0, 0], [0, 0], [0, missing]])
+    phase = tf.math.angle(mixture_stft)[:, tf.newaxis]
+    spectrum = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
+    frames, bins = tf.shape(spectrum)[2], tf.shape(spectrum)[3]
+    flat = tf.reshape(spectrum, [-1, frames, bins])
+    waveforms = istft(flat, n_fft, n_hop, length)
+    return tf.reshape(waveforms, [-1, nb_stems, length])
