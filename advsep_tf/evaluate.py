@@ -68,7 +68,10 @@ class EvaluationResult:
 
     @property
     def aggregate(self) -> dict[str, dict[str, dict[str, float | None]]]:
-        """{source: {metric: {"mean": dB, "median": dB}}} over tracks; None where no track has a value."""
+        """{source: {metric: {"mean": dB, "median": dB}}} over tracks.
+
+        None where no track has a score for that source and metric.
+        """
         # Derived on demand so that it can never disagree with `rows`.
         aggregate = {}
         for source in self.sources:
@@ -142,7 +145,9 @@ class EvaluationResult:
                 museval_version=settings.get("museval_version", ""),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise AdvsepError(f"not an evaluation result: {error!r} is missing or malformed") from error
+            raise AdvsepError(
+                f"not an evaluation result: {error!r} is missing or malformed"
+            ) from error
 
 
 def evaluate_folders(
@@ -154,7 +159,7 @@ def evaluate_folders(
     hop_seconds: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
-    """Scores every `<track>/<source>.wav` in `estimates_dir` against the same file in `references_dir`.
+    """Scores each `<track>/<source>.wav` of `estimates_dir` against its twin in `references_dir`.
 
     Args:
         estimates_dir: separated stems, `<track>/<source>.wav`, each (nb_samples, nb_channels)
@@ -191,7 +196,11 @@ def evaluate_folders(
     rows = []
     for done, track in enumerate(tracks, start=1):
         track_scores = _evaluate_track(
-            estimates_dir / track, references_dir / track, selected_sources, win_seconds, hop_seconds
+            estimates_dir / track,
+            references_dir / track,
+            selected_sources,
+            win_seconds,
+            hop_seconds,
         )
         rows.extend(
             SourceScores(track=track, source=source, scores=scores)
@@ -291,14 +300,18 @@ def format_comparison(
     track_sets = {name: tuple(sorted(result.tracks)) for name, result in results.items()}
     if len(set(track_sets.values())) > 1:
         counts = ", ".join(f"{name}: {len(tracks)}" for name, tracks in track_sets.items())
-        notes.append(f"Not comparable as is: the models were scored on different tracks ({counts}).")
+        notes.append(
+            f"Not comparable as is: the models were scored on different tracks ({counts})."
+        )
     frames = {(result.win_seconds, result.hop_seconds) for result in results.values()}
     if len(frames) > 1:
         notes.append("Not comparable as is: the models were scored with different frame settings.")
     source_sets = {tuple(result.sources) for result in results.values()}
     if len(source_sets) > 1:
         # SIR and SAR depend on which references are evaluated together.
-        notes.append("SIR/SAR not comparable as is: the models were scored on different source sets.")
+        notes.append(
+            "SIR/SAR not comparable as is: the models were scored on different source sets."
+        )
     lines.extend(notes)
     return "\n".join(lines)
 
@@ -321,7 +334,9 @@ def _evaluate_track(
         estimate_path = estimate_track_dir / f"{source}.wav"
         reference, reference_rate = _read_checked(reference_path)
         estimate, estimate_rate = _read_checked(estimate_path)
-        _check_pair(estimate_path, estimate, estimate_rate, reference_path, reference, reference_rate)
+        _check_pair(
+            estimate_path, estimate, estimate_rate, reference_path, reference, reference_rate
+        )
         if first_reference is None:
             first_reference = (reference_path, reference_rate, reference.shape)
         elif (reference_rate, reference.shape) != first_reference[1:]:
@@ -342,7 +357,8 @@ def _evaluate_track(
         )
     except ValueError as error:
         raise AdvsepError(
-            f"{estimate_track_dir} against {reference_track_dir}: museval refused the track: {error}"
+            f"{estimate_track_dir} against {reference_track_dir}: "
+            f"museval refused the track: {error}"
         ) from error
 
     framewise = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
@@ -408,7 +424,9 @@ def _list_tracks(folder: Path, role: str) -> dict[str, set[str]]:
         if track_dir.is_dir() and not track_dir.name.startswith(".")
     }
     if not tracks:
-        raise AdvsepError(f"{folder}: no track folders in the {role} (expected <track>/<source>.wav)")
+        raise AdvsepError(
+            f"{folder}: no track folders in the {role} (expected <track>/<source>.wav)"
+        )
     return tracks
 
 
@@ -454,7 +472,8 @@ def _select_sources(
         for track in tracks:
             for source in selected:
                 if source not in reference_tracks[track]:
-                    raise AdvsepError(f"{references_dir / track / (source + '.wav')}: no such reference")
+                    missing_path = references_dir / track / f"{source}.wav"
+                    raise AdvsepError(f"{missing_path}: no such reference")
 
     missing = [
         str(estimates_dir / track / f"{source}.wav")

@@ -1,0 +1,48 @@
+"""Shared front-end plumbing: options every command has, and one error line instead of a traceback.
+
+Exit codes: 0 success, 1 bad input (one line naming the file and the problem), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--verbose", action="store_true", help="show tracebacks and TensorFlow's own logging")
+    return p
+
+
+def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "--config",
+        required=required,
+        metavar="PRESET_OR_FILE",
+        help="a preset (paper, musdb4, demo, tiny) or a JSON/YAML config file",
+    )
+
+
+def run(main, argv=None) -> int:
+    """Parse nothing here: call `main(argv)` and turn the package's errors into exit code 1."""
+    from advsep_tf.errors import AdvsepError
+
+    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    try:
+        main(argv)
+        return 0
+    except AdvsepError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a command-line tool
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc.__class__.__name__}: {exc} (rerun with --verbose for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,46 @@
+"""advsep-tf-separate: separate audio files into one file per source."""
+
+from __future__ import annotations
+
+import sys
+
+from advsep_tf.cli import common
+
+
+def main(argv=None) -> None:
+    p = common.parser("advsep-tf-separate", __doc__.splitlines()[0])
+    p.epilog = "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...)"
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, m4a, ...)")
+    p.add_argument("--model", required=True, metavar="RUN_DIR_OR_SAVEDMODEL")
+    p.add_argument("--out", required=True, metavar="OUT_DIR")
+    p.add_argument("--filename-format", default="{track}/{source}.{codec}", help="default: {track}/{source}.{codec}")
+    p.add_argument("--codec", default="wav", choices=["wav", "flac"])
+    p.add_argument("--chunk-patches", type=int, default=16, help="patches per separator call (memory bound)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    import os
+
+    from advsep_tf.errors import AdvsepError
+    from advsep_tf.separate import Separator, separate_files
+
+    missing = [path for path in args.inputs if not os.path.isfile(path)]
+    if missing:
+        raise AdvsepError(f"{missing[0]}: input file not found")
+    separator = Separator.load(args.model, chunk_patches=args.chunk_patches)
+    summary = separate_files(
+        separator, args.inputs, args.out, progress=not args.no_progress,
+        filename_format=args.filename_format, codec=args.codec,
+    )
+    print(
+        f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in {summary['seconds']:.1f} s "
+        f"({summary['x_real_time']}x real time) into {args.out}"
+    )
+
+
+def cli() -> int:
+    return common.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

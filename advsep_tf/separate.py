@@ -1,0 +1,181 @@
+"""Whole-song separation, any length, with bounded memory.
+
+The song's spectrogram is cut into overlapping patches (half-patch hop), the separator runs on
+fixed-size chunks of patches (so activations never grow with the song), and the estimates are
+cross-faded back together, given the mixture's phase and inverted. The same graph
+(`separate_waveforms`) is the exported SavedModel's serving signature.
+
+Multichannel input is separated channel by channel (the model sees mono); input at another rate
+is resampled to the model's rate and the stems back to the input's rate, so every stem has the
+input's length, sample rate and channel count. The model's band (0 to sample_rate / 2) is all the
+stems carry: content above it is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from advsep_tf import spectral
+from advsep_tf.config import Config
+from advsep_tf.errors import AdvsepError
+
+DEFAULT_CHUNK_PATCHES = 16
+
+
+def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
+    """(batch, nb_samples) mono waveforms at the model's rate -> (batch, nb_stems, nb_samples).
+
+    `estimate_patches`: (chunk_patches, nb_bins, nb_frames, 1) -> (chunk_patches, nb_bins, nb_frames, nb_stems).
+    """
+    spec = config.spectrogram
+    hop = spec.nb_frames // 2
+    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+    batch, length = tf.shape(waveforms)[0], tf.shape(waveforms)[1]
+    mixture_stft = spectral.stft(waveforms, spec.n_fft, spec.n_hop)
+    total_frames = tf.shape(mixture_stft)[1]
+    patches = spectral.to_patches(spectral.log_magnitude(mixture_stft, spec.nb_bins), spec.nb_frames, hop)
+    nb_patches = tf.shape(patches)[0]
+    nb_chunks = (nb_patches + chunk_patches - 1) // chunk_patches
+    patches = tf.pad(patches, [[0, nb_chunks * chunk_patches - nb_patches], [0, 0], [0, 0], [0, 0]])
+    chunks = tf.reshape(patches, [nb_chunks, chunk_patches, spec.nb_bins, spec.nb_frames, 1])
+    estimates = tf.map_fn(
+        estimate_patches,
+        chunks,
+        parallel_iterations=1,  # one chunk at a time: memory stays bounded
+        fn_output_signature=tf.TensorSpec([chunk_patches, spec.nb_bins, spec.nb_frames, config.nb_stems], tf.float32),
+    )
+    estimates = tf.reshape(estimates, [-1, spec.nb_bins, spec.nb_frames, config.nb_stems])[:nb_patches]
+    log_estimates = spectral.from_patches(estimates, batch, total_frames, hop)
+    return spectral.reconstruct(log_estimates, mixture_stft, spec.n_fft, spec.n_hop, length)
+
+
+class Separator:
+    """Separate songs with a trained model.
+
+    >>> separator = Separator.from_checkpoint("runs/demo")          # or a .keras file
+    >>> stems = separator.separate(waveform, sample_rate)            # {source: (nb_samples, nb_channels)}
+    >>> separator.separate_to_file("song.wav", "out/")               # out/song/<source>.wav
+    """
+
+    def __init__(self, estimate_patches, config: Config, chunk_patches: int = DEFAULT_CHUNK_PATCHES):
+        self.config = config
+        self.chunk_patches = chunk_patches
+        self._estimate_patches = estimate_patches
+        self._separate = tf.function(
+            lambda waveforms: separate_waveforms(self._estimate_patches, waveforms, config, chunk_patches),
+            input_signature=[tf.TensorSpec([None, None], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+        """From a training run directory or a .keras file."""
+        from advsep_tf.train import load_run_model
+
+        model = load_run_model(path)
+        return cls(lambda patches: model.separator(patches, training=False), model.separation_config, chunk_patches)
+
+    @classmethod
+    def from_saved_model(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+        """From a SavedModel written by advsep-tf-export (its `separate_spectrogram` signature)."""
+        from advsep_tf.export.saved_model import read_saved_model
+
+        loaded, config = read_saved_model(path)
+        endpoint = loaded.separate_spectrogram
+        return cls(lambda patches: endpoint(patches)["estimates"], config, chunk_patches)
+
+    @classmethod
+    def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+        """A run directory, a .keras file or a SavedModel directory."""
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return cls.from_saved_model(path, chunk_patches)
+        return cls.from_checkpoint(path, chunk_patches)
+
+    def separate(self, waveform: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's shape}."""
+        import librosa
+
+        waveform = np.asarray(waveform, dtype=np.float32)
+        mono_input = waveform.ndim == 1
+        if mono_input:
+            waveform = waveform[:, None]
+        if waveform.ndim != 2 or waveform.shape[0] == 0:
+            raise AdvsepError(f"expected a (nb_samples, nb_channels) waveform, got shape {waveform.shape}")
+        if not np.all(np.isfinite(waveform)):
+            raise AdvsepError("waveform holds NaN or infinite samples")
+        rate = self.config.audio.sample_rate
+        channels = waveform.T  # (nb_channels, nb_samples)
+        if sample_rate != rate:
+            channels = librosa.resample(channels, orig_sr=sample_rate, target_sr=rate, res_type="soxr_hq")
+        estimates = self._separate(tf.constant(np.ascontiguousarray(channels, np.float32))).numpy()  # (c, K, n)
+        stems = {}
+        for k, source in enumerate(self.config.sources):
+            stem = estimates[:, k]
+            if sample_rate != rate:
+                stem = librosa.resample(stem, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+            stem = _fit_length(stem, waveform.shape[0]).T
+            stems[source] = stem[:, 0] if mono_input else np.ascontiguousarray(stem)
+        return stems
+
+    def separate_to_file(
+        self,
+        input_path: str,
+        out_dir: str,
+        filename_format: str = "{track}/{source}.{codec}",
+        codec: str = "wav",
+        audio_adapter=None,
+    ) -> list[str]:
+        """Separate one audio file; write one file per source; return their paths."""
+        from advsep_tf.data_pipelines.audio import AudioAdapter
+
+        adapter = audio_adapter or AudioAdapter.default()
+        waveform, sample_rate = adapter.load(input_path)
+        stems = self.separate(waveform, sample_rate)
+        track = track_name(input_path)
+        written = []
+        for source, stem in stems.items():
+            path = os.path.join(out_dir, filename_format.format(track=track, source=source, codec=codec))
+            adapter.save(path, stem, sample_rate)
+            written.append(path)
+        return written
+
+
+def track_name(input_path: str) -> str:
+    """The file's name without extension; for MUSDB-style <track>/mixture.wav, the folder's name."""
+    name = os.path.splitext(os.path.basename(input_path))[0]
+    if name == "mixture":
+        return os.path.basename(os.path.dirname(os.path.abspath(input_path))) or name
+    return name
+
+
+def _fit_length(stems: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad the last axis to `length` (resampling rounds lengths)."""
+    if stems.shape[-1] >= length:
+        return stems[..., :length]
+    return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
+
+
+def separate_files(separator: Separator, inputs: list[str], out_dir: str, progress: bool = True, **kwargs) -> dict:
+    """Many files with a progress bar; returns a summary (files, seconds of audio, x real time)."""
+    import soundfile as sf
+    from tqdm.auto import tqdm
+
+    start, audio_seconds, outputs = time.time(), 0.0, {}
+    for path in tqdm(inputs, desc="separate", unit="file", disable=not progress, dynamic_ncols=True):
+        try:
+            audio_seconds += sf.info(path).duration
+        except Exception:  # noqa: BLE001 - formats soundfile cannot read still separate via ffmpeg
+            pass
+        outputs[path] = separator.separate_to_file(path, out_dir, **kwargs)
+    elapsed = time.time() - start
+    return {
+        "files": len(inputs),
+        "audio_seconds": round(audio_seconds, 2),
+        "seconds": round(elapsed, 2),
+        "x_real_time": round(audio_seconds / elapsed, 2) if elapsed > 0 else None,
+        "outputs": outputs,
+    }

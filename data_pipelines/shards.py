@@ -1,0 +1,215 @@
+"""Spectrogram patches -> TFRecord shards + manifest.json, written so that nothing half-written
+ever reads as complete.
+
+Every shard is written under a temporary name and renamed when closed; `manifest.json` (config,
+examples and sha256 per shard) is written last, atomically. A shard set without a manifest is
+not a shard set: `ShardSet.open` refuses it.
+
+Example features (float32 log1p magnitudes as raw bytes, (nb_bins, nb_frames) per channel):
+    paired roles (train, valid):  "mixture" (F, T, 1), "sources" (F, T, nb_stems), "track"
+    "mixtures":                   "mixture" (F, T, 1), "track"
+    "solo/<source>":              "excerpt" (F, T, 1), "track"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from advsep_tf import spectral
+from advsep_tf.config import Config
+from advsep_tf.errors import AdvsepError, ConfigMismatchError
+
+MANIFEST = "manifest.json"
+FORMAT = "advsep-tf-shards"
+FORMAT_VERSION = 1
+EXAMPLES_PER_SHARD = 256
+
+
+def role_file_stem(role: str) -> str:
+    """File-name form of a role: 'solo/vocals' -> 'solo-vocals'."""
+    return role.replace("/", "-")
+
+
+def feature_keys(role: str) -> tuple[str, ...]:
+    if role in ("train", "valid"):
+        return ("mixture", "sources")
+    if role == "mixtures":
+        return ("mixture",)
+    return ("excerpt",)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _waveform_levels_db(waveform: np.ndarray, config: Config, nb_patches: int) -> np.ndarray:
+    """RMS level (dBFS) of the samples each training patch covers, for the silence threshold."""
+    spec = config.spectrogram
+    pad = spec.n_fft - spec.n_hop
+    padded = np.pad(waveform, (pad, pad + spec.nb_frames * spec.n_hop + spec.n_fft))
+    span = (spec.nb_frames - 1) * spec.n_hop + spec.n_fft
+    levels = np.empty(nb_patches, np.float32)
+    for p in range(nb_patches):
+        start = p * spec.patch_hop * spec.n_hop
+        segment = padded[start : start + span]
+        levels[p] = 10 * np.log10(np.mean(np.square(segment, dtype=np.float64)) + 1e-20)
+    return levels
+
+
+def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Training patches of a track: (nb_patches, nb_bins, nb_frames, len(keys)) and a keep mask.
+
+    `keys` name the waveforms in `audio` to transform, in channel order; the first one decides
+    silence (the mixture for paired tracks, the excerpt itself for solo recordings).
+    """
+    spec = config.spectrogram
+    waveforms = np.stack([audio[k] for k in keys])
+    spectrum = spectral.stft(waveforms, spec.n_fft, spec.n_hop)
+    log_spectrum = spectral.log_magnitude(spectrum, spec.nb_bins)
+    patches = spectral.to_patches(log_spectrum, spec.nb_frames, spec.patch_hop)  # (c*n, F, T, 1)
+    nb_channels = len(keys)
+    patches = tf.reshape(patches, [nb_channels, -1, spec.nb_bins, spec.nb_frames])
+    patches = tf.transpose(patches, [1, 2, 3, 0]).numpy()
+    keep = _waveform_levels_db(waveforms[0], config, len(patches)) >= spec.silence_threshold_db
+    return patches, keep
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def serialize_patch(role: str, patch: np.ndarray, track_id: str) -> bytes:
+    """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise."""
+    patch = np.ascontiguousarray(patch, dtype=np.float32)
+    features = {"track": _bytes_feature(track_id.encode())}
+    if role in ("train", "valid"):
+        features["mixture"] = _bytes_feature(np.ascontiguousarray(patch[..., :1]).tobytes())
+        features["sources"] = _bytes_feature(np.ascontiguousarray(patch[..., 1:]).tobytes())
+    else:
+        features[feature_keys(role)[0]] = _bytes_feature(patch.tobytes())
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+class RoleShardWriter:
+    """Writes one role's examples into shards of EXAMPLES_PER_SHARD, each renamed when complete."""
+
+    def __init__(self, out_dir: str, role: str, examples_per_shard: int = EXAMPLES_PER_SHARD):
+        self.out_dir, self.role, self.examples_per_shard = out_dir, role, examples_per_shard
+        self.closed_shards: list[dict] = []
+        self._writer = None
+        self._count = 0
+        self._tmp_path = None
+
+    def write(self, record: bytes) -> None:
+        if self._writer is None:
+            index = len(self.closed_shards)
+            self._tmp_path = os.path.join(self.out_dir, f"{role_file_stem(self.role)}.tfrecord-{index:05d}.tmp")
+            self._writer = tf.io.TFRecordWriter(self._tmp_path)
+        self._writer.write(record)
+        self._count += 1
+        if self._count >= self.examples_per_shard:
+            self._close_shard()
+
+    def _close_shard(self) -> None:
+        self._writer.close()
+        index = len(self.closed_shards)
+        final = os.path.join(self.out_dir, f"{role_file_stem(self.role)}.tfrecord-{index:05d}")
+        os.replace(self._tmp_path, final)
+        self.closed_shards.append({"file": os.path.basename(final), "examples": self._count})
+        self._writer, self._count, self._tmp_path = None, 0, None
+
+    def close(self) -> list[dict]:
+        """Close the open shard and give every shard its final '-of-N' name and checksum."""
+        if self._writer is not None:
+            self._close_shard()
+        total = len(self.closed_shards)
+        for shard in self.closed_shards:
+            old = os.path.join(self.out_dir, shard["file"])
+            shard["file"] = f"{shard['file']}-of-{total:05d}"
+            new = os.path.join(self.out_dir, shard["file"])
+            os.replace(old, new)
+            shard["sha256"] = sha256_of(new)
+        return self.closed_shards
+
+
+@dataclass
+class ShardSet:
+    """A complete, verified shard set: its directory, manifest and config."""
+
+    directory: str
+    manifest: dict
+    config: Config
+
+    @classmethod
+    def open(cls, directory: str, expected: Config | None = None, verify_checksums: bool = False) -> "ShardSet":
+        path = os.path.join(directory, MANIFEST)
+        if not os.path.isdir(directory):
+            raise AdvsepError(f"{directory}: shard folder not found")
+        if not os.path.isfile(path):
+            raise AdvsepError(
+                f"{path}: missing: not a shard set, or advsep-tf-prepare did not finish (rerun it)"
+            )
+        try:
+            with open(path) as f:
+                manifest = json.load(f)
+            if manifest.get("format") != FORMAT:
+                raise ValueError(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+            config = Config.from_dict(manifest["config"], origin=path)
+        except (ValueError, KeyError, AdvsepError) as exc:
+            raise AdvsepError(f"{path}: not a valid shard manifest ({exc})") from None
+        if expected is not None:
+            diffs = expected.differences(config, Config.DATA_SECTIONS)
+            if diffs:
+                raise ConfigMismatchError(
+                    f"{path}: shard set was prepared with a different config: "
+                    f"{config.describe_differences(expected, Config.DATA_SECTIONS)} "
+                    f"(differs in {', '.join(diffs)}; prepare again with this config)"
+                )
+        for role, info in manifest["roles"].items():
+            for shard in info["shards"]:
+                shard_path = os.path.join(directory, shard["file"])
+                if not os.path.isfile(shard_path):
+                    raise AdvsepError(f"{shard_path}: shard listed in the manifest is missing")
+                if verify_checksums and sha256_of(shard_path) != shard["sha256"]:
+                    raise AdvsepError(f"{shard_path}: checksum differs from the manifest (corrupt or modified)")
+        return cls(directory, manifest, config)
+
+    @property
+    def roles(self) -> list[str]:
+        return [r for r, info in self.manifest["roles"].items() if info["examples"] > 0]
+
+    def examples(self, role: str) -> int:
+        return self.manifest["roles"].get(role, {}).get("examples", 0)
+
+    def files(self, role: str) -> list[str]:
+        if self.examples(role) == 0:
+            raise AdvsepError(f"{self.directory}: shard set has no '{role}' examples (roles: {', '.join(self.roles)})")
+        return [os.path.join(self.directory, s["file"]) for s in self.manifest["roles"][role]["shards"]]
+
+
+def write_manifest(out_dir: str, manifest: dict) -> None:
+    tmp = os.path.join(out_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+
+
+def new_manifest(config: Config) -> dict:
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": config.to_dict(),
+        "roles": {},
+    }

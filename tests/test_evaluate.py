@@ -1,0 +1,299 @@
+"""BSS Eval of estimate folders against reference folders, with real WAV files and real museval."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from advsep_tf.errors import AdvsepError
+from advsep_tf.evaluate import (
+    METRICS,
+    EvaluationResult,
+    evaluate_folders,
+    format_comparison,
+    format_table,
+    load_result,
+)
+
+SAMPLE_RATE = 8192
+NB_SAMPLES = 3 * SAMPLE_RATE
+SOURCES = ("accompaniment", "vocals")
+TRACKS = ("track_a", "track_b")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _write_tree(root, stems_per_track, sample_rate=SAMPLE_RATE):
+    for track, stems in stems_per_track.items():
+        (root / track).mkdir(parents=True, exist_ok=True)
+        for source, audio in stems.items():
+            sf.write(root / track / f"{source}.wav", audio, sample_rate, subtype="FLOAT")
+    return root
+
+
+def _synthetic_stems(seed):
+    """Stereo vocals (a vibrato tone with harmonics) and accompaniment (low-passed noise + bass)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(NB_SAMPLES) / SAMPLE_RATE
+    f0 = 220.0 * (1 + seed * 0.1) * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    vocals = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    noise = np.convolve(rng.standard_normal(NB_SAMPLES), np.ones(8) / 8, mode="same")
+    accompaniment = noise + 0.5 * np.sin(2 * np.pi * 55 * t)
+    as_stereo = lambda mono, gain: np.stack([mono, gain * mono], axis=1)  # noqa: E731
+    return {
+        "vocals": (0.3 * as_stereo(vocals, 0.8)).astype(np.float32),
+        "accompaniment": (0.3 * as_stereo(accompaniment, 1.1)).astype(np.float32),
+    }
+
+
+def _plus_noise(stems, relative_level, seed):
+    rng = np.random.default_rng(seed)
+    return {
+        source: (audio + relative_level * audio.std() * rng.standard_normal(audio.shape)).astype(
+            np.float32
+        )
+        for source, audio in stems.items()
+    }
+
+
+def _mixture_for_every_source(stems):
+    mixture = sum(stems.values())
+    return {source: mixture for source in stems}
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {track: _synthetic_stems(seed) for seed, track in enumerate(TRACKS)}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, references):
+    """Evaluations shared by the tests: near-perfect estimates (written to out_dir) and mixtures."""
+    root = tmp_path_factory.mktemp("scored")
+    references_dir = _write_tree(root / "references", references)
+    near_perfect = {t: _plus_noise(s, 1e-3, seed=i) for i, (t, s) in enumerate(references.items())}
+    good_dir = _write_tree(root / "good", near_perfect)
+    mixture_dir = _write_tree(
+        root / "mixture", {t: _mixture_for_every_source(s) for t, s in references.items()}
+    )
+    progress_calls = []
+    good = evaluate_folders(
+        good_dir,
+        references_dir,
+        out_dir=root / "out",
+        progress=lambda done, total: progress_calls.append((done, total)),
+    )
+    mixture = evaluate_folders(mixture_dir, references_dir)
+    return {"good": good, "mixture": mixture, "out_dir": root / "out", "progress": progress_calls}
+
+
+def test_near_perfect_estimates_score_high(scored):
+    good = scored["good"]
+    assert good.sources == list(SOURCES)
+    assert good.tracks == list(TRACKS)
+    for source in SOURCES:
+        assert good.aggregate[source]["SDR"]["mean"] > 20
+        assert good.aggregate[source]["SDR"]["median"] > 20
+    for row in good.rows:
+        assert set(row.scores) == set(METRICS)
+        assert all(value is not None and np.isfinite(value) for value in row.scores.values())
+
+
+def test_mixture_as_estimate_scores_much_lower(scored):
+    for source in SOURCES:
+        good_sdr = scored["good"].aggregate[source]["SDR"]["mean"]
+        mixture_sdr = scored["mixture"].aggregate[source]["SDR"]["mean"]
+        assert mixture_sdr < 10
+        assert mixture_sdr < good_sdr - 20
+        # The other source leaks in fully: interference, not artifacts, is what drops.
+        assert scored["mixture"].aggregate[source]["SIR"]["mean"] < 10
+
+
+def test_progress_reports_each_track(scored):
+    assert scored["progress"] == [(1, 2), (2, 2)]
+
+
+def test_results_json_round_trips(scored):
+    loaded = load_result(scored["out_dir"] / "results.json")
+    assert loaded == scored["good"]
+    assert loaded.aggregate == scored["good"].aggregate
+    data = json.loads((scored["out_dir"] / "results.json").read_text())
+    assert set(data) >= {"settings", "tracks", "aggregate"}
+    assert data["settings"]["win_seconds"] == 1.0
+    assert data["aggregate"]["vocals"]["nb_tracks"] == 2
+    assert EvaluationResult.from_dict(scored["good"].to_dict()) == scored["good"]
+
+
+def test_round_trip_keeps_undefined_and_infinite_scores(tmp_path):
+    from advsep_tf.evaluate import SourceScores, save_result
+
+    scores = {"SDR": float("inf"), "SIR": None, "SAR": 12.345678901234567, "ISR": -3.5}
+    result = EvaluationResult(
+        rows=[SourceScores("t", "vocals", dict(scores)), SourceScores("t", "drums", dict(scores))],
+        sources=["vocals", "drums"],
+    )
+    loaded = load_result(save_result(result, tmp_path))
+    assert loaded == result
+    assert loaded.aggregate["vocals"]["SIR"] == {"mean": None, "median": None}
+    json.loads((tmp_path / "results.json").read_text(), parse_constant=pytest.fail)
+
+
+def test_results_csv_has_a_row_per_track_and_source(scored):
+    with open(scored["out_dir"] / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(TRACKS) * len(SOURCES)
+    assert {(row["track"], row["source"]) for row in rows} == {
+        (t, s) for t in TRACKS for s in SOURCES
+    }
+    assert list(rows[0]) == ["track", "source", *METRICS]
+    assert not list(scored["out_dir"].glob("*.tmp"))
+
+
+def test_format_table_has_a_row_per_source(scored):
+    table = format_table(scored["good"], title="baseline")
+    lines = table.splitlines()
+    assert lines[0] == "### baseline"
+    rows = [line for line in lines if line.startswith("| ")]
+    assert rows[0] == "| source | SDR | SIR | SAR | ISR | tracks |"
+    body = rows[1:]
+    assert [row.split("|")[1].strip() for row in body] == list(SOURCES)
+    vocals = scored["good"].aggregate["vocals"]["SDR"]
+    expected_cell = f"{vocals['mean']:.2f} / {vocals['median']:.2f}"
+    assert expected_cell in body[1]
+    assert body[1].rstrip(" |").endswith("2")
+
+
+def test_format_comparison_puts_models_side_by_side(scored):
+    results = {"baseline": scored["mixture"], "adversarial": scored["good"]}
+    table = format_comparison(results)
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert header == ["source"] + [f"{m} {x}" for m in results for x in ("SDR", "SIR", "SAR")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == list(SOURCES)
+    adversarial_sdr = scored["good"].aggregate["vocals"]["SDR"]["mean"]
+    assert f"{adversarial_sdr:.2f}" in rows[2]
+    assert "Not comparable" not in table
+    with pytest.raises(AdvsepError, match="metric_list"):
+        format_comparison(results, metric_list=("PESQ",))
+
+
+def _error_case_tree(tmp_path, references, breakage):
+    """A references tree and a near-perfect estimates tree, with one estimate file broken."""
+    references_dir = _write_tree(tmp_path / "references", references)
+    estimates = {t: _plus_noise(s, 1e-3, seed=1) for t, s in references.items()}
+    estimates_dir = _write_tree(tmp_path / "estimates", estimates)
+    broken = estimates_dir / "track_b" / "vocals.wav"
+    audio = estimates["track_b"]["vocals"]
+    if breakage == "missing":
+        broken.unlink()
+    elif breakage == "length":
+        sf.write(broken, audio[:-100], SAMPLE_RATE, subtype="FLOAT")
+    elif breakage == "sample_rate":
+        sf.write(broken, audio, 2 * SAMPLE_RATE, subtype="FLOAT")
+    elif breakage == "nan":
+        audio = audio.copy()
+        audio[1000, 0] = np.nan
+        sf.write(broken, audio, SAMPLE_RATE, subtype="FLOAT")
+    elif breakage == "channels":
+        sf.write(broken, audio[:, 0], SAMPLE_RATE, subtype="FLOAT")
+    elif breakage == "empty":
+        sf.write(broken, audio[:0], SAMPLE_RATE, subtype="FLOAT")
+    return estimates_dir, references_dir, broken
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("missing", "missing estimate"),
+        ("length", f"{NB_SAMPLES - 100} samples.*has {NB_SAMPLES}"),
+        ("sample_rate", f"{2 * SAMPLE_RATE} Hz.*{SAMPLE_RATE} Hz"),
+        ("nan", "NaN"),
+        ("channels", "1 channel"),
+        ("empty", "empty"),
+    ],
+)
+def test_broken_estimate_is_an_error_naming_the_file(tmp_path, references, breakage, message):
+    estimates_dir, references_dir, broken = _error_case_tree(tmp_path, references, breakage)
+    with pytest.raises(AdvsepError, match=message) as caught:
+        evaluate_folders(estimates_dir, references_dir)
+    assert str(broken) in str(caught.value)
+
+
+def test_nan_in_a_reference_is_an_error_naming_it(tmp_path, references):
+    stems = {t: dict(s) for t, s in references.items()}
+    stems["track_a"]["accompaniment"] = stems["track_a"]["accompaniment"].copy()
+    stems["track_a"]["accompaniment"][5, 1] = np.inf
+    references_dir = _write_tree(tmp_path / "references", stems)
+    estimates_dir = _write_tree(tmp_path / "estimates", references)
+    with pytest.raises(AdvsepError, match="NaN or inf") as caught:
+        evaluate_folders(estimates_dir, references_dir)
+    assert str(references_dir / "track_a" / "accompaniment.wav") in str(caught.value)
+
+
+def test_track_sets_must_match(tmp_path, references):
+    references_dir = _write_tree(tmp_path / "references", references)
+    extra = _write_tree(tmp_path / "extra", dict(references, track_c=references["track_a"]))
+    with pytest.raises(AdvsepError, match="track_c"):
+        evaluate_folders(extra, references_dir)
+    fewer = _write_tree(tmp_path / "fewer", {"track_a": references["track_a"]})
+    with pytest.raises(AdvsepError, match="no estimates: track_b"):
+        evaluate_folders(fewer, references_dir)
+
+
+def test_sources_selection(tmp_path, references):
+    stems = {t: dict(s, mixture=sum(s.values())) for t, s in references.items()}
+    references_dir = _write_tree(tmp_path / "references", stems)
+    # A separator that returns only vocals cannot be scored: SIR needs the other source.
+    vocals_only = _write_tree(
+        tmp_path / "vocals_only", {t: {"vocals": s["vocals"]} for t, s in references.items()}
+    )
+    with pytest.raises(AdvsepError, match="at least two sources"):
+        evaluate_folders(vocals_only, references_dir)
+    with pytest.raises(AdvsepError, match="drums.wav: no such reference"):
+        evaluate_folders(vocals_only, references_dir, sources=["vocals", "drums"])
+    with pytest.raises(AdvsepError) as caught:
+        evaluate_folders(vocals_only, references_dir, sources=["vocals", "accompaniment"])
+    assert str(vocals_only / "track_a" / "accompaniment.wav") in str(caught.value)
+
+
+@pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real MUSDB excerpts not found in {SHARED_DATA}"
+)
+def test_real_musdb_excerpts(tmp_path):
+    track_dirs = sorted((SHARED_DATA / "paired_4stem").iterdir())
+    assert len(track_dirs) == 2
+    sample_rate = sf.info(track_dirs[0] / "mixture.wav").samplerate
+    stems_per_track = {
+        track_dir.name: {
+            wav.stem: sf.read(wav, dtype="float32", frames=3 * sample_rate, always_2d=True)[0]
+            for wav in track_dir.glob("*.wav")
+        }
+        for track_dir in track_dirs
+    }
+    # The reference tree keeps mixture.wav, as MUSDB18-HQ does; it must not count as a source.
+    references_dir = _write_tree(tmp_path / "references", stems_per_track, sample_rate)
+    near = {
+        track: _plus_noise({k: v for k, v in stems.items() if k != "mixture"}, 1e-3, seed=3)
+        for track, stems in stems_per_track.items()
+    }
+    near_dir = _write_tree(tmp_path / "near", near, sample_rate)
+    mixtures = {
+        track: {source: stems["mixture"] for source in near[track]}
+        for track, stems in stems_per_track.items()
+    }
+    mixture_dir = _write_tree(tmp_path / "mixture", mixtures, sample_rate)
+
+    near_result = evaluate_folders(near_dir, references_dir)
+    mixture_result = evaluate_folders(mixture_dir, references_dir)
+
+    assert near_result.sources == ["bass", "drums", "other", "vocals"]
+    for source in near_result.sources:
+        near_sdr = near_result.aggregate[source]["SDR"]["mean"]
+        mixture_sdr = mixture_result.aggregate[source]["SDR"]["mean"]
+        assert near_sdr > 20, source
+        assert mixture_sdr < near_sdr - 10, source
+    table = format_comparison({"mixture": mixture_result, "near": near_result})
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 4
