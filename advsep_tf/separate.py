@@ -24,6 +24,10 @@ from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 
 DEFAULT_CHUNK_PATCHES = 16
+# Long songs are separated in segments of this length (model-rate audio), cross-faded over
+# SEGMENT_OVERLAP_SECONDS, so that memory does not grow with the song beyond its waveforms.
+SEGMENT_SECONDS = 30.0
+SEGMENT_OVERLAP_SECONDS = 1.0
 
 
 def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
@@ -61,9 +65,18 @@ class Separator:
     >>> separator.separate_to_file("song.wav", "out/")               # out/song/<source>.wav
     """
 
-    def __init__(self, estimate_patches, config: Config, chunk_patches: int = DEFAULT_CHUNK_PATCHES):
+    def __init__(
+        self,
+        estimate_patches,
+        config: Config,
+        chunk_patches: int = DEFAULT_CHUNK_PATCHES,
+        segment_seconds: float = SEGMENT_SECONDS,
+    ):
         self.config = config
         self.chunk_patches = chunk_patches
+        rate = config.audio.sample_rate
+        self.segment_samples = int(segment_seconds * rate)
+        self.overlap_samples = min(int(SEGMENT_OVERLAP_SECONDS * rate), self.segment_samples // 4)
         self._estimate_patches = estimate_patches
         self._separate = tf.function(
             lambda waveforms: separate_waveforms(self._estimate_patches, waveforms, config, chunk_patches),
@@ -72,28 +85,29 @@ class Separator:
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+    def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
         """From a training run directory or a .keras file."""
         from advsep_tf.train import load_run_model
 
         model = load_run_model(path)
-        return cls(lambda patches: model.separator(patches, training=False), model.separation_config, chunk_patches)
+        separator = model.separator
+        return cls(lambda patches: separator(patches, training=False), model.separation_config, chunk_patches, **kwargs)
 
     @classmethod
-    def from_saved_model(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+    def from_saved_model(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
         """From a SavedModel written by advsep-tf-export (its `separate_spectrogram` signature)."""
         from advsep_tf.export.saved_model import read_saved_model
 
         loaded, config = read_saved_model(path)
         endpoint = loaded.separate_spectrogram
-        return cls(lambda patches: endpoint(patches)["estimates"], config, chunk_patches)
+        return cls(lambda patches: endpoint(patches)["estimates"], config, chunk_patches, **kwargs)
 
     @classmethod
-    def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES) -> "Separator":
+    def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
         """A run directory, a .keras file or a SavedModel directory."""
         if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            return cls.from_saved_model(path, chunk_patches)
-        return cls.from_checkpoint(path, chunk_patches)
+            return cls.from_saved_model(path, chunk_patches, **kwargs)
+        return cls.from_checkpoint(path, chunk_patches, **kwargs)
 
     def separate(self, waveform: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's shape}."""
@@ -111,7 +125,7 @@ class Separator:
         channels = waveform.T  # (nb_channels, nb_samples)
         if sample_rate != rate:
             channels = librosa.resample(channels, orig_sr=sample_rate, target_sr=rate, res_type="soxr_hq")
-        estimates = self._separate(tf.constant(np.ascontiguousarray(channels, np.float32))).numpy()  # (c, K, n)
+        estimates = self.separate_model_rate(np.ascontiguousarray(channels, np.float32))
         stems = {}
         for k, source in enumerate(self.config.sources):
             stem = estimates[:, k]
@@ -120,6 +134,31 @@ class Separator:
             stem = _fit_length(stem, waveform.shape[0]).T
             stems[source] = stem[:, 0] if mono_input else np.ascontiguousarray(stem)
         return stems
+
+    def separate_model_rate(self, channels: np.ndarray) -> np.ndarray:
+        """(nb_channels, nb_samples) at the model's rate -> (nb_channels, nb_stems, nb_samples).
+
+        Segment by segment: each segment's estimates are faded out over the overlap while the next
+        segment's fade in (the two weights sum to one), so no seam is left.
+        """
+        length = channels.shape[1]
+        segment, overlap = self.segment_samples, self.overlap_samples
+        if length <= segment:
+            return self._separate(tf.constant(channels)).numpy()
+        estimates = np.zeros((channels.shape[0], self.config.nb_stems, length), np.float32)
+        fade_in = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
+        start = 0
+        while True:
+            end = min(start + segment, length)
+            part = self._separate(tf.constant(channels[:, start:end])).numpy()
+            if start > 0:
+                part[..., :overlap] *= fade_in
+            if end < length:
+                part[..., -overlap:] *= fade_in[::-1]
+            estimates[..., start:end] += part
+            if end == length:
+                return estimates
+            start = end - overlap
 
     def separate_to_file(
         self,

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional, Union
 
@@ -169,9 +169,7 @@ class SoundfileAudioAdapter(AudioAdapter):
             raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
         nb_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
         if nb_bad:
-            raise AdvsepError(
-                f"{path}: {nb_bad} of {data.size} samples are NaN or infinite"
-            )
+            raise AdvsepError(f"{path}: {nb_bad} of {data.size} samples are NaN or infinite")
 
         if mono and data.shape[1] > 1:
             data = data.mean(axis=1, keepdims=True)
@@ -195,9 +193,7 @@ class SoundfileAudioAdapter(AudioAdapter):
         codec = (codec or path.suffix.lstrip(".")).lower()
         if codec not in SOUNDFILE_CODECS and codec not in FFMPEG_CODECS:
             supported = ", ".join(sorted([*SOUNDFILE_CODECS, *FFMPEG_CODECS]))
-            raise AdvsepError(
-                f"{path}: unknown audio codec {codec!r} (supported: {supported})"
-            )
+            raise AdvsepError(f"{path}: unknown audio codec {codec!r} (supported: {supported})")
         if codec in FFMPEG_CODECS and not _have_ffmpeg():
             raise AdvsepError(f"{path}: writing {codec} needs ffmpeg on PATH")
         if codec != "wav":
@@ -207,10 +203,8 @@ class SoundfileAudioAdapter(AudioAdapter):
 
         path.parent.mkdir(parents=True, exist_ok=True)
         # The temporary name ends in .tmp so that nobody globbing *.wav picks it up half-written.
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        os.close(handle)
+        # (Not tempfile.mkstemp: its 0600 mode would survive the rename.)
+        temporary = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             if codec in SOUNDFILE_CODECS:
                 file_format, subtype = SOUNDFILE_CODECS[codec]
@@ -303,8 +297,8 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     probe = subprocess.run(
         [
-            "ffprobe", "-v", "error", "-select_streams", "a:0",
-            "-show_entries", "stream=channels,sample_rate", "-of", "json", str(path),
+            *"ffprobe -v error -select_streams a:0 -of json".split(),
+            *("-show_entries", "stream=channels,sample_rate", str(path)),
         ],
         capture_output=True,
         text=True,
@@ -325,9 +319,9 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     # Naming -ac and -ar pins the output layout to what the reshape below assumes.
     decoded = subprocess.run(
         [
-            "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
-            "-f", "f32le", "-acodec", "pcm_f32le",
-            "-ac", str(nb_channels), "-ar", str(sample_rate), "-",
+            *("ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0"),
+            *("-f", "f32le", "-acodec", "pcm_f32le"),
+            *("-ac", str(nb_channels), "-ar", str(sample_rate), "-"),
         ],
         capture_output=True,
     )
@@ -336,9 +330,7 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
         raise AdvsepError(f"{path}: cannot decode audio ({_first_line(stderr)})")
     if stderr.strip():
         # ffmpeg decodes what it can of a damaged file and only logs the damage.
-        raise AdvsepError(
-            f"{path}: the file is truncated or damaged ({_first_line(stderr)})"
-        )
+        raise AdvsepError(f"{path}: the file is truncated or damaged ({_first_line(stderr)})")
     data = np.frombuffer(decoded.stdout, dtype="<f4")
     nb_frames = data.size // nb_channels
     data = data[: nb_frames * nb_channels].reshape(nb_frames, nb_channels)
@@ -354,9 +346,9 @@ def _encode_with_ffmpeg(
 ) -> None:
     encoded = subprocess.run(
         [
-            "ffmpeg", "-nostdin", "-v", "error", "-y",
-            "-f", "f32le", "-ar", str(sample_rate), "-ac", str(data.shape[1]), "-i", "-",
-            "-c:a", encoder, "-f", muxer, temporary,
+            *("ffmpeg", "-nostdin", "-v", "error", "-y"),
+            *("-f", "f32le", "-ar", str(sample_rate), "-ac", str(data.shape[1]), "-i", "-"),
+            *("-c:a", encoder, "-f", muxer, temporary),
         ],
         input=np.ascontiguousarray(data, dtype="<f4").tobytes(),
         capture_output=True,
@@ -387,9 +379,7 @@ def _as_samples_by_channels(path: Path, data: np.ndarray) -> np.ndarray:
     data = data.astype(np.float32)
     nb_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if nb_bad:
-        raise AdvsepError(
-            f"{path}: refusing to write audio with {nb_bad} NaN or infinite samples"
-        )
+        raise AdvsepError(f"{path}: refusing to write audio with {nb_bad} NaN or infinite samples")
     return data
 
 

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -325,15 +325,12 @@ def _sum_in_order(arrays: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def _write_json_atomically(path: Path, content: dict) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(content, stream, indent=2)
-            stream.write("\n")
+        temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        temporary.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,9 +358,7 @@ class _SongPlan:
     def scale_notes(self, lowest: int, highest: int) -> list[int]:
         """MIDI notes of the song's scale in [lowest, highest]."""
         return [
-            note
-            for note in range(lowest, highest + 1)
-            if (note - self.tonic) % 12 in self.scale
+            note for note in range(lowest, highest + 1) if (note - self.tonic) % 12 in self.scale
         ]
 
     def samples(self, seconds: float) -> int:
@@ -384,9 +379,7 @@ def _plan_song(rng: np.random.Generator, duration: float, sample_rate: int) -> _
     chords = []
     for bar in range(nb_bars):
         degree = progression[bar % len(progression)]
-        chords.append(
-            tuple((tonic + scale[(degree + 2 * i) % 7]) % 12 for i in range(chord_size))
-        )
+        chords.append(tuple((tonic + scale[(degree + 2 * i) % 7]) % 12 for i in range(chord_size)))
     return _SongPlan(
         sample_rate=sample_rate,
         nb_samples=max(1, int(round(duration * sample_rate))),
@@ -470,34 +463,70 @@ def _add_at(track: np.ndarray, start: int, sound: np.ndarray) -> None:
         track[start:stop] += sound[: stop - start]
 
 
-def _harmonic_note(
-    frequency: float,
-    nb_samples: int,
-    sample_rate: int,
-    amplitudes: Sequence[float],
-    decays: Optional[Sequence[float]],
-    rng: np.random.Generator,
-    detune_cents: float = 0.0,
-) -> np.ndarray:
-    """Sum of partials k * frequency (k = 1, 2, ...), each decaying with its time constant.
+@dataclasses.dataclass(frozen=True)
+class _Timbre:
+    """A harmonic instrument: partial k (at k * f0) has `amplitudes[k - 1]`."""
 
-    `decays` in seconds, `None` for sustained partials; a non-zero `detune_cents` doubles every
-    partial with a copy detuned by that much, for a chorus-like width.
-    """
+    amplitudes: tuple[float, ...]
+    # Time constant of each partial's exponential decay in seconds; None: sustained.
+    decays: Optional[tuple[float, ...]]
+    attack: float  # seconds
+    release: float  # seconds
+    # Non-zero: every partial is doubled by a copy this far off, for a chorus-like width.
+    detune_cents: float = 0.0
+
+
+_PAD = _Timbre(
+    amplitudes=tuple(k**-1.5 for k in range(1, 9)),
+    decays=None,
+    attack=0.08,
+    release=0.15,
+    detune_cents=4.0,
+)
+_KEYS = _Timbre(
+    amplitudes=tuple(k**-2.0 for k in range(1, 11)),
+    decays=tuple(0.6 / (1 + 0.3 * (k - 1)) for k in range(1, 11)),
+    attack=0.004,
+    release=0.05,
+)
+_ARPEGGIO = _Timbre(
+    amplitudes=tuple(k**-1.5 for k in range(1, 7)),
+    decays=tuple(0.2 / k for k in range(1, 7)),
+    attack=0.003,
+    release=0.03,
+)
+
+
+def _play(
+    track: np.ndarray,
+    plan: _SongPlan,
+    rng: np.random.Generator,
+    timbre: _Timbre,
+    midi: float,
+    start: int,
+    nb_samples: int,
+    gain: float,
+) -> None:
+    """Adds one note of `timbre` into `track` (start and length in samples)."""
+    sample_rate = plan.sample_rate
     time = np.arange(nb_samples) / sample_rate
+    frequency = _midi_to_hz(midi)
+    detunes = (0.0,) if timbre.detune_cents == 0 else (-timbre.detune_cents, timbre.detune_cents)
     note = np.zeros(nb_samples)
-    detunes = (0.0,) if detune_cents == 0 else (-detune_cents, detune_cents)
-    for k, amplitude in enumerate(amplitudes, start=1):
+    for k, amplitude in enumerate(timbre.amplitudes, start=1):
         if k * frequency >= _PARTIAL_LIMIT * sample_rate:
             break
         partial = np.zeros(nb_samples)
         for cents in detunes:
             partial_hz = k * frequency * 2.0 ** (cents / 1200.0)
             partial += np.sin(2 * np.pi * partial_hz * time + rng.uniform(0, 2 * np.pi))
-        if decays is not None:
-            partial *= np.exp(-time / decays[k - 1])
-        note += amplitude * partial / len(detunes)
-    return note
+        if timbre.decays is not None:
+            partial *= np.exp(-time / timbre.decays[k - 1])
+        note += amplitude / len(detunes) * partial
+    note *= _ramp_envelope(
+        nb_samples, attack=plan.samples(timbre.attack), release=plan.samples(timbre.release)
+    )
+    _add_at(track, start, gain * note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,26 +717,23 @@ def _render_bass(plan: _SongPlan, rng: np.random.Generator) -> np.ndarray:
     track = np.zeros(plan.nb_samples)
     pattern = _BASS_PATTERNS[rng.integers(len(_BASS_PATTERNS))]
     lowest = int(rng.choice((28, 33)))  # E1 or A1: the bottom of the bass register
-    nb_harmonics = 6
-    amplitudes = [k**-1.2 for k in range(1, nb_harmonics + 1)]
     decay = rng.uniform(0.3, 0.6)
-    # Upper partials of a plucked string die away faster than the fundamental.
-    decays = [decay / (1 + 0.5 * (k - 1)) for k in range(1, nb_harmonics + 1)]
+    plucked = _Timbre(
+        amplitudes=tuple(k**-1.2 for k in range(1, 7)),
+        # Upper partials of a plucked string die away faster than the fundamental.
+        decays=tuple(decay / (1 + 0.5 * (k - 1)) for k in range(1, 7)),
+        attack=0.005,
+        release=0.03,
+    )
     for bar, chord in enumerate(plan.chords):
         root = lowest + (chord[0] - lowest) % 12
-        for start_beat, length_beats, interval in pattern:
-            start = plan.samples((4 * bar + start_beat) * plan.beat_seconds)
-            nb_samples = plan.samples(length_beats * plan.beat_seconds)
+        for start_beats, length_beats, interval in pattern:
+            start = plan.samples((4 * bar + start_beats) * plan.beat_seconds)
             if start >= plan.nb_samples:
                 break
-            note = _harmonic_note(
-                _midi_to_hz(root + interval), nb_samples, plan.sample_rate,
-                amplitudes, decays, rng,
-            )
-            envelope = _ramp_envelope(
-                nb_samples, attack=plan.samples(0.005), release=plan.samples(0.03)
-            )
-            _add_at(track, start, rng.uniform(0.85, 1.0) * note * envelope)
+            nb_samples = plan.samples(length_beats * plan.beat_seconds)
+            gain = rng.uniform(0.85, 1.0)
+            _play(track, plan, rng, plucked, root + interval, start, nb_samples, gain)
     return track
 
 
@@ -717,7 +743,6 @@ def _render_other(plan: _SongPlan, rng: np.random.Generator) -> np.ndarray:
     keys_pattern = _KEYS_PATTERNS[rng.integers(len(_KEYS_PATTERNS))]
     arpeggio = rng.random() < 0.5
     lowest = int(rng.integers(53, 58))  # F3-A#3: chords sit just under the voice
-    bar_samples = plan.samples(plan.bar_seconds)
 
     for bar, chord in enumerate(plan.chords):
         bar_start = plan.samples(bar * plan.bar_seconds)
@@ -726,45 +751,22 @@ def _render_other(plan: _SongPlan, rng: np.random.Generator) -> np.ndarray:
         voicing = sorted(lowest + (pitch_class - lowest) % 12 for pitch_class in chord)
         if pad:
             # Held for the bar and a little more, so consecutive chords overlap smoothly.
-            nb_samples = bar_samples + plan.samples(0.1)
+            nb_samples = plan.samples(plan.bar_seconds + 0.1)
             for midi in voicing:
-                note = _harmonic_note(
-                    _midi_to_hz(midi), nb_samples, plan.sample_rate,
-                    [k**-1.5 for k in range(1, 9)], None, rng, detune_cents=4.0,
-                )
-                envelope = _ramp_envelope(
-                    nb_samples, attack=plan.samples(0.08), release=plan.samples(0.15)
-                )
-                _add_at(track, bar_start, 0.5 * note * envelope)
+                _play(track, plan, rng, _PAD, midi, bar_start, nb_samples, gain=0.5)
         else:
-            for hit, onset_beats in enumerate(keys_pattern):
-                next_beats = keys_pattern[hit + 1] if hit + 1 < len(keys_pattern) else 4.0
+            offsets = (*keys_pattern, 4.0)
+            for onset_beats, next_beats in zip(offsets[:-1], offsets[1:]):
                 start = bar_start + plan.samples(onset_beats * plan.beat_seconds)
                 nb_samples = plan.samples((next_beats - onset_beats) * plan.beat_seconds)
-                velocity = rng.uniform(0.75, 1.0)
+                gain = 0.5 * rng.uniform(0.75, 1.0)
                 for midi in voicing:
-                    note = _harmonic_note(
-                        _midi_to_hz(midi), nb_samples, plan.sample_rate,
-                        [k**-2.0 for k in range(1, 11)],
-                        [0.6 / (1 + 0.3 * (k - 1)) for k in range(1, 11)], rng,
-                    )
-                    envelope = _ramp_envelope(
-                        nb_samples, attack=plan.samples(0.004), release=plan.samples(0.05)
-                    )
-                    _add_at(track, start, 0.5 * velocity * note * envelope)
+                    _play(track, plan, rng, _KEYS, midi, start, nb_samples, gain)
 
         if arpeggio:
             nb_samples = plan.samples(plan.beat_seconds / 2)
             for eighth in range(8):
+                start = plan.samples((8 * bar + eighth) * plan.beat_seconds / 2)
                 midi = voicing[eighth % len(voicing)] + 12
-                note = _harmonic_note(
-                    _midi_to_hz(midi), nb_samples, plan.sample_rate,
-                    [k**-1.5 for k in range(1, 7)],
-                    [0.2 / k for k in range(1, 7)], rng,
-                )
-                envelope = _ramp_envelope(
-                    nb_samples, attack=plan.samples(0.003), release=plan.samples(0.03)
-                )
-                start = plan.samples((bar * 8 + eighth) * plan.beat_seconds / 2)
-                _add_at(track, start, 0.3 * note * envelope)
+                _play(track, plan, rng, _ARPEGGIO, midi, start, nb_samples, gain=0.3)
     return track

@@ -42,9 +42,9 @@ def peak_frequency(waveform, sample_rate):
 def ffmpeg_sine(path, sample_rate=22050, seconds=1.0, extra_args=()):
     subprocess.run(
         [
-            "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-            "-i", f"sine=frequency=440:sample_rate={sample_rate}:duration={seconds}",
-            "-ac", "2", *extra_args, str(path),
+            *("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi"),
+            *("-i", f"sine=frequency=440:sample_rate={sample_rate}:duration={seconds}"),
+            *("-ac", "2", *extra_args, str(path)),
         ],
         check=True,
     )

@@ -145,7 +145,14 @@ def test_corpus_layout(corpus_root):
         "vocals": 2,
         "accompaniment": 2,
     }
-    stems = {"mixture.wav", "vocals.wav", "drums.wav", "bass.wav", "other.wav", "accompaniment.wav"}
+    stems = {
+        "mixture.wav",
+        "vocals.wav",
+        "drums.wav",
+        "bass.wav",
+        "other.wav",
+        "accompaniment.wav",
+    }
     for role, split in (("train", "train"), ("valid", "train"), ("test", "test")):
         for track in tracks[role]:
             folder = root / "musdb18hq" / split / track
@@ -182,7 +189,8 @@ def test_corpus_files_load_at_the_corpus_rate_and_add_up(corpus_root):
         stems["mixture"], stems["vocals"] + stems["accompaniment"], atol=1e-6
     )
     np.testing.assert_allclose(
-        stems["mixture"], stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"],
+        stems["mixture"],
+        stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"],
         atol=1e-6,
     )
 

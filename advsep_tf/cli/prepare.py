@@ -26,8 +26,11 @@ def main(argv=None) -> None:
     p.add_argument("--split", metavar="SPLIT_FILE", help="JSON/YAML {train, valid, test: [track ids]}")
     p.add_argument("--out", required=True, metavar="SHARD_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a shard set already in SHARD_DIR")
+    p.add_argument("--examples-per-shard", type=int, default=256, metavar="N")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.examples_per_shard < 1:
+        p.error("--examples-per-shard must be >= 1")
 
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import parse_dataset_arg
@@ -35,7 +38,10 @@ def main(argv=None) -> None:
 
     config = load_config(args.config)
     datasets = [parse_dataset_arg(d) for d in args.dataset]
-    manifest = prepare(config, datasets, args.out, args.split, args.overwrite, progress=not args.no_progress)
+    manifest = prepare(
+        config, datasets, args.out, args.split, args.overwrite,
+        progress=not args.no_progress, examples_per_shard=args.examples_per_shard,
+    )
     print(format_summary(manifest, args.out))
 
 
