@@ -29,7 +29,7 @@ class DemoScale:
 
 
 # Paired data is deliberately scarce next to the unpaired pools: the setting the method is for.
-FULL = DemoScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, duration=12.0, steps=600)
+FULL = DemoScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, duration=12.0, steps=1000)
 QUICK = DemoScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=4, duration=6.0, steps=20)
 
 

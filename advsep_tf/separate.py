@@ -99,8 +99,8 @@ class Separator:
         from advsep_tf.export.saved_model import read_saved_model
 
         loaded, config = read_saved_model(path)
-        endpoint = loaded.separate_spectrogram
-        return cls(lambda patches: endpoint(patches)["estimates"], config, chunk_patches, **kwargs)
+        # The closure keeps `loaded` (and so its variables) alive as long as the Separator.
+        return cls(lambda patches: loaded.separate_spectrogram(patches)["estimates"], config, chunk_patches, **kwargs)
 
     @classmethod
     def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":

@@ -187,6 +187,7 @@ def train(
         validation_data=validation_dataset(shard_set, config) if has_validation else None,
         validation_steps=validation_steps(shard_set, config) if has_validation else None,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data streams shuffle themselves
         verbose=verbose if verbose != 2 else 0,
     )
     elapsed = time.time() - start

@@ -22,14 +22,19 @@ def main(argv=None) -> None:
     from advsep_tf.evaluate import evaluate_folders, format_table
 
     sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
-    bar = tqdm(desc="evaluate", unit="track", disable=args.no_progress, dynamic_ncols=True)
+    bars = []
 
     def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
+        # Created on the first finished track, so that an input error is not printed after a bar.
+        if not bars:
+            bars.append(tqdm(total=total, desc="evaluate", unit="track", disable=args.no_progress, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
 
-    result = evaluate_folders(args.estimates, args.references, out_dir=args.out, sources=sources, progress=progress)
-    bar.close()
+    try:
+        result = evaluate_folders(args.estimates, args.references, out_dir=args.out, sources=sources, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(format_table(result, title=f"BSS Eval v4 of {args.estimates} ({len(result.tracks)} tracks), mean / median dB"))
     print(f"Wrote {args.out}/results.json and {args.out}/results.csv")
 

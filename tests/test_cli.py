@@ -1,0 +1,163 @@
+"""Every front end: --help, bad usage (exit 2), and bad input (exit 1, one line naming the file)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from advsep_tf.cli import common
+from advsep_tf.cli import demo, evaluate, export, prepare, separate, train
+
+COMMANDS = {"prepare": prepare, "train": train, "separate": separate, "evaluate": evaluate, "export": export, "demo": demo}
+
+
+def run_cli(module, argv, capsys):
+    code = common.run(module.main, argv)
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.startswith("error:")], err
+
+
+def assert_clear_error(module, argv, capsys, *fragments):
+    code, errors, err = run_cli(module, argv, capsys)
+    assert code == 1, err
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert str(fragment) in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_console_scripts_print_help_and_reject_bad_usage(name):
+    script = shutil.which(f"advsep-tf-{name}", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    assert script, f"advsep-tf-{name} is not installed"
+    shown = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "usage:" in shown.stdout
+    wrong = subprocess.run([script, "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "usage:" in wrong.stderr
+
+
+@pytest.fixture()
+def bad_audio(tmp_path):
+    """One file per kind of bad audio."""
+    files = {}
+    files["empty"] = tmp_path / "empty.wav"
+    files["empty"].write_bytes(b"")
+    files["corrupt"] = tmp_path / "corrupt.wav"
+    files["corrupt"].write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" + os.urandom(300))
+    files["nan"] = tmp_path / "nan.wav"
+    data = np.zeros((8192, 1), np.float32)
+    data[100:110] = np.nan
+    sf.write(files["nan"], data, 8192, subtype="FLOAT")
+    files["missing"] = tmp_path / "missing.wav"
+    return files
+
+
+@pytest.mark.parametrize("kind, problem", [("empty", "empty"), ("corrupt", ""), ("nan", "NaN"), ("missing", "")])
+def test_separate_names_bad_input_files(tiny_run, bad_audio, tmp_path, capsys, kind, problem):
+    line = assert_clear_error(
+        separate, [str(bad_audio[kind]), "--model", str(tiny_run), "--out", str(tmp_path / "o"), "--no-progress"],
+        capsys, bad_audio[kind],
+    )
+    assert problem in line
+
+
+@pytest.mark.parametrize("kind, problem", [("empty", "empty"), ("corrupt", ""), ("nan", "NaN")])
+def test_prepare_names_bad_input_files(bad_audio, tmp_path, capsys, kind, problem):
+    folder = tmp_path / "mixtures"
+    folder.mkdir()
+    shutil.copy(bad_audio[kind], folder / bad_audio[kind].name)
+    line = assert_clear_error(
+        prepare, ["--config", "tiny", "--dataset", f"mixtures={folder}", "--out", str(tmp_path / "s"), "--no-progress"],
+        capsys, folder / bad_audio[kind].name,
+    )
+    assert problem in line
+    assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+def test_prepare_names_a_missing_stem_and_mismatched_lengths(tiny_corpus, tmp_path, capsys):
+    tracks = tmp_path / "paired"
+    shutil.copytree(tiny_corpus / "musdb18hq" / "train", tracks)
+    track = sorted(os.listdir(tracks))[0]
+    os.remove(tracks / track / "vocals.wav")
+    assert_clear_error(
+        prepare, ["--config", "tiny", "--dataset", f"paired={tracks}", "--out", str(tmp_path / "s")],
+        capsys, tracks / track / "vocals.wav", "missing stem",
+    )
+    shutil.copy(tiny_corpus / "musdb18hq" / "train" / track / "vocals.wav", tracks / track / "vocals.wav")
+    audio, rate = sf.read(tracks / track / "accompaniment.wav")
+    sf.write(tracks / track / "accompaniment.wav", audio[: len(audio) // 2], rate)
+    assert_clear_error(
+        prepare, ["--config", "tiny", "--dataset", f"paired={tracks}", "--out", str(tmp_path / "s"), "--no-progress"],
+        capsys, "accompaniment.wav", "differ",
+    )
+
+
+def test_unknown_preset_and_dataset_kind(tmp_path, capsys):
+    assert_clear_error(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out", str(tmp_path)],
+                       capsys, "unknown preset 'nope'")
+    assert_clear_error(prepare, ["--config", "tiny", "--dataset", f"karaoke={tmp_path}", "--out", str(tmp_path)],
+                       capsys, "unknown dataset kind 'karaoke'")
+    assert_clear_error(prepare, ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path)],
+                       capsys, tmp_path / "absent", "not found")
+    assert_clear_error(demo, ["--config", "nope"], capsys, "unknown preset 'nope'")
+
+
+def test_train_refuses_mismatched_shards_and_runs(tiny_shards, tiny_run, tmp_path, capsys):
+    assert_clear_error(train, ["--config", "demo", "--shards", str(tiny_shards), "--out", str(tmp_path / "r")],
+                       capsys, tiny_shards / "manifest.json", "spectrogram.n_fft")
+    assert_clear_error(train, ["--config", "tiny", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "r")],
+                       capsys, tmp_path / "none", "not found")
+    # An existing run: no silent overwrite, and --resume with other settings is refused.
+    assert_clear_error(train, ["--config", "tiny", "--shards", str(tiny_shards), "--out", str(tiny_run)],
+                       capsys, tiny_run, "--resume")
+    changed = tmp_path / "changed.json"
+    from advsep_tf.config import load_config
+
+    load_config("tiny").replace(separator={"base_filters": 8}).save(str(changed))
+    assert_clear_error(train, ["--config", str(changed), "--shards", str(tiny_shards), "--out", str(tiny_run), "--resume"],
+                       capsys, tiny_run / "config.json", "separator.base_filters")
+
+
+def test_export_and_separate_refuse_mismatched_or_corrupt_checkpoints(tiny_run, tmp_path, capsys):
+    assert_clear_error(export, ["--model", str(tiny_run), "--config", "musdb4", "--out", str(tmp_path / "sm")],
+                       capsys, tiny_run / "model.keras", "sources")
+    assert not (tmp_path / "sm").exists()
+    broken = tmp_path / "broken_run"
+    broken.mkdir()
+    shutil.copy(tiny_run / "config.json", broken / "config.json")
+    (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    assert_clear_error(export, ["--model", str(broken), "--out", str(tmp_path / "sm")], capsys,
+                       broken / "model.keras", "cannot load")
+    assert not (tmp_path / "sm").exists() and not (tmp_path / "sm.tmp").exists()
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros((8192, 1), np.float32) + 0.1, 8192)
+    assert_clear_error(separate, [str(song), "--model", str(broken), "--out", str(tmp_path / "o")], capsys,
+                       broken / "model.keras")
+    assert_clear_error(separate, [str(song), "--model", str(tmp_path / "absent"), "--out", str(tmp_path / "o")],
+                       capsys, tmp_path / "absent")
+
+
+def test_evaluate_names_bad_folders_and_files(tmp_path, capsys):
+    refs, ests = tmp_path / "refs" / "t1", tmp_path / "ests" / "t1"
+    refs.mkdir(parents=True)
+    ests.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for source in ("vocals", "accompaniment"):
+        sf.write(refs / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT")
+        sf.write(ests / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT")
+    bad = np.full((8192 * 2, 1), np.nan, np.float32)
+    sf.write(ests / "vocals.wav", bad, 8192, subtype="FLOAT")
+    assert_clear_error(evaluate, ["--estimates", str(tmp_path / "ests"), "--references", str(tmp_path / "refs"),
+                                  "--out", str(tmp_path / "res"), "--no-progress"], capsys, ests / "vocals.wav", "NaN")
+    assert_clear_error(evaluate, ["--estimates", str(tmp_path / "nothing"), "--references", str(tmp_path / "refs"),
+                                  "--out", str(tmp_path / "res")], capsys, tmp_path / "nothing")
+
+
+def test_verbose_shows_the_traceback(tmp_path, capsys):
+    code, errors, err = run_cli(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out",
+                                          str(tmp_path), "--verbose"], capsys)
+    assert code == 1 and "Traceback" in err and errors
