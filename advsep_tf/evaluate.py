@@ -316,6 +316,88 @@ def format_comparison(
     return "\n".join(lines)
 
 
+def plot_boxplots(
+    results: Mapping[str, EvaluationResult], png_path: str | os.PathLike, metric: str = "SDR"
+) -> None:
+    """Per-track `metric` as box plots: one panel per source, one box per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = list(dict.fromkeys(s for result in results.values() for s in result.sources))
+    fig, axes = plt.subplots(1, len(sources), figsize=(2.2 + 1.4 * len(results) * len(sources), 3.8), squeeze=False)
+    for ax, source in zip(axes[0], sources):
+        data, labels = [], []
+        for name, result in results.items():
+            values = [
+                row.scores[metric]
+                for row in result.rows
+                if row.source == source and row.scores.get(metric) is not None and math.isfinite(row.scores[metric])
+            ]
+            data.append(values)
+            labels.append(name)
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right")
+        ax.set_title(source)
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{metric} per track (BSS Eval v4); triangles are means")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def write_oracle_estimates(
+    references_dir: str | os.PathLike, out_dir: str | os.PathLike, config, sources: Sequence[str] | None = None
+) -> Path:
+    """Ideal-ratio-mask estimates for every reference track, written as `<track>/<source>.wav`.
+
+    The upper bound of any magnitude-domain separator with the mixture's phase at `config`'s STFT
+    settings: each channel is resampled to the config's rate, masked with |S_k| / sum_j |S_j| and
+    resampled back. The mixture is `mixture.wav`, or the sum of the stems where there is none.
+    """
+    import tensorflow as tf
+
+    from advsep_tf import spectral
+    from advsep_tf.data_pipelines.audio import AudioAdapter, resample
+
+    references_dir, out_dir = Path(references_dir), Path(out_dir)
+    adapter = AudioAdapter.default()
+    tracks = _list_tracks(references_dir, "references")
+    sources = list(sources) if sources else sorted(set.intersection(*tracks.values()) - {MIXTURE_NAME})
+    spec, rate = config.spectrogram, config.audio.sample_rate
+    for track in sorted(tracks):
+        stems = []
+        for source in sources:
+            data, track_rate = _read_checked(references_dir / track / f"{source}.wav")
+            stems.append(data)
+        length = min(len(x) for x in stems)
+        stems = np.stack([x[:length] for x in stems])  # (K, n, c)
+        mixture_path = references_dir / track / f"{MIXTURE_NAME}.wav"
+        mixture = _read_checked(mixture_path)[0][:length] if mixture_path.is_file() else stems.sum(0)
+        channels = np.concatenate([mixture.T[None], stems.transpose(0, 2, 1)])  # (1 + K, c, n)
+        flat = channels.reshape(-1, length)
+        if track_rate != rate:
+            flat = resample(flat.T, track_rate, rate).T
+        spectra = spectral.stft(tf.constant(np.ascontiguousarray(flat, np.float32)), spec.n_fft, spec.n_hop)
+        spectra = tf.reshape(spectra, [channels.shape[0], channels.shape[1], -1, spectra.shape[-1]])
+        magnitudes = tf.abs(spectra[1:])
+        masks = magnitudes / (tf.reduce_sum(magnitudes, axis=0, keepdims=True) + 1e-8)
+        masked = tf.cast(masks, tf.complex64) * spectra[:1]  # (K, c, frames, bins)
+        flat_masked = tf.reshape(masked, [-1, masked.shape[2], masked.shape[3]])
+        waveforms = spectral.istft(flat_masked, spec.n_fft, spec.n_hop, flat.shape[1]).numpy()
+        if track_rate != rate:
+            waveforms = resample(waveforms.T, rate, track_rate).T
+        waveforms = waveforms[:, :length]
+        if waveforms.shape[1] < length:
+            waveforms = np.pad(waveforms, [(0, 0), (0, length - waveforms.shape[1])])
+        waveforms = waveforms.reshape(len(sources), channels.shape[1], length)
+        for source, estimate in zip(sources, waveforms):
+            adapter.save(out_dir / track / f"{source}.wav", np.ascontiguousarray(estimate.T), track_rate)
+    return out_dir
+
+
 def _evaluate_track(
     estimate_track_dir: Path,
     reference_track_dir: Path,

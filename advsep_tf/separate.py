@@ -111,7 +111,7 @@ class Separator:
 
     def separate(self, waveform: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's shape}."""
-        import librosa
+        from advsep_tf.data_pipelines.audio import resample
 
         waveform = np.asarray(waveform, dtype=np.float32)
         mono_input = waveform.ndim == 1
@@ -124,13 +124,13 @@ class Separator:
         rate = self.config.audio.sample_rate
         channels = waveform.T  # (nb_channels, nb_samples)
         if sample_rate != rate:
-            channels = librosa.resample(channels, orig_sr=sample_rate, target_sr=rate, res_type="soxr_hq")
+            channels = resample(channels.T, sample_rate, rate).T
         estimates = self.separate_model_rate(np.ascontiguousarray(channels, np.float32))
         stems = {}
         for k, source in enumerate(self.config.sources):
             stem = estimates[:, k]
             if sample_rate != rate:
-                stem = librosa.resample(stem, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+                stem = resample(stem.T, rate, sample_rate).T
             stem = _fit_length(stem, waveform.shape[0]).T
             stems[source] = stem[:, 0] if mono_input else np.ascontiguousarray(stem)
         return stems

@@ -84,6 +84,80 @@ class _ProgressLines:
         self.callback = Callback()
 
 
+def griffin_lim_phase(magnitude, n_fft: int, n_hop: int, iterations: int = 32):
+    """A phase for a (frames, n_fft // 2 + 1) magnitude with no phase of its own (Griffin-Lim)."""
+    import tensorflow as tf
+
+    from advsep_tf import spectral
+
+    frames = magnitude.shape[0]
+    length = (frames + 1) * n_hop - n_fft
+    magnitude = tf.cast(magnitude[None], tf.complex64)
+    spectrum = magnitude
+    for _ in range(iterations):
+        waveform = spectral.istft(spectrum, n_fft, n_hop, length)
+        rebuilt = spectral.stft(waveform, n_fft, n_hop)[:, :frames]
+        spectrum = magnitude * tf.exp(tf.complex(0.0, tf.math.angle(rebuilt)))
+    return spectrum[0], length
+
+
+def validation_preview(log_dir: str, mixture, sources, config):
+    """A callback that logs, at each validation, what people would rather see and hear than read.
+
+    mixture (n, nb_bins, nb_frames, 1) and sources (n, nb_bins, nb_frames, nb_stems): consecutive
+    validation patches (patch_hop apart). Logs learning rates of both optimizers, audio of the
+    excerpt, its estimates and references (the mixture's phase, from Griffin-Lim: shards hold
+    magnitudes only), and images of estimate vs reference spectrograms per source.
+    """
+    import keras
+    import tensorflow as tf
+
+    from advsep_tf import spectral
+
+    spec, rate = config.spectrogram, config.audio.sample_rate
+    total = (mixture.shape[0] - 1) * spec.patch_hop + spec.nb_frames
+
+    def to_spectrogram(patches):  # (n, F, T, c) -> (c, F, total)
+        return spectral.from_patches(tf.constant(patches), 1, total, spec.patch_hop)[0]
+
+    mixture_log = to_spectrogram(mixture)[0]
+    phase_source, length = griffin_lim_phase(
+        tf.pad(tf.transpose(tf.math.expm1(mixture_log)), [[0, 0], [0, spec.n_fft // 2 + 1 - spec.nb_bins]]),
+        spec.n_fft, spec.n_hop,
+    )
+    mixture_phase = phase_source[None]
+
+    def to_audio(log_spectrograms):  # (c, F, total) -> (c, length)
+        return spectral.reconstruct(log_spectrograms[None], mixture_phase[:, : log_spectrograms.shape[-1]],
+                                    spec.n_fft, spec.n_hop, length)[0]
+
+    references = to_spectrogram(sources)
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "preview"))
+
+    class ValidationPreview(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model = self.model
+            estimates = to_spectrogram(model.separator(tf.constant(mixture), training=False).numpy())
+            with writer.as_default(step=epoch):
+                tf.summary.scalar("learning_rate/separator", float(model.optimizer.learning_rate))
+                if model.critic_optimizer is not None:
+                    tf.summary.scalar("learning_rate/critic", float(model.critic_optimizer.learning_rate))
+                tf.summary.audio("mixture", to_audio(mixture_log[None])[:, :, None], rate)
+                estimated_audio, reference_audio = to_audio(estimates), to_audio(references)
+                for k, source in enumerate(config.sources):
+                    tf.summary.audio(f"estimate/{source}", estimated_audio[k][None, :, None], rate)
+                    tf.summary.audio(f"reference/{source}", reference_audio[k][None, :, None], rate)
+                    pair = tf.stack([references[k], estimates[k]])
+                    pair = pair / (tf.reduce_max(pair) + 1e-9)
+                    gap = tf.ones([pair.shape[1], 2])
+                    image = tf.concat([pair[0], gap, pair[1]], axis=1)  # reference | estimate
+                    tf.summary.image(f"spectrogram/{source} (reference | estimate)",
+                                     tf.image.flip_up_down(image[:, :, None])[None], max_outputs=1)
+            writer.flush()
+
+    return ValidationPreview()
+
+
 def plot_history(csv_path: str, png_path: str) -> None:
     """Training curves (losses and Wasserstein estimates per epoch) as a PNG."""
     import csv
@@ -115,6 +189,16 @@ def plot_history(csv_path: str, png_path: str) -> None:
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
+
+
+def _preview_patches(shard_set, config: Config, nb_patches: int = 8):
+    """The first consecutive validation patches (they come from the first validation track)."""
+    import numpy as np
+
+    from advsep_tf.data_pipelines.readers import role_examples
+
+    examples = list(role_examples(shard_set, "valid", shuffle=False, repeat=False).take(nb_patches))
+    return (np.stack([e["mixture"].numpy() for e in examples]), np.stack([e["sources"].numpy() for e in examples]))
 
 
 def train(
@@ -178,6 +262,7 @@ def train(
     ]
     if has_validation:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.training.patience))
+        callbacks.append(validation_preview(os.path.join(run_dir, "logs"), *_preview_patches(shard_set, config), config))
 
     start = time.time()
     history = model.fit(

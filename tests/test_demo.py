@@ -7,7 +7,7 @@ from advsep_tf.demo import run_demo
 def test_quick_demo_trains_both_models_and_compares_them(tmp_path):
     out = tmp_path / "demo"
     result = run_demo(str(out), quick=True, config=load_config("tiny"), progress=False)
-    assert set(result["results"]) == {"baseline", "adversarial"}
+    assert set(result["results"]) == {"baseline", "adversarial", "oracle"}
     assert result["training"]["baseline"]["critic_steps"] == 0
     assert result["training"]["adversarial"]["critic_steps"] > 0
     for name, evaluation in result["results"].items():
@@ -15,7 +15,7 @@ def test_quick_demo_trains_both_models_and_compares_them(tmp_path):
         assert len(evaluation.tracks) == 2
         assert os.path.isfile(out / "results" / name / "results.json")
     table = result["table"]
-    assert "baseline SDR" in table and "adversarial SDR" in table and "vocals" in table
+    assert "baseline SDR" in table and "adversarial SDR" in table and "oracle SDR" in table and "vocals" in table
     report = (out / "comparison.md").read_text()
     assert table in report and "Wall time" in report
     assert (out / "training_curves.png").stat().st_size > 1000

@@ -1,0 +1,37 @@
+import math
+import os
+
+from advsep_tf.cli import common
+from advsep_tf.cli import experiment as experiment_cli
+from advsep_tf.config import load_config
+from advsep_tf.experiment import CorpusScale, run_experiment
+
+
+def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(tmp_path):
+    out = tmp_path / "experiment"
+    scale = CorpusScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=3, duration=4.0)
+    result = run_experiment(str(out), load_config("tiny"), steps=4, scale=scale, progress=False)
+    assert set(result["results"]) == {"baseline", "V", "VA", "oracle"}
+    assert result["training"]["baseline"]["critic_steps"] == 0
+    n_critic = load_config("tiny").loss.n_critic
+    assert result["training"]["V"]["critic_steps"] == result["training"]["VA"]["critic_steps"] == 4 * n_critic
+    for name, evaluation in result["results"].items():
+        assert len(evaluation.tracks) == 2 and sorted(evaluation.sources) == ["accompaniment", "vocals"]
+    # The oracle mask is an upper bound: it must beat a model trained for four steps.
+    oracle = result["results"]["oracle"].aggregate["vocals"]["SDR"]["mean"]
+    baseline = result["results"]["baseline"].aggregate["vocals"]["SDR"]["mean"]
+    assert math.isfinite(oracle) and oracle > baseline
+    for figure in ("boxplot_sdr.png", "training_curves.png", "critic_gradients.png"):
+        assert (out / figure).stat().st_size > 5000, figure
+    report = (out / "comparison.md").read_text()
+    for column in ("baseline SDR", "V SDR", "VA SDR", "oracle SDR"):
+        assert column in report
+    assert "seed 1234" in report and "Wall time" in report
+
+
+def test_experiment_cli_rejects_unknown_models(tmp_path, capsys):
+    code = common.run(experiment_cli.main, ["--out", str(tmp_path), "--models", "baseline,XYZ"])
+    assert code == 1 and "unknown model(s) XYZ" in capsys.readouterr().err
+    code = common.run(experiment_cli.main, ["--out", str(tmp_path), "--shards", str(tmp_path)])
+    assert code == 1
+    assert not os.path.exists(tmp_path / "runs")
