@@ -28,6 +28,10 @@ DEFAULT_CHUNK_PATCHES = 16
 # SEGMENT_OVERLAP_SECONDS, so that memory does not grow with the song beyond its waveforms.
 SEGMENT_SECONDS = 30.0
 SEGMENT_OVERLAP_SECONDS = 1.0
+# How stems reach an input rate above the model's (see Separator): "direct" resamples the model-rate
+# stems (nothing above the model's band); "mask" turns them into soft masks for the input-rate
+# mixture STFT, extended above the band, so the stems keep the high band and sum to the mixture.
+RECONSTRUCTIONS = ("mask", "direct")
 
 
 def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
@@ -71,9 +75,16 @@ class Separator:
         config: Config,
         chunk_patches: int = DEFAULT_CHUNK_PATCHES,
         segment_seconds: float = SEGMENT_SECONDS,
+        reconstruction: str = "mask",
+        mask_power: float = 1.0,
     ):
+        if reconstruction not in RECONSTRUCTIONS:
+            raise AdvsepError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{reconstruction}'")
         self.config = config
         self.chunk_patches = chunk_patches
+        self.segment_seconds = segment_seconds
+        self.reconstruction = reconstruction
+        self.mask_power = mask_power
         rate = config.audio.sample_rate
         self.segment_samples = int(segment_seconds * rate)
         self.overlap_samples = min(int(SEGMENT_OVERLAP_SECONDS * rate), self.segment_samples // 4)
@@ -125,13 +136,15 @@ class Separator:
         channels = waveform.T  # (nb_channels, nb_samples)
         if sample_rate != rate:
             channels = resample(channels.T, sample_rate, rate).T
-        estimates = self.separate_model_rate(np.ascontiguousarray(channels, np.float32))
+        estimates = self.separate_model_rate(np.ascontiguousarray(channels, np.float32))  # (c, K, n_model)
+        if sample_rate != rate:
+            upsampled = resample(estimates.reshape(-1, estimates.shape[-1]).T, rate, sample_rate).T
+            estimates = _fit_length(upsampled, waveform.shape[0]).reshape(estimates.shape[:2] + (-1,))
+            if self.reconstruction == "mask" and sample_rate > rate:
+                estimates = self.apply_band_masks(np.ascontiguousarray(waveform.T), estimates, sample_rate)
         stems = {}
         for k, source in enumerate(self.config.sources):
-            stem = estimates[:, k]
-            if sample_rate != rate:
-                stem = resample(stem.T, rate, sample_rate).T
-            stem = _fit_length(stem, waveform.shape[0]).T
+            stem = _fit_length(estimates[:, k], waveform.shape[0]).T
             stems[source] = stem[:, 0] if mono_input else np.ascontiguousarray(stem)
         return stems
 
@@ -141,24 +154,49 @@ class Separator:
         Segment by segment: each segment's estimates are faded out over the overlap while the next
         segment's fade in (the two weights sum to one), so no seam is left.
         """
-        length = channels.shape[1]
-        segment, overlap = self.segment_samples, self.overlap_samples
-        if length <= segment:
-            return self._separate(tf.constant(channels)).numpy()
-        estimates = np.zeros((channels.shape[0], self.config.nb_stems, length), np.float32)
-        fade_in = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
-        start = 0
-        while True:
-            end = min(start + segment, length)
-            part = self._separate(tf.constant(channels[:, start:end])).numpy()
-            if start > 0:
-                part[..., :overlap] *= fade_in
-            if end < length:
-                part[..., -overlap:] *= fade_in[::-1]
-            estimates[..., start:end] += part
-            if end == length:
-                return estimates
-            start = end - overlap
+        return _crossfaded_segments(
+            lambda start, end: self._separate(tf.constant(channels[:, start:end])).numpy(),
+            (channels.shape[0], self.config.nb_stems),
+            channels.shape[1],
+            self.segment_samples,
+            self.overlap_samples,
+        )
+
+    def apply_band_masks(self, mixture: np.ndarray, stems: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Band-limited stems -> soft masks -> full-band stems from the input-rate mixture.
+
+        mixture (nb_channels, n) and stems (nb_channels, nb_stems, n), both at `sample_rate`.
+        Masks are |S_k|^p / sum_j |S_j|^p (p = mask_power; 2 is the Wiener-filter gain) of the
+        stems' STFT; above the model's band, where the stems are empty, each frame takes the mean
+        mask of the band's top octave. The masked stems sum to the mixture.
+        """
+        spec, rate = self.config.spectrogram, self.config.audio.sample_rate
+        ratio = sample_rate / rate
+        n_fft = int(2 ** np.ceil(np.log2(spec.n_fft * ratio)))
+        n_hop = max(1, int(round(n_fft * spec.n_hop / spec.n_fft)))
+        band_top = int(np.floor(spec.nb_bins * rate / spec.n_fft / (sample_rate / n_fft)))
+        band_top = min(band_top, n_fft // 2)
+        octave = slice(band_top // 2, band_top)
+        power = self.mask_power
+
+        def process(start, end):
+            segment = np.concatenate([mixture[:, None, start:end], stems[:, :, start:end]], axis=1)
+            nb_channels, nb_parts, length = segment.shape
+            spectra = spectral.stft(tf.constant(segment.reshape(-1, length)), n_fft, n_hop)
+            spectra = tf.reshape(spectra, [nb_channels, nb_parts, -1, n_fft // 2 + 1])
+            weights = tf.abs(spectra[:, 1:]) ** power
+            masks = weights[..., :band_top] / (tf.reduce_sum(weights[..., :band_top], axis=1, keepdims=True) + 1e-10)
+            silent = tf.reduce_sum(weights[..., :band_top], axis=1, keepdims=True) <= 1e-10
+            masks = tf.where(silent, 1.0 / (nb_parts - 1), masks)
+            above = tf.reduce_mean(masks[..., octave], axis=-1, keepdims=True)
+            masks = tf.concat([masks, tf.repeat(above, n_fft // 2 + 1 - band_top, axis=-1)], axis=-1)
+            masked = tf.cast(masks, tf.complex64) * spectra[:, :1]
+            flat = tf.reshape(masked, [-1, masked.shape[2], masked.shape[3]])
+            return tf.reshape(spectral.istft(flat, n_fft, n_hop, length), [nb_channels, nb_parts - 1, length]).numpy()
+
+        segment = int(self.segment_seconds * sample_rate)
+        overlap = min(int(SEGMENT_OVERLAP_SECONDS * sample_rate), segment // 4)
+        return _crossfaded_segments(process, stems.shape[:2], stems.shape[-1], segment, overlap)
 
     def separate_to_file(
         self,
@@ -181,6 +219,30 @@ class Separator:
             adapter.save(path, stem, sample_rate)
             written.append(path)
         return written
+
+
+def _crossfaded_segments(process, leading_shape: tuple, length: int, segment: int, overlap: int) -> np.ndarray:
+    """Run `process(start, end) -> (*leading_shape, end - start)` over overlapping segments.
+
+    Each segment fades out over the overlap while the next fades in (the weights sum to one), so
+    memory is bounded by one segment and no seam is left.
+    """
+    if length <= segment:
+        return process(0, length)
+    result = np.zeros(tuple(leading_shape) + (length,), np.float32)
+    fade_in = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
+    start = 0
+    while True:
+        end = min(start + segment, length)
+        part = process(start, end)
+        if start > 0:
+            part[..., :overlap] *= fade_in
+        if end < length:
+            part[..., -overlap:] *= fade_in[::-1]
+        result[..., start:end] += part
+        if end == length:
+            return result
+        start = end - overlap
 
 
 def track_name(input_path: str) -> str:

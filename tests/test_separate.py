@@ -91,3 +91,47 @@ def test_ten_minute_song_separates_with_bounded_memory(tiny_run):
     # segment's working set; the whole-song graph needed several times the song's size.
     bound = 3 * report["array_mb"] + 200
     assert report["growth_mb"] < bound, report
+
+
+FILE_MEMORY_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np, soundfile as sf
+    from advsep_tf.separate import Separator
+
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    run_dir, folder = sys.argv[1], sys.argv[2]
+    rate, channels = 44100, 2
+    separator = Separator.from_checkpoint(run_dir)
+    rng = np.random.default_rng(0)
+    report = {}
+    for minutes in (1, 10):
+        path = f"{folder}/song_{minutes}min.wav"
+        with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16") as f:
+            for _ in range(minutes * 6):  # written 10 s at a time: the probe's own memory stays flat
+                f.write((0.1 * rng.standard_normal((10 * rate, channels))).astype(np.float32))
+        before = peak_mb()
+        written = separator.separate_to_file(path, f"{folder}/out")
+        report[minutes] = {"peak_mb": peak_mb(), "before_mb": before,
+                           "outputs": [[sf.info(p).frames, sf.info(p).samplerate, sf.info(p).channels] for p in written]}
+    print(json.dumps({"report": report, "samples": 10 * 60 * rate,
+                      "input_mb": 10 * 60 * rate * channels * 4 / 2**20}))
+    """
+)
+
+
+def test_ten_minute_stereo_file_keeps_length_rate_channels_and_bounded_memory(tiny_run, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_MEMORY_PROBE, str(tiny_run), str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    ten = probe["report"]["10"]
+    assert ten["outputs"] == [[probe["samples"], 44100, 2]] * 2
+    growth = ten["peak_mb"] - probe["report"]["1"]["peak_mb"]
+    # Stated bound: the float32 input, the masked stems and the returned stems (5 song-sized
+    # float32 arrays for two stereo stems) plus 300 MB; nothing else grows with the song.
+    assert growth < 5 * probe["input_mb"] + 300, probe

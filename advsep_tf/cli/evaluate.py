@@ -1,7 +1,9 @@
-"""advsep-tf-evaluate: BSS Eval (museval v4) of estimates against references, both <track>/<source>.wav."""
+"""advsep-tf-evaluate: BSS Eval (museval v4) of estimates against references, both <track>/<source>.wav;
+or a side-by-side comparison of several results folders."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from advsep_tf.cli import common
@@ -9,34 +11,83 @@ from advsep_tf.cli import common
 
 def main(argv=None) -> None:
     p = common.parser("advsep-tf-evaluate", __doc__.splitlines()[0])
-    p.epilog = "example: advsep-tf-evaluate --estimates separated/ --references corpus/musdb18hq/test --out results/"
-    p.add_argument("--estimates", required=True, metavar="EST_DIR")
-    p.add_argument("--references", required=True, metavar="REF_DIR")
+    p.epilog = (
+        "examples:\n"
+        "  advsep-tf-evaluate --estimates separated/ --references corpus/musdb18hq/test --out results/ --oracle demo\n"
+        "  advsep-tf-evaluate --compare results/baseline results/va --out comparison/"
+    )
+    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+    p.add_argument("--estimates", metavar="EST_DIR")
+    p.add_argument("--references", metavar="REF_DIR")
     p.add_argument("--out", required=True, metavar="RESULTS_DIR")
     p.add_argument("--sources", metavar="SOURCE,...", help="sources to score (default: all in both folders)")
+    p.add_argument("--oracle", metavar="PRESET_OR_FILE",
+                   help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
+    p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.compare and (args.estimates or args.references):
+        p.error("--compare takes results folders; do not combine it with --estimates/--references")
+    if not args.compare and not (args.estimates and args.references):
+        p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
 
-    from tqdm.auto import tqdm
+    from advsep_tf.evaluate import (
+        RESULTS_JSON,
+        evaluate_folders,
+        format_comparison,
+        format_table,
+        load_result,
+        plot_boxplots,
+        write_oracle_estimates,
+    )
 
-    from advsep_tf.evaluate import evaluate_folders, format_table
+    os.makedirs(args.out, exist_ok=True)
+    if args.compare:
+        results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
+        _write_comparison(results, args.out, format_comparison, plot_boxplots)
+        return
 
     sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
+    result = _evaluate(evaluate_folders, args.estimates, args.references, args.out, sources, args.no_progress)
+    print(format_table(result, title=f"BSS Eval v4 of {args.estimates} ({len(result.tracks)} tracks), mean / median dB"))
+    results = {os.path.basename(os.path.normpath(args.estimates)) or "estimates": result}
+    if args.oracle:
+        from advsep_tf.config import load_config
+
+        config = load_config(args.oracle)
+        oracle_dir = os.path.join(args.out, "oracle_estimates")
+        write_oracle_estimates(args.references, oracle_dir, config, result.sources)
+        results["oracle"] = _evaluate(evaluate_folders, oracle_dir, args.references, os.path.join(args.out, "oracle"),
+                                      result.sources, args.no_progress)
+    _write_comparison(results, args.out, format_comparison, plot_boxplots)
+    print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
+
+
+def _evaluate(evaluate_folders, estimates, references, out, sources, no_progress):
+    from tqdm.auto import tqdm
+
     bars = []
 
     def progress(done, total):
         # Created on the first finished track, so that an input error is not printed after a bar.
         if not bars:
-            bars.append(tqdm(total=total, desc="evaluate", unit="track", disable=args.no_progress, dynamic_ncols=True))
+            bars.append(tqdm(total=total, desc="evaluate", unit="track", disable=no_progress, dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
 
     try:
-        result = evaluate_folders(args.estimates, args.references, out_dir=args.out, sources=sources, progress=progress)
+        return evaluate_folders(estimates, references, out_dir=out, sources=sources, progress=progress)
     finally:
         for bar in bars:
             bar.close()
-    print(format_table(result, title=f"BSS Eval v4 of {args.estimates} ({len(result.tracks)} tracks), mean / median dB"))
-    print(f"Wrote {args.out}/results.json and {args.out}/results.csv")
+
+
+def _write_comparison(results, out, format_comparison, plot_boxplots):
+    plot_boxplots(results, os.path.join(out, "boxplot_sdr.png"))
+    if len(results) > 1:
+        table = format_comparison(results, ("SDR", "SIR", "SAR", "ISR"))
+        print(table)
+        with open(os.path.join(out, "comparison.md"), "w") as f:
+            f.write(table + "\n")
 
 
 def cli() -> int:

@@ -14,7 +14,13 @@ def main(argv=None) -> None:
     p.add_argument("--model", required=True, metavar="RUN_DIR_OR_SAVEDMODEL")
     p.add_argument("--out", required=True, metavar="OUT_DIR")
     p.add_argument("--filename-format", default="{track}/{source}.{codec}", help="default: {track}/{source}.{codec}")
-    p.add_argument("--codec", default="wav", choices=["wav", "flac"])
+    p.add_argument("--codec", default="wav", choices=["wav", "flac", "ogg", "mp3"],
+                   help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy")
+    p.add_argument("--reconstruction", default="mask", choices=["mask", "direct"],
+                   help="for input above the model's rate: 'mask' (default) applies the estimates as soft "
+                        "masks to the input-rate mixture and keeps the high band; 'direct' resamples the "
+                        "band-limited stems")
+    p.add_argument("--mask-power", type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style")
     p.add_argument("--chunk-patches", type=int, default=16, help="patches per separator call (memory bound)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -27,7 +33,9 @@ def main(argv=None) -> None:
     missing = [path for path in args.inputs if not os.path.isfile(path)]
     if missing:
         raise AdvsepError(f"{missing[0]}: input file not found")
-    separator = Separator.load(args.model, chunk_patches=args.chunk_patches)
+    separator = Separator.load(
+        args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction, mask_power=args.mask_power
+    )
     summary = separate_files(
         separator, args.inputs, args.out, progress=not args.no_progress,
         filename_format=args.filename_format, codec=args.codec,
