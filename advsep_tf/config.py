@@ -87,6 +87,41 @@ class TrainingConfig:
     seed: int = 1234
 
 
+def _default_derived() -> dict[str, list[str]]:
+    return {"accompaniment": ["drums", "bass", "other"]}
+
+
+def _default_aliases() -> dict[str, str]:
+    return {
+        "vocal": "vocals",
+        "voice": "vocals",
+        "voices": "vocals",
+        "music": "accompaniment",
+        "instrumental": "accompaniment",
+        "instrumentals": "accompaniment",
+        "mix": "mixture",
+    }
+
+
+@dataclass
+class SourceMapConfig:
+    """How the stems of a corpus become this config's sources (used when preparing shards).
+
+    A source that a track has no file of is the sum of the stems `derived` lists for it: K=2
+    targets from K=4 stems (accompaniment = drums + bass + other). `aliases` maps other names of
+    stem files (lower-case file name without extension, e.g. MIR-1K's `vocal`/`music`) to the
+    canonical stem names (`vocals`, `accompaniment`, `mixture`, ...).
+    """
+
+    derived: dict[str, list[str]] = field(default_factory=_default_derived)
+    aliases: dict[str, str] = field(default_factory=_default_aliases)
+
+    def canonical(self, name: str) -> str:
+        """The canonical stem name of a file name stem: 'Vocal' -> 'vocals'."""
+        name = name.lower()
+        return self.aliases.get(name, name)
+
+
 @dataclass
 class Config:
     name: str = "custom"
@@ -98,9 +133,11 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    # Absent from configs written before it existed; the default is what those configs meant.
+    source_map: SourceMapConfig = field(default_factory=SourceMapConfig)
 
     # Sections that decide what a shard holds; a shard set must match these exactly.
-    DATA_SECTIONS = ("sources", "audio", "spectrogram")
+    DATA_SECTIONS = ("sources", "audio", "spectrogram", "source_map")
     # Sections that decide the separator's weights; a checkpoint must match these exactly.
     MODEL_SECTIONS = ("sources", "audio", "spectrogram", "separator")
 
@@ -195,8 +232,27 @@ class Config:
         gain = self.training.unpaired_gain
         if len(gain) != 2 or not 0 < gain[0] <= gain[1]:
             problems.append("training.unpaired_gain must be [low, high] with 0 < low <= high")
+        problems += self._source_map_problems()
         if problems:
             raise AdvsepError(f"{origin}: " + "; ".join(problems))
+
+    def _source_map_problems(self) -> list[str]:
+        problems = []
+        derived, aliases = self.source_map.derived, self.source_map.aliases
+        if not isinstance(derived, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and v and all(isinstance(p, str) for p in v)
+            for k, v in derived.items()
+        ):
+            problems.append("source_map.derived must map source names to non-empty lists of stem names")
+        else:
+            circular = sorted(k for k, v in derived.items() if k in v)
+            if circular:
+                problems.append(f"source_map.derived: {', '.join(circular)} cannot be a sum that includes itself")
+        if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+            problems.append("source_map.aliases must map file names to stem names")
+        elif any(k != k.lower() for k in aliases):
+            problems.append("source_map.aliases: file names must be lower case (matching is case-insensitive)")
+        return problems
 
     def differences(self, other: "Config", sections: tuple[str, ...]) -> list[str]:
         """Dotted names of the fields in `sections` whose values differ, e.g. ['spectrogram.n_fft']."""
@@ -242,6 +298,7 @@ _SECTIONS = {
     "loss": LossConfig,
     "optimizer": OptimizerConfig,
     "training": TrainingConfig,
+    "source_map": SourceMapConfig,
 }
 
 

@@ -122,3 +122,121 @@ def reconstruct(
     flat = tf.reshape(spectrum, [-1, frames, bins])
     waveforms = istft(flat, n_fft, n_hop, length)
     return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+# -- The "dft_matmul" STFT backend: LiteRT's built-in ops only ------------------------------------
+#
+# LiteRT has no inverse FFT and no complex arithmetic among its built-in ops (RFFT becomes RFFT2D;
+# complex multiplication and IRFFT need Flex). The functions below compute the same transforms as
+# `stft` / `istft` / `reconstruct` above with real tensors only: framing, a DFT as a matrix product
+# with constant cosine and sine bases (the window folded in), the real and imaginary parts carried
+# separately, and overlap-add. They agree with the "tf_signal" backend to float32 round-off (see
+# tests/test_litert.py) and are what the LiteRT export runs; everything else keeps the functions above.
+
+STFT_BACKENDS = ("tf_signal", "dft_matmul")
+
+
+def _hann(n_fft: int) -> np.ndarray:
+    """tf.signal.hann_window(n_fft) (periodic), in float64."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+
+
+def _inverse_hann(n_fft: int, n_hop: int) -> np.ndarray:
+    """tf.signal.inverse_stft_window_fn(n_hop, hann)(n_fft), in float64: the window over the sum of
+    the squared windows that overlap each sample."""
+    window = _hann(n_fft)
+    overlaps = -(-n_fft // n_hop)
+    squared = np.pad(window**2, (0, overlaps * n_hop - n_fft)).reshape(overlaps, n_hop).sum(0)
+    return window / np.tile(squared, overlaps)[:n_fft]
+
+
+def dft_bases(n_fft: int, n_hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(analysis, synthesis) float32 matrices of the windowed real DFT.
+
+    analysis   (n_fft, 2 * nb_freqs): frame @ analysis = [real | imag] of the windowed frame's rfft
+    synthesis  (2 * nb_freqs, n_fft): [real | imag] @ synthesis = irfft of the frame times the
+               inverse-STFT window (the imaginary parts of DC and Nyquist are ignored, as irfft does)
+    with nb_freqs = n_fft // 2 + 1.
+    """
+    nb_freqs = n_fft // 2 + 1
+    angle = 2 * np.pi * np.outer(np.arange(n_fft), np.arange(nb_freqs)) / n_fft  # (n, k)
+    window = _hann(n_fft)[:, None]
+    analysis = np.concatenate([window * np.cos(angle), -window * np.sin(angle)], axis=1)
+    weight = np.full(nb_freqs, 2.0)
+    weight[0] = 1.0
+    if n_fft % 2 == 0:
+        weight[-1] = 1.0
+    inverse = _inverse_hann(n_fft, n_hop)[None, :]
+    synthesis = np.concatenate(
+        [weight[:, None] * np.cos(angle.T), -weight[:, None] * np.sin(angle.T)], axis=0
+    ) * inverse / n_fft
+    return analysis.astype(np.float32), synthesis.astype(np.float32)
+
+
+def _static_or_dynamic_length(waveform: tf.Tensor):
+    return waveform.shape[-1] if waveform.shape[-1] is not None else tf.shape(waveform)[-1]
+
+
+def stft_dft(waveform: tf.Tensor, n_fft: int, n_hop: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """`stft` as a DFT by matrix product: (batch, nb_samples) float32 ->
+    (real, imag), each (batch, nb_frames_total, n_fft // 2 + 1) float32.
+
+    The same edge padding and frame count as `stft`; static shapes stay static (for LiteRT).
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    pad = _edge_padding(n_fft, n_hop)
+    length = _static_or_dynamic_length(waveform)
+    if isinstance(length, int):
+        frames = max(1, -(-(length + 2 * pad - n_fft) // n_hop) + 1)
+    else:
+        frames = tf.maximum(1, (length + 2 * pad - n_fft + n_hop - 1) // n_hop + 1)
+    end_pad = (frames - 1) * n_hop + n_fft - (length + 2 * pad)
+    waveform = tf.pad(waveform, [[0, 0], [pad, pad + end_pad]])
+    framed = tf.signal.frame(waveform, n_fft, n_hop, pad_end=False)  # (batch, frames, n_fft)
+    analysis, _ = dft_bases(n_fft, n_hop)
+    spectrum = tf.matmul(framed, tf.constant(analysis))
+    nb_freqs = n_fft // 2 + 1
+    return spectrum[..., :nb_freqs], spectrum[..., nb_freqs:]
+
+
+def istft_dft(real: tf.Tensor, imag: tf.Tensor, n_fft: int, n_hop: int, length) -> tf.Tensor:
+    """`istft` by matrix product: (real, imag), each (batch, nb_frames_total, n_fft // 2 + 1) ->
+    (batch, length) float32."""
+    _, synthesis = dft_bases(n_fft, n_hop)
+    frames = tf.matmul(tf.concat([real, imag], axis=-1), tf.constant(synthesis))  # (batch, T, n_fft)
+    waveform = tf.signal.overlap_and_add(frames, n_hop)
+    pad = _edge_padding(n_fft, n_hop)
+    return waveform[:, pad : pad + length]
+
+
+def log_magnitude_dft(real: tf.Tensor, imag: tf.Tensor, nb_bins: int) -> tf.Tensor:
+    """`log_magnitude` from real and imaginary parts: (batch, frames, n_freqs) x 2 ->
+    (batch, nb_bins, frames) log1p magnitudes (written log(1 + x): LiteRT has no LOG1P)."""
+    real, imag = real[..., :nb_bins], imag[..., :nb_bins]
+    magnitude = tf.sqrt(real * real + imag * imag)
+    return tf.transpose(tf.math.log(1.0 + magnitude), [0, 2, 1])
+
+
+def reconstruct_dft(log_estimates: tf.Tensor, real: tf.Tensor, imag: tf.Tensor, n_fft: int, n_hop: int, length):
+    """`reconstruct` with the mixture's STFT as real and imaginary parts: the estimated magnitudes
+    take the mixture's phase as (real, imag) / |mixture| (angle 0 where the mixture is 0, as
+    tf.math.angle), no complex tensor anywhere.
+
+    log_estimates (batch, nb_stems, nb_bins, frames); real, imag (batch, frames, n_fft // 2 + 1).
+    Returns (batch, nb_stems, length).
+    """
+    nb_stems, nb_bins = log_estimates.shape[1], log_estimates.shape[2]
+    magnitude = tf.transpose(tf.exp(tf.nn.relu(log_estimates)) - 1.0, [0, 1, 3, 2])  # (b, K, T, F)
+    real, imag = real[:, tf.newaxis, :, :nb_bins], imag[:, tf.newaxis, :, :nb_bins]
+    mixture = tf.sqrt(real * real + imag * imag)
+    nonzero = mixture > 0
+    safe = tf.where(nonzero, mixture, tf.ones_like(mixture))
+    cos = tf.where(nonzero, real / safe, tf.ones_like(mixture))
+    sin = tf.where(nonzero, imag / safe, tf.zeros_like(mixture))
+    missing = n_fft // 2 + 1 - nb_bins  # bins above nb_bins (the dropped Nyquist bin) are zero
+    padding = [[0, 0], [0, 0], [0, 0], [0, missing]]
+    est_real, est_imag = tf.pad(magnitude * cos, padding), tf.pad(magnitude * sin, padding)
+    frames = est_real.shape[2] if est_real.shape[2] is not None else tf.shape(est_real)[2]
+    flat_shape = [-1, frames, n_fft // 2 + 1]
+    waveforms = istft_dft(tf.reshape(est_real, flat_shape), tf.reshape(est_imag, flat_shape), n_fft, n_hop, length)
+    return tf.reshape(waveforms, [-1, nb_stems, length])

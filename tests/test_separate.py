@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -135,3 +136,36 @@ def test_ten_minute_stereo_file_keeps_length_rate_channels_and_bounded_memory(ti
     # Stated bound: the float32 input, the masked stems and the returned stems (5 song-sized
     # float32 arrays for two stereo stems) plus 300 MB; nothing else grows with the song.
     assert growth < 5 * probe["input_mb"] + 300, probe
+
+
+@pytest.mark.parametrize("codec", ["flac", "ogg", "mp3"])
+def test_other_codecs_and_filename_formats(separator, tmp_path, codec):
+    song = _song(2.0, 22050, 2)
+    path = tmp_path / "song.wav"
+    sf.write(path, song, 22050)
+    written = separator.separate_to_file(str(path), str(tmp_path / "out"), filename_format="{source}-{track}.{codec}",
+                                         codec=codec)
+    assert sorted(os.path.basename(p) for p in written) == [f"accompaniment-song.{codec}", f"vocals-song.{codec}"]
+    for p in written:
+        info = sf.info(p)
+        assert info.samplerate == 22050 and info.channels == 2
+        # Lossy codecs pad by up to a frame; lossless ones keep the exact length.
+        assert info.frames == len(song) if codec == "flac" else abs(info.frames - len(song)) < 4096
+
+
+def test_mask_reconstruction_keeps_the_high_band_and_sums_to_the_mixture(tiny_run):
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    song = (0.2 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 9000 * t)).astype(np.float32)
+    masked = Separator.from_checkpoint(str(tiny_run), reconstruction="mask").separate(song, rate)
+    direct = Separator.from_checkpoint(str(tiny_run), reconstruction="direct").separate(song, rate)
+
+    def high_band_energy(x):
+        spectrum = np.abs(np.fft.rfft(x))
+        return np.sum(spectrum[np.fft.rfftfreq(len(x), 1 / rate) > 5000] ** 2)
+
+    total_masked = sum(masked.values())
+    assert high_band_energy(sum(direct.values())) < 0.01 * high_band_energy(song)
+    assert high_band_energy(total_masked) > 0.9 * high_band_energy(song)
+    inner = slice(rate // 10, -rate // 10)
+    assert np.max(np.abs(total_masked[inner] - song[inner])) < 0.02

@@ -25,8 +25,33 @@ def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None
     )
 
 
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow and find its devices with stderr silenced.
+
+    TensorFlow's C++ side prints start-up lines (oneDNN, CUDA probing) before its logging is
+    configured, so TF_CPP_MIN_LOG_LEVEL cannot hide them; users of a command-line tool should see
+    its progress and its errors, not these.
+    """
+    import os
+
+    if verbose or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def run(main, argv=None) -> int:
-    """Parse nothing here: call `main(argv)` and turn the package's errors into exit code 1."""
+    """Call `main(argv)` and turn the package's errors into exit code 1 and one line."""
     from advsep_tf.errors import AdvsepError
 
     verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)

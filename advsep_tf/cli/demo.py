@@ -15,6 +15,7 @@ def main(argv=None) -> None:
     common.add_config_option(p, required=False)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
     from advsep_tf.demo import run_demo

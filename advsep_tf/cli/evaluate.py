@@ -26,6 +26,7 @@ def main(argv=None) -> None:
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
     if args.compare and (args.estimates or args.references):
         p.error("--compare takes results folders; do not combine it with --estimates/--references")
     if not args.compare and not (args.estimates and args.references):

@@ -24,6 +24,7 @@ def main(argv=None) -> None:
     p.add_argument("--models", default="baseline,V,VA", help="which of baseline, V, VA to run (default: all)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
     from advsep_tf.errors import AdvsepError

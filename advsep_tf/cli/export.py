@@ -15,6 +15,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, metavar="PATH")
     common.add_config_option(p, required=False)
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
     from advsep_tf.errors import AdvsepError

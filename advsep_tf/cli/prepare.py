@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     p.add_argument("--examples-per-shard", type=int, default=256, metavar="N")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
     if args.examples_per_shard < 1:
         p.error("--examples-per-shard must be >= 1")
 

@@ -24,6 +24,7 @@ def main(argv=None) -> None:
     p.add_argument("--chunk-patches", type=int, default=16, help="patches per separator call (memory bound)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
 
     import os
 

@@ -18,6 +18,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="separator steps (default: training.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     args = p.parse_args(argv)
+    common.quiet_tensorflow(args.verbose)
     if args.steps is not None and args.steps < 1:
         p.error("--steps must be >= 1")
 
