@@ -50,8 +50,8 @@ def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, seed_generator) -
     interpolates = weight * real + (1.0 - weight) * fake
     with tf.GradientTape() as tape:
         tape.watch(interpolates)
-        scores = critic(interpolates, training=True)
-    gradients = tape.gradient(scores, interpolates)
+        scores = tf.cast(critic(interpolates, training=True), tf.float32)
+    gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + NORM_EPSILON)
     return tf.reduce_mean(tf.square(tf.nn.relu(norms - 1.0)))
 

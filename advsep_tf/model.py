@@ -8,9 +8,10 @@ exists and the step is the supervised baseline (L_s only).
 A training batch is a dict (see `advsep_tf.data_pipelines.readers.training_dataset`):
     paired_mixture     (batch, nb_bins, nb_frames, 1)
     paired_sources     (batch, nb_bins, nb_frames, nb_stems)
-    unpaired_mixtures  (n_critic + 1, batch, nb_bins, nb_frames, 1)   adversarial mode only
-    solo_<source>      (n_critic, batch, nb_bins, nb_frames, 1)       one per critic
-A validation batch holds the first two.
+    unpaired_mixtures  (batch, n_critic + 1, nb_bins, nb_frames, 1)   adversarial mode only
+    solo_<source>      (batch, n_critic, nb_bins, nb_frames, 1)       one per critic
+The batch axis comes first everywhere, so that a distribution strategy splits every stream
+across replicas. A validation batch holds the first two.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class AdversarialSeparator(keras.Model):
         self.critics = list(critics)
         self.seed_generator = keras.random.SeedGenerator(cfg.training.seed)
         self.critic_optimizer = None
+        # Incremented by Python code in train_step, which runs only while TensorFlow traces it.
+        self.train_step_traces = 0
 
         mean = keras.metrics.Mean
         self.supervised_loss_tracker = mean(name="supervised_loss")
@@ -79,13 +82,30 @@ class AdversarialSeparator(keras.Model):
             return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2)
 
         separator_optimizer = separator_optimizer or adam()
+        # Keras wraps the separator's optimizer in a LossScaleOptimizer under mixed_float16; the
+        # critics' optimizer is ours to wrap.
         super().compile(optimizer=separator_optimizer, **kwargs)
-        self.critic_optimizer = (critic_optimizer or adam()) if self.critics else None
+        critic_optimizer = (critic_optimizer or adam()) if self.critics else None
+        if (
+            critic_optimizer is not None
+            and self.dtype_policy.name == "mixed_float16"
+            and not isinstance(critic_optimizer, keras.optimizers.LossScaleOptimizer)
+        ):
+            critic_optimizer = keras.optimizers.LossScaleOptimizer(critic_optimizer)
+        self.critic_optimizer = critic_optimizer
         # Build both optimizers on their variables now: under a distribution strategy, or when
         # reloading optimizer state, they must exist before the first step.
         self.optimizer.build(self.separator.trainable_variables)
         if self.critic_optimizer is not None:
             self.critic_optimizer.build(self.critic_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a distribution strategy Keras (3.15) reduces a sample batch across replicas to
+        # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch.
+        # The networks are built by construction and both optimizers by compile(): skip it.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def critic_variables(self):
@@ -127,10 +147,19 @@ class AdversarialSeparator(keras.Model):
 
     # -- training ------------------------------------------------------------------------------
 
+    def _separate(self, mixture, training):
+        # Under mixed precision the networks compute in float16/bfloat16; losses stay float32.
+        return tf.cast(self.separator(mixture, training=training), tf.float32)
+
+    @staticmethod
+    def _per_replica(loss):
+        """Gradients are summed over replicas: scale each replica's mean loss by 1 / replicas."""
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
     def _critic_step(self, unlabelled_mixture, solo_batches):
         """One update of every critic on fresh unlabelled and solo batches."""
         cfg = self.separation_config
-        estimates = self.separator(unlabelled_mixture, training=False)
+        estimates = self._separate(unlabelled_mixture, training=False)
         with tf.GradientTape() as tape:
             total = 0.0
             results = []
@@ -138,12 +167,12 @@ class AdversarialSeparator(keras.Model):
                 k = cfg.sources.index(source)
                 fake = estimates[..., k : k + 1]
                 real = solo_batches[source]
-                real_scores = critic(real, training=True)
-                fake_scores = critic(fake, training=True)
+                real_scores = tf.cast(critic(real, training=True), tf.float32)
+                fake_scores = tf.cast(critic(fake, training=True), tf.float32)
                 penalty = losses.gradient_penalty(critic, real, fake, self.seed_generator)
                 total += losses.critic_loss(real_scores, fake_scores, penalty, cfg.loss.gp_lambda)
                 results.append((losses.wasserstein_estimate(real_scores, fake_scores), penalty))
-            scaled = self.critic_optimizer.scale_loss(total)
+            scaled = self.critic_optimizer.scale_loss(self._per_replica(total))
         variables = self.critic_variables
         self.critic_optimizer.apply(tape.gradient(scaled, variables), variables)
         for (wasserstein, penalty), w_tracker, p_tracker in zip(
@@ -153,30 +182,31 @@ class AdversarialSeparator(keras.Model):
             p_tracker.update_state(penalty)
 
     def train_step(self, data):
+        self.train_step_traces += 1
         cfg = self.separation_config
         if self.critics:
             unpaired = data["unpaired_mixtures"]
             # train_step is not autographed: this Python loop is unrolled at trace time.
             for i in range(cfg.loss.n_critic):
-                solo = {s: data[solo_key(s)][i] for s in self.critic_sources}
-                self._critic_step(unpaired[i], solo)
+                solo = {s: data[solo_key(s)][:, i] for s in self.critic_sources}
+                self._critic_step(unpaired[:, i], solo)
 
         variables = self.separator.trainable_variables
         with tf.GradientTape() as tape:
-            estimates = self.separator(data["paired_mixture"], training=True)
+            estimates = self._separate(data["paired_mixture"], training=True)
             supervised = losses.supervised_loss(estimates, data["paired_sources"])
             total = supervised
             if self.critics:
-                unlabelled = unpaired[cfg.loss.n_critic]
-                unlabelled_estimates = self.separator(unlabelled, training=True)
+                unlabelled = unpaired[:, cfg.loss.n_critic]
+                unlabelled_estimates = self._separate(unlabelled, training=True)
                 fake_scores = [
-                    critic(unlabelled_estimates[..., k : k + 1], training=False)
+                    tf.cast(critic(unlabelled_estimates[..., k : k + 1], training=False), tf.float32)
                     for critic, k in zip(self.critics, (cfg.sources.index(s) for s in self.critic_sources))
                 ]
                 adversarial = losses.generator_loss(fake_scores)
                 additive = losses.additive_loss(unlabelled, unlabelled_estimates)
                 total = supervised + cfg.loss.alpha * adversarial + cfg.loss.beta * additive
-            scaled = self.optimizer.scale_loss(total)
+            scaled = self.optimizer.scale_loss(self._per_replica(total))
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
 
         self.supervised_loss_tracker.update_state(supervised)
@@ -184,11 +214,18 @@ class AdversarialSeparator(keras.Model):
         if self.critics:
             self.adversarial_loss_tracker.update_state(adversarial)
             self.additive_loss_tracker.update_state(additive)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs(self.metrics)
 
     def test_step(self, data):
-        estimates = self.separator(data["paired_mixture"], training=False)
+        estimates = self._separate(data["paired_mixture"], training=False)
         supervised = losses.supervised_loss(estimates, data["paired_sources"])
         self.supervised_loss_tracker.update_state(supervised)
         self.total_loss_tracker.update_state(supervised)
-        return {m.name: m.result() for m in (self.total_loss_tracker, self.supervised_loss_tracker)}
+        return self._logs((self.total_loss_tracker, self.supervised_loss_tracker))
+
+    @staticmethod
+    def _logs(trackers):
+        # Keras (3.15) averages logs over workers with reduce("MEAN", axis=0), which needs a
+        # batch axis: under MultiWorkerMirroredStrategy give each value one, which the mean removes.
+        multi_worker = isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+        return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in trackers}

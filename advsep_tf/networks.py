@@ -36,10 +36,14 @@ def build_separator(config: Config, name: str = "separator") -> keras.Model:
         x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"up{level}_conv")(x)
     x = layers.Concatenate(name="with_mixture")([x, mixture])
+    # float32 outputs whatever the dtype policy: under mixed precision only the hidden layers
+    # compute in float16/bfloat16, and every consumer gets float32 estimates.
     estimates = [
-        layers.Conv2D(1, 1, activation="relu", name=f"out_{source}")(x) for source in config.sources
+        layers.Conv2D(1, 1, activation="relu", dtype="float32", name=f"out_{source}")(x) for source in config.sources
     ]
-    output = estimates[0] if len(estimates) == 1 else layers.Concatenate(name="estimates")(estimates)
+    output = (
+        estimates[0] if len(estimates) == 1 else layers.Concatenate(dtype="float32", name="estimates")(estimates)
+    )
     return keras.Model(mixture, output, name=name)
 
 
@@ -65,5 +69,5 @@ def build_critic(config: Config, name: str = "critic") -> keras.Model:
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(net.dense_units, name="dense")(x)
     x = layers.LeakyReLU(0.2, name="dense_act")(x)
-    score = layers.Dense(1, use_bias=False, name="score")(x)
+    score = layers.Dense(1, use_bias=False, dtype="float32", name="score")(x)
     return keras.Model(excerpt, score, name=name)

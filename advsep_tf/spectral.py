@@ -240,3 +240,23 @@ def reconstruct_dft(log_estimates: tf.Tensor, real: tf.Tensor, imag: tf.Tensor, 
     flat_shape = [-1, frames, n_fft // 2 + 1]
     waveforms = istft_dft(tf.reshape(est_real, flat_shape), tf.reshape(est_imag, flat_shape), n_fft, n_hop, length)
     return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+def stft_parts(waveform: tf.Tensor, n_fft: int, n_hop: int, backend: str = "tf_signal") -> tuple[tf.Tensor, tf.Tensor]:
+    """(batch, nb_samples) -> (real, imag), each (batch, nb_frames_total, n_fft // 2 + 1), by
+    either backend: "tf_signal" (`stft`, an FFT) or "dft_matmul" (`stft_dft`, LiteRT built-ins)."""
+    if backend == "dft_matmul":
+        return stft_dft(waveform, n_fft, n_hop)
+    if backend == "tf_signal":
+        spectrum = stft(waveform, n_fft, n_hop)
+        return tf.math.real(spectrum), tf.math.imag(spectrum)
+    raise ValueError(f"stft backend must be one of {', '.join(STFT_BACKENDS)}, got '{backend}'")
+
+
+def istft_parts(real: tf.Tensor, imag: tf.Tensor, n_fft: int, n_hop: int, length, backend: str = "tf_signal") -> tf.Tensor:
+    """The inverse of `stft_parts`: (real, imag) -> (batch, length) float32, by either backend."""
+    if backend == "dft_matmul":
+        return istft_dft(real, imag, n_fft, n_hop, length)
+    if backend == "tf_signal":
+        return istft(tf.complex(real, imag), n_fft, n_hop, length)
+    raise ValueError(f"stft backend must be one of {', '.join(STFT_BACKENDS)}, got '{backend}'")

@@ -5,7 +5,7 @@ A run directory holds:
     config.json        the full config (checked on --resume, export and separation)
     run.json           the arguments of each invocation
     model.keras        the best model so far by validation L_s (the last one without validation)
-    backup/            the latest epoch's weights and optimizer states, for --resume
+    checkpoints/       the last epochs' weights and optimizer states + state.json, for --resume
     logs/              TensorBoard event files
     history.csv        one row of metrics per epoch; training_curves.png plots it
 """
@@ -139,9 +139,9 @@ def validation_preview(log_dir: str, mixture, sources, config):
             model = self.model
             estimates = to_spectrogram(model.separator(tf.constant(mixture), training=False).numpy())
             with writer.as_default(step=epoch):
-                tf.summary.scalar("learning_rate/separator", float(model.optimizer.learning_rate))
+                tf.summary.scalar("learning_rate/separator", float(tf.convert_to_tensor(model.optimizer.learning_rate)))
                 if model.critic_optimizer is not None:
-                    tf.summary.scalar("learning_rate/critic", float(model.critic_optimizer.learning_rate))
+                    tf.summary.scalar("learning_rate/critic", float(tf.convert_to_tensor(model.critic_optimizer.learning_rate)))
                 tf.summary.audio("mixture", to_audio(mixture_log[None])[:, :, None], rate)
                 estimated_audio, reference_audio = to_audio(estimates), to_audio(references)
                 for k, source in enumerate(config.sources):
@@ -201,6 +201,119 @@ def _preview_patches(shard_set, config: Config, nb_patches: int = 8):
     return (np.stack([e["mixture"].numpy() for e in examples]), np.stack([e["sources"].numpy() for e in examples]))
 
 
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str):
+    """tf.distribute strategy by name; multi_worker reads the cluster from TF_CONFIG."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise AdvsepError("--strategy multi_worker: TF_CONFIG is not set (see README, 'Training at scale')")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise AdvsepError(f"unknown strategy '{name}' (strategies: {', '.join(STRATEGIES)})")
+
+
+def is_chief() -> bool:
+    """True unless TF_CONFIG names this process a non-chief worker (worker 0 is chief without one)."""
+    try:
+        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    except ValueError:
+        raise AdvsepError("TF_CONFIG: not valid JSON") from None
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in cluster
+
+
+class RunCheckpoint:
+    """Epoch checkpoints a killed run resumes from, written atomically, the last `keep` kept.
+
+    RUN_DIR/checkpoints/epoch-NNNNN.weights.h5 holds the weights and both optimizers' states (step
+    counters, Adam moments); state.json, replaced last, names the newest one with the epoch and the
+    early-stopping and best-model state. A kill at any point leaves state.json naming a complete
+    file. On resume the unfinished epoch is redone from its start on fresh batches: the streams
+    are infinite and reshuffled, so no example is replayed in order, but that epoch's steps are.
+    """
+
+    STATE = "state.json"
+
+    def __init__(self, run_dir: str, keep: int, early_stopping=None, best_model=None, write: bool = True):
+        import keras
+
+        self.directory = os.path.join(run_dir, "checkpoints")
+        self.keep, self.early_stopping, self.best_model, self.write = keep, early_stopping, best_model, write
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                outer.restore(self.model)
+
+            def on_epoch_end(self, epoch, logs=None):
+                if outer.write:
+                    outer.save(self.model, epoch + 1)
+
+        self.callback = Callback()
+
+    def state(self) -> dict | None:
+        path = os.path.join(self.directory, self.STATE)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except ValueError:
+            raise AdvsepError(f"{path}: corrupt checkpoint state (not JSON)") from None
+
+    def restore(self, model) -> None:
+        state = self.state()
+        if state is None:
+            return
+        weights = os.path.join(self.directory, state["weights"])
+        try:
+            model.load_weights(weights)
+        except Exception as exc:  # noqa: BLE001 - any failure here means an unusable checkpoint
+            raise AdvsepError(f"{weights}: cannot restore checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+        model._initial_epoch = state["epoch"]
+        if self.early_stopping is not None and state.get("early_stopping"):
+            for key, value in state["early_stopping"].items():
+                setattr(self.early_stopping, key, value)
+        if self.best_model is not None and state.get("best") is not None:
+            self.best_model.best = state["best"]
+
+    def save(self, model, epoch: int) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"epoch-{epoch:05d}.weights.h5"
+        tmp = os.path.join(self.directory, f"tmp-{name}")
+        model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.directory, name))
+        state = {"epoch": epoch, "weights": name, "separator_steps": int(model.optimizer.iterations.numpy())}
+        if self.early_stopping is not None:
+            es = self.early_stopping
+            state["early_stopping"] = {
+                "wait": int(es.wait), "best": None if es.best is None else float(es.best),
+                "best_epoch": int(es.best_epoch),
+                "stopped_epoch": int(model.stop_training and epoch or 0),
+            }
+        if self.best_model is not None:
+            best = self.best_model.best
+            state["best"] = None if best is None else float(best)
+        tmp_state = os.path.join(self.directory, self.STATE + ".tmp")
+        with open(tmp_state, "w") as f:
+            json.dump(state, f, indent=2)
+        os.replace(tmp_state, os.path.join(self.directory, self.STATE))
+        kept = sorted(f for f in os.listdir(self.directory) if f.startswith("epoch-") and f.endswith(".weights.h5"))
+        for old in kept[: -self.keep]:
+            os.remove(os.path.join(self.directory, old))
+
+
 def train(
     config: Config,
     shard_dir: str,
@@ -208,8 +321,17 @@ def train(
     steps: int | None = None,
     resume: bool = False,
     verbose: int = 2,
+    strategy: str = "default",
+    callbacks: list | None = None,
 ) -> dict:
-    """Train `config` on the shard set in `shard_dir`, writing the run directory; return a summary."""
+    """Train `config` on the shard set in `shard_dir`, writing the run directory; return a summary.
+
+    `training.batch_size` is the global batch: under a distribution strategy each of R replicas
+    takes batch_size / R examples of every stream, and gradients are averaged over all of them.
+    Under `multi_worker`, every worker trains; only the chief writes the run directory.
+    `callbacks` are extra Keras callbacks.
+    """
+    import tensorflow as tf
     import keras
 
     from advsep_tf.data_pipelines.readers import training_dataset, validation_dataset, validation_steps
@@ -217,6 +339,7 @@ def train(
     from advsep_tf.model import AdversarialSeparator
 
     shard_set = ShardSet.open(shard_dir, expected=config)
+    chief = is_chief()
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
         if not resume:
@@ -231,11 +354,12 @@ def train(
                 f"{config_path}: run was started with a different config: "
                 f"{previous.describe_differences(config, sections) or 'critic sources differ'}"
             )
-    os.makedirs(run_dir, exist_ok=True)
-    config.save(config_path)
-    with open(os.path.join(run_dir, "run.json"), "a") as f:
-        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "shards": os.path.abspath(shard_dir),
-                            "steps": steps, "resume": resume}) + "\n")
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+        config.save(config_path)
+        with open(os.path.join(run_dir, "run.json"), "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "shards": os.path.abspath(shard_dir),
+                                "steps": steps, "resume": resume, "strategy": strategy}) + "\n")
 
     keras.utils.set_random_seed(config.training.seed)
     total_steps = steps or config.training.max_steps
@@ -243,30 +367,57 @@ def train(
     epochs = math.ceil(total_steps / steps_per_epoch)
     total_steps = epochs * steps_per_epoch
 
-    model = AdversarialSeparator(config)
-    model.compile()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.training.precision)
+    try:
+        with make_strategy(strategy).scope():
+            model = AdversarialSeparator(config)
+            model.compile(jit_compile=config.training.jit_compile)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
     has_validation = shard_set.examples("valid") > 0
     monitor = "val_supervised_loss" if has_validation else "supervised_loss"
     history_csv = os.path.join(run_dir, "history.csv")
-    progress = _ProgressLines(total_steps, steps_per_epoch, 0)
-    callbacks = [
-        # Restores weights, both optimizers' states and the epoch counter after an interruption.
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, MODEL_FILE), monitor=monitor, mode="min", save_best_only=has_validation
-        ),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(history_csv, append=True),
-        keras.callbacks.TerminateOnNaN(),
-        progress.callback,
-    ]
-    if has_validation:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.training.patience))
-        callbacks.append(validation_preview(os.path.join(run_dir, "logs"), *_preview_patches(shard_set, config), config))
+    best_model = keras.callbacks.ModelCheckpoint(
+        os.path.join(run_dir, MODEL_FILE), monitor=monitor, mode="min", save_best_only=has_validation
+    )
+    early_stopping = (
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.training.patience)
+        if has_validation
+        else None
+    )
+    checkpoint = RunCheckpoint(run_dir, config.training.checkpoints_kept, early_stopping, best_model, write=chief)
+    state = checkpoint.state() if resume else None
+    if state and state.get("early_stopping", {}).get("stopped_epoch"):
+        print(f"{run_dir}: stopped early at epoch {state['epoch']} (validation L_s stopped improving); nothing to resume")
+        return _summary(config, run_dir, model_steps=state["separator_steps"], critic_steps=None, seconds=0.0,
+                        final={}, best=state.get("best"))
+    initial_epoch = state["epoch"] if state else 0
+    progress = _ProgressLines(total_steps, steps_per_epoch, initial_epoch)
+    # Order matters: early stopping and the best-model check update their state before the
+    # checkpoint records it, and after it restores it at the start.
+    extra_callbacks = list(callbacks or [])
+    callbacks = [cb for cb in (early_stopping, best_model if chief else None) if cb is not None]
+    callbacks += [checkpoint.callback, keras.callbacks.TerminateOnNaN()] + extra_callbacks
+    if chief:
+        callbacks += [
+            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
+            keras.callbacks.CSVLogger(history_csv, append=True),
+            progress.callback,
+        ]
+        if has_validation:
+            callbacks.append(validation_preview(os.path.join(run_dir, "logs"), *_preview_patches(shard_set, config), config))
 
+    dataset = training_dataset(shard_set, config)
+    if strategy != "default":
+        # Every stream is zipped from several shard lists: shard by element, not by file.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
     start = time.time()
     history = model.fit(
-        training_dataset(shard_set, config),
+        dataset,
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         validation_data=validation_dataset(shard_set, config) if has_validation else None,
@@ -276,18 +427,29 @@ def train(
         verbose=verbose if verbose != 2 else 0,
     )
     elapsed = time.time() - start
-    if not os.path.isfile(os.path.join(run_dir, MODEL_FILE)):
-        model.save(os.path.join(run_dir, MODEL_FILE))
-    if os.path.isfile(history_csv):
-        plot_history(history_csv, os.path.join(run_dir, "training_curves.png"))
+    if chief:
+        if not os.path.isfile(os.path.join(run_dir, MODEL_FILE)):
+            model.save(os.path.join(run_dir, MODEL_FILE))
+        if os.path.isfile(history_csv):
+            plot_history(history_csv, os.path.join(run_dir, "training_curves.png"))
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
+    return _summary(
+        config, run_dir, model_steps=int(model.optimizer.iterations.numpy()),
+        critic_steps=int(model.critic_optimizer.iterations.numpy()) if model.critic_optimizer else 0,
+        seconds=elapsed, final=final, best=best_model.best if has_validation else None,
+        traces=model.train_step_traces,
+    )
+
+
+def _summary(config, run_dir, model_steps, critic_steps, seconds, final, best, traces=None) -> dict:
     return {
         "run_dir": run_dir,
         "mode": config.training.mode,
         "critics": config.critic_sources,
-        "separator_steps": int(model.optimizer.iterations.numpy()),
-        "critic_steps": int(model.critic_optimizer.iterations.numpy()) if model.critic_optimizer else 0,
-        "seconds": round(elapsed, 1),
+        "separator_steps": model_steps,
+        "critic_steps": critic_steps,
+        "seconds": round(seconds, 1),
         "final_metrics": final,
-        "best_val_supervised_loss": min(history.history.get("val_supervised_loss", [float("nan")]) or [float("nan")]),
+        "best_val_supervised_loss": best if best is not None else float("nan"),
+        "train_step_traces": traces,
     }

@@ -58,7 +58,11 @@ class AudioAdapter(abc.ABC):
 
     @abc.abstractmethod
     def load(
-        self, path: PathLike, sample_rate: Optional[int] = None, mono: bool = False
+        self,
+        path: PathLike,
+        sample_rate: Optional[int] = None,
+        mono: bool = False,
+        stream: Optional[int] = None,
     ) -> tuple[np.ndarray, int]:
         """Decodes a file.
 
@@ -66,6 +70,9 @@ class AudioAdapter(abc.ABC):
             path: the audio file.
             sample_rate: resample to this rate; `None` keeps the file's rate.
             mono: average the channels into one.
+            stream: the index of the audio stream to decode in a multistream container (a
+                MUSDB18 `.stem.mp4` holds mixture, drums, bass, other, vocals as streams 0-4);
+                `None` decodes the first.
 
         Returns:
             `(waveform, sample_rate)`: a C-contiguous float32 array of shape
@@ -136,19 +143,25 @@ class SoundfileAudioAdapter(AudioAdapter):
     """libsndfile for WAV/FLAC/OGG/MP3; ffmpeg (when on PATH) for MP4/M4A/AAC and the rest."""
 
     def load(
-        self, path: PathLike, sample_rate: Optional[int] = None, mono: bool = False
+        self,
+        path: PathLike,
+        sample_rate: Optional[int] = None,
+        mono: bool = False,
+        stream: Optional[int] = None,
     ) -> tuple[np.ndarray, int]:
         path = Path(path)
         if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
             raise AdvsepError(f"{path}: cannot resample to {sample_rate!r} Hz")
+        if stream is not None and (int(stream) != stream or stream < 0):
+            raise AdvsepError(f"{path}: no audio stream {stream!r} (streams count from 0)")
         _check_readable(path)
 
-        if path.suffix.lower() in FFMPEG_EXTENSIONS:
+        if path.suffix.lower() in FFMPEG_EXTENSIONS or stream:
             if not _have_ffmpeg():
                 raise AdvsepError(
                     f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH"
                 )
-            data, file_rate = _decode_with_ffmpeg(path)
+            data, file_rate = _decode_with_ffmpeg(path, int(stream or 0))
         else:
             try:
                 data, file_rate = _decode_with_soundfile(path)
@@ -294,10 +307,10 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
     return None
 
 
-def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
     probe = subprocess.run(
         [
-            *"ffprobe -v error -select_streams a:0 -of json".split(),
+            *f"ffprobe -v error -select_streams a:{stream} -of json".split(),
             *("-show_entries", "stream=channels,sample_rate", str(path)),
         ],
         capture_output=True,
@@ -310,7 +323,7 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     except json.JSONDecodeError:
         streams = []
     if not streams:
-        raise AdvsepError(f"{path}: holds no audio stream")
+        raise AdvsepError(f"{path}: holds no audio stream" + (f" {stream} (streams count from 0)" if stream else ""))
     nb_channels = int(streams[0].get("channels") or 0)
     sample_rate = int(streams[0].get("sample_rate") or 0)
     if nb_channels <= 0 or sample_rate <= 0:
@@ -319,7 +332,7 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     # Naming -ac and -ar pins the output layout to what the reshape below assumes.
     decoded = subprocess.run(
         [
-            *("ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0"),
+            *("ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}"),
             *("-f", "f32le", "-acodec", "pcm_f32le"),
             *("-ac", str(nb_channels), "-ar", str(sample_rate), "-"),
         ],

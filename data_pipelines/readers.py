@@ -3,6 +3,21 @@
 
 Each stream: list_files -> interleave(TFRecordDataset) -> parse -> shuffle -> repeat -> augment
 -> batch -> prefetch.
+
+On-the-fly augmentations, each a small named function (all work on log1p magnitudes):
+- `random_gain`: one uniform gain in `config.training.unpaired_gain` (the paper's 0.2-1.2) per
+  unpaired excerpt, so per source for the solo streams; always on for unpaired data.
+- `random_remix`: paired stems from different tracks mixed into a new paired example. The
+  mixture is the sum of the stems' *linear magnitudes*, log1p(sum_k expm1(s_k)): an
+  approximation, since the magnitude of a sum of signals is at most (and usually a little less
+  than) the sum of their magnitudes; phase cancellation is ignored. `training_dataset(...,
+  remix_probability=p)` remixes a fraction p of the paired examples (default 0: off).
+- `random_offset`: a random frame offset. Shards hold patches `patch_hop` frames apart; two
+  consecutive patches of one track are a window of nb_frames + patch_hop frames, and the excerpt
+  is cut from it at an offset drawn uniformly from [0, patch_hop] frames, so excerpts are no
+  longer aligned to the patch grid (a patch whose successor was dropped as silent, or lies in
+  another shard, keeps offset 0). `training_dataset(..., random_offsets=True)` turns it on for
+  every stream (default off). Needs shards of format version 2 (they store each patch's index).
 """
 
 from __future__ import annotations
@@ -17,18 +32,24 @@ from advsep_tf.model import solo_key
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _parser(role: str, config: Config):
+def _parser(role: str, config: Config, with_position: bool = False):
     spec = config.spectrogram
     keys = feature_keys(role)
     description = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
+    if with_position:
+        description["track"] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        description["patch"] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
     channels = {"mixture": 1, "excerpt": 1, "sources": config.nb_stems}
 
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, description)
-        return {
+        parsed = {
             k: tf.reshape(tf.io.decode_raw(example[k], tf.float32), [spec.nb_bins, spec.nb_frames, channels[k]])
             for k in keys
         }
+        if with_position:
+            parsed["track"], parsed["patch"] = example["track"], example["patch"]
+        return parsed
 
     return parse
 
@@ -39,51 +60,151 @@ def random_gain(log_magnitude: tf.Tensor, low: float, high: float, seed=None) ->
     return tf.math.log1p(gain * tf.math.expm1(log_magnitude))
 
 
-def role_examples(shard_set: ShardSet, role: str, shuffle: bool, repeat: bool, seed: int | None = None) -> tf.data.Dataset:
-    """Parsed examples of one role: dicts of (nb_bins, nb_frames, channels) float32 tensors."""
+def remix(sources: tf.Tensor) -> tf.Tensor:
+    """The mixture of stems as the sum of their linear magnitudes: (F, T, K) log1p -> (F, T, 1) log1p."""
+    return tf.math.log1p(tf.reduce_sum(tf.math.expm1(sources), axis=-1, keepdims=True))
+
+
+def random_remix(example: dict, donors: list[dict], probability: float, seed=None) -> dict:
+    """With probability `probability`, stem k of `example` becomes stem k of `donors[k]` (examples of
+    other tracks) and the mixture their linear-magnitude sum (`remix`); otherwise `example` as is.
+
+    example, donors[k]: {"mixture": (F, T, 1), "sources": (F, T, K)} log1p magnitudes.
+    """
+    stems = tf.stack([donor["sources"][..., k] for k, donor in enumerate(donors)], axis=-1)
+    use = tf.random.uniform([], seed=seed) < probability
+    return {
+        "mixture": tf.where(use, remix(stems), example["mixture"]),
+        "sources": tf.where(use, stems, example["sources"]),
+    }
+
+
+def random_offset(first: dict, second: dict, keys, patch_hop: int, seed=None) -> dict:
+    """An excerpt cut at a random frame offset in [0, patch_hop] from two consecutive patches.
+
+    first, second: parsed examples with "track", "patch" and (F, T, C) tensors under `keys`; when
+    `second` is not the next patch of `first`'s track, `first` is returned unchanged.
+    """
+    consecutive = tf.logical_and(
+        tf.equal(first["track"], second["track"]),
+        tf.logical_and(tf.equal(second["patch"], first["patch"] + 1), first["patch"] >= 0),
+    )
+    offset = tf.where(consecutive, tf.random.uniform([], 0, patch_hop + 1, dtype=tf.int32, seed=seed), 0)
+    out = {}
+    for key in keys:
+        nb_frames = first[key].shape[1]
+        window = tf.concat([first[key], second[key][:, nb_frames - patch_hop :, :]], axis=1)
+        out[key] = tf.reshape(window[:, offset : offset + nb_frames, :], first[key].shape)
+    return out
+
+
+def _consecutive_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(example, next example) for every example of a file; the last one is paired with a blank."""
+    blank = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), dataset.element_spec)
+    blank["patch"] = tf.constant(-1, tf.int64)
+
+    def step(state, current):
+        previous, has_previous = state
+        return (current, tf.constant(True)), (previous, current, has_previous)
+
+    pairs = dataset.concatenate(tf.data.Dataset.from_tensors(blank)).scan((blank, tf.constant(False)), step)
+    return pairs.filter(lambda previous, current, has_previous: has_previous).map(
+        lambda previous, current, has_previous: (previous, current)
+    )
+
+
+def role_examples(
+    shard_set: ShardSet, role: str, shuffle: bool, repeat: bool, seed: int | None = None, random_offsets: bool = False
+) -> tf.data.Dataset:
+    """Parsed examples of one role: dicts of (nb_bins, nb_frames, channels) float32 tensors.
+
+    With `random_offsets`, each example is cut at a random frame offset (`random_offset`).
+    """
+    config = shard_set.config
     files = shard_set.files(role)
+    keys = feature_keys(role)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 8),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=not shuffle,
-    )
-    dataset = dataset.map(_parser(role, shard_set.config), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    if random_offsets:
+        parse = _parser(role, config, with_position=True)
+        patch_hop = config.spectrogram.patch_hop
+
+        def read(path):
+            pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
+            return pairs.map(lambda first, second: random_offset(first, second, keys, patch_hop))
+
+        dataset = dataset.interleave(
+            read, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=not shuffle
+        )
+    else:
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=not shuffle,
+        )
+        dataset = dataset.map(_parser(role, config), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     if shuffle:
-        dataset = dataset.shuffle(shard_set.config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     return dataset
 
 
-def paired_dataset(shard_set: ShardSet, role: str, batch_size: int, shuffle: bool, repeat: bool, seed=None):
+def paired_dataset(
+    shard_set: ShardSet, role: str, batch_size: int, shuffle: bool, repeat: bool, seed=None,
+    random_offsets: bool = False, remix_probability: float = 0.0,
+):
     """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}."""
-    dataset = role_examples(shard_set, role, shuffle, repeat, seed)
+    dataset = role_examples(shard_set, role, shuffle, repeat, seed, random_offsets)
+    if remix_probability > 0:
+        donors = [
+            role_examples(shard_set, role, True, True, None if seed is None else seed + 101 + k, random_offsets)
+            for k in range(shard_set.config.nb_stems)
+        ]
+        dataset = tf.data.Dataset.zip((dataset, tuple(donors))).map(
+            lambda example, donor: random_remix(example, list(donor), remix_probability), num_parallel_calls=AUTOTUNE
+        )
     dataset = dataset.map(lambda e: {"paired_mixture": e["mixture"], "paired_sources": e["sources"]})
     return dataset.batch(batch_size, drop_remainder=repeat)
 
 
-def _unpaired_stream(shard_set: ShardSet, role: str, key: str, batches: int, config: Config, seed: int):
+def _unpaired_stream(
+    shard_set: ShardSet, role: str, key: str, batches: int, config: Config, seed: int, random_offsets: bool = False
+):
     low, high = config.training.unpaired_gain
-    dataset = role_examples(shard_set, role, shuffle=True, repeat=True, seed=seed)
+    dataset = role_examples(shard_set, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
     dataset = dataset.map(lambda e: random_gain(e[key], low, high), num_parallel_calls=AUTOTUNE)
-    return dataset.batch(config.training.batch_size, drop_remainder=True).batch(batches, drop_remainder=True)
+    # (batch, batches, F, T, 1): the batch axis first, so distribution strategies split it.
+    return dataset.batch(batches, drop_remainder=True).batch(config.training.batch_size, drop_remainder=True)
 
 
-def training_dataset(shard_set: ShardSet, config: Config) -> tf.data.Dataset:
-    """The zipped, infinite training stream for `config.training.mode`."""
+def training_dataset(
+    shard_set: ShardSet, config: Config, random_offsets: bool = False, remix_probability: float = 0.0
+) -> tf.data.Dataset:
+    """The zipped, infinite training stream for `config.training.mode`.
+
+    Unpaired excerpts always get `random_gain`; `random_offsets` and `remix_probability` turn on
+    `random_offset` (every stream) and `random_remix` (paired stream).
+    """
     _check_roles(shard_set, config)
+    if not 0 <= remix_probability <= 1:
+        raise AdvsepError(f"remix probability must be in [0, 1], got {remix_probability}")
     seed = config.training.seed
-    streams = {"paired": paired_dataset(shard_set, "train", config.training.batch_size, True, True, seed)}
+    streams = {
+        "paired": paired_dataset(
+            shard_set, "train", config.training.batch_size, True, True, seed, random_offsets, remix_probability
+        )
+    }
     if config.critic_sources:
         n_critic = config.loss.n_critic
-        streams["unpaired_mixtures"] = _unpaired_stream(shard_set, "mixtures", "mixture", n_critic + 1, config, seed + 1)
+        streams["unpaired_mixtures"] = _unpaired_stream(
+            shard_set, "mixtures", "mixture", n_critic + 1, config, seed + 1, random_offsets
+        )
         for i, source in enumerate(config.critic_sources):
             streams[solo_key(source)] = _unpaired_stream(
-                shard_set, f"solo/{source}", "excerpt", n_critic, config, seed + 2 + i
+                shard_set, f"solo/{source}", "excerpt", n_critic, config, seed + 2 + i, random_offsets
             )
 
     def merge(batch):
@@ -92,6 +213,16 @@ def training_dataset(shard_set: ShardSet, config: Config) -> tf.data.Dataset:
         return merged
 
     return tf.data.Dataset.zip(streams).map(merge).prefetch(AUTOTUNE)
+
+
+def patches_per_step(config: Config) -> int:
+    """Patches one training step consumes: a paired batch, n_critic + 1 unlabelled batches and
+    n_critic solo batches per critic."""
+    batch = config.training.batch_size
+    critics = len(config.critic_sources)
+    if not critics:
+        return batch
+    return batch * (1 + config.loss.n_critic + 1 + config.loss.n_critic * critics)
 
 
 def validation_steps(shard_set: ShardSet, config: Config) -> int:

@@ -1,14 +1,18 @@
 """Spectrogram patches -> TFRecord shards + manifest.json, written so that nothing half-written
 ever reads as complete.
 
-Every shard is written under a temporary name and renamed when closed; `manifest.json` (config,
-examples and sha256 per shard) is written last, atomically. A shard set without a manifest is
-not a shard set: `ShardSet.open` refuses it.
+Every shard is written under a temporary name (`*.tmp`) and renamed when closed (to
+`<role>.tfrecord-NNNNN`, then to `...-NNNNN-of-NNNNN` when the role's count is known);
+`manifest.json` (config, examples and sha256 per shard) is written last, atomically. A shard set
+without a manifest is not a shard set: `ShardSet.open` refuses it.
 
 Example features (float32 log1p magnitudes as raw bytes, (nb_bins, nb_frames) per channel):
-    paired roles (train, valid):  "mixture" (F, T, 1), "sources" (F, T, nb_stems), "track"
-    "mixtures":                   "mixture" (F, T, 1), "track"
-    "solo/<source>":              "excerpt" (F, T, 1), "track"
+    paired roles (train, valid):  "mixture" (F, T, 1), "sources" (F, T, nb_stems), "track", "patch"
+    "mixtures":                   "mixture" (F, T, 1), "track", "patch"
+    "solo/<source>":              "excerpt" (F, T, 1), "track", "patch"
+"track" is the track's id (ORIGIN:TRACK), "patch" the patch's index in its track before silent
+patches were dropped: patch p covers frames [p * patch_hop, p * patch_hop + nb_frames) (format
+version 2; version 1 shards have no "patch").
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from advsep_tf.errors import AdvsepError, ConfigMismatchError
 
 MANIFEST = "manifest.json"
 FORMAT = "advsep-tf-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 EXAMPLES_PER_SHARD = 256
 
 
@@ -89,58 +94,96 @@ def _bytes_feature(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def serialize_patch(role: str, patch: np.ndarray, track_id: str) -> bytes:
-    """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise."""
+def serialize_patch(role: str, patch: np.ndarray, track_id: str, index: int = -1) -> bytes:
+    """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise; index: its place in the track."""
     patch = np.ascontiguousarray(patch, dtype=np.float32)
-    features = {"track": _bytes_feature(track_id.encode())}
+    features = {
+        "track": _bytes_feature(track_id.encode()),
+        "patch": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)])),
+    }
     if role in ("train", "valid"):
         features["mixture"] = _bytes_feature(np.ascontiguousarray(patch[..., :1]).tobytes())
         features["sources"] = _bytes_feature(np.ascontiguousarray(patch[..., 1:]).tobytes())
     else:
         features[feature_keys(role)[0]] = _bytes_feature(patch.tobytes())
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic: map fields in key order, so that the bytes (and shard checksums) do not depend
+    # on the process that wrote them (protobuf's map order otherwise varies between processes).
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+
+
+def interim_shard_name(role: str, index: int) -> str:
+    """A closed shard's name before the role's shard count is known."""
+    return f"{role_file_stem(role)}.tfrecord-{index:05d}"
 
 
 class RoleShardWriter:
-    """Writes one role's examples into shards of EXAMPLES_PER_SHARD, each renamed when complete."""
+    """Writes one role's examples into shards of `examples_per_shard`, each renamed when complete.
 
-    def __init__(self, out_dir: str, role: str, examples_per_shard: int = EXAMPLES_PER_SHARD):
+    `closed_shards` continues a role whose first shards were written by an interrupted run
+    (dicts with "file", "examples", "sha256"). Shard boundaries depend only on the order of the
+    examples, so the same examples give the same shards, resumed or not.
+    """
+
+    def __init__(
+        self, out_dir: str, role: str, examples_per_shard: int = EXAMPLES_PER_SHARD, closed_shards: list[dict] | None = None
+    ):
         self.out_dir, self.role, self.examples_per_shard = out_dir, role, examples_per_shard
-        self.closed_shards: list[dict] = []
+        self.closed_shards: list[dict] = [dict(s) for s in closed_shards or []]
         self._writer = None
         self._count = 0
         self._tmp_path = None
 
-    def write(self, record: bytes) -> None:
+    def write(self, record: bytes) -> bool:
+        """Append one serialized example; True when this closed a shard."""
         if self._writer is None:
             index = len(self.closed_shards)
-            self._tmp_path = os.path.join(self.out_dir, f"{role_file_stem(self.role)}.tfrecord-{index:05d}.tmp")
+            self._tmp_path = os.path.join(self.out_dir, interim_shard_name(self.role, index) + ".tmp")
             self._writer = tf.io.TFRecordWriter(self._tmp_path)
         self._writer.write(record)
         self._count += 1
         if self._count >= self.examples_per_shard:
             self._close_shard()
+            return True
+        return False
 
     def _close_shard(self) -> None:
         self._writer.close()
         index = len(self.closed_shards)
-        final = os.path.join(self.out_dir, f"{role_file_stem(self.role)}.tfrecord-{index:05d}")
+        final = os.path.join(self.out_dir, interim_shard_name(self.role, index))
         os.replace(self._tmp_path, final)
-        self.closed_shards.append({"file": os.path.basename(final), "examples": self._count})
+        self.closed_shards.append({"file": os.path.basename(final), "examples": self._count, "sha256": sha256_of(final)})
+        self._writer, self._count, self._tmp_path = None, 0, None
+
+    def flush(self) -> bool:
+        """Close the open shard, if any; True when that closed one."""
+        if self._writer is None:
+            return False
+        self._close_shard()
+        return True
+
+    def abort(self) -> None:
+        """Drop the open shard (half-written: it never becomes a file with a shard's name)."""
+        if self._writer is not None:
+            self._writer.close()
+            if self._tmp_path and os.path.exists(self._tmp_path):
+                os.remove(self._tmp_path)
         self._writer, self._count, self._tmp_path = None, 0, None
 
     def close(self) -> list[dict]:
-        """Close the open shard and give every shard its final '-of-N' name and checksum."""
-        if self._writer is not None:
-            self._close_shard()
-        total = len(self.closed_shards)
-        for shard in self.closed_shards:
-            old = os.path.join(self.out_dir, shard["file"])
-            shard["file"] = f"{shard['file']}-of-{total:05d}"
-            new = os.path.join(self.out_dir, shard["file"])
-            os.replace(old, new)
-            shard["sha256"] = sha256_of(new)
-        return self.closed_shards
+        """Close the open shard and give every shard its final '-of-N' name (checksums stay valid)."""
+        self.flush()
+        return finalize_shards(self.out_dir, self.closed_shards)
+
+
+def finalize_shards(out_dir: str, closed_shards: list[dict]) -> list[dict]:
+    """Rename a role's interim shards 'X.tfrecord-NNNNN' to 'X.tfrecord-NNNNN-of-NNNNN'."""
+    total = len(closed_shards)
+    final = []
+    for shard in closed_shards:
+        name = f"{shard['file']}-of-{total:05d}"
+        os.replace(os.path.join(out_dir, shard["file"]), os.path.join(out_dir, name))
+        final.append({"file": name, "examples": shard["examples"], "sha256": shard["sha256"]})
+    return final
 
 
 @dataclass
@@ -165,6 +208,8 @@ class ShardSet:
                 manifest = json.load(f)
             if manifest.get("format") != FORMAT:
                 raise ValueError(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+            if manifest.get("version", 1) not in READABLE_VERSIONS:
+                raise ValueError(f"version {manifest.get('version')!r} is newer than this advsep-tf reads")
             config = Config.from_dict(manifest["config"], origin=path)
         except (ValueError, KeyError, AdvsepError) as exc:
             raise AdvsepError(f"{path}: not a valid shard manifest ({exc})") from None

@@ -8,22 +8,26 @@ Signatures:
                            -> {"estimates": (batch, nb_bins, nb_frames, nb_stems)}
     config                 () -> {"config_json": the full config, "version": advsep-tf version}
 The config is also written as assets/advsep_tf_config.json.
+
+The directory is written under a temporary name, reloaded with `tf.saved_model.load`, run on a
+fixed probe (`advsep_tf.export.verification.probe`) and compared with the Python separator; it
+is renamed into place only within VERIFY_TOLERANCE (max abs), so a failed export leaves nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-
-import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import atomic_output
 
 CONFIG_ASSET = "advsep_tf_config.json"
 # Max abs difference (float32 waveform) allowed between the SavedModel and the Python separator.
 VERIFY_TOLERANCE = 1e-4
+# Length of the verification probe (advsep_tf.export.verification.probe), seconds.
+PROBE_SECONDS = 2.5
 
 
 def export_saved_model(model, out_dir: str, chunk_patches: int | None = None, verify: bool = True) -> dict:
@@ -69,10 +73,8 @@ def export_saved_model(model, out_dir: str, chunk_patches: int | None = None, ve
     archive.add_endpoint("separate_spectrogram", separate_spectrogram)
     archive.add_endpoint("config", config_endpoint)
 
-    out_dir = out_dir.rstrip("/")
-    tmp_dir = f"{out_dir}.tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    try:
+    out_dir = out_dir.rstrip("/") or out_dir
+    with atomic_output(out_dir, directory=True) as tmp_dir:
         archive.write_out(tmp_dir, verbose=False)
         os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
         with open(os.path.join(tmp_dir, "assets", CONFIG_ASSET), "w") as f:
@@ -80,11 +82,6 @@ def export_saved_model(model, out_dir: str, chunk_patches: int | None = None, ve
         summary = {"path": out_dir, "bytes": _tree_size(tmp_dir)}
         if verify:
             summary.update(_verify(tmp_dir, Separator(estimate_patches, config, chunk_patches), config))
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp_dir, out_dir)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return summary
 
 
@@ -96,21 +93,17 @@ def _verify(path: str, reference, config: Config) -> dict:
     """Reload the written SavedModel and compare its serving output with the Python separator."""
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
+    from advsep_tf.export import verification
+
     rate = config.audio.sample_rate
-    t = np.arange(int(2.5 * rate)) / rate
-    probe = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    probe, truth = verification.probe(config.sources, rate, PROBE_SECONDS)
     loaded = tf.saved_model.load(path)
-    exported = loaded.signatures["serving_default"](waveform=tf.constant(probe[None, :, None]))
-    expected = reference.separate(probe, rate)
-    errors = {s: float(np.max(np.abs(exported[s].numpy()[0, :, 0] - expected[s]))) for s in config.sources}
-    worst = max(errors.values())
-    if not worst <= VERIFY_TOLERANCE:
-        raise AdvsepError(
-            f"{path}: exported model differs from the Python separator by {worst:.3g} (max abs) > {VERIFY_TOLERANCE}; "
-            "nothing was written"
-        )
-    return {"max_abs_error": worst}
+    served = loaded.signatures["serving_default"](waveform=tf.constant(probe[None, :, None]))
+    exported = {s: served[s].numpy()[0, :, 0] for s in config.sources}
+    result = verification.compare(reference.separate(probe, rate), exported, truth)
+    verification.judge(path[: -len(".tmp")], result, max_abs=VERIFY_TOLERANCE)
+    result.update(tolerance=f"max abs <= {VERIFY_TOLERANCE:g}", probe_seconds=PROBE_SECONDS)
+    return result
 
 
 def read_saved_model(path: str):

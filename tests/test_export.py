@@ -71,3 +71,130 @@ def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(saved_mode
             assert stem_rate == rate and stem.shape == song.shape == served[source].shape
             # Stated tolerance: float32 round-off between two runs of the same graph.
             np.testing.assert_allclose(served[source], stem, atol=1e-4)
+
+
+# -- deployment acceptance: real clip, saved_model_cli, failures ------------------------------------
+
+SAVED_MODEL_REAL_CLIP = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, soundfile as sf, soxr, tensorflow as tf
+    saved_model, clip, out = sys.argv[1:4]
+    loaded = tf.saved_model.load(saved_model)
+    config = json.loads(loaded.config()["config_json"].numpy())
+    rate = config["audio"]["sample_rate"]
+    vocals, clip_rate = sf.read(clip + "/vocal.wav", dtype="float32")
+    music, _ = sf.read(clip + "/music.wav", dtype="float32")
+    mixture = soxr.resample(vocals + music, clip_rate, rate)
+    outputs = loaded.signatures["serving_default"](waveform=tf.constant(mixture[None, :, None]))
+    np.savez(out, mixture=mixture, **{k: v.numpy()[0, :, 0] for k, v in outputs.items()})
+    print(json.dumps({"rate": rate, "imported_advsep_tf": "advsep_tf" in sys.modules}))
+    """
+)
+
+
+def test_savedmodel_outside_the_package_separates_a_real_clip_like_the_python_separator(
+    saved_model, tiny_run, tmp_path, tiny_config
+):
+    from conftest import shared_data_or_skip
+
+    from advsep_tf.export.saved_model import VERIFY_TOLERANCE
+    from advsep_tf.separate import Separator
+
+    clips = sorted((shared_data_or_skip() / "paired_2stem").glob("mir1k_*"))
+    if not clips:
+        pytest.skip("no MIR-1K clips in ../shared/data/paired_2stem")
+    result = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_REAL_CLIP, str(saved_model), str(clips[0]), str(tmp_path / "served.npz")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not info["imported_advsep_tf"]
+    served = np.load(tmp_path / "served.npz")
+    python = Separator.from_checkpoint(str(tiny_run)).separate(served["mixture"], info["rate"])
+    for source in tiny_config.sources:
+        assert served[source].shape == served["mixture"].shape
+        # Stated tolerance: the export's own (float32 round-off between two runs of the same graph).
+        np.testing.assert_allclose(served[source], python[source], atol=VERIFY_TOLERANCE)
+
+
+def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(saved_model, tiny_config):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", str(saved_model), "--all"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    signatures = {}
+    for block in text.split("signature_def['")[1:]:
+        name, body = block.split("']", 1)
+        tensors = {}
+        for kind, tensor, dtype, shape in __import__("re").findall(
+            r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))", body.split("Method name")[0]
+        ):
+            tensors[(kind, tensor)] = (dtype, shape)
+        signatures[name] = tensors
+    nb_bins, nb_frames = tiny_config.spectrogram.nb_bins, tiny_config.spectrogram.nb_frames
+    expected_serving = {("inputs", "waveform"): ("DT_FLOAT", "(-1, -1, -1)")}
+    expected_serving.update({("outputs", s): ("DT_FLOAT", "(-1, -1, -1)") for s in tiny_config.sources})
+    assert signatures["serving_default"] == expected_serving
+    assert signatures["separate_spectrogram"] == {
+        ("inputs", "patches"): ("DT_FLOAT", f"(-1, {nb_bins}, {nb_frames}, 1)"),
+        ("outputs", "estimates"): ("DT_FLOAT", f"(-1, {nb_bins}, {nb_frames}, {tiny_config.nb_stems})"),
+    }
+    assert signatures["config"] == {("outputs", "config_json"): ("DT_STRING", "()"), ("outputs", "version"): ("DT_STRING", "()")}
+
+
+def test_savedmodel_export_prints_size_error_and_sdr(tiny_run, tmp_path, capsys):
+    out = tmp_path / "sm"
+    assert common.run(export_main, ["--model", str(tiny_run), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "MB" in line and "max abs error" in line and "SDR vs Python output" in line, line
+
+
+def _leaves_nothing(tmp_path, out):
+    assert not os.path.exists(out) and not os.path.exists(f"{out}.tmp")
+    assert os.listdir(tmp_path) == ["bad_run"] or os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")])
+def test_a_checkpoint_of_another_config_is_refused(tiny_run, tmp_path, capsys, fmt, name):
+    out = tmp_path / name
+    argv = ["--model", str(tiny_run), "--format", fmt, "--out", str(out), "--config", "demo"]
+    assert common.run(export_main, argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert "different config" in err and "spectrogram.n_fft" in err
+    _leaves_nothing(tmp_path, out)
+
+
+@pytest.mark.parametrize("fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_corrupt_checkpoint_is_refused(tiny_run, tmp_path, capsys, fmt, name, damage):
+    bad = tmp_path / "bad_run"
+    bad.mkdir()
+    (bad / "config.json").write_bytes((tiny_run / "config.json").read_bytes())
+    original = (tiny_run / "model.keras").read_bytes()
+    (bad / "model.keras").write_bytes(b"not a keras file" * 10 if damage == "garbage" else original[: len(original) // 2])
+    out = tmp_path / name
+    assert common.run(export_main, ["--model", str(bad), "--format", fmt, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "model.keras" in err and "cannot load the model" in err, err
+    _leaves_nothing(tmp_path, out)
+
+
+def test_a_savedmodel_beyond_tolerance_is_refused_and_removed(tiny_run, tmp_path, monkeypatch, capsys):
+    from advsep_tf.export import saved_model as saved_model_module
+
+    monkeypatch.setattr(saved_model_module, "VERIFY_TOLERANCE", -1.0)  # nothing passes
+    out = tmp_path / "serving" / "advsep" / "1"
+    assert common.run(export_main, ["--model", str(tiny_run), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "differs from the Python separator" in err and "nothing was written" in err
+    assert os.listdir(tmp_path) == []  # no directory, no .tmp, no parent folders made for it
+
+
+def test_litert_options_are_refused_for_saved_model(tiny_run, tmp_path, capsys):
+    out = tmp_path / "sm"
+    assert common.run(export_main, ["--model", str(tiny_run), "--out", str(out), "--quantize", "int8"]) == 1
+    assert "litert only" in capsys.readouterr().err
+    assert not out.exists()

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from advsep_tf.data_pipelines.prepare import prepare
+from advsep_tf.data_pipelines.prepare import JOURNAL, prepare
 from advsep_tf.data_pipelines.readers import role_examples
 from advsep_tf.data_pipelines.shards import MANIFEST, ShardSet
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
@@ -75,9 +75,11 @@ def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_cor
     assert not (out / MANIFEST).exists()
     with pytest.raises(AdvsepError, match="did not finish"):
         ShardSet.open(str(out), expected=tiny_config)
-    # A rerun clears the leftovers and completes.
+    # A rerun resumes: it keeps the finished shards the journal vouches for, drops half-written
+    # ones, and completes (tests/test_prepare.py checks the result equals an uninterrupted run).
     manifest = prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(out), progress=False, examples_per_shard=8)
     assert not any(name.endswith(".tmp") for name in os.listdir(out))
+    assert not (out / JOURNAL).exists()
     listed = {s["file"] for role in manifest["roles"].values() for s in role["shards"]}
     assert listed == {name for name in os.listdir(out) if ".tfrecord-" in name}
     ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)

@@ -1,4 +1,8 @@
-"""advsep-tf-export: write the trained separator as a SavedModel for TF Serving."""
+"""advsep-tf-export: write the trained separator as a SavedModel (TF Serving) or a LiteRT model (devices).
+
+Both artifacts are reloaded after writing and compared with the Python separator on a fixed probe;
+beyond tolerance the command fails (exit 1) and leaves nothing at --out.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,65 @@ from advsep_tf.cli import common
 
 def main(argv=None) -> None:
     p = common.parser("advsep-tf-export", __doc__.splitlines()[0])
-    p.epilog = "example: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1"
-    p.add_argument("--model", required=True, metavar="RUN_DIR")
+    p.epilog = (
+        "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
+        "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16"
+    )
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a training run directory or a .keras file")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "litert"])
-    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="PATH", help="SavedModel directory, or the .tflite file")
+    p.add_argument(
+        "--quantize",
+        default="none",
+        choices=["none", "float16", "int8"],
+        help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="litert only: the model's fixed segment length, rounded up to half-patch hops "
+        "(default: 16 half-patch hops, e.g. 4 s for the demo preset)",
+    )
     common.add_config_option(p, required=False)
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
+
+    import os
 
     from advsep_tf.config import load_config
     from advsep_tf.errors import AdvsepError
     from advsep_tf.train import load_run_model
 
-    if args.format == "litert":
-        raise AdvsepError("--format litert: LiteRT export is not implemented yet (see the deployment issue); use saved_model")
-    from advsep_tf.export.saved_model import export_saved_model
-
+    if args.format == "saved_model" and (args.quantize != "none" or args.segment_seconds is not None):
+        raise AdvsepError("--quantize and --segment-seconds apply to --format litert only")
+    if args.format == "litert" and os.path.isdir(args.out):
+        raise AdvsepError(f"{args.out}: is a directory; --format litert writes one .tflite file")
     expected = load_config(args.config) if args.config else None
     model = load_run_model(args.model, expected)
-    summary = export_saved_model(model, args.out)
+
+    from advsep_tf.export.verification import format_result
+
+    if args.format == "saved_model":
+        from advsep_tf.export.saved_model import export_saved_model
+
+        summary = export_saved_model(model, args.out)
+        print(
+            f"Exported SavedModel to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB); verified against the "
+            f"Python separator on a {summary['probe_seconds']:g} s probe: {format_result(summary)} "
+            f"(tolerance: {summary['tolerance']})"
+        )
+        return
+    from advsep_tf.export.litert import export_litert
+
+    summary = export_litert(model, args.out, quantize=args.quantize, segment_seconds=args.segment_seconds)
+    kind = "float32" if summary["quantize"] == "none" else summary["quantize"]
     print(
-        f"Exported SavedModel to {summary['path']} ({summary['bytes'] / 1e6:.1f} MB); verified against the Python "
-        f"separator: max abs error {summary['max_abs_error']:.2e}"
+        f"Exported LiteRT model to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB, {kind}, built-in ops only, "
+        f"segments of {summary['segment_seconds']:g} s); verified with ai-edge-litert against the Python separator "
+        f"on a {summary['probe_seconds']:g} s probe: {format_result(summary, with_drop=kind != 'float32')} "
+        f"(tolerance: {summary['tolerance']})"
     )
 
 

@@ -1,4 +1,4 @@
-"""advsep-tf-prepare: audio folders -> TFRecord shards of spectrogram patches + manifest.json."""
+"""advsep-tf-prepare: audio corpora -> TFRecord shards of spectrogram patches + manifest.json."""
 
 from __future__ import annotations
 
@@ -6,42 +6,101 @@ import sys
 
 from advsep_tf.cli import common
 
-EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable):
-  synthetic      the built-in synthetic corpus (generated at PATH if PATH has none)
+EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable; several go into one shard set):
+  dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav, PATH/Sources/{Dev,Test}/<track>/<stem>.wav
+  musdb18        PATH/{train,test}/<track>.stem.mp4 (official validation tracks taken out of train)
+  musdb18hq      PATH/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav
+  medleydb       PATH/Audio/<track>/<track>_MIX.wav, <track>_STEMS/, <track>_METADATA.yaml
+  ccmixter       PATH/<track>/mix.wav, source-01.wav (accompaniment), source-02.wav (vocals)
+  ikala          PATH/Wavfile/<track>.wav (left: accompaniment, right: vocals)
   paired         PATH/<track>/<source>.wav, optional PATH/<track>/mixture.wav
   mixtures       any tree of audio files: unlabelled mixtures
   solo/<source>  any tree of audio files: solo recordings of <source>
+  synthetic      the built-in synthetic corpus (generated at PATH if PATH has none)
 
-example:
+examples:
+  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/ --write-split split.yaml
+  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/ --split split.yaml --out shards/
   advsep-tf-prepare --config demo --dataset synthetic=corpus/ --out shards/
+
+An interrupted run resumes when rerun with the same arguments (finished shards are kept after
+their checksums are verified); the result is identical to an uninterrupted run.
+
+On an Apache Beam runner (pip install 'advsep-tf[beam]'), the same shard set, byte for byte:
+  advsep-tf-prepare --config demo --dataset synthetic=corpus/ --out shards/ --runner DirectRunner
+  advsep-tf-prepare --config paper --dataset dsd100=/mnt/data/DSD100/ --out /mnt/data/shards/ \
+      --runner FlinkRunner --beam-option=--flink_master=flink-host:8081 \
+      --beam-option=--environment_type=EXTERNAL --beam-option=--environment_config=localhost:50000
+Pipeline options go one per --beam-option, written with '=' (--beam-option=--project=my-project).
+Workers read the corpus at the paths the driver sees (a shared file system); README.md, "Training
+at scale", has the set-up. A Beam run does not resume an interrupted one (its runner retries failed
+work itself).
 """
 
 
 def main(argv=None) -> None:
+    import argparse
+    import os
+
     p = common.parser("advsep-tf-prepare", __doc__.splitlines()[0])
     p.epilog = EPILOG
-    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     common.add_config_option(p)
     p.add_argument("--dataset", action="append", required=True, metavar="KIND=PATH", help="a dataset to read")
-    p.add_argument("--split", metavar="SPLIT_FILE", help="JSON/YAML {train, valid, test: [track ids]}")
-    p.add_argument("--out", required=True, metavar="SHARD_DIR")
-    p.add_argument("--overwrite", action="store_true", help="replace a shard set already in SHARD_DIR")
+    p.add_argument("--split", metavar="SPLIT_FILE",
+                   help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} of track ids")
+    p.add_argument("--write-split", metavar="FILE",
+                   help="write the split spec (the defaults, or --split made explicit) to FILE and stop")
+    p.add_argument("--out", metavar="SHARD_DIR", help="the shard set's folder (required unless --write-split)")
+    p.add_argument("--overwrite", action="store_true", help="replace a shard set (or an unfinished run) in SHARD_DIR")
     p.add_argument("--examples-per-shard", type=int, default=256, metavar="N")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                   help="bad input: stop with exit code 1 (fail, the default), or leave that track out and "
+                        "list it in the summary and the manifest (skip)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes decoding and patching tracks (0: one per CPU core); the shards do not depend on it")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--runner", choices=("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner"),
+                   help="prepare as an Apache Beam pipeline on this runner (default: in this process, without Beam); "
+                        "DirectRunner runs Beam in this process")
+    p.add_argument("--beam-option", action="append", default=[], metavar="=--NAME=VALUE",
+                   help="a Beam pipeline option for --runner, repeatable: --beam-option=--project=my-project")
     args = p.parse_args(argv)
-    common.quiet_tensorflow(args.verbose)
     if args.examples_per_shard < 1:
         p.error("--examples-per-shard must be >= 1")
+    if args.workers < 0:
+        p.error("--workers must be >= 0")
+    if not args.out and not args.write_split:
+        p.error("--out is required (or --write-split FILE to write the split spec only)")
+    if args.beam_option and not args.runner:
+        p.error("--beam-option needs --runner")
+    if args.runner and args.workers != 1:
+        p.error("--workers is for the local path; a Beam runner's parallelism is its own option "
+                "(e.g. --beam-option=--direct_num_workers=2)")
 
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import parse_dataset_arg
-    from advsep_tf.data_pipelines.prepare import format_summary, prepare
+    from advsep_tf.data_pipelines.prepare import format_split_summary, format_summary, prepare, write_default_split
 
     config = load_config(args.config)
     datasets = [parse_dataset_arg(d) for d in args.dataset]
+    if args.write_split:
+        roles = write_default_split(config, datasets, args.write_split, args.split)
+        print(format_split_summary(roles, args.write_split))
+        return
+    if args.runner:
+        from advsep_tf.data_pipelines.beam import prepare_beam
+
+        manifest = prepare_beam(
+            config, datasets, args.out, args.split, args.overwrite, examples_per_shard=args.examples_per_shard,
+            on_error=args.on_error, runner=args.runner, pipeline_args=args.beam_option,
+        )
+        print(format_summary(manifest, args.out))
+        return
     manifest = prepare(
         config, datasets, args.out, args.split, args.overwrite,
         progress=not args.no_progress, examples_per_shard=args.examples_per_shard,
+        on_error=args.on_error, workers=args.workers or os.cpu_count() or 1,
     )
     print(format_summary(manifest, args.out))
 

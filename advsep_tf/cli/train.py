@@ -17,6 +17,11 @@ def main(argv=None) -> None:
     p.add_argument("--critics", metavar="SOURCE,...", help="sources that get a critic (default: all)")
     p.add_argument("--steps", type=int, metavar="N", help="separator steps (default: training.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
+                   help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG")
+    p.add_argument("--jit-compile", action="store_true", help="compile train_step with XLA (training.jit_compile)")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                   help="overrides training.precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
     if args.steps is not None and args.steps < 1:
@@ -31,9 +36,13 @@ def main(argv=None) -> None:
         training["mode"] = args.mode
     if args.critics:
         training["critics"] = [s.strip() for s in args.critics.split(",") if s.strip()]
+    if args.jit_compile:
+        training["jit_compile"] = True
+    if args.precision:
+        training["precision"] = args.precision
     if training:
         config = config.replace(training=training)
-    summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume)
+    summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy)
     print(
         f"Trained {summary['mode']} model ({', '.join(summary['critics']) or 'no'} critics): "
         f"{summary['separator_steps']} separator steps, {summary['critic_steps']} critic steps in "
