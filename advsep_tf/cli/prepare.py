@@ -28,8 +28,8 @@ their checksums are verified); the result is identical to an uninterrupted run.
 
 On an Apache Beam runner (pip install 'advsep-tf[beam]'), the same shard set, byte for byte:
   advsep-tf-prepare --config demo --dataset synthetic=corpus/ --out shards/ --runner DirectRunner
-  advsep-tf-prepare --config paper --dataset dsd100=/mnt/data/DSD100/ --out /mnt/data/shards/ \
-      --runner FlinkRunner --beam-option=--flink_master=flink-host:8081 \
+  advsep-tf-prepare --config paper --dataset dsd100=/mnt/data/DSD100/ --out /mnt/data/shards/ \\
+      --runner FlinkRunner --beam-option=--flink_master=flink-host:8081 \\
       --beam-option=--environment_type=EXTERNAL --beam-option=--environment_config=localhost:50000
 Pipeline options go one per --beam-option, written with '=' (--beam-option=--project=my-project).
 Workers read the corpus at the paths the driver sees (a shared file system); README.md, "Training
@@ -63,8 +63,9 @@ def main(argv=None) -> None:
     p.add_argument("--runner", choices=("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner"),
                    help="prepare as an Apache Beam pipeline on this runner (default: in this process, without Beam); "
                         "DirectRunner runs Beam in this process")
-    p.add_argument("--beam-option", action="append", default=[], metavar="=--NAME=VALUE",
-                   help="a Beam pipeline option for --runner, repeatable: --beam-option=--project=my-project")
+    p.add_argument("--beam-option", action="append", default=[], metavar="OPTION",
+                   help="a Beam pipeline option for --runner, repeatable, written with '=': "
+                        "--beam-option=--project=my-project")
     args = p.parse_args(argv)
     if args.examples_per_shard < 1:
         p.error("--examples-per-shard must be >= 1")
@@ -77,6 +78,7 @@ def main(argv=None) -> None:
     if args.runner and args.workers != 1:
         p.error("--workers is for the local path; a Beam runner's parallelism is its own option "
                 "(e.g. --beam-option=--direct_num_workers=2)")
+    common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import parse_dataset_arg
