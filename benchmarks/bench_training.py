@@ -4,7 +4,7 @@ separator's forward pass comes to this machine's matmul ceiling.
 Each variant runs in its own process (oneDNN and XLA are process-wide), on the same random
 batches, and reports steps/s after warm-up. The separator's FLOPs are counted from its layers.
 
-    python benchmarks/bench_training.py [--preset demo] [--steps 20] [--forward-batch 64]
+    python benchmarks/bench_training.py [--preset demo] [--steps 20] [--forward-preset paper] [--forward-batch 64]
 """
 
 import argparse
@@ -33,9 +33,9 @@ VARIANT = textwrap.dedent(
     batch = {"paired_mixture": rng.random((b, *shape, 1), np.float32),
              "paired_sources": rng.random((b, *shape, config.nb_stems), np.float32)}
     if config.critic_sources:
-        batch["unpaired_mixtures"] = rng.random((n + 1, b, *shape, 1), np.float32)
+        batch["unpaired_mixtures"] = rng.random((b, n + 1, *shape, 1), np.float32)
         for s in config.critic_sources:
-            batch["solo_" + s] = rng.random((n, b, *shape, 1), np.float32)
+            batch["solo_" + s] = rng.random((b, n, *shape, 1), np.float32)
     data = tf.data.Dataset.from_tensors(batch).repeat()
     model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace / compile
     start = time.perf_counter()
@@ -107,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--forward-batch", type=int, default=64)
+    parser.add_argument("--forward-preset", default="paper", help="preset whose separator forward pass is timed")
     args = parser.parse_args(argv)
 
     print(f"machine: {os.cpu_count()} cores; preset {args.preset}; {args.steps} timed steps per variant\n")
@@ -133,9 +134,10 @@ def main(argv=None):
         ratio = result["steps_per_s"] / reference if reference else float("nan")
         print(f"| {name} | {result['steps_per_s']:.3f} | {result['seconds_per_step']:.3f} | {ratio:.2f}x |")
 
-    forward = run(FORWARD, [args.preset, args.forward_batch])
-    forward_off = run(FORWARD, [args.preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"})
-    print(f"\nSeparator forward pass, batch {args.forward_batch} ({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):")
+    forward = run(FORWARD, [args.forward_preset, args.forward_batch])
+    forward_off = run(FORWARD, [args.forward_preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    print(f"\nSeparator forward pass, preset {args.forward_preset}, batch {args.forward_batch} "
+          f"({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):")
     print("| oneDNN | forward GFLOP/s | matmul GFLOP/s (ceiling) | fraction of ceiling | x real time |")
     print("|---|---|---|---|---|")
     for label, result in (("on", forward), ("off", forward_off)):
