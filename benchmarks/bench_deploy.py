@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark_support import trained_supervised_run
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RUNNER = ROOT / "export" / "litert_runner.py"
@@ -150,20 +152,8 @@ def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np
 
 def trained_run(out: Path, steps: int) -> Path:
     from advsep_tf.config import load_config
-    from advsep_tf.data_pipelines import synthetic
-    from advsep_tf.data_pipelines.prepare import prepare
-    from advsep_tf.train import train
 
-    config = load_config("demo").replace(training={"mode": "supervised"})
-    corpus, shards, run = out / "corpus", out / "shards", out / f"run_{steps}"
-    if not (corpus / "corpus.json").is_file():
-        synthetic.write_corpus(corpus, config.sources, sample_rate=config.audio.sample_rate, nb_train=8, nb_valid=2,
-                               nb_test=1, nb_mixtures=1, nb_solo=1, duration=12.0, seed=config.training.seed)
-    if not (shards / "manifest.json").is_file():
-        prepare(config, [("synthetic", str(corpus))], str(shards), overwrite=True, progress=False)
-    if not (run / "model.keras").is_file():
-        train(config, str(shards), str(run), steps=steps, verbose=0)
-    return run
+    return trained_supervised_run(load_config("demo"), out, steps, f"run_{steps}")
 
 
 def machine() -> str:

@@ -14,21 +14,17 @@ and the ideal-ratio-mask oracle at both STFT settings, the ceiling of each repre
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import advsep_tf  # noqa: F401 - before TensorFlow
-import numpy as np
 import soundfile as sf
 
 from advsep_tf.config import load_config
-from advsep_tf.data_pipelines import synthetic
-from advsep_tf.data_pipelines.prepare import prepare
 from advsep_tf.evaluate import evaluate_folders, format_comparison, write_oracle_estimates
 from advsep_tf.separate import Separator
-from advsep_tf.train import train
+from benchmark_support import trained_supervised_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -60,18 +56,6 @@ def real_clip_references(out: Path) -> Path:
     return refs
 
 
-def trained_model(config, out: Path, steps: int) -> Path:
-    corpus, shards, run = out / f"corpus_{config.audio.sample_rate}", out / f"shards_{config.audio.sample_rate}", out / f"run_{config.audio.sample_rate}"
-    if not (corpus / "corpus.json").is_file():
-        synthetic.write_corpus(corpus, config.sources, sample_rate=config.audio.sample_rate, nb_train=8, nb_valid=2,
-                               nb_test=1, nb_mixtures=1, nb_solo=1, duration=12.0, seed=config.training.seed)
-    if not (shards / "manifest.json").is_file():
-        prepare(config, [("synthetic", str(corpus))], str(shards), overwrite=True, progress=False)
-    if not (run / "model.keras").is_file():
-        train(config, str(shards), str(run), steps=steps, verbose=0)
-    return run
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -88,7 +72,8 @@ def main(argv=None):
         spectrogram={"n_fft": 512, "n_hop": 256, "nb_bins": 256, "nb_frames": 32, "patch_hop": 16},
     )
     refs = real_clip_references(out)
-    runs = {"8k": trained_model(band_limited, out, args.steps), "22k": trained_model(full_band, out, args.steps)}
+    runs = {"8k": trained_supervised_run(band_limited, out, args.steps, "run_8192"),
+            "22k": trained_supervised_run(full_band, out, args.steps, "run_22050")}
     print(f"trained both models in {time.time() - start:.0f} s", flush=True)
 
     results = {}

@@ -9,11 +9,10 @@ process's state just before separating (the model loaded and warmed up).
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import textwrap
+
+from benchmark_support import run_in_subprocess
 
 ADVSEP = textwrap.dedent(
     """
@@ -97,13 +96,6 @@ SPLEETER_STYLE = textwrap.dedent(
 )
 
 
-def run(code, args):
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=7200)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1][:200]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
@@ -112,13 +104,13 @@ def main(argv=None):
     print(f"machine: {os.cpu_count()} cores; stereo 44.1 kHz input; random weights\n")
     rows = []
     for minutes in args.minutes:
-        result = run(ADVSEP, [args.preset, minutes * 60, 44100])
+        result = run_in_subprocess(ADVSEP, [args.preset, minutes * 60, 44100])
         rows.append((f"advsep-tf {args.preset}, {minutes:g} min", result))
         print(f"  {rows[-1][0]}: {result}", flush=True)
-    result = run(ADVSEP, [args.preset, 30, 44100])
+    result = run_in_subprocess(ADVSEP, [args.preset, 30, 44100])
     rows.append((f"advsep-tf {args.preset}, 30 s", result))
     print(f"  {rows[-1][0]}: {result}", flush=True)
-    result = run(SPLEETER_STYLE, [30])
+    result = run_in_subprocess(SPLEETER_STYLE, [30])
     rows.append(("Spleeter-style 2-stem U-Net (44.1 kHz, Keras), 30 s", result))
     print(f"  {rows[-1][0]}: {result}", flush=True)
     print("\n| what | x real time | seconds | peak memory growth (MB) | song as float32 (MB) |")

@@ -8,11 +8,10 @@ batches, and reports steps/s after warm-up. The separator's FLOPs are counted fr
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import textwrap
+
+from benchmark_support import run_in_subprocess
 
 VARIANT = textwrap.dedent(
     """
@@ -94,14 +93,6 @@ FORWARD = textwrap.dedent(
 )
 
 
-def run(code, args, env=None):
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=3600)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1][:160]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
@@ -121,7 +112,7 @@ def main(argv=None):
     ]
     rows = []
     for mode, name, env, jit, precision in variants:
-        result = run(VARIANT, [args.preset, args.steps, mode, jit, precision], env)
+        result = run_in_subprocess(VARIANT, [args.preset, args.steps, mode, jit, precision], env)
         rows.append((name, result))
         print(f"  {name}: {result}", flush=True)
     reference = rows[0][1].get("steps_per_s")
@@ -134,8 +125,8 @@ def main(argv=None):
         ratio = result["steps_per_s"] / reference if reference else float("nan")
         print(f"| {name} | {result['steps_per_s']:.3f} | {result['seconds_per_step']:.3f} | {ratio:.2f}x |")
 
-    forward = run(FORWARD, [args.forward_preset, args.forward_batch])
-    forward_off = run(FORWARD, [args.forward_preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    forward = run_in_subprocess(FORWARD, [args.forward_preset, args.forward_batch])
+    forward_off = run_in_subprocess(FORWARD, [args.forward_preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"})
     print(f"\nSeparator forward pass, preset {args.forward_preset}, batch {args.forward_batch} "
           f"({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):")
     print("| oneDNN | forward GFLOP/s | matmul GFLOP/s (ceiling) | fraction of ceiling | x real time |")

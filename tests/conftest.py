@@ -1,6 +1,5 @@
 """Shared fixtures: a tiny config, a tiny synthetic corpus and its shard set, the real recordings."""
 
-import os
 from pathlib import Path
 
 import pytest

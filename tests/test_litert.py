@@ -6,7 +6,6 @@ The converter leaks memory (tensorflow #122598): each model is converted once pe
 
 import ast
 import contextlib
-import importlib.util
 import io
 import json
 import os

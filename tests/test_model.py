@@ -1,6 +1,5 @@
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from advsep_tf.data_pipelines.readers import training_dataset, validation_dataset

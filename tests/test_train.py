@@ -4,7 +4,6 @@ import json
 import os
 
 import keras
-import pytest
 
 from advsep_tf.train import load_run_model, train
 
