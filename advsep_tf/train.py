@@ -222,15 +222,13 @@ def make_strategy(name: str):
 def is_chief() -> bool:
     """True unless TF_CONFIG names this process a non-chief worker (worker 0 is chief without one)."""
     try:
-        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     except ValueError:
         raise AdvsepError("TF_CONFIG: not valid JSON") from None
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    if not task:
+    task = tf_config.get("task", {})
+    if not task or task.get("type") == "chief":
         return True
-    if task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in cluster
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in tf_config.get("cluster", {})
 
 
 class RunCheckpoint:
