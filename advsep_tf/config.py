@@ -92,6 +92,11 @@ class TrainingConfig:
     precision: str = "float32"
     # Epoch checkpoints kept in RUN_DIR/checkpoints for --resume.
     checkpoints_kept: int = 3
+    # Augmentations of the training streams (advsep_tf.data_pipelines.readers): cut every excerpt
+    # at a random frame offset, and remix this fraction of the paired examples from stems of
+    # different tracks. Both matter when paired data is scarce (a few singers, a few songs).
+    random_offsets: bool = False
+    remix_probability: float = 0.0
 
 
 def _default_derived() -> dict[str, list[str]]:
@@ -238,6 +243,8 @@ class Config:
             problems.append(f"training.precision must be one of {', '.join(PRECISIONS)}, got '{self.training.precision}'")
         if self.training.checkpoints_kept < 1:
             problems.append("training.checkpoints_kept must be >= 1")
+        if not 0 <= self.training.remix_probability <= 1:
+            problems.append(f"training.remix_probability must be in [0, 1], got {self.training.remix_probability}")
         if self.training.batch_size < 2:
             problems.append("training.batch_size must be >= 2 (the gradient penalty shuffles real excerpts)")
         gain = self.training.unpaired_gain

@@ -35,12 +35,29 @@ def read_run_config(run_dir: str) -> Config:
         raise AdvsepError(f"{path}: not a valid config ({exc})") from None
 
 
+PRETRAINED = "pretrained"
+
+
+def resolve_model_path(run_dir: str) -> str:
+    """`pretrained` names the separator shipped inside the package; anything else is a path."""
+    if run_dir == PRETRAINED and not os.path.exists(run_dir):
+        from importlib import resources
+
+        path = str(resources.files("advsep_tf") / PRETRAINED)
+        if not os.path.isfile(os.path.join(path, MODEL_FILE)):
+            raise AdvsepError(f"{path}: this installation has no pretrained model (reinstall advsep-tf)")
+        return path
+    return run_dir
+
+
 def load_run_model(run_dir: str, expected: Config | None = None):
-    """The trained AdversarialSeparator of a run directory (or a .keras file), config-checked."""
+    """The trained AdversarialSeparator of a run directory, a .keras file or `pretrained`,
+    config-checked."""
     import keras
 
     from advsep_tf.model import AdversarialSeparator  # noqa: F401 - registers the class
 
+    run_dir = resolve_model_path(run_dir)
     path = run_dir if run_dir.endswith(".keras") else os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(path):
         raise AdvsepError(f"{path}: no trained model there (train first, or point at a .keras file)")
@@ -321,13 +338,16 @@ def train(
     verbose: int = 2,
     strategy: str = "default",
     callbacks: list | None = None,
+    init: str | None = None,
 ) -> dict:
     """Train `config` on the shard set in `shard_dir`, writing the run directory; return a summary.
 
     `training.batch_size` is the global batch: under a distribution strategy each of R replicas
     takes batch_size / R examples of every stream, and gradients are averaged over all of them.
     Under `multi_worker`, every worker trains; only the chief writes the run directory.
-    `callbacks` are extra Keras callbacks.
+    `callbacks` are extra Keras callbacks. `init` (a run directory, a .keras file or
+    `pretrained`) starts a new run from a trained separator and its critics (`warm_start`); a
+    resumed run continues from its own checkpoint instead.
     """
     import tensorflow as tf
     import keras
@@ -392,6 +412,8 @@ def train(
         return _summary(config, run_dir, model_steps=state["separator_steps"], critic_steps=None, seconds=0.0,
                         final={}, best=state.get("best"))
     initial_epoch = state["epoch"] if state else 0
+    if init and not state:
+        print(warm_start(model, init, config))
     progress = _ProgressLines(total_steps, steps_per_epoch, initial_epoch)
     # Order matters: early stopping and the best-model check update their state before the
     # checkpoint records it, and after it restores it at the start.
@@ -407,7 +429,8 @@ def train(
         if has_validation:
             callbacks.append(validation_preview(os.path.join(run_dir, "logs"), *_preview_patches(shard_set, config), config))
 
-    dataset = training_dataset(shard_set, config)
+    dataset = training_dataset(shard_set, config, random_offsets=config.training.random_offsets,
+                               remix_probability=config.training.remix_probability)
     if strategy != "default":
         # Every stream is zipped from several shard lists: shard by element, not by file.
         options = tf.data.Options()
@@ -437,6 +460,36 @@ def train(
         seconds=elapsed, final=final, best=best_model.best if has_validation else None,
         traces=model.train_step_traces,
     )
+
+
+WEIGHT_SECTIONS = Config.MODEL_SECTIONS + ("critic",)
+
+
+def warm_start(model, source_path: str, config: Config) -> str:
+    """Copy a trained separator (and the critics of the sources both runs criticise) into `model`.
+
+    Refuses, naming the fields, a source trained with a config whose weights have other shapes or
+    meanings (sources, audio, STFT, U-Net size; the critic section when critics are copied).
+    Returns a line saying what was copied.
+    """
+    source = load_run_model(source_path)
+    previous = source.separation_config
+    shared = [s for s in config.critic_sources if s in previous.critic_sources]
+    sections = WEIGHT_SECTIONS if shared else Config.MODEL_SECTIONS
+    if config.differences(previous, sections):
+        raise ConfigMismatchError(
+            f"{source_path}: --init model was trained with a config whose weights do not fit this one: "
+            f"{previous.describe_differences(config, sections)}"
+        )
+    model.separator.set_weights(source.separator.get_weights())
+    source_critics = dict(zip(previous.critic_sources, source.critics))
+    for critic, name in zip(model.critics, config.critic_sources):
+        if name in source_critics:
+            critic.set_weights(source_critics[name].get_weights())
+    fresh = [s for s in config.critic_sources if s not in shared]
+    return (f"{source_path}: warm start from its separator"
+            + (f" and the {', '.join(shared)} critic(s)" if shared else "")
+            + (f"; new critic(s) for {', '.join(fresh)}" if fresh else ""))
 
 
 def _summary(config, run_dir, model_steps, critic_steps, seconds, final, best, traces=None) -> dict:

@@ -20,6 +20,7 @@ Kinds (`--dataset KIND=PATH` of advsep-tf-prepare):
     medleydb       PATH/Audio/<track>/<track>_MIX.wav, <track>_STEMS/, <track>_METADATA.yaml
     ccmixter       PATH/<track>/{mix,source-01,source-02}.wav (accompaniment, vocals)
     ikala          PATH/Wavfile/<track>.wav (left channel accompaniment, right channel vocals)
+    mir1k          PATH/Wavfile/<singer>_<song>_<clip>.{wav,flac,ogg} (left accompaniment, right vocals)
     paired         PATH/<track>/<stem>.<ext> (+ optional mixture; else the stems' sum)
     mixtures       any tree of audio files under PATH: unlabelled mixtures
     solo/<source>  any tree of audio files under PATH: solo recordings of <source>
@@ -53,7 +54,7 @@ MIN_RATE_FRACTION = 0.9
 # Downmix rule: mono is kept, stereo is averaged; more channels have no agreed mono mix.
 MAX_DOWNMIX_CHANNELS = 2
 
-KINDS = ("dsd100", "musdb18", "musdb18hq", "medleydb", "ccmixter", "ikala", "paired", "mixtures",
+KINDS = ("dsd100", "musdb18", "musdb18hq", "medleydb", "ccmixter", "ikala", "mir1k", "paired", "mixtures",
          "solo/<source>", "synthetic")
 
 
@@ -81,7 +82,8 @@ class TrackRecord:
     the track has but that is silent (a MedleyDB song without drums). `expected` maps stem names
     (and "mixture") to the path the corpus's layout puts them at, to name a missing file.
     `partition` names the stems that add up to the mixture (used when there is no mixture file).
-    A record whose metadata is broken carries the message in `problem`.
+    A record whose metadata is broken carries the message in `problem`. `singer` names the
+    performer where the corpus says who it is (MIR-1K): splits keep a singer's clips together.
     """
 
     track_id: str
@@ -94,6 +96,7 @@ class TrackRecord:
     expected: dict[str, str] = field(default_factory=dict)
     partition: tuple[str, ...] = ()
     problem: Optional[str] = None
+    singer: Optional[str] = None
 
     @property
     def key(self) -> str:
@@ -593,6 +596,50 @@ def ikala_tracks(path: str, config: Config, origin: str = "ikala") -> list[Track
     return records
 
 
+MIR1K_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+def mir1k_singer(track_id: str) -> str:
+    """MIR-1K names clips <singer>_<song>_<clip>: the singer is the part before the first '_'."""
+    return track_id.split("_", 1)[0]
+
+
+def mir1k_default_roles(singers: list[str]) -> dict[str, str]:
+    """Default role per singer: in case-insensitive name order, the 4th of every 5 validates and the
+    5th is held out as test (13 singers: 2 validate, 2 test, 9 train). Fixed by the names alone, so
+    it does not move when clips are added or re-encoded."""
+    ordered = sorted(set(singers), key=str.lower)
+    roles = {}
+    for index, singer in enumerate(ordered):
+        roles[singer] = "valid" if index % 5 == 3 else "test" if index % 5 == 4 else "train"
+    return roles
+
+
+def mir1k_tracks(path: str, config: Config, origin: str = "mir1k") -> list[TrackRecord]:
+    """PATH/Wavfile/<singer>_<song>_<clip>.{wav,flac,ogg}, stereo: left channel accompaniment,
+    right channel vocals; the mixture is their sum. Paired, split by singer (`mir1k_default_roles`)."""
+    wav_dir = os.path.join(path, "Wavfile")
+    _require_dir("mir1k", wav_dir, f" (MIR-1K layout: {path}/Wavfile/<singer>_<song>_<clip>.wav)")
+    names = sorted(n for n in os.listdir(wav_dir) if n.lower().endswith(MIR1K_EXTENSIONS) and not n.startswith("."))
+    if not names:
+        raise AdvsepError(f"{wav_dir}: --dataset mir1k: no {'/'.join(MIR1K_EXTENSIONS)} files")
+    ids = [os.path.splitext(n)[0] for n in names]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise AdvsepError(f"{wav_dir}: clip {duplicated[0]} is there in two formats; keep one")
+    roles = mir1k_default_roles([mir1k_singer(i) for i in ids])
+    records = []
+    for name, track_id in zip(names, ids):
+        file = os.path.join(wav_dir, name)
+        singer = mir1k_singer(track_id)
+        records.append(TrackRecord(
+            track_id, origin, roles[singer],
+            stems={"accompaniment": [AudioRef(file, channel=0)], "vocals": [AudioRef(file, channel=1)]},
+            kind="mir1k", folder=wav_dir, partition=("accompaniment", "vocals"), singer=singer,
+        ))
+    return records
+
+
 def unlabelled_tracks(path: str, role: str, origin: str) -> list[TrackRecord]:
     """Any tree of audio files: each file is one unlabelled mixture or one solo recording."""
     _require_dir(origin, path)
@@ -661,6 +708,8 @@ def dataset_records(kind: str, path: str, config: Config, origin: Optional[str] 
         return ccmixter_tracks(path, config, origin)
     if kind == "ikala":
         return ikala_tracks(path, config, origin)
+    if kind == "mir1k":
+        return mir1k_tracks(path, config, origin)
     if kind == "mixtures":
         return unlabelled_tracks(path, "mixtures", origin)
     if kind.startswith("solo/"):

@@ -13,13 +13,16 @@ FILE` writes the default one for the given datasets:
     unused: [...]                         # tracks left out
 
 Track ids are `ORIGIN:TRACK` (ORIGIN is the dataset kind, `kind#2` for a second dataset of the
-same kind); a bare `TRACK` names that track in every dataset. A track the spec does not name
+same kind); a bare `TRACK` names that track in every dataset. `ORIGIN:singer=NAME` (or
+`singer=NAME`) names every clip of a singer, in corpora that say who sings (MIR-1K). A track the spec does not name
 takes its default role, except that a spec with a `valid` list replaces the default validation
 tracks (they train instead): the old `{train, valid, test}` files keep their meaning.
 
 The paper's rule: the unpaired pools (mixtures and every solo/<source>) come from tracks disjoint
 from each other and from validation and test. Paired training tracks may also feed one pool.
-A violation is an error naming the tracks.
+A violation is an error naming the tracks. Singers are kept apart the same way: a singer with a
+clip in validation or test has no clip in any other role, or a test set would measure how well the
+model remembers a voice.
 
 Default roles: DSD100 Dev and MUSDB18 train tracks train (MUSDB's official validation tracks, and
 every tenth DSD100 Dev track, validate), their test tracks are held out; `paired` folders train
@@ -157,8 +160,16 @@ def assign_roles(records: list[TrackRecord], config: Config, spec: Optional[Spli
         for record in records:
             by_bare[record.track_id].append(record.key)
 
+        by_singer = defaultdict(list)
+        for record in records:
+            if record.singer is not None:
+                by_singer[f"{record.origin}:singer={record.singer}"].append(record.key)
+                by_singer[f"singer={record.singer}"].append(record.key)
+
         def matches(track_id: str) -> list[str]:
-            return [track_id] if track_id in by_key else by_bare.get(track_id, [])
+            if track_id in by_key:
+                return [track_id]
+            return by_bare.get(track_id) or by_singer.get(track_id, [])
 
         unknown = [t for ids in [*spec.roles.values(), spec.unused] for t in ids if not matches(t)]
         if unknown:
@@ -190,6 +201,7 @@ def assign_roles(records: list[TrackRecord], config: Config, spec: Optional[Spli
             raise AdvsepError(f"{spec.origin}: " + "; ".join(refused))
 
     check_rules(roles_of, spec.origin if spec else "default split")
+    check_singers(records, roles_of, spec.origin if spec else "default split")
     assignment: dict[str, list[TrackRecord]] = {role: [] for role in [*role_order(config), UNUSED]}
     for record in records:
         for role in roles_of[record.key]:
@@ -215,6 +227,25 @@ def check_rules(roles_of: dict[str, list[str]], origin: str) -> None:
         raise AdvsepError(
             f"{origin}: the unpaired pools must come from tracks disjoint from each other and from "
             f"validation/test, and paired roles must not overlap: {shown}"
+        )
+
+
+def check_singers(records: list[TrackRecord], roles_of: dict[str, list[str]], origin: str) -> None:
+    """A singer with a clip in valid or test sings in no other role (clips left unused aside)."""
+    roles_by_singer: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in records:
+        if record.singer is not None:
+            roles_by_singer[(record.origin, record.singer)].update(r for r in roles_of[record.key] if r != UNUSED)
+    violations = []
+    for (dataset, singer), roles in sorted(roles_by_singer.items()):
+        held_out = sorted(r for r in roles if r in HELD_OUT_ROLES)
+        if held_out and len(roles) > 1:
+            others = sorted(roles - {held_out[0]})
+            violations.append(f"singer {singer} ({dataset}) is in {held_out[0]} and in {', '.join(others)}")
+    if violations:
+        raise AdvsepError(
+            f"{origin}: a singer in validation or test must be in no other role (name all their clips with "
+            f"ORIGIN:singer=NAME): " + "; ".join(violations)
         )
 
 

@@ -17,6 +17,15 @@ def main(argv=None) -> None:
     p.add_argument("--critics", metavar="SOURCE,...", help="sources that get a critic (default: all)")
     p.add_argument("--steps", type=int, metavar="N", help="separator steps (default: training.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--init", metavar="RUN_DIR_OR_MODEL",
+                   help="start from a trained separator (and its critics): a run directory, a .keras file or "
+                        "'pretrained'; its config must match in sources, audio, spectrogram and separator")
+    p.add_argument("--remix-probability", type=float, metavar="P",
+                   help="remix this fraction of paired examples from stems of different tracks "
+                        "(training.remix_probability)")
+    p.add_argument("--random-offsets", action="store_true",
+                   help="cut excerpts at random frame offsets (training.random_offsets)")
+    p.add_argument("--seed", type=int, metavar="N", help="overrides training.seed")
     p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
                    help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG")
     p.add_argument("--jit-compile", action="store_true", help="compile train_step with XLA (training.jit_compile)")
@@ -40,9 +49,18 @@ def main(argv=None) -> None:
         training["jit_compile"] = True
     if args.precision:
         training["precision"] = args.precision
+    if args.remix_probability is not None:
+        if not 0 <= args.remix_probability <= 1:
+            p.error("--remix-probability must be in [0, 1]")
+        training["remix_probability"] = args.remix_probability
+    if args.random_offsets:
+        training["random_offsets"] = True
+    if args.seed is not None:
+        training["seed"] = args.seed
     if training:
         config = config.replace(training=training)
-    summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy)
+    summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy,
+                    init=args.init)
     print(
         f"Trained {summary['mode']} model ({', '.join(summary['critics']) or 'no'} critics): "
         f"{summary['separator_steps']} separator steps, {summary['critic_steps']} critic steps in "
