@@ -6,6 +6,15 @@ Writes into the output folder: `runs/<model>/` (run directories), `separated/<mo
 `results/<model>/` (results.json/.csv), `results/oracle/`, `comparison.md`, `summary.json`,
 `boxplot_sdr.png`, `training_curves.png` and `critic_gradients.png` (the paper's figure: the
 gradient of each critic's output with respect to the separator's estimate).
+
+With several seeds (`seeds`), every model is trained once per seed (`runs/seed<N>/<model>/`,
+likewise `separated/` and `results/`), and `comparison.md` gives per source the mean over seeds
+with a 95% interval (Student's t), and the paired difference of each model minus the baseline
+(same seed, same tracks) with its interval. A model whose results exist is not trained again: the
+command resumes a partly finished experiment. With `warm_start_steps`, the adversarial models
+start from the same seed's trained baseline and train that many more steps (the `real-small`
+recipe); a `baseline+` control continues the baseline supervised for as many steps, so that the
+adversarial term's effect is not confused with the extra steps.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ class CorpusScale:
     nb_unpaired: int
     duration: float
 
+
+# A control for warm-started adversarial runs: the baseline trained on for the same extra steps.
+CONTINUED_BASELINE = "baseline+"
 
 DEFAULT_SCALE = CorpusScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, duration=12.0)
 
@@ -153,6 +165,91 @@ def test_mixtures(test_dir: str, out_dir: str) -> list[str]:
     return mixtures
 
 
+def write_test_references(records, out_dir: str, config: Config, sample_rate: int) -> str:
+    """`<track>/{mixture,<source>}.wav` (mono, `sample_rate`, 16 bit) for held-out dataset records,
+    written once: a folder whose `complete` marker exists is reused."""
+    from advsep_tf.data_pipelines.audio import AudioAdapter
+    from advsep_tf.data_pipelines.datasets import load_track_audio
+
+    marker = os.path.join(out_dir, ".complete")
+    if os.path.isfile(marker):
+        return out_dir
+    adapter = AudioAdapter.default()
+    at_rate = config.replace(audio={"sample_rate": sample_rate})
+    for record in records:
+        audio = load_track_audio(record, at_rate, adapter, role="test")
+        folder = os.path.join(out_dir, record.key.replace(":", "_").replace("/", "_"))
+        for name in ["mixture", *config.sources]:
+            adapter.save(os.path.join(folder, f"{name}.wav"), audio[name][:, None], sample_rate)
+    with open(marker, "w") as f:
+        f.write(f"{len(records)} tracks\n")
+    return out_dir
+
+
+def seed_statistics(values: list[float]) -> dict:
+    """Mean over seeds and the half-width of its 95% interval (Student's t; None for one seed)."""
+    from scipy import stats
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "ci95": None, "n": 0}
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return {"mean": mean, "ci95": None, "n": 1}
+    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return {"mean": mean, "ci95": half, "n": len(values)}
+
+
+def seed_table(results_by_seed: dict[int, dict], sources: list[str], oracle=None) -> tuple[str, dict]:
+    """Markdown: per model and source, mean over seeds ± 95% interval of the per-seed mean over
+    tracks; then each model minus the baseline, paired by seed. Returns (markdown, numbers)."""
+    METRICS = ("SDR", "SIR", "SAR")
+    models = list(next(iter(results_by_seed.values())))
+    numbers: dict = {"models": {}, "minus_baseline": {}}
+    lines = ["| model | source | " + " | ".join(f"{m} dB" for m in METRICS) + " | seeds |",
+             "|---|---|" + "---|" * len(METRICS) + "---|"]
+
+    def cell(stat):
+        if stat["mean"] is None:
+            return "n/a"
+        return f"{stat['mean']:.2f}" + (f" ± {stat['ci95']:.2f}" if stat["ci95"] is not None else "")
+
+    for model in models:
+        numbers["models"][model] = {}
+        for source in sources:
+            stats_ = {m: seed_statistics([r[model].aggregate[source][m]["mean"] for r in results_by_seed.values()])
+                      for m in METRICS}
+            numbers["models"][model][source] = stats_
+            lines.append(f"| {model} | {source} | " + " | ".join(cell(stats_[m]) for m in METRICS)
+                         + f" | {stats_[METRICS[0]]['n']} |")
+    if oracle is not None:
+        for source in sources:
+            lines.append(f"| oracle (IRM) | {source} | "
+                         + " | ".join(f"{oracle.aggregate[source][m]['mean']:.2f}" for m in METRICS) + " | - |")
+    table = "\n".join(lines)
+    if "baseline" in models and len(models) > 1:
+        diff = ["| model minus baseline | source | " + " | ".join(f"{m} dB" for m in METRICS)
+                + " | better in seeds |", "|---|---|" + "---|" * len(METRICS) + "---|"]
+        for model in models:
+            if model == "baseline":
+                continue
+            numbers["minus_baseline"][model] = {}
+            for source in sources:
+                per_metric, wins = {}, 0
+                for m in METRICS:
+                    deltas = [r[model].aggregate[source][m]["mean"] - r["baseline"].aggregate[source][m]["mean"]
+                              for r in results_by_seed.values()]
+                    per_metric[m] = seed_statistics(deltas)
+                    if m == METRICS[0]:
+                        wins = sum(d > 0 for d in deltas)
+                numbers["minus_baseline"][model][source] = per_metric
+                diff.append(f"| {model} - baseline | {source} | " + " | ".join(
+                    ("+" if per_metric[m]["mean"] >= 0 else "") + cell(per_metric[m]) for m in METRICS)
+                    + f" | {wins}/{len(results_by_seed)} |")
+        table += "\n\nPaired by seed (same seed, same tracks), mean ± 95% interval:\n\n" + "\n".join(diff)
+    return table, numbers
+
+
 def run_experiment(
     out_dir: str,
     config: Config,
@@ -163,11 +260,20 @@ def run_experiment(
     scale: CorpusScale = DEFAULT_SCALE,
     title: str = "advsep-tf experiment",
     progress: bool = True,
+    datasets: list[tuple[str, str]] | None = None,
+    split_file: str | None = None,
+    seeds: list[int] | None = None,
+    warm_start_steps: int | None = None,
+    test_rate: int = 44100,
+    command: str | None = None,
 ) -> dict:
     """Train, separate and evaluate every model in `runs` ({name: training overrides}).
 
-    Without `shard_dir`, a synthetic corpus is generated and prepared in `out_dir`; its test songs
-    are the held-out set. With `shard_dir`, `test_dir` (`<track>/<source>.wav`) must be given.
+    Without `shard_dir` or `datasets`, a synthetic corpus is generated and prepared in `out_dir`;
+    its test songs are the held-out set. With `datasets` ([(kind, path)], as advsep-tf-prepare's
+    --dataset) and `split_file`, shards are prepared in `out_dir` and the split's test tracks are
+    written as references at `test_rate` (unless `test_dir` replaces them). With `shard_dir`,
+    `test_dir` (`<track>/<source>.wav`) must be given.
     """
     from advsep_tf.data_pipelines import synthetic
     from advsep_tf.data_pipelines.audio import AudioAdapter
@@ -187,7 +293,32 @@ def run_experiment(
     runs = runs or PAPER_RUNS
     os.makedirs(out_dir, exist_ok=True)
     corpus_note = ""
-    if shard_dir is None:
+    if datasets:
+        from advsep_tf.data_pipelines.datasets import all_records
+        from advsep_tf.data_pipelines.splits import assign_roles, load_split
+
+        shard_dir = shard_dir or os.path.join(out_dir, "shards")
+        if not os.path.isfile(os.path.join(shard_dir, "manifest.json")):
+            stage(f"preparing shards from {', '.join(f'{k}={p}' for k, p in datasets)}", start)
+            manifest = prepare(config, datasets, shard_dir, split_file=split_file, progress=progress)
+            print(format_summary(manifest, shard_dir))
+        with open(os.path.join(shard_dir, "manifest.json")) as f:
+            manifest = json.load(f)
+        if test_dir is None:
+            assignment = assign_roles(all_records(datasets, config), config, load_split(split_file, config))
+            if not assignment.get("test"):
+                raise AdvsepError(f"{split_file or 'default split'}: no test tracks (give --test-dir)")
+            stage(f"writing {len(assignment['test'])} held-out test tracks at {test_rate} Hz", start)
+            test_dir = write_test_references(assignment["test"], os.path.join(out_dir, "test_references"), config,
+                                             test_rate)
+        roles = manifest["roles"]
+        corpus_note = (
+            f"Data: {', '.join(f'{k}={p}' for k, p in datasets)}, split {split_file or '(default)'}: "
+            + ", ".join(f"{role} {info['tracks'] if isinstance(info['tracks'], int) else len(info['tracks'])} tracks "
+                        f"({info.get('examples', '?')} patches)" for role, info in roles.items())
+            + f"; {len(manifest.get('test_tracks', []))} held-out test tracks.\n\n"
+        )
+    elif shard_dir is None:
         corpus_dir = os.path.join(out_dir, "corpus")
         shard_dir = os.path.join(out_dir, "shards")
         if not os.path.isfile(os.path.join(corpus_dir, "corpus.json")):
@@ -212,25 +343,49 @@ def run_experiment(
         raise AdvsepError(f"{shard_dir}: with prepared shards, give the held-out test folder too (--test-dir)")
 
     mixtures = test_mixtures(test_dir, out_dir)
-    run_dirs, summaries, results = {}, {}, {}
-    for name, overrides in runs.items():
-        run_config = config.replace(training=overrides)
-        run_dir = os.path.join(out_dir, "runs", name)
-        stage(f"training {name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'})", start)
-        summaries[name] = train(run_config, shard_dir, run_dir, steps=steps, resume=os.path.isdir(run_dir))
-        run_dirs[name] = run_dir
-        stage(f"separating {len(mixtures)} held-out tracks with {name}", start)
-        separated = os.path.join(out_dir, "separated", name)
-        separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress)
-        stage(f"evaluating {name} with museval", start)
-        results[name] = evaluate_folders(separated, test_dir, out_dir=os.path.join(out_dir, "results", name),
-                                         sources=config.sources)
+    seeds = seeds or [config.training.seed]
+    names = list(runs)
+    if warm_start_steps and "baseline" in runs and any(config.replace(training=runs[n]).critic_sources for n in runs):
+        names.append(CONTINUED_BASELINE)
+    run_dirs_by_seed, summaries, results_by_seed = {}, {}, {}
+    for seed in seeds:
+        prefix = "" if len(seeds) == 1 else f"seed{seed}"
+        run_dirs, results = {}, {}
+        for name in names:
+            overrides = dict(runs.get(name, runs.get("baseline", {})))
+            run_config = config.replace(training={**overrides, "seed": seed})
+            warm = bool(warm_start_steps) and name != "baseline" and "baseline" in runs
+            run_dir = os.path.join(out_dir, "runs", prefix, name)
+            result_dir = os.path.join(out_dir, "results", prefix, name)
+            label = f"{name}{f' seed {seed}' if prefix else ''}"
+            if os.path.isfile(os.path.join(result_dir, "results.json")):
+                stage(f"{label}: done in an earlier invocation (results in {result_dir})", start)
+            else:
+                described = f"{run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
+                if warm:
+                    described += f", warm start from baseline + {warm_start_steps} steps"
+                stage(f"training {label} ({described})", start)
+                summaries[f"{prefix}/{name}".strip("/")] = train(
+                    run_config, shard_dir, run_dir, steps=warm_start_steps if warm else steps,
+                    resume=os.path.isdir(run_dir), init=run_dirs["baseline"] if warm else None)
+                stage(f"separating {len(mixtures)} held-out tracks with {label}", start)
+                separated = os.path.join(out_dir, "separated", prefix, name)
+                separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress)
+                stage(f"evaluating {label} with museval", start)
+                evaluate_folders(separated, test_dir, out_dir=result_dir, sources=config.sources)
+            # What is reported is what was written.
+            results[name] = load_result(os.path.join(result_dir, "results.json"))
+            run_dirs[name] = run_dir
+        run_dirs_by_seed[seed], results_by_seed[seed] = run_dirs, results
+    run_dirs, results = run_dirs_by_seed[seeds[0]], dict(results_by_seed[seeds[0]])
 
     stage("oracle (ideal ratio mask) at the same STFT settings", start)
     oracle_dir = os.path.join(out_dir, "oracle_estimates")
-    write_oracle_estimates(test_dir, oracle_dir, config, config.sources)
-    results["oracle"] = evaluate_folders(oracle_dir, test_dir, out_dir=os.path.join(out_dir, "results", "oracle"),
-                                         sources=config.sources)
+    oracle_results = os.path.join(out_dir, "results", "oracle")
+    if not os.path.isfile(os.path.join(oracle_results, "results.json")):
+        write_oracle_estimates(test_dir, oracle_dir, config, config.sources)
+        evaluate_folders(oracle_dir, test_dir, out_dir=oracle_results, sources=config.sources)
+    results["oracle"] = load_result(os.path.join(oracle_results, "results.json"))
 
     plot_training_curves(run_dirs, os.path.join(out_dir, "training_curves.png"))
     plot_boxplots(results, os.path.join(out_dir, "boxplot_sdr.png"))
@@ -241,27 +396,37 @@ def run_experiment(
         plot_critic_gradients(load_run_model(run_dirs[name]), loudest_patch(waveform[:, 0], config),
                               os.path.join(out_dir, "critic_gradients.png"))
 
-    wall = time.time() - start
     table = format_comparison(results)
     described = []
-    for name, overrides in runs.items():
-        run_config = config.replace(training=overrides)
-        described.append(f"{name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'})")
+    for name in names:
+        run_config = config.replace(training=runs.get(name, runs.get("baseline", {})))
+        text = f"{name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
+        if warm_start_steps and name != "baseline" and "baseline" in runs:
+            text += f"; from the trained baseline, {warm_start_steps} more steps"
+        described.append(text + ")")
+    seeds_part = ""
+    numbers = None
+    if len(seeds) > 1:
+        seeds_table, numbers = seed_table(results_by_seed, config.sources, results["oracle"])
+        seeds_part = (f"Over seeds {', '.join(map(str, seeds))}: mean over seeds of each seed's mean over "
+                      f"{len(mixtures)} tracks, ± the 95% interval (Student's t):\n\n{seeds_table}\n\n"
+                      f"Seed {seeds[0]} alone:\n\n")
     report = (
         f"# {title}\n\n{corpus_note}"
         f"Models: {'; '.join(described)}; "
-        f"{summaries[next(iter(runs))]['separator_steps']} separator steps each at most (early stopping on validation L_s), "
-        f"preset '{config.name}', seed {config.training.seed}. "
+        f"at most {steps or config.training.max_steps} separator steps from scratch (early stopping on validation L_s), "
+        f"preset '{config.name}', seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}. "
         f"Oracle: ideal ratio mask at the same STFT settings (upper bound of a magnitude-domain separator).\n\n"
-        f"Mean BSS Eval v4 scores on {len(mixtures)} held-out tracks:\n\n{table}\n\nWall time: {wall:.0f} s\n"
+        f"{seeds_part}Mean BSS Eval v4 scores on {len(mixtures)} held-out tracks:\n\n{table}\n\n"
+        + (f"Command: `{command}`\n\n" if command else "")
+        + f"Wall time of this invocation: {time.time() - start:.0f} s\n"
     )
+    wall = time.time() - start
     with open(os.path.join(out_dir, "comparison.md"), "w") as f:
         f.write(report)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump({"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
-                   "wall_seconds": round(wall, 1)}, f, indent=2)
-    # Reload from disk: what is reported is what was written.
-    results = {name: load_result(os.path.join(out_dir, "results", name, "results.json")) for name in results}
+                   "seeds": seeds, "over_seeds": numbers, "wall_seconds": round(wall, 1)}, f, indent=2)
     print("\n" + report)
     print(f"Figures: {out_dir}/boxplot_sdr.png, training_curves.png, critic_gradients.png; stems in {out_dir}/separated")
     return {"results": results, "wall_seconds": wall, "table": table, "training": summaries, "report": report}

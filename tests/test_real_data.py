@@ -2,6 +2,7 @@
 augmentations as config fields."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from advsep_tf.data_pipelines.prepare import prepare
 from advsep_tf.data_pipelines.shards import ShardSet
 from advsep_tf.data_pipelines.splits import SplitSpec, assign_roles
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
+from advsep_tf.experiment import seed_statistics
 
 from layouts import expected_patches
 
@@ -148,3 +150,49 @@ def test_init_through_the_cli_starts_from_the_trained_model(tiny_run, tiny_shard
         main(["--config", "tiny", "--shards", str(tiny_shards), "--out", str(tmp_path / "x"),
               "--remix-probability", "1.5"])
     assert exit_info.value.code == 2
+
+
+def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(mir1k_tree, tmp_path, capsys):
+    from advsep_tf.cli import common
+    from advsep_tf.cli import experiment as experiment_cli
+    from advsep_tf.evaluate import load_result
+    from advsep_tf.experiment import seed_statistics
+
+    spec = tmp_path / "split.yaml"
+    spec.write_text(
+        "train: [mir1k:amy_1_01]\nmixtures: [mir1k:amy_1_02]\nvalid: [mir1k:singer=Bob]\ntest: [singer=carl]\n"
+        "solo: {vocals: [mir1k:singer=dee], accompaniment: [mir1k:singer=eve]}\n"
+    )
+    out = tmp_path / "experiment"
+    argv = ["--config", "tiny", "--dataset", f"mir1k={mir1k_tree}", "--split", str(spec), "--out", str(out),
+            "--models", "baseline,VA", "--seeds", "3,4", "--steps", "2", "--warm-start-steps", "2",
+            "--test-rate", "16000", "--no-progress"]
+    assert common.run(experiment_cli.main, argv) == 0
+    first = capsys.readouterr().out
+    assert "warm start from baseline + 2 steps" in first
+    # The test split became references at the asked rate, and only the test singer's clips.
+    assert sorted(os.listdir(out / "test_references")) == [".complete", "mir1k_carl_3_01"]
+    info = sf.info(out / "test_references" / "mir1k_carl_3_01" / "vocals.wav")
+    assert info.samplerate == 16000
+    report = (out / "comparison.md").read_text()
+    assert "VA - baseline" in report and "baseline+ - baseline" in report and "seeds 3, 4" in report
+    # The interval in the summary is the one computed from the per-seed results on disk.
+    summary = json.loads((out / "summary.json").read_text())
+    per_seed = [load_result(out / "results" / f"seed{s}" / "VA" / "results.json").aggregate["vocals"]["SDR"]["mean"]
+                for s in (3, 4)]
+    expected = seed_statistics(per_seed)
+    got = summary["over_seeds"]["models"]["VA"]["vocals"]["SDR"]
+    assert got["mean"] == pytest.approx(expected["mean"]) and got["ci95"] == pytest.approx(expected["ci95"])
+    assert expected["ci95"] > 0
+    # A second invocation trains nothing again.
+    mtime = (out / "runs" / "seed3" / "VA" / "model.keras").stat().st_mtime
+    assert common.run(experiment_cli.main, argv) == 0
+    assert capsys.readouterr().out.count("done in an earlier invocation") == 6
+    assert (out / "runs" / "seed3" / "VA" / "model.keras").stat().st_mtime == mtime
+
+
+def test_seed_statistics_interval():
+    stats = seed_statistics([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.303; sd = 1; n = 3
+    assert stats["mean"] == 2.0 and stats["ci95"] == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
+    assert seed_statistics([5.0])["ci95"] is None

@@ -3,6 +3,7 @@ source) on the same scarce paired data, evaluated on held-out tracks beside the 
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from advsep_tf.cli import common
@@ -13,7 +14,9 @@ def main(argv=None) -> None:
     p.epilog = (
         "examples:\n"
         "  advsep-tf-experiment --out experiment/                      # synthetic corpus, demo preset\n"
-        "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out paper_run/"
+        "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out paper_run/\n"
+        "  advsep-tf-experiment --config real-small --dataset mir1k=MIR-1K/ --dataset musdb18=MUSDB18-7/ \\\n"
+        "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 --out real_exp/"
     )
     p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
     common.add_config_option(p, required=False)
@@ -21,6 +24,15 @@ def main(argv=None) -> None:
     p.add_argument("--shards", metavar="SHARD_DIR", help="a prepared shard set (default: generate a synthetic corpus)")
     p.add_argument("--test-dir", metavar="DIR", help="held-out tracks as <track>/<source>.wav (with --shards)")
     p.add_argument("--steps", type=int, metavar="N", help="separator steps per model (default: training.max_steps)")
+    p.add_argument("--dataset", action="append", default=[], metavar="KIND=PATH",
+                   help="a corpus in its own layout, as advsep-tf-prepare's --dataset (repeatable)")
+    p.add_argument("--split", metavar="SPLIT_FILE", help="split spec for --dataset; its test tracks are the test set")
+    p.add_argument("--test-rate", type=int, default=44100, metavar="HZ",
+                   help="rate of the test references written from the split (default 44100: museval's)")
+    p.add_argument("--seeds", metavar="N,N,...", help="train every model once per seed (default: the config's seed)")
+    p.add_argument("--warm-start-steps", type=int, metavar="N",
+                   help="adversarial models start from the same seed's trained baseline and train N more steps; "
+                        "a 'baseline+' control trains the baseline N more steps supervised")
     p.add_argument("--models", default="baseline,V,VA", help="which of baseline, V, VA to run (default: all)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -34,12 +46,29 @@ def main(argv=None) -> None:
     unknown = [n for n in names if n not in PAPER_RUNS]
     if unknown:
         raise AdvsepError(f"--models: unknown model(s) {', '.join(unknown)} (known: {', '.join(PAPER_RUNS)})")
+    from advsep_tf.data_pipelines.datasets import parse_dataset_arg
+
+    if args.dataset and args.shards:
+        p.error("give --dataset (prepared here) or --shards (already prepared), not both")
+    if args.split and not args.dataset:
+        p.error("--split applies to --dataset")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+    except ValueError:
+        p.error(f"--seeds: expected integers separated by commas, got '{args.seeds}'")
+    if args.warm_start_steps is not None and args.warm_start_steps < 1:
+        p.error("--warm-start-steps must be >= 1")
+    if args.warm_start_steps and "baseline" not in names:
+        p.error("--warm-start-steps starts the adversarial models from the baseline: include it in --models")
     config = load_config(args.config or "demo")
     if "V" in names and "vocals" not in config.sources:
         raise AdvsepError(f"--models V needs a 'vocals' source; config '{config.name}' has {', '.join(config.sources)}")
     run_experiment(
         args.out, config, runs={n: PAPER_RUNS[n] for n in names}, steps=args.steps, shard_dir=args.shards,
-        test_dir=args.test_dir, title="advsep-tf experiment: baseline vs V vs VA", progress=not args.no_progress,
+        test_dir=args.test_dir, title=f"advsep-tf experiment: {' vs '.join(names)}", progress=not args.no_progress,
+        datasets=[parse_dataset_arg(d) for d in args.dataset] or None, split_file=args.split, seeds=seeds,
+        warm_start_steps=args.warm_start_steps, test_rate=args.test_rate,
+        command="advsep-tf-experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
     )
 
 

@@ -11,7 +11,9 @@ def main(argv=None) -> None:
     p = common.parser("advsep-tf-separate", __doc__.splitlines()[0])
     p.epilog = "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...)"
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, m4a, ...)")
-    p.add_argument("--model", required=True, metavar="RUN_DIR_OR_SAVEDMODEL")
+    p.add_argument("--model", default="pretrained", metavar="RUN_DIR_OR_SAVEDMODEL",
+                   help="a run directory, a .keras file, a SavedModel, or 'pretrained' (default: the vocals/"
+                        "accompaniment separator shipped with the package)")
     p.add_argument("--out", required=True, metavar="OUT_DIR")
     p.add_argument("--filename-format", default="{track}/{source}.{codec}", help="default: {track}/{source}.{codec}")
     p.add_argument("--codec", default="wav", choices=["wav", "flac", "ogg", "mp3"],
