@@ -97,6 +97,9 @@ class TrainingConfig:
     # different tracks. Both matter when paired data is scarce (a few singers, a few songs).
     random_offsets: bool = False
     remix_probability: float = 0.0
+    # Adaptation without paired data: L_s compares the separator's estimates on unlabelled
+    # mixtures with those of the model it started from (advsep-tf-train --init ... --teacher).
+    teacher_targets: bool = False
 
 
 def _default_derived() -> dict[str, list[str]]:

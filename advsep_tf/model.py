@@ -28,6 +28,13 @@ def solo_key(source: str) -> str:
     return f"solo_{source}"
 
 
+class _Frozen:
+    """Holds a network out of Keras's attribute tracking, so that it is neither trained nor saved."""
+
+    def __init__(self, network):
+        self.network = network
+
+
 @keras.saving.register_keras_serializable(package="advsep_tf")
 class AdversarialSeparator(keras.Model):
     """U-Net separator trained with L_s + alpha * L_u + beta * L_add against per-source critics.
@@ -49,6 +56,7 @@ class AdversarialSeparator(keras.Model):
         self.critics = list(critics)
         self.seed_generator = keras.random.SeedGenerator(cfg.training.seed)
         self.critic_optimizer = None
+        self._teacher = _Frozen(None)
         # Incremented by Python code in train_step, which runs only while TensorFlow traces it.
         self.train_step_traces = 0
 
@@ -72,6 +80,19 @@ class AdversarialSeparator(keras.Model):
 
     def call(self, mixture, training=False):
         return self.separator(mixture, training=training)
+
+    def set_teacher(self, teacher) -> None:
+        """Targets for batches without paired sources: a frozen copy of `teacher`'s separator.
+
+        Adapting a trained model to music that has no paired stems: L_s becomes the distance to
+        what the model separated before adaptation, which holds the separator near a known good
+        solution while the critics pull it towards the new music's solo recordings. The teacher
+        is not part of the model: it is neither trained nor saved.
+        """
+        frozen = keras.models.clone_model(teacher.separator)
+        frozen.set_weights(teacher.separator.get_weights())
+        frozen.trainable = False
+        self._teacher = _Frozen(frozen)
 
     # -- compile / serialisation -------------------------------------------------------------
 
@@ -192,9 +213,14 @@ class AdversarialSeparator(keras.Model):
                 self._critic_step(unpaired[:, i], solo)
 
         variables = self.separator.trainable_variables
+        targets = data.get("paired_sources")
+        if targets is None:  # adaptation: the teacher's estimates stand in for the stems
+            if self._teacher.network is None:
+                raise ValueError("a batch without paired_sources needs a teacher (set_teacher)")
+            targets = tf.stop_gradient(tf.cast(self._teacher.network(data["paired_mixture"], training=False), tf.float32))
         with tf.GradientTape() as tape:
             estimates = self._separate(data["paired_mixture"], training=True)
-            supervised = losses.supervised_loss(estimates, data["paired_sources"])
+            supervised = losses.supervised_loss(estimates, targets)
             total = supervised
             if self.critics:
                 unlabelled = unpaired[:, cfg.loss.n_critic]

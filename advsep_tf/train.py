@@ -189,6 +189,9 @@ def plot_history(csv_path: str, png_path: str) -> None:
     if not rows:
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
+    # Keras's CSVLogger writes "NA" in the val_ columns of a run without validation data.
+    measured = [k for k in rows[0] if any(r[k] not in ("", "NA") for r in rows)]
+    rows = [{k: r[k] for k in measured} for r in rows]
     panels = [
         ("supervised loss L_s", [k for k in rows[0] if k.endswith("supervised_loss")]),
         ("adversarial terms", [k for k in rows[0] if k in ("adversarial_loss", "additive_loss")]),
@@ -198,7 +201,8 @@ def plot_history(csv_path: str, png_path: str) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
-            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
+            ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA") else float("nan") for r in rows],
+                    marker="o", label=key)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
@@ -352,11 +356,17 @@ def train(
     import tensorflow as tf
     import keras
 
-    from advsep_tf.data_pipelines.readers import training_dataset, validation_dataset, validation_steps
+    from advsep_tf.data_pipelines.readers import (
+        check_training_roles,
+        training_dataset,
+        validation_dataset,
+        validation_steps,
+    )
     from advsep_tf.data_pipelines.shards import ShardSet
     from advsep_tf.model import AdversarialSeparator
 
     shard_set = ShardSet.open(shard_dir, expected=config)
+    check_training_roles(shard_set, config)  # before the run directory is written
     chief = is_chief()
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
@@ -412,6 +422,10 @@ def train(
         return _summary(config, run_dir, model_steps=state["separator_steps"], critic_steps=None, seconds=0.0,
                         final={}, best=state.get("best"))
     initial_epoch = state["epoch"] if state else 0
+    if config.training.teacher_targets:
+        if not init:
+            raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
+        model.set_teacher(load_run_model(init))
     if init and not state:
         print(warm_start(model, init, config))
     progress = _ProgressLines(total_steps, steps_per_epoch, initial_epoch)

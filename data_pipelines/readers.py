@@ -180,23 +180,33 @@ def _unpaired_stream(
     return dataset.batch(batches, drop_remainder=True).batch(config.training.batch_size, drop_remainder=True)
 
 
+def teacher_dataset(shard_set: ShardSet, batch_size: int, seed: int, random_offsets: bool = False):
+    """{"paired_mixture": (B, F, T, 1)} from the unlabelled mixtures, for a teacher to label."""
+    dataset = role_examples(shard_set, "mixtures", shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
+    return dataset.map(lambda e: {"paired_mixture": e["mixture"]}).batch(batch_size, drop_remainder=True)
+
+
 def training_dataset(
     shard_set: ShardSet, config: Config, random_offsets: bool = False, remix_probability: float = 0.0
 ) -> tf.data.Dataset:
     """The zipped, infinite training stream for `config.training.mode`.
 
     Unpaired excerpts always get `random_gain`; `random_offsets` and `remix_probability` turn on
-    `random_offset` (every stream) and `random_remix` (paired stream).
+    `random_offset` (every stream) and `random_remix` (paired stream). With
+    `training.teacher_targets`, the supervised batches are unlabelled mixtures without sources
+    (the model's teacher labels them).
     """
-    _check_roles(shard_set, config)
+    check_training_roles(shard_set, config)
     if not 0 <= remix_probability <= 1:
         raise AdvsepError(f"remix probability must be in [0, 1], got {remix_probability}")
     seed = config.training.seed
-    streams = {
-        "paired": paired_dataset(
+    if config.training.teacher_targets:
+        paired = teacher_dataset(shard_set, config.training.batch_size, seed + 97, random_offsets)
+    else:
+        paired = paired_dataset(
             shard_set, "train", config.training.batch_size, True, True, seed, random_offsets, remix_probability
         )
-    }
+    streams = {"paired": paired}
     if config.critic_sources:
         n_critic = config.loss.n_critic
         streams["unpaired_mixtures"] = _unpaired_stream(
@@ -239,8 +249,10 @@ def validation_dataset(shard_set: ShardSet, config: Config) -> tf.data.Dataset:
     return dataset.take(validation_steps(shard_set, config)).repeat().prefetch(AUTOTUNE)
 
 
-def _check_roles(shard_set: ShardSet, config: Config) -> None:
-    needed = ["train"] + (["mixtures"] + [f"solo/{s}" for s in config.critic_sources] if config.critic_sources else [])
+def check_training_roles(shard_set: ShardSet, config: Config) -> None:
+    needed = ["mixtures"] if config.training.teacher_targets else ["train"]
+    if config.critic_sources:
+        needed += [r for r in ["mixtures"] + [f"solo/{s}" for s in config.critic_sources] if r not in needed]
     missing = [r for r in needed if shard_set.examples(r) == 0]
     if missing:
         hint = " (or train with --mode supervised)" if "train" not in missing else ""

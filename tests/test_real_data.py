@@ -196,3 +196,47 @@ def test_seed_statistics_interval():
     # t(0.975, 2) = 4.303; sd = 1; n = 3
     assert stats["mean"] == 2.0 and stats["ci95"] == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
     assert seed_statistics([5.0])["ci95"] is None
+
+
+def test_teacher_targets_replace_the_stems_when_adapting(tiny, tiny_run):
+    import keras
+
+    from advsep_tf.model import AdversarialSeparator
+    from advsep_tf.train import load_run_model, warm_start
+
+    config = tiny.replace(training={"mode": "supervised", "teacher_targets": True})
+    student = AdversarialSeparator(config)
+    student.compile(separator_optimizer=keras.optimizers.SGD(0.0))
+    warm_start(student, str(tiny_run), config)
+    teacher = load_run_model(str(tiny_run))
+    student.set_teacher(teacher)
+    batch = {"paired_mixture": np.random.default_rng(1).random((2, 32, 16, 1)).astype(np.float32)}
+    # Before adaptation the student is its teacher: L_s is exactly zero.
+    assert float(student.train_step(batch)["supervised_loss"]) == 0.0
+    student.set_teacher(AdversarialSeparator(config.replace(training={"seed": 5})))
+    student.supervised_loss_tracker.reset_state()
+    assert float(student.train_step(batch)["supervised_loss"]) > 0.0
+    # The teacher is not saved with the student.
+    assert len(student.weights) == len(AdversarialSeparator(config).weights)
+
+
+def test_adaptation_runs_with_no_paired_data(mir1k_tree, tiny_run, tmp_path, capsys):
+    from advsep_tf.cli import common
+    from advsep_tf.cli import prepare as prepare_cli
+    from advsep_tf.cli import train as train_cli
+
+    spec = tmp_path / "split.yaml"
+    spec.write_text("train: []\nvalid: []\ntest: [singer=carl]\nmixtures: [mir1k:singer=amy, mir1k:singer=Bob]\n"
+                    "solo: {vocals: [mir1k:singer=dee]}\nunused: [singer=eve]\n")
+    shards = tmp_path / "shards"
+    assert common.run(prepare_cli.main, ["--config", "tiny", "--dataset", f"mir1k={mir1k_tree}", "--split", str(spec),
+                                         "--out", str(shards), "--no-progress"]) == 0
+    out = tmp_path / "adapted"
+    base = ["--config", "tiny", "--shards", str(shards), "--out", str(out), "--mode", "adversarial",
+            "--critics", "vocals", "--steps", "2"]
+    # Without --teacher there is nothing to compute L_s on: one line says what is missing.
+    assert common.run(train_cli.main, base) == 1
+    assert "no examples for train" in capsys.readouterr().err
+    assert common.run(train_cli.main, base + ["--init", str(tiny_run), "--teacher"]) == 0
+    assert "warm start from its separator and the vocals critic(s)" in capsys.readouterr().out
+    assert (out / "model.keras").stat().st_size > 0

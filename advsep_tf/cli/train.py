@@ -26,6 +26,9 @@ def main(argv=None) -> None:
     p.add_argument("--random-offsets", action="store_true",
                    help="cut excerpts at random frame offsets (training.random_offsets)")
     p.add_argument("--seed", type=int, metavar="N", help="overrides training.seed")
+    p.add_argument("--teacher", action="store_true",
+                   help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
+                        "--init model (training.teacher_targets); adapts a trained model to new music")
     p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
                    help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG")
     p.add_argument("--jit-compile", action="store_true", help="compile train_step with XLA (training.jit_compile)")
@@ -57,6 +60,10 @@ def main(argv=None) -> None:
         training["random_offsets"] = True
     if args.seed is not None:
         training["seed"] = args.seed
+    if args.teacher:
+        if not args.init:
+            p.error("--teacher learns from the model given with --init")
+        training["teacher_targets"] = True
     if training:
         config = config.replace(training=training)
     summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy,

@@ -1,0 +1,147 @@
+"""Score a trained separator the way the model card reports it: on the held-out test singers and
+previews of the real corpus (museval at 44.1 kHz) and on the real clips of ../shared/data, beside
+the mixture-as-estimate and the ideal-ratio-mask oracle.
+
+    python benchmarks/real/evaluate_pretrained.py --model pretrained --out /tmp/pretrained_eval
+        [--real ../shared/real] [--data ../shared/data] [--split benchmarks/real/split_pretrained.yaml]
+
+Writes OUT/<set>/results/{model,mixture,oracle}/results.json and prints one markdown table.
+Finished parts are reused when the command is run again.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def shared_clips(data_dir: str, out_dir: str) -> str:
+    """../shared/data's paired clips as <track>/{mixture,vocals,accompaniment}.wav at their own rate."""
+    from advsep_tf.data_pipelines.audio import AudioAdapter
+
+    adapter = AudioAdapter.default()
+    marker = os.path.join(out_dir, ".complete")
+    if os.path.isfile(marker):
+        return out_dir
+    pairs = os.path.join(data_dir, "paired_2stem")
+    for name in sorted(os.listdir(pairs)):
+        folder = os.path.join(pairs, name)
+        if os.path.isdir(folder):  # MIR-1K: vocal.wav + music.wav
+            vocals, rate = adapter.load(os.path.join(folder, "vocal.wav"))
+            accompaniment, _ = adapter.load(os.path.join(folder, "music.wav"))
+        else:  # iKala: left accompaniment, right vocals
+            stereo, rate = adapter.load(folder)
+            accompaniment, vocals = stereo[:, :1], stereo[:, 1:]
+            name = name.rsplit(".", 1)[0]
+        n = min(len(vocals), len(accompaniment))
+        write_track(adapter, os.path.join(out_dir, name), vocals[:n], accompaniment[:n], rate)
+    quads = os.path.join(data_dir, "paired_4stem")
+    for name in sorted(os.listdir(quads)):
+        stems = {s: adapter.load(os.path.join(quads, name, f"{s}.wav")) for s in ("vocals", "drums", "bass", "other")}
+        rate = stems["vocals"][1]
+        n = min(len(x) for x, _ in stems.values())
+        accompaniment = sum(stems[s][0][:n] for s in ("drums", "bass", "other"))
+        write_track(adapter, os.path.join(out_dir, name), stems["vocals"][0][:n], accompaniment, rate)
+    with open(marker, "w") as f:
+        f.write("done\n")
+    return out_dir
+
+
+def write_track(adapter, folder, vocals, accompaniment, rate):
+    adapter.save(os.path.join(folder, "vocals.wav"), vocals, rate)
+    adapter.save(os.path.join(folder, "accompaniment.wav"), accompaniment, rate)
+    adapter.save(os.path.join(folder, "mixture.wav"), vocals + accompaniment, rate)
+
+
+def mixture_estimates(references: str, out_dir: str, sources) -> str:
+    """The mixture as the estimate of every source: the score a separator must beat."""
+    from advsep_tf.data_pipelines.audio import AudioAdapter
+
+    adapter = AudioAdapter.default()
+    for track in sorted(os.listdir(references)):
+        folder = os.path.join(references, track)
+        if not os.path.isdir(folder):
+            continue
+        mixture, rate = adapter.load(os.path.join(folder, "mixture.wav"))
+        for source in sources:
+            adapter.save(os.path.join(out_dir, track, f"{source}.wav"), mixture, rate)
+    return out_dir
+
+
+def score_set(separator, references: str, out_dir: str, config) -> dict:
+    from advsep_tf.evaluate import evaluate_folders, load_result, write_oracle_estimates
+    from advsep_tf.separate import separate_files
+
+    sources = config.sources
+    mixtures = [os.path.join(references, t, "mixture.wav") for t in sorted(os.listdir(references))
+                if os.path.isdir(os.path.join(references, t))]
+    results = {}
+    for name in ("model", "mixture", "oracle"):
+        result_dir = os.path.join(out_dir, "results", name)
+        if not os.path.isfile(os.path.join(result_dir, "results.json")):
+            estimates = os.path.join(out_dir, "estimates", name)
+            start = time.time()
+            if name == "model":
+                separate_files(separator, mixtures, estimates, progress=True)
+            elif name == "mixture":
+                mixture_estimates(references, estimates, sources)
+            else:
+                write_oracle_estimates(references, estimates, config, sources)
+            evaluate_folders(estimates, references, out_dir=result_dir, sources=sources)
+            print(f"  {name}: {time.time() - start:.0f} s", flush=True)
+        results[name] = load_result(os.path.join(result_dir, "results.json"))
+    return results
+
+
+def main(argv=None):
+    import advsep_tf  # noqa: F401
+    from advsep_tf.config import load_config
+    from advsep_tf.data_pipelines.datasets import all_records
+    from advsep_tf.data_pipelines.splits import assign_roles, load_split
+    from advsep_tf.experiment import write_test_references
+    from advsep_tf.separate import Separator
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="pretrained")
+    p.add_argument("--out", required=True)
+    p.add_argument("--real", default=os.path.join(HERE, "..", "..", "..", "shared", "real"))
+    p.add_argument("--data", default=os.path.join(HERE, "..", "..", "..", "shared", "data"))
+    p.add_argument("--split", default=os.path.join(HERE, "split_pretrained.yaml"))
+    args = p.parse_args(argv)
+
+    separator = Separator.load(args.model)
+    config = separator.config
+    sets = {}
+    if os.path.isdir(args.real):
+        datasets = [("mir1k", os.path.join(args.real, "mir1k")), ("musdb18", os.path.join(args.real, "musdb18_7"))]
+        test = assign_roles(all_records(datasets, config), config, load_split(args.split, load_config("real")))["test"]
+        references = write_test_references(test, os.path.join(args.out, "test_references"), config, 44100)
+        sets["test singers + previews (44.1 kHz)"] = (references, os.path.join(args.out, "test"))
+    if os.path.isdir(args.data):
+        sets["../shared/data clips"] = (shared_clips(args.data, os.path.join(args.out, "shared_clips")),
+                                        os.path.join(args.out, "shared"))
+    lines = ["| set | tracks | source | model SDR | mixture-as-estimate SDR | oracle SDR | model SIR | model SAR |",
+             "|---|---|---|---|---|---|---|---|"]
+    numbers = {}
+    for label, (references, out_dir) in sets.items():
+        print(f"{label}: {references}", flush=True)
+        results = score_set(separator, references, out_dir, config)
+        numbers[label] = {name: r.aggregate for name, r in results.items()}
+        for source in config.sources:
+            agg = {name: r.aggregate[source] for name, r in results.items()}
+            lines.append(f"| {label} | {len(results['model'].tracks)} | {source} | {agg['model']['SDR']['mean']:.2f} | "
+                         f"{agg['mixture']['SDR']['mean']:.2f} | {agg['oracle']['SDR']['mean']:.2f} | "
+                         f"{agg['model']['SIR']['mean']:.2f} | {agg['model']['SAR']['mean']:.2f} |")
+    table = "\n".join(lines)
+    print("\nMean over tracks of museval's median over 1 s frames:\n\n" + table)
+    with open(os.path.join(args.out, "scores.json"), "w") as f:
+        json.dump({"model": args.model, "sets": numbers, "table": table}, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
