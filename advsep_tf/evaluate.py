@@ -415,7 +415,9 @@ def _evaluate_track(
         reference_path = reference_track_dir / f"{source}.wav"
         estimate_path = estimate_track_dir / f"{source}.wav"
         reference, reference_rate = _read_checked(reference_path)
-        estimate, estimate_rate = _read_checked(estimate_path)
+        estimate, estimate_rate = _read_checked(estimate_path, silent_ok=True)
+        if not np.any(estimate):
+            estimate = _silent_estimate(estimate.shape, str(estimate_path))
         _check_pair(
             estimate_path, estimate, estimate_rate, reference_path, reference, reference_rate
         )
@@ -455,7 +457,18 @@ def _median_over_frames(frames: np.ndarray) -> float | None:
     return float(np.median(defined)) if defined.size else None
 
 
-def _read_checked(path: Path) -> tuple[np.ndarray, int]:
+# A separator that outputs silence for a source has failed on that track: it must be scored (low),
+# not dropped, and museval cannot project an all-zero signal. Noise this far below any music stands
+# in for it: museval then scores it about 0 dB SDR, the score of outputting nothing.
+SILENT_ESTIMATE_LEVEL = 1e-7
+
+
+def _silent_estimate(shape, name: str) -> np.ndarray:
+    seed = int.from_bytes(name.encode()[-8:].rjust(8, b"\0"), "little")
+    return (SILENT_ESTIMATE_LEVEL * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def _read_checked(path: Path, silent_ok: bool = False) -> tuple[np.ndarray, int]:
     try:
         audio, sample_rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
@@ -465,7 +478,7 @@ def _read_checked(path: Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(audio)):
         nb_bad = int(np.count_nonzero(~np.isfinite(audio)))
         raise AdvsepError(f"{path}: {nb_bad} NaN or inf samples")
-    if not np.any(audio):
+    if not silent_ok and not np.any(audio):
         # museval rejects all-zero sources (the projection becomes underdetermined).
         raise AdvsepError(f"{path}: all samples are zero; BSS Eval cannot score a silent source")
     return audio, sample_rate

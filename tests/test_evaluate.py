@@ -297,3 +297,18 @@ def test_real_musdb_excerpts(tmp_path):
         assert mixture_sdr < near_sdr - 10, source
     table = format_comparison({"mixture": mixture_result, "near": near_result})
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 4
+
+
+def test_a_silent_estimate_is_scored_low_not_dropped(tmp_path, references):
+    estimates = {t: dict(s) for t, s in references.items()}
+    estimates["track_a"]["vocals"] = np.zeros_like(estimates["track_a"]["vocals"])
+    result = evaluate_folders(_write_tree(tmp_path / "estimates", estimates), _write_tree(tmp_path / "refs", references))
+    scores = {(r.track, r.source): r.scores["SDR"] for r in result.rows}
+    # Outputting nothing scores about 0 dB (the target and the error are the reference itself).
+    assert scores[("track_a", "vocals")] is not None and abs(scores[("track_a", "vocals")]) < 0.5
+    assert scores[("track_b", "vocals")] > 30  # the untouched track is perfect
+    # A silent reference is still refused: there is nothing to score against.
+    silent = {t: dict(s) for t, s in references.items()}
+    silent["track_a"]["vocals"] = np.zeros_like(silent["track_a"]["vocals"])
+    with pytest.raises(AdvsepError, match="all samples are zero"):
+        evaluate_folders(_write_tree(tmp_path / "e2", references), _write_tree(tmp_path / "r2", silent))
