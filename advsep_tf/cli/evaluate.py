@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
                    help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
-    p.add_argument("--excerpt-seconds", type=float, default=None, metavar="S",
+    p.add_argument("--excerpt-seconds", type=float, metavar="S",
                    help="length of the audio excerpts in report.html (default: 10)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -33,6 +33,8 @@ def main(argv=None) -> None:
         p.error("--compare takes results folders; do not combine it with --estimates/--references")
     if not args.compare and not (args.estimates and args.references):
         p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
+    if args.excerpt_seconds is not None and not args.excerpt_seconds > 0:
+        p.error(f"--excerpt-seconds must be positive, got {args.excerpt_seconds}")
 
     from advsep_tf.evaluate import (
         RESULTS_JSON,
@@ -44,18 +46,22 @@ def main(argv=None) -> None:
         plot_boxplots,
         write_oracle_estimates,
     )
-    from advsep_tf.report import DEFAULT_EXCERPT_SECONDS, progress_bar, write_report
+    from advsep_tf.report import DEFAULT_EXCERPT_SECONDS, write_report
 
-    command = common.command_line("advsep-tf-evaluate", argv)
-    report_options = dict(command=command, excerpt_seconds=DEFAULT_EXCERPT_SECONDS if args.excerpt_seconds is None else args.excerpt_seconds,
-                          progress=not args.no_progress)
+    report_options = dict(
+        figures=[(os.path.join(args.out, "boxplot_sdr.png"), BOXPLOT_CAPTION)],
+        command=common.command_line("advsep-tf-evaluate", argv),
+        excerpt_seconds=args.excerpt_seconds or DEFAULT_EXCERPT_SECONDS,
+        progress=not args.no_progress,
+    )
     os.makedirs(args.out, exist_ok=True)
     if args.compare:
         results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
         _write_comparison(results, args.out, format_comparison, plot_boxplots)
-        mixture = _compared_mixture(results, args.out, progress_bar("mixture as estimate", not args.no_progress))
-        write_report(args.out, results, mixture=mixture, figures=[(os.path.join(args.out, "boxplot_sdr.png"), BOXPLOT)],
-                     title=f"Comparison of {', '.join(results)}", **report_options)
+        shared = _shared_references(results)
+        mixture = shared and _evaluate(evaluate_mixture_as_estimate, None, shared[0], os.path.join(args.out, "mixture"),
+                                       shared[1], args.no_progress, "mixture as estimate")
+        write_report(args.out, results, mixture=mixture, title=f"Comparison of {', '.join(results)}", **report_options)
         return
 
     sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
@@ -75,8 +81,7 @@ def main(argv=None) -> None:
     mixture = _evaluate(evaluate_mixture_as_estimate, None, args.references, os.path.join(args.out, "mixture"),
                         result.sources, args.no_progress, "mixture as estimate")
     print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
-    write_report(args.out, results, mixture=mixture, figures=[(os.path.join(args.out, "boxplot_sdr.png"), BOXPLOT)],
-                 config={"oracle": config.to_dict()} if config else None,
+    write_report(args.out, results, mixture=mixture, config={"oracle": config.to_dict()} if config else None,
                  title=f"BSS Eval of {args.estimates}", **report_options)
 
 
@@ -100,19 +105,14 @@ def _evaluate(evaluate, estimates, references, out, sources, no_progress, descri
             bar.close()
 
 
-def _compared_mixture(results, out, progress):
-    """The mixture-as-estimate scores of compared results when they share references and sources
-    that are still there; None otherwise (the report then says so)."""
-    from advsep_tf.evaluate import evaluate_mixture_as_estimate
-
+def _shared_references(results):
+    """(references folder, sources) of compared results where all have the same and the folder is
+    still there, so that the mixture as estimate can be scored beside them; None otherwise."""
     settings = {(os.path.abspath(r.references_dir), tuple(r.sources)) for r in results.values() if r.references_dir}
     if len(settings) != 1:
         return None
     references, sources = settings.pop()
-    if not os.path.isdir(references):
-        return None
-    return evaluate_mixture_as_estimate(references, out_dir=os.path.join(out, "mixture"), sources=list(sources),
-                                        progress=progress)
+    return (references, list(sources)) if os.path.isdir(references) else None
 
 
 def _write_comparison(results, out, format_comparison, plot_boxplots):
@@ -124,7 +124,7 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
             f.write(table + "\n")
 
 
-BOXPLOT = "SDR per track: a panel per source, a box per model; triangles are means."
+BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."
 
 
 def cli() -> int:
