@@ -603,7 +603,7 @@ def _render_track(section: _TrackSection, names: Sequence[str]) -> str:
         f'<section class="track" id="{section.anchor}" data-track="{e(section.name)}">',
         f"<h3>{e(section.name)}</h3>",
         f'<p class="meta">{e(section.description)}</p>',
-        f'<div class="stems" style="grid-template-columns: 3.2em repeat({nb_columns}, minmax(11em, 1fr))">',
+        f'<div class="stems" style="grid-template-columns: 4.2em repeat({nb_columns}, minmax(11em, 1fr))">',
     ]
     top, middle, bottom = section.frequency_labels
     for row_label, cells in section.rows:
@@ -662,7 +662,7 @@ table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 .stem audio { width: 100%; height: 2.2em; margin-top: .2em; }
 .axis { display: flex; flex-direction: column; justify-content: space-between; height: 128px;
   margin-top: 18px; font-size: .72em; line-height: 1; color: #555; text-align: right;
-  border-right: 1px solid #999; padding-right: .3em; }
+  border-right: 1px solid #999; padding-right: .3em; white-space: nowrap; }
 .missing, .warning { color: #a00; font-size: .85em; }
 pre { background: #f6f6f8; padding: .7em; overflow-x: auto; font-size: .85em; }
 details.notes pre { white-space: pre-wrap; }

@@ -224,3 +224,11 @@ def test_loudest_excerpt():
     start, length = _loudest_excerpt(quiet_then_loud, rate, 3.0)
     assert length == 3.0 and 4.5 <= start <= 5.0
     assert _loudest_excerpt(quiet_then_loud, rate, 20.0) == (0.0, 10.0)
+
+
+def test_non_positive_excerpt_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        evaluate_cli.main(["--estimates", str(tmp_path), "--references", str(tmp_path), "--out", str(tmp_path / "out"),
+                           "--excerpt-seconds", "0"])
+    assert caught.value.code == 2 and "--excerpt-seconds must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
