@@ -648,6 +648,10 @@ th { background: #f4f4f6; }
 .settings td { text-align: left; }
 tr.oracle td, th.oracle { color: #1f5fa8; } tr.mixture td, th.mixture { color: #8a5a00; }
 tbody + tbody { border-top: 2px solid #999; }
+th[scope=colgroup] { text-align: center; }
+/* The track names stay in view while a wide per-track table scrolls sideways. */
+#per-track tr > :first-child { position: sticky; left: 0; background: #fff; }
+#per-track thead tr > :first-child { background: #f4f4f6; }
 td.best { font-weight: 700; }
 table.sortable th[data-sort] { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
