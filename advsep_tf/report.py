@@ -645,7 +645,7 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size
 th, td { border: 1px solid #ddd; padding: .25em .55em; text-align: right; white-space: nowrap; }
 th { background: #f4f4f6; }
 #summary thead th:nth-child(-n+2), td.name, #per-track td:first-child, th[scope=rowgroup],
-.settings td { text-align: left; }
+.settings th, .settings td { text-align: left; }
 tr.oracle td, th.oracle { color: #1f5fa8; } tr.mixture td, th.mixture { color: #8a5a00; }
 tbody + tbody { border-top: 2px solid #999; }
 th[scope=colgroup] { text-align: center; }
