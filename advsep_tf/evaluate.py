@@ -223,6 +223,92 @@ def evaluate_folders(
     return result
 
 
+def evaluate_mixture_as_estimate(
+    references_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    sources: Sequence[str] | None = None,
+    win_seconds: float = 1.0,
+    hop_seconds: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """BSS Eval of the unprocessed mixture as the estimate of every source: the floor a separator
+    has to beat before it has separated anything.
+
+    Same arguments, checks and outputs as `evaluate_folders`, with the mixture of each reference
+    track (see `track_mixture`) in place of an estimates folder. The result's `estimates_dir` is
+    empty: there is no such folder.
+    """
+    if not (win_seconds > 0 and hop_seconds > 0):
+        raise AdvsepError(
+            f"win_seconds and hop_seconds must be positive, got {win_seconds} and {hop_seconds}"
+        )
+    references_dir = Path(references_dir)
+    reference_tracks = _list_tracks(references_dir, "references")
+    tracks = sorted(reference_tracks)
+    # Every reference track "has" every estimate: the mixture stands in for each.
+    selected_sources = _select_sources(
+        tracks,
+        {track: set(reference_tracks[track]) for track in tracks},
+        reference_tracks,
+        references_dir,
+        references_dir,
+        sources,
+    )
+    rows = []
+    for done, track in enumerate(tracks, start=1):
+        references, sample_rate = [], None
+        for source in selected_sources:
+            reference, sample_rate = _read_checked(references_dir / track / f"{source}.wav")
+            references.append(reference)
+        mixture, mixture_rate, mixture_path = track_mixture(references_dir / track, selected_sources)
+        for source, reference in zip(selected_sources, references):
+            _check_pair(
+                mixture_path, mixture, mixture_rate,
+                references_dir / track / f"{source}.wav", reference, sample_rate,
+            )
+        track_scores = _bss_eval(
+            references,
+            [mixture] * len(references),
+            sample_rate,
+            win_seconds,
+            hop_seconds,
+            f"the mixture {mixture_path} against {references_dir / track}",
+        )
+        rows.extend(
+            SourceScores(track=track, source=source, scores=scores)
+            for source, scores in zip(selected_sources, track_scores)
+        )
+        if progress is not None:
+            progress(done, len(tracks))
+
+    result = EvaluationResult(
+        rows=rows,
+        sources=list(selected_sources),
+        win_seconds=float(win_seconds),
+        hop_seconds=float(hop_seconds),
+        estimates_dir="",
+        references_dir=str(references_dir),
+        museval_version=_package_version("museval"),
+    )
+    if out_dir is not None:
+        save_result(result, out_dir)
+    return result
+
+
+def track_mixture(track_dir: str | os.PathLike, sources: Sequence[str]) -> tuple[np.ndarray, int, Path]:
+    """(audio, sample_rate, path) of a reference track's mixture: `mixture.wav`, or else the sum of
+    the stems in `sources` (then `path` is the track folder).
+    """
+    track_dir = Path(track_dir)
+    mixture_path = track_dir / f"{MIXTURE_NAME}.wav"
+    if mixture_path.is_file():
+        audio, sample_rate = _read_checked(mixture_path)
+        return audio, sample_rate, mixture_path
+    stems = [_read_checked(track_dir / f"{source}.wav") for source in sources]
+    length = min(len(audio) for audio, _ in stems)
+    return np.sum([audio[:length] for audio, _ in stems], axis=0), stems[0][1], track_dir
+
+
 def save_result(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
     """Writes `results.json` and `results.csv` into `out_dir`; returns the JSON path."""
     out_dir = Path(out_dir)
@@ -405,9 +491,6 @@ def _evaluate_track(
     win_seconds: float,
     hop_seconds: float,
 ) -> list[dict[str, float | None]]:
-    # museval pulls in musdb and pandas; importing it here keeps `import advsep_tf.evaluate` light.
-    import museval
-
     references = []
     estimates = []
     first_reference = None  # (path, sample_rate, shape)
@@ -432,7 +515,27 @@ def _evaluate_track(
         references.append(reference)
         estimates.append(estimate)
 
-    sample_rate = first_reference[1]
+    return _bss_eval(
+        references,
+        estimates,
+        first_reference[1],
+        win_seconds,
+        hop_seconds,
+        f"{estimate_track_dir} against {reference_track_dir}",
+    )
+
+
+def _bss_eval(
+    references: Sequence[np.ndarray],
+    estimates: Sequence[np.ndarray],
+    sample_rate: int,
+    win_seconds: float,
+    hop_seconds: float,
+    what: str,
+) -> list[dict[str, float | None]]:
+    # museval pulls in musdb and pandas; importing it here keeps `import advsep_tf.evaluate` light.
+    import museval
+
     win = max(1, int(round(win_seconds * sample_rate)))
     hop = max(1, int(round(hop_seconds * sample_rate)))
     try:
@@ -440,15 +543,12 @@ def _evaluate_track(
             np.stack(references), np.stack(estimates), win=win, hop=hop
         )
     except ValueError as error:
-        raise AdvsepError(
-            f"{estimate_track_dir} against {reference_track_dir}: "
-            f"museval refused the track: {error}"
-        ) from error
+        raise AdvsepError(f"{what}: museval refused the track: {error}") from error
 
     framewise = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
     return [
         {metric: _median_over_frames(framewise[metric][index]) for metric in METRICS}
-        for index in range(len(sources))
+        for index in range(len(references))
     ]
 
 

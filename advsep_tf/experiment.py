@@ -5,7 +5,8 @@ ideal-ratio-mask oracle. The library behind `advsep-tf-experiment` and `advsep-t
 Writes into the output folder: `runs/<model>/` (run directories), `separated/<model>/`,
 `results/<model>/` (results.json/.csv), `results/oracle/`, `comparison.md`, `summary.json`,
 `boxplot_sdr.png`, `training_curves.png` and `critic_gradients.png` (the paper's figure: the
-gradient of each critic's output with respect to the separator's estimate).
+gradient of each critic's output with respect to the separator's estimate), `results/mixture/`
+(the mixture as estimate) and `report.html` with `report_files/` (see `advsep_tf.report`).
 
 With several seeds (`seeds`), every model is trained once per seed (`runs/seed<N>/<model>/`,
 likewise `separated/` and `results/`), and `comparison.md` gives per source the mean over seeds
@@ -286,6 +287,7 @@ def run_experiment(
         plot_boxplots,
         write_oracle_estimates,
     )
+    from advsep_tf.report import write_experiment_report
     from advsep_tf.separate import Separator, separate_files
     from advsep_tf.train import load_run_model, train
 
@@ -429,4 +431,6 @@ def run_experiment(
                    "seeds": seeds, "over_seeds": numbers, "wall_seconds": round(wall, 1)}, f, indent=2)
     print("\n" + report)
     print(f"Figures: {out_dir}/boxplot_sdr.png, training_curves.png, critic_gradients.png; stems in {out_dir}/separated")
+    stage("the mixture as estimate, and report.html", start)
+    write_experiment_report(out_dir, test_dir, config, runs, results, title=title, notes=report, progress=progress)
     return {"results": results, "wall_seconds": wall, "table": table, "training": summaries, "report": report}

@@ -13,6 +13,7 @@ from advsep_tf.evaluate import (
     METRICS,
     EvaluationResult,
     evaluate_folders,
+    evaluate_mixture_as_estimate,
     format_comparison,
     format_table,
     load_result,
@@ -87,7 +88,13 @@ def scored(tmp_path_factory, references):
         progress=lambda done, total: progress_calls.append((done, total)),
     )
     mixture = evaluate_folders(mixture_dir, references_dir)
-    return {"good": good, "mixture": mixture, "out_dir": root / "out", "progress": progress_calls}
+    return {
+        "good": good,
+        "mixture": mixture,
+        "out_dir": root / "out",
+        "progress": progress_calls,
+        "references_dir": references_dir,
+    }
 
 
 def test_near_perfect_estimates_score_high(scored):
@@ -110,6 +117,30 @@ def test_mixture_as_estimate_scores_much_lower(scored):
         assert mixture_sdr < good_sdr - 20
         # The other source leaks in fully: interference, not artifacts, is what drops.
         assert scored["mixture"].aggregate[source]["SIR"]["mean"] < 10
+
+
+def test_mixture_as_estimate_scores_the_sum_of_the_stems(scored, tmp_path):
+    mixture = evaluate_mixture_as_estimate(scored["references_dir"], out_dir=tmp_path)
+    # The same scores as the mixture written out as every source's estimate file.
+    assert mixture.rows == scored["mixture"].rows
+    assert mixture.estimates_dir == ""
+    assert load_result(tmp_path / "results.json") == mixture
+
+
+def test_mixture_as_estimate_reads_mixture_wav(tmp_path, references):
+    quiet_vocals = {t: dict(s, mixture=0.5 * s["vocals"] + s["accompaniment"]) for t, s in references.items()}
+    references_dir = _write_tree(tmp_path / "references", quiet_vocals)
+    from_file = evaluate_mixture_as_estimate(references_dir)
+    summed = evaluate_mixture_as_estimate(_write_tree(tmp_path / "no_mixture", references))
+    # Less vocals in the mixture: a worse vocals estimate, a better accompaniment one.
+    assert from_file.aggregate["vocals"]["SDR"]["mean"] < summed.aggregate["vocals"]["SDR"]["mean"] - 1
+    assert from_file.aggregate["accompaniment"]["SDR"]["mean"] > summed.aggregate["accompaniment"]["SDR"]["mean"] + 1
+
+    short = quiet_vocals["track_b"]["mixture"][:-10]
+    sf.write(references_dir / "track_b" / "mixture.wav", short, SAMPLE_RATE, subtype="FLOAT")
+    with pytest.raises(AdvsepError, match="mixture.wav") as caught:
+        evaluate_mixture_as_estimate(references_dir)
+    assert str(references_dir / "track_b" / "mixture.wav") in str(caught.value)
 
 
 def test_progress_reports_each_track(scored):

@@ -1,16 +1,28 @@
+import json
 import math
 import os
 
+import pytest
+
+import browser
 from advsep_tf.cli import common
 from advsep_tf.cli import experiment as experiment_cli
 from advsep_tf.config import load_config
 from advsep_tf.experiment import CorpusScale, run_experiment
+from advsep_tf.report import MIXTURE_LABEL
+
+SCALE = CorpusScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=3, duration=4.0)
 
 
-def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(tmp_path):
-    out = tmp_path / "experiment"
-    scale = CorpusScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=3, duration=4.0)
-    result = run_experiment(str(out), load_config("tiny"), steps=4, scale=scale, progress=False)
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    out = tmp_path_factory.mktemp("experiment") / "experiment"
+    result = run_experiment(str(out), load_config("tiny"), steps=4, scale=SCALE, progress=False)
+    return out, result
+
+
+def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(experiment):
+    out, result = experiment
     assert set(result["results"]) == {"baseline", "V", "VA", "oracle"}
     assert result["training"]["baseline"]["critic_steps"] == 0
     n_critic = load_config("tiny").loss.n_critic
@@ -27,6 +39,34 @@ def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(tmp_path):
     for column in ("baseline SDR", "V SDR", "VA SDR", "oracle SDR"):
         assert column in report
     assert "seed 1234" in report and "Wall time" in report
+
+
+def test_experiment_report_in_chromium(experiment):
+    out, result = experiment
+    assert (out / "report.html").is_file() and (out / "results" / "mixture" / "results.json").is_file()
+    with browser.chromium() as driver:
+        # The test songs last 4 s, less than the default 10 s excerpt: each player holds a whole song.
+        seen = browser.check_report_page(driver, out / "report.html", SCALE.duration)
+        shown = {os.path.basename(image["src"]) for image in seen["images"]}
+        assert {"boxplot_sdr.png", "training_curves.png", "critic_gradients.png"} <= shown
+        browser.assert_summary_matches(
+            browser.summary_cells(driver),
+            {name: out / "results" / folder / "results.json"
+             for name, folder in [("baseline", "baseline"), ("V", "V"), ("VA", "VA"), ("oracle", "oracle"),
+                                  (MIXTURE_LABEL, "mixture")]},
+        )
+        tracks = result["results"]["oracle"].tracks
+        assert browser.per_track_order(driver) == sorted(tracks)
+        per_track = json.loads((out / "results" / "oracle" / "results.json").read_text())["tracks"]
+        ascending = sorted(tracks, key=lambda track: per_track[track]["vocals"]["SDR"])
+        browser.click_per_track_header(driver, "oracle", "vocals", "SDR")
+        assert browser.per_track_order(driver) == ascending
+        browser.click_per_track_header(driver, "oracle", "vocals", "SDR")
+        assert browser.per_track_order(driver) == ascending[::-1]
+        config = json.loads(driver.find_element("id", "config").text)
+        assert config["runs"]["V"] == {"mode": "adversarial", "critics": ["vocals"]}
+        assert config["config"]["name"] == "tiny"
+        assert driver.find_element("id", "command").text.strip()
 
 
 def test_experiment_cli_rejects_unknown_models(tmp_path, capsys):

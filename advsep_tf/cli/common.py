@@ -25,6 +25,13 @@ def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None
     )
 
 
+def command_line(prog: str, argv=None) -> str:
+    """The command as a user would type it again: `prog` and the arguments, shell-quoted."""
+    import shlex
+
+    return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
+
+
 def quiet_tensorflow(verbose: bool = False) -> None:
     """Import TensorFlow and find its devices with stderr silenced.
 

@@ -24,6 +24,8 @@ def main(argv=None) -> None:
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
                    help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
+    p.add_argument("--excerpt-seconds", type=float, metavar="S",
+                   help="length of the audio excerpts in report.html (default: 10)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -31,27 +33,42 @@ def main(argv=None) -> None:
         p.error("--compare takes results folders; do not combine it with --estimates/--references")
     if not args.compare and not (args.estimates and args.references):
         p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
+    if args.excerpt_seconds is not None and not args.excerpt_seconds > 0:
+        p.error(f"--excerpt-seconds must be positive, got {args.excerpt_seconds}")
 
     from advsep_tf.evaluate import (
         RESULTS_JSON,
         evaluate_folders,
+        evaluate_mixture_as_estimate,
         format_comparison,
         format_table,
         load_result,
         plot_boxplots,
         write_oracle_estimates,
     )
+    from advsep_tf.report import DEFAULT_EXCERPT_SECONDS, write_report
 
+    report_options = dict(
+        figures=[(os.path.join(args.out, "boxplot_sdr.png"), BOXPLOT_CAPTION)],
+        command=common.command_line("advsep-tf-evaluate", argv),
+        excerpt_seconds=args.excerpt_seconds or DEFAULT_EXCERPT_SECONDS,
+        progress=not args.no_progress,
+    )
     os.makedirs(args.out, exist_ok=True)
     if args.compare:
         results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
         _write_comparison(results, args.out, format_comparison, plot_boxplots)
+        shared = _shared_references(results)
+        mixture = shared and _evaluate(evaluate_mixture_as_estimate, None, shared[0], os.path.join(args.out, "mixture"),
+                                       shared[1], args.no_progress, "mixture as estimate")
+        write_report(args.out, results, mixture=mixture, title=f"Comparison of {', '.join(results)}", **report_options)
         return
 
     sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
     result = _evaluate(evaluate_folders, args.estimates, args.references, args.out, sources, args.no_progress)
     print(format_table(result, title=f"BSS Eval v4 of {args.estimates} ({len(result.tracks)} tracks), mean / median dB"))
     results = {os.path.basename(os.path.normpath(args.estimates)) or "estimates": result}
+    config = None
     if args.oracle:
         from advsep_tf.config import load_config
 
@@ -61,10 +78,15 @@ def main(argv=None) -> None:
         results["oracle"] = _evaluate(evaluate_folders, oracle_dir, args.references, os.path.join(args.out, "oracle"),
                                       result.sources, args.no_progress)
     _write_comparison(results, args.out, format_comparison, plot_boxplots)
+    mixture = _evaluate(evaluate_mixture_as_estimate, None, args.references, os.path.join(args.out, "mixture"),
+                        result.sources, args.no_progress, "mixture as estimate")
     print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
+    write_report(args.out, results, mixture=mixture, config={"oracle": config.to_dict()} if config else None,
+                 title=f"BSS Eval of {args.estimates}", **report_options)
 
 
-def _evaluate(evaluate_folders, estimates, references, out, sources, no_progress):
+def _evaluate(evaluate, estimates, references, out, sources, no_progress, description="evaluate"):
+    """`evaluate_folders` (or, without estimates, `evaluate_mixture_as_estimate`) with a bar."""
     from tqdm.auto import tqdm
 
     bars = []
@@ -72,14 +94,25 @@ def _evaluate(evaluate_folders, estimates, references, out, sources, no_progress
     def progress(done, total):
         # Created on the first finished track, so that an input error is not printed after a bar.
         if not bars:
-            bars.append(tqdm(total=total, desc="evaluate", unit="track", disable=no_progress, dynamic_ncols=True))
+            bars.append(tqdm(total=total, desc=description, unit="track", disable=no_progress, dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
 
+    folders = (references,) if estimates is None else (estimates, references)
     try:
-        return evaluate_folders(estimates, references, out_dir=out, sources=sources, progress=progress)
+        return evaluate(*folders, out_dir=out, sources=sources, progress=progress)
     finally:
         for bar in bars:
             bar.close()
+
+
+def _shared_references(results):
+    """(references folder, sources) of compared results where all have the same and the folder is
+    still there, so that the mixture as estimate can be scored beside them; None otherwise."""
+    settings = {(os.path.abspath(r.references_dir), tuple(r.sources)) for r in results.values() if r.references_dir}
+    if len(settings) != 1:
+        return None
+    references, sources = settings.pop()
+    return (references, list(sources)) if os.path.isdir(references) else None
 
 
 def _write_comparison(results, out, format_comparison, plot_boxplots):
@@ -89,6 +122,9 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
         print(table)
         with open(os.path.join(out, "comparison.md"), "w") as f:
             f.write(table + "\n")
+
+
+BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."
 
 
 def cli() -> int:
