@@ -20,6 +20,7 @@ from advsep_tf.errors import AdvsepError
 
 MODES = ("supervised", "adversarial")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OUTPUT_ACTIVATIONS = ("relu", "softplus")
 
 
 @dataclass
@@ -47,6 +48,10 @@ class SeparatorConfig:
     base_filters: int = 16
     # Number of 2x down-sampling levels of the U-Net; nb_bins and nb_frames must divide 2**depth.
     depth: int = 4
+    # Of the per-source output layers. "relu" is the paper's; it can die (a source's output stuck
+    # at zero for every input, seen on real music with the demo sizes at lr 5e-4), "softplus"
+    # cannot and is as cheap.
+    output_activation: str = "relu"
 
 
 @dataclass
@@ -229,6 +234,9 @@ class Config:
                 f"spectrogram.nb_bins ({spec.nb_bins}) and nb_frames ({spec.nb_frames}) must be "
                 f"multiples of 2**separator.depth ({scale})"
             )
+        if self.separator.output_activation not in OUTPUT_ACTIVATIONS:
+            problems.append(f"separator.output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, "
+                            f"got '{self.separator.output_activation}'")
         if self.separator.base_filters <= 0 or self.separator.depth < 1:
             problems.append("separator.base_filters must be positive and separator.depth >= 1")
         if min(spec.nb_bins, spec.nb_frames) < 8:

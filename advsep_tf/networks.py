@@ -39,7 +39,8 @@ def build_separator(config: Config, name: str = "separator") -> keras.Model:
     # float32 outputs whatever the dtype policy: under mixed precision only the hidden layers
     # compute in float16/bfloat16, and every consumer gets float32 estimates.
     estimates = [
-        layers.Conv2D(1, 1, activation="relu", dtype="float32", name=f"out_{source}")(x) for source in config.sources
+        layers.Conv2D(1, 1, activation=net.output_activation, dtype="float32", name=f"out_{source}")(x)
+        for source in config.sources
     ]
     output = (
         estimates[0] if len(estimates) == 1 else layers.Concatenate(dtype="float32", name="estimates")(estimates)

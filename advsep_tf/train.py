@@ -367,6 +367,9 @@ def train(
 
     shard_set = ShardSet.open(shard_dir, expected=config)
     check_training_roles(shard_set, config)  # before the run directory is written
+    if config.training.teacher_targets and not init:
+        raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
+    init_model = load_init(init, config) if init else None
     chief = is_chief()
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
@@ -423,11 +426,9 @@ def train(
                         final={}, best=state.get("best"))
     initial_epoch = state["epoch"] if state else 0
     if config.training.teacher_targets:
-        if not init:
-            raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
-        model.set_teacher(load_run_model(init))
-    if init and not state:
-        print(warm_start(model, init, config))
+        model.set_teacher(init_model)
+    if init_model is not None and not state:
+        print(warm_start(model, init_model, config, init))
     progress = _ProgressLines(total_steps, steps_per_epoch, initial_epoch)
     # Order matters: early stopping and the best-model check update their state before the
     # checkpoint records it, and after it restores it at the start.
@@ -479,13 +480,10 @@ def train(
 WEIGHT_SECTIONS = Config.MODEL_SECTIONS + ("critic",)
 
 
-def warm_start(model, source_path: str, config: Config) -> str:
-    """Copy a trained separator (and the critics of the sources both runs criticise) into `model`.
-
-    Refuses, naming the fields, a source trained with a config whose weights have other shapes or
-    meanings (sources, audio, STFT, U-Net size; the critic section when critics are copied).
-    Returns a line saying what was copied.
-    """
+def load_init(source_path: str, config: Config):
+    """The trained model `--init` names, refused (naming the fields) when its weights do not fit
+    `config`: other sources, audio, STFT or U-Net size, or another critic section when critics
+    are copied."""
     source = load_run_model(source_path)
     previous = source.separation_config
     shared = [s for s in config.critic_sources if s in previous.critic_sources]
@@ -495,6 +493,16 @@ def warm_start(model, source_path: str, config: Config) -> str:
             f"{source_path}: --init model was trained with a config whose weights do not fit this one: "
             f"{previous.describe_differences(config, sections)}"
         )
+    return source
+
+
+def warm_start(model, source, config: Config, source_path: str = "--init model") -> str:
+    """Copy a trained separator (`load_init`'s model, or a path to one) and the critics of the
+    sources both runs criticise into `model`; return a line saying what was copied."""
+    if isinstance(source, str):
+        source_path, source = source, load_init(source, config)
+    previous = source.separation_config
+    shared = [s for s in config.critic_sources if s in previous.critic_sources]
     model.separator.set_weights(source.separator.get_weights())
     source_critics = dict(zip(previous.critic_sources, source.critics))
     for critic, name in zip(model.critics, config.critic_sources):

@@ -240,3 +240,27 @@ def test_adaptation_runs_with_no_paired_data(mir1k_tree, tiny_run, tmp_path, cap
     assert common.run(train_cli.main, base + ["--init", str(tiny_run), "--teacher"]) == 0
     assert "warm start from its separator and the vocals critic(s)" in capsys.readouterr().out
     assert (out / "model.keras").stat().st_size > 0
+
+
+def test_softplus_outputs_cannot_die_where_relu_outputs_do(tiny):
+    """A relu output layer whose pre-activations all went negative outputs zero for every input
+    and gets no gradient; softplus keeps both. The real-music presets use softplus."""
+    import tensorflow as tf
+
+    from advsep_tf.networks import build_separator
+
+    assert load_config("real-small").separator.output_activation == "softplus"
+    with pytest.raises(AdvsepError, match="separator.output_activation"):
+        tiny.replace(separator={"output_activation": "tanh"})
+    mixture = tf.random.uniform((2, 32, 16, 1))
+    for activation, dies in (("relu", True), ("softplus", False)):
+        separator = build_separator(tiny.replace(separator={"output_activation": activation}))
+        out = separator.get_layer("out_vocals")
+        kernel, bias = out.get_weights()
+        out.set_weights([kernel * 0, bias * 0 - 5.0])  # the state a dead output is in
+        with tf.GradientTape() as tape:
+            estimate = separator(mixture)[..., 0]
+            loss = tf.reduce_mean((estimate - 1.0) ** 2)
+        gradient = tape.gradient(loss, out.bias)
+        assert (float(tf.reduce_max(estimate)) == 0.0) == dies
+        assert (float(tf.abs(gradient[0])) == 0.0) == dies
