@@ -15,6 +15,10 @@ Rules, fixed before any model was trained and never tuned on test scores:
   the same in every variant: solo vocals = right channels of amy and jmzen, solo accompaniment =
   left channels of leon, mixtures = geniusturtle's clips; each singer feeds one pool only.
 - Pretrained model: every singer and preview except the test ones trains (validation as above).
+- Adaptation (no MIR-1K stems anywhere): the starting model trains on the 74 non-test,
+  non-validation previews (validation: the 6 validation previews); it is adapted with the
+  mixtures of singers Ani, ariel, khair, titon, Kenshin, davidson, geniusturtle and leon and the
+  solo vocals (right channels) of amy and jmzen; it is tested on the test singers as above.
 """
 
 import os
@@ -68,6 +72,17 @@ def main(real_dir: str) -> None:
         }
         write(os.path.join(here, f"split_paired{count}.yaml"), spec,
               f"Experiment: {count} paired singer(s) + {len(paired)} previews; fixed unpaired pools.")
+    non_test = paired + mixtures + solo_vocals + solo_accompaniment
+    write(os.path.join(here, "split_adapt_source.yaml"),
+          {"train": previews(non_test), "valid": previews(valid), "test": singers(TEST_SINGERS) + previews(test),
+           "unused": singers([s for s in all_singers if s not in TEST_SINGERS])},
+          "Adaptation, the starting model: MUSDB18 previews only.")
+    write(os.path.join(here, "split_adapt_target.yaml"),
+          {"train": [], "valid": [], "test": singers(TEST_SINGERS),
+           "mixtures": singers(PAIRED_ORDER + POOLS["mixtures"] + POOLS["solo_accompaniment"]),
+           "solo": {"vocals": singers(POOLS["solo_vocals"]), "accompaniment": []},
+           "unused": singers(VALID_SINGERS) + previews(tracks)},
+          "Adaptation to MIR-1K: its mixtures and solo vocals only, no stems.")
     pretrained_train = [s for s in all_singers if s not in TEST_SINGERS + VALID_SINGERS]
     write(os.path.join(here, "split_pretrained.yaml"),
           {**held_out, "train": singers(pretrained_train) + previews(paired + mixtures + solo_vocals + solo_accompaniment),
