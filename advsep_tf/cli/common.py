@@ -21,7 +21,7 @@ def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None
         "--config",
         required=required,
         metavar="PRESET_OR_FILE",
-        help="a preset (paper, musdb4, demo, tiny) or a JSON/YAML config file",
+        help=f"a preset ({', '.join(_preset_names())}) or a JSON/YAML config file",
     )
 
 
@@ -30,6 +30,12 @@ def command_line(prog: str, argv=None) -> str:
     import shlex
 
     return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
+
+
+def _preset_names() -> list[str]:
+    from advsep_tf.config import preset_names
+
+    return preset_names()
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
