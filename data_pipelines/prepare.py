@@ -49,6 +49,7 @@ from advsep_tf.data_pipelines.datasets import (
 )
 from advsep_tf.data_pipelines.splits import UNUSED, assign_roles, load_split, role_order, write_split
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import write_atomically
 
 JOURNAL = "prepare-journal.json"
 JOURNAL_FORMAT = "advsep-tf-prepare-journal"
@@ -225,10 +226,7 @@ class Journal:
         return self.data["roles"].setdefault(role, {"shards": [], "skipped": [], "done": False, "final": None})
 
     def save(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(self.data))
 
     @staticmethod
     def resume_point(state: dict) -> tuple[int, int, dict, list[dict]]:

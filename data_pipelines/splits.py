@@ -251,9 +251,7 @@ def write_split(path: str, assignment: dict[str, list[TrackRecord]], config: Con
         text = SPEC_HEADER.format(name=os.path.basename(path)) + yaml.safe_dump(
             content, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from advsep_tf.export.atomic import write_atomically
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomically(path, text)
