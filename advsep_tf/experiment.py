@@ -5,7 +5,9 @@ ideal-ratio-mask oracle. The library behind `advsep-tf-experiment` and `advsep-t
 Writes into the output folder: `runs/<model>/` (run directories), `separated/<model>/`,
 `results/<model>/` (results.json/.csv), `results/oracle/`, `comparison.md`, `summary.json`,
 `boxplot_sdr.png`, `training_curves.png` and `critic_gradients.png` (the paper's figure: the
-gradient of each critic's output with respect to the separator's estimate).
+gradient of each critic's output with respect to the separator's estimate), and `experiment.json`
+first, which marks the folder as an experiment's: a rerun continues only such a folder (or a new
+or empty one), so an experiment never writes among someone else's files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from advsep_tf.config import Config
+from advsep_tf.export.atomic import check_output_folder, save_figure_atomically, write_atomically
+
+MARKER = "experiment.json"
+MARKER_FORMAT = "advsep-tf-experiment"
 
 # Training overrides per model: the paper's three runs.
 PAPER_RUNS = {
@@ -39,6 +45,27 @@ class CorpusScale:
 
 
 DEFAULT_SCALE = CorpusScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, duration=12.0)
+
+
+def is_experiment_dir(path: str) -> bool:
+    """Whether `path` is an experiment's output folder (its marker, written first, is there)."""
+    from advsep_tf.data_pipelines.datasets import load_json_or_yaml
+    from advsep_tf.errors import AdvsepError
+
+    try:
+        marker = load_json_or_yaml(os.path.join(path, MARKER), "experiment marker")
+    except AdvsepError:
+        return False
+    return isinstance(marker, dict) and marker.get("format") == MARKER_FORMAT
+
+
+def open_experiment_dir(out_dir: str, title: str) -> None:
+    """Refuse a folder of someone else's files before any work; mark a new one as ours."""
+    check_output_folder(out_dir, is_experiment_dir, "an earlier experiment's folder")
+    os.makedirs(out_dir, exist_ok=True)
+    if not is_experiment_dir(out_dir):
+        write_atomically(os.path.join(out_dir, MARKER), json.dumps(
+            {"format": MARKER_FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
 
 
 def stage(message: str, start: float) -> None:
@@ -69,7 +96,7 @@ def plot_training_curves(run_dirs: dict[str, str], png_path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -121,7 +148,7 @@ def plot_critic_gradients(model, mixture_patch: np.ndarray, png_path: str) -> No
             ax.set_xlabel("frame")
             ax.set_ylabel("frequency bin")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -185,7 +212,7 @@ def run_experiment(
 
     start = time.time()
     runs = runs or PAPER_RUNS
-    os.makedirs(out_dir, exist_ok=True)
+    open_experiment_dir(out_dir, title)
     corpus_note = ""
     if shard_dir is None:
         corpus_dir = os.path.join(out_dir, "corpus")
@@ -221,7 +248,8 @@ def run_experiment(
         run_dirs[name] = run_dir
         stage(f"separating {len(mixtures)} held-out tracks with {name}", start)
         separated = os.path.join(out_dir, "separated", name)
-        separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress)
+        # overwrite: a rerun continues this folder; the stems there are an earlier run's of this experiment.
+        separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress, overwrite=True)
         stage(f"evaluating {name} with museval", start)
         results[name] = evaluate_folders(separated, test_dir, out_dir=os.path.join(out_dir, "results", name),
                                          sources=config.sources)
@@ -255,11 +283,10 @@ def run_experiment(
         f"Oracle: ideal ratio mask at the same STFT settings (upper bound of a magnitude-domain separator).\n\n"
         f"Mean BSS Eval v4 scores on {len(mixtures)} held-out tracks:\n\n{table}\n\nWall time: {wall:.0f} s\n"
     )
-    with open(os.path.join(out_dir, "comparison.md"), "w") as f:
-        f.write(report)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
-                   "wall_seconds": round(wall, 1)}, f, indent=2)
+    write_atomically(os.path.join(out_dir, "comparison.md"), report)
+    summary = {"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
+               "wall_seconds": round(wall, 1)}
+    write_atomically(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     # Reload from disk: what is reported is what was written.
     results = {name: load_result(os.path.join(out_dir, "results", name, "results.json")) for name in results}
     print("\n" + report)

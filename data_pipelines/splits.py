@@ -101,6 +101,17 @@ class SplitSpec:
         return cls(roles, unused, path)
 
 
+def is_split_spec(path: str) -> bool:
+    """Whether `path` is a split spec (what --write-split --overwrite may replace): a mapping whose
+    keys are all split-spec keys."""
+    try:
+        data = load_json_or_yaml(path, "split file")
+    except AdvsepError:
+        return False
+    known = {*SPEC_KEYS, "version", "comment"}
+    return isinstance(data, dict) and bool(data) and all(k in known or str(k).startswith("solo/") for k in data)
+
+
 def load_split(path: Optional[str], config: Config) -> Optional[SplitSpec]:
     return None if path is None else SplitSpec.load(path, config)
 

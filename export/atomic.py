@@ -135,13 +135,14 @@ def save_figure_atomically(figure, path: str | os.PathLike, **kwargs) -> None:
 # -- what a command may write where ----------------------------------------------------------------
 
 
-def _listing(path: str, limit: int = 4) -> str:
+def _found(path: str, limit: int = 4) -> str:
+    """What is at `path`, for a refusal: "holds a.txt, b/ and 3 more" or "is a file of 12 bytes"."""
     if not os.path.isdir(path):
-        return f"a file of {os.path.getsize(path)} bytes"
+        return f"is a file of {os.path.getsize(path)} bytes"
     entries = sorted(os.listdir(path))
     shown = [e + ("/" if os.path.isdir(os.path.join(path, e)) else "") for e in entries[:limit]]
     more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
-    return "it holds " + ", ".join(shown) + more
+    return "holds " + ", ".join(shown) + more
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -184,7 +185,7 @@ def check_output_folder(
         raise AdvsepError(f"{path}: exists and is a file; {option} must be a folder")
     if os.listdir(path) and not looks_like(path):
         raise AdvsepError(
-            f"{path}: is not {what} ({_listing(path)}); this command writes only into a new or empty "
+            f"{path}: {_found(path)}, not {what}; this command writes only into a new or empty "
             f"folder or {what}: choose another {option}"
         )
 
@@ -285,7 +286,7 @@ def check_replaceable(
         raise AdvsepError(f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}")
     if looks_like is not None and not looks_like(path):
         raise AdvsepError(
-            f"{path}: is not {what} ({_listing(path)}); not replaced, even with --overwrite: choose another {option}"
+            f"{path}: {_found(path)}, not {what}; not replaced, even with --overwrite: choose another {option}"
         )
 
 

@@ -24,6 +24,8 @@ def main(argv=None) -> None:
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
                    help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -31,6 +33,9 @@ def main(argv=None) -> None:
         p.error("--compare takes results folders; do not combine it with --estimates/--references")
     if not args.compare and not (args.estimates and args.references):
         p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
+    for option, folder in (("--estimates", args.estimates), ("--references", args.references)):
+        if folder and _inside(args.out, folder):
+            p.error(f"--out {args.out} is inside {option} {folder}: its files would be read as tracks")
 
     from advsep_tf.evaluate import (
         RESULTS_JSON,
@@ -42,6 +47,7 @@ def main(argv=None) -> None:
         write_oracle_estimates,
     )
 
+    _check_outputs(args, RESULTS_JSON)
     os.makedirs(args.out, exist_ok=True)
     if args.compare:
         results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
@@ -62,6 +68,36 @@ def main(argv=None) -> None:
                                       result.sources, args.no_progress)
     _write_comparison(results, args.out, format_comparison, plot_boxplots)
     print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_outputs(args, results_json: str) -> None:
+    """Before any work: the files this run writes replace nothing but an earlier evaluation's
+    results, and those only with --overwrite."""
+    from advsep_tf.errors import AdvsepError
+    from advsep_tf.export.atomic import check_output_files, check_writable
+
+    check_writable(args.out)
+    if os.path.lexists(args.out) and not os.path.isdir(args.out):
+        raise AdvsepError(f"{args.out}: exists and is a file; --out must be a folder")
+    names = ["boxplot_sdr.png"]
+    if args.oracle or len(args.compare or []) > 1:
+        names.append("comparison.md")
+    if not args.compare:
+        names += [results_json, "results.csv"]
+    if args.oracle:
+        names += [os.path.join("oracle", results_json), os.path.join("oracle", "results.csv")]
+        oracle_dir = os.path.join(args.out, "oracle_estimates")
+        if os.path.isdir(oracle_dir) and os.listdir(oracle_dir) and not args.overwrite:
+            raise AdvsepError(f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an earlier "
+                              "evaluation, or choose another --out")
+    inputs = [folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder]
+    check_output_files([os.path.join(args.out, name) for name in names], args.overwrite,
+                       "the results of an earlier evaluation", {folder: "an input folder" for folder in inputs})
 
 
 def _evaluate(evaluate_folders, estimates, references, out, sources, no_progress):
@@ -87,8 +123,9 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
     if len(results) > 1:
         table = format_comparison(results, ("SDR", "SIR", "SAR", "ISR"))
         print(table)
-        with open(os.path.join(out, "comparison.md"), "w") as f:
-            f.write(table + "\n")
+        from advsep_tf.export.atomic import write_atomically
+
+        write_atomically(os.path.join(out, "comparison.md"), table + "\n")
 
 
 def cli() -> int:
