@@ -294,13 +294,15 @@ def plan_separation(
             stem_path = os.path.normpath(os.path.join(out_dir, relative))
             key = os.path.realpath(stem_path)
             if key in writer:
-                other = writer[key]
-                if other == path:
-                    raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} would be "
-                                      f"written to {stem_path}; include {{source}}")
-                raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; separate them "
-                                  "into different --out folders, or rename one")
-            writer[key] = path
+                other, other_source = writer[key]
+                if other != path:
+                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; separate them "
+                                      "into different --out folders, or rename one")
+                if other_source == source:
+                    raise AdvsepError(f"{path}: given twice")
+                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} would be "
+                                  f"written to {stem_path}; include {{source}}")
+            writer[key] = (path, source)
             outputs[path].append(stem_path)
     check_output_files(
         [p for paths in outputs.values() for p in paths], overwrite, "the stems of an earlier separation",
