@@ -313,10 +313,9 @@ class Config:
             if path.endswith((".yaml", ".yml"))
             else json.dumps(self.to_dict(), indent=2) + "\n"
         )
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        from advsep_tf.export.atomic import write_atomically
+
+        write_atomically(path, text)
 
 
 _SECTIONS = {

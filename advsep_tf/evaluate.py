@@ -20,7 +20,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import save_figure_atomically, write_atomically
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 RESULTS_JSON = "results.json"
@@ -314,10 +314,8 @@ def save_result(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / RESULTS_JSON
-    _write_atomically(
-        json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
-    )
-    _write_atomically(out_dir / RESULTS_CSV, _to_csv(result))
+    write_atomically(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    write_atomically(out_dir / RESULTS_CSV, _to_csv(result))
     return json_path
 
 
@@ -430,7 +428,7 @@ def plot_boxplots(
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{metric} per track (BSS Eval v4); triangles are means")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -696,18 +694,6 @@ def _to_csv(result: EvaluationResult) -> str:
             + ["" if row.scores.get(m) is None else repr(row.scores[m]) for m in METRICS]
         )
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A reader (or an interrupted run) never sees a half-written file.
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as tmp:
-            tmp.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def _encode_score(value: float | None) -> float | str | None:

@@ -6,7 +6,9 @@ Writes into the output folder: `runs/<model>/` (run directories), `separated/<mo
 `results/<model>/` (results.json/.csv), `results/oracle/`, `comparison.md`, `summary.json`,
 `boxplot_sdr.png`, `training_curves.png` and `critic_gradients.png` (the paper's figure: the
 gradient of each critic's output with respect to the separator's estimate), `results/mixture/`
-(the mixture as estimate) and `report.html` with `report_files/` (see `advsep_tf.report`).
+(the mixture as estimate), `report.html` with `report_files/` (see `advsep_tf.report`), and
+`experiment.json` first, which marks the folder as an experiment's: a rerun continues only such a
+folder (or a new or empty one), so an experiment never writes among someone else's files.
 
 With several seeds (`seeds`), every model is trained once per seed (`runs/seed<N>/<model>/`,
 likewise `separated/` and `results/`), and `comparison.md` gives per source the mean over seeds
@@ -28,6 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from advsep_tf.config import Config
+from advsep_tf.export.atomic import check_output_folder, save_figure_atomically, write_atomically
+
+MARKER = "experiment.json"
+MARKER_FORMAT = "advsep-tf-experiment"
 
 # Training overrides per model: the paper's three runs.
 PAPER_RUNS = {
@@ -52,6 +58,27 @@ class CorpusScale:
 CONTINUED_BASELINE = "baseline+"
 
 DEFAULT_SCALE = CorpusScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, duration=12.0)
+
+
+def is_experiment_dir(path: str) -> bool:
+    """Whether `path` is an experiment's output folder (its marker, written first, is there)."""
+    from advsep_tf.data_pipelines.datasets import load_json_or_yaml
+    from advsep_tf.errors import AdvsepError
+
+    try:
+        marker = load_json_or_yaml(os.path.join(path, MARKER), "experiment marker")
+    except AdvsepError:
+        return False
+    return isinstance(marker, dict) and marker.get("format") == MARKER_FORMAT
+
+
+def open_experiment_dir(out_dir: str, title: str) -> None:
+    """Refuse a folder of someone else's files before any work; mark a new one as ours."""
+    check_output_folder(out_dir, is_experiment_dir, "an earlier experiment's folder")
+    os.makedirs(out_dir, exist_ok=True)
+    if not is_experiment_dir(out_dir):
+        write_atomically(os.path.join(out_dir, MARKER), json.dumps(
+            {"format": MARKER_FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
 
 
 def stage(message: str, start: float) -> None:
@@ -82,7 +109,7 @@ def plot_training_curves(run_dirs: dict[str, str], png_path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -134,7 +161,7 @@ def plot_critic_gradients(model, mixture_patch: np.ndarray, png_path: str) -> No
             ax.set_xlabel("frame")
             ax.set_ylabel("frequency bin")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -293,7 +320,7 @@ def run_experiment(
 
     start = time.time()
     runs = runs or PAPER_RUNS
-    os.makedirs(out_dir, exist_ok=True)
+    open_experiment_dir(out_dir, title)
     corpus_note = ""
     if datasets:
         from advsep_tf.data_pipelines.datasets import all_records
@@ -372,7 +399,9 @@ def run_experiment(
                     resume=os.path.isdir(run_dir), init=run_dirs["baseline"] if warm else None)
                 stage(f"separating {len(mixtures)} held-out tracks with {label}", start)
                 separated = os.path.join(out_dir, "separated", prefix, name)
-                separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress)
+                # overwrite: stems there are an earlier, unfinished invocation's of this experiment.
+                separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress,
+                               overwrite=True)
                 stage(f"evaluating {label} with museval", start)
                 evaluate_folders(separated, test_dir, out_dir=result_dir, sources=config.sources)
             # What is reported is what was written.
@@ -424,11 +453,10 @@ def run_experiment(
         + f"Wall time of this invocation: {time.time() - start:.0f} s\n"
     )
     wall = time.time() - start
-    with open(os.path.join(out_dir, "comparison.md"), "w") as f:
-        f.write(report)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
-                   "seeds": seeds, "over_seeds": numbers, "wall_seconds": round(wall, 1)}, f, indent=2)
+    write_atomically(os.path.join(out_dir, "comparison.md"), report)
+    summary = {"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
+               "seeds": seeds, "over_seeds": numbers, "wall_seconds": round(wall, 1)}
+    write_atomically(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     print("\n" + report)
     print(f"Figures: {out_dir}/boxplot_sdr.png, training_curves.png, critic_gradients.png; stems in {out_dir}/separated")
     stage("the mixture as estimate, and report.html", start)

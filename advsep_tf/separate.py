@@ -9,10 +9,17 @@ Multichannel input is separated channel by channel (the model sees mono); input 
 is resampled to the model's rate and the stems back to the input's rate, so every stem has the
 input's length, sample rate and channel count. The model's band (0 to sample_rate / 2) is all the
 stems carry: content above it is lost.
+
+Before separating anything, `plan_separation` checks every input and output: inputs that are
+missing, folders, unreadable or shorter than one STFT frame, an --out that is a file or not
+writable, stems of two inputs that would land on the same path, and stems that would replace an
+existing file (only with `overwrite`, and never an input or the model) are refused in one line
+naming the path.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -22,6 +29,7 @@ import tensorflow as tf
 from advsep_tf import spectral
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import check_output_files, check_writable
 
 DEFAULT_CHUNK_PATCHES = 16
 # Long songs are separated in segments of this length (model-rate audio), cross-faded over
@@ -132,6 +140,9 @@ class Separator:
             raise AdvsepError(f"expected a (nb_samples, nb_channels) waveform, got shape {waveform.shape}")
         if not np.all(np.isfinite(waveform)):
             raise AdvsepError("waveform holds NaN or infinite samples")
+        problem = too_short(self.config, waveform.shape[0], sample_rate)
+        if problem:
+            raise AdvsepError(problem)
         rate = self.config.audio.sample_rate
         channels = waveform.T  # (nb_channels, nb_samples)
         if sample_rate != rate:
@@ -205,20 +216,107 @@ class Separator:
         filename_format: str = "{track}/{source}.{codec}",
         codec: str = "wav",
         audio_adapter=None,
+        overwrite: bool = False,
+        protected: dict[str, str] | None = None,
     ) -> list[str]:
-        """Separate one audio file; write one file per source; return their paths."""
+        """Separate one audio file; write one file per source; return their paths.
+
+        Existing files at those paths are replaced only with `overwrite` (see `plan_separation`).
+        """
         from advsep_tf.data_pipelines.audio import AudioAdapter
 
+        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec, overwrite, protected)
         adapter = audio_adapter or AudioAdapter.default()
         waveform, sample_rate = adapter.load(input_path)
+        problem = too_short(self.config, len(waveform), sample_rate)
+        if problem:  # formats soundfile cannot read were not measured before loading
+            raise AdvsepError(f"{input_path}: {problem}")
         stems = self.separate(waveform, sample_rate)
-        track = track_name(input_path)
-        written = []
-        for source, stem in stems.items():
-            path = os.path.join(out_dir, filename_format.format(track=track, source=source, codec=codec))
-            adapter.save(path, stem, sample_rate)
-            written.append(path)
-        return written
+        for path, stem in zip(outputs[input_path], stems.values()):
+            adapter.save(path, stem, sample_rate, codec=codec)
+        return outputs[input_path]
+
+
+def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
+    """Why `nb_samples` at `sample_rate` cannot be separated (shorter than one STFT frame of the
+    model, whose estimates would be edge padding only), or None."""
+    needed = math.ceil(config.spectrogram.n_fft * sample_rate / config.audio.sample_rate)
+    if nb_samples >= needed:
+        return None
+    return (
+        f"too short to separate: {nb_samples} sample(s) at {sample_rate} Hz; the model needs at least one "
+        f"frame ({needed} samples, {needed / sample_rate * 1000:.1f} ms)"
+    )
+
+
+def check_paths(inputs: list[str], out_dir: str) -> None:
+    """Inputs are readable files and `out_dir` can be a folder: checked before the model loads."""
+    for path in inputs:
+        if os.path.isdir(path):
+            raise AdvsepError(f"{path}: is a folder; give the audio files in it (e.g. {os.path.join(path, '*.wav')})")
+        if not os.path.exists(path):
+            raise AdvsepError(f"{path}: input file not found")
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise AdvsepError(f"{path}: not a readable file")
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise AdvsepError(f"{out_dir}: exists and is a file; --out must be a folder")
+    check_writable(out_dir)
+
+
+def plan_separation(
+    inputs: list[str],
+    out_dir: str,
+    config: Config,
+    filename_format: str = "{track}/{source}.{codec}",
+    codec: str = "wav",
+    overwrite: bool = False,
+    protected: dict[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """{input: its stems' paths, in `config.sources` order}, after refusing, before any work, what
+    would fail or destroy something: see `check_paths`; two stems on one path (inputs of the same
+    track name, or a --filename-format without {source}); an existing file where a stem goes
+    (replaced only with `overwrite`, never an input or a `protected` path); an input shorter than
+    one model frame (measured from its header, where soundfile reads it)."""
+    import soundfile as sf
+
+    check_paths(inputs, out_dir)
+    outputs, writer = {}, {}
+    for path in inputs:
+        outputs[path] = []
+        for source in config.sources:
+            try:
+                relative = filename_format.format(track=track_name(path), source=source, codec=codec)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise AdvsepError(
+                    f"--filename-format {filename_format!r}: {exc.__class__.__name__}: {exc} "
+                    "(placeholders: {track}, {source}, {codec})"
+                ) from None
+            stem_path = os.path.normpath(os.path.join(out_dir, relative))
+            key = os.path.realpath(stem_path)
+            if key in writer:
+                other, other_source = writer[key]
+                if other != path:
+                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; separate them "
+                                      "into different --out folders, or rename one")
+                if other_source == source:
+                    raise AdvsepError(f"{path}: given twice")
+                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} would be "
+                                  f"written to {stem_path}; include {{source}}")
+            writer[key] = (path, source)
+            outputs[path].append(stem_path)
+    check_output_files(
+        [p for paths in outputs.values() for p in paths], overwrite, "the stems of an earlier separation",
+        {**{path: "an input" for path in inputs}, **(protected or {})},
+    )
+    for path in inputs:
+        try:
+            info = sf.info(path)
+        except Exception:  # noqa: BLE001 - formats soundfile cannot read are measured after decoding
+            continue
+        problem = too_short(config, info.frames, info.samplerate)
+        if problem:
+            raise AdvsepError(f"{path}: {problem}")
+    return outputs
 
 
 def _crossfaded_segments(process, leading_shape: tuple, length: int, segment: int, overlap: int) -> np.ndarray:
@@ -261,10 +359,18 @@ def _fit_length(stems: np.ndarray, length: int) -> np.ndarray:
 
 
 def separate_files(separator: Separator, inputs: list[str], out_dir: str, progress: bool = True, **kwargs) -> dict:
-    """Many files with a progress bar; returns a summary (files, seconds of audio, x real time)."""
+    """Many files with a progress bar; returns a summary (files, seconds of audio, x real time).
+
+    Every input and output is checked (`plan_separation`) before the first file is separated;
+    `kwargs` are `separate_to_file`'s.
+    """
     import soundfile as sf
     from tqdm.auto import tqdm
 
+    plan_separation(
+        inputs, out_dir, separator.config, kwargs.get("filename_format", "{track}/{source}.{codec}"),
+        kwargs.get("codec", "wav"), kwargs.get("overwrite", False), kwargs.get("protected"),
+    )
     start, audio_seconds, outputs = time.time(), 0.0, {}
     for path in tqdm(inputs, desc="separate", unit="file", disable=not progress, dynamic_ncols=True):
         try:

@@ -19,9 +19,45 @@ import time
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
+from advsep_tf.export.atomic import (
+    atomic_file,
+    check_output_folder,
+    remove_stale_temporaries,
+    save_figure_atomically,
+    write_atomically,
+)
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+
+
+def is_run_dir(path: str) -> bool:
+    """Whether `path` is a training run directory (what --out may continue with --resume)."""
+    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isfile(os.path.join(path, RUN_FILE))
+
+
+def save_model_atomically(model, path: str) -> None:
+    """`model.save(path)`, through a temporary name: a kill never leaves a half-written .keras file."""
+    with atomic_file(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def model_file_problem(path: str) -> str | None:
+    """Why the .keras file at `path` cannot be used (missing, or does not load), or None."""
+    if not os.path.isfile(path):
+        return f"{path}: missing"
+    try:
+        load_run_model(path)
+    except AdvsepError as exc:
+        return str(exc)
+    return None
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def read_run_config(run_dir: str) -> Config:
@@ -99,6 +135,28 @@ class _ProgressLines:
                 )
 
         self.callback = Callback()
+
+
+def best_model_checkpoint(path: str, monitor: str, save_best_only: bool):
+    """A callback that saves the model to `path` at each epoch's end when `monitor` improved (always,
+    without `save_best_only`), atomically: Keras's ModelCheckpoint writes in place, so a kill during
+    its save leaves an empty or truncated file. `best` is the best value so far (None before any)."""
+    import keras
+
+    class BestModel(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.path, self.best = path, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            current = (logs or {}).get(monitor)
+            if save_best_only and current is not None:
+                if self.best is not None and not current < self.best:
+                    return
+                self.best = float(current)
+            save_model_atomically(self.model, path)
+
+    return BestModel()
 
 
 def griffin_lim_phase(magnitude, n_fft: int, n_hop: int, iterations: int = 32):
@@ -208,7 +266,7 @@ def plot_history(csv_path: str, png_path: str) -> None:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    save_figure_atomically(fig, png_path, dpi=100)
     plt.close(fig)
 
 
@@ -256,10 +314,13 @@ class RunCheckpoint:
     """Epoch checkpoints a killed run resumes from, written atomically, the last `keep` kept.
 
     RUN_DIR/checkpoints/epoch-NNNNN.weights.h5 holds the weights and both optimizers' states (step
-    counters, Adam moments); state.json, replaced last, names the newest one with the epoch and the
-    early-stopping and best-model state. A kill at any point leaves state.json naming a complete
-    file. On resume the unfinished epoch is redone from its start on fresh batches: the streams
-    are infinite and reshuffled, so no example is replayed in order, but that epoch's steps are.
+    counters, Adam moments); state.json, replaced last, describes every kept checkpoint under
+    "kept" (epoch, step counter, early-stopping and best-model state) and the newest one at its
+    top level. A kill at any point leaves state.json naming complete files. Resuming takes the
+    newest checkpoint that loads: a damaged one (or an unreadable state.json) is named in a
+    warning and the next older one is taken. The unfinished epoch is redone from its start on
+    fresh batches: the streams are infinite and reshuffled, so no example is replayed in order,
+    but that epoch's steps are.
     """
 
     STATE = "state.json"
@@ -269,6 +330,8 @@ class RunCheckpoint:
 
         self.directory = os.path.join(run_dir, "checkpoints")
         self.keep, self.early_stopping, self.best_model, self.write = keep, early_stopping, best_model, write
+        self._state: dict | None = None
+        self._state_read = False
         outer = self
 
         class Callback(keras.callbacks.Callback):
@@ -282,55 +345,107 @@ class RunCheckpoint:
         self.callback = Callback()
 
     def state(self) -> dict | None:
+        """The newest checkpoint's state, or None before the first; read (and warned about) once."""
+        if not self._state_read:
+            self._state, self._state_read = self._read_state(), True
+        return self._state
+
+    def _read_state(self) -> dict | None:
         path = os.path.join(self.directory, self.STATE)
         if not os.path.isfile(path):
             return None
         try:
             with open(path) as f:
-                return json.load(f)
-        except ValueError:
-            raise AdvsepError(f"{path}: corrupt checkpoint state (not JSON)") from None
+                state = json.load(f)
+            if not isinstance(state, dict) or not {"epoch", "weights"} <= state.keys():
+                raise ValueError("no epoch or weights")
+            return state
+        except (OSError, ValueError) as exc:
+            on_disk = sorted(f for f in os.listdir(self.directory) if f.startswith("epoch-") and f.endswith(".weights.h5"))
+            kept = [{"epoch": int(name[len("epoch-"):-len(".weights.h5")]), "weights": name} for name in on_disk]
+            _warn(
+                f"{path}: corrupt checkpoint state ({exc}); "
+                + ("resuming from the checkpoint files alone, without the early-stopping and best-model state"
+                   if kept else "and no checkpoint files: starting from the first epoch")
+            )
+            return {**kept[-1], "kept": kept} if kept else None
 
     def restore(self, model) -> None:
         state = self.state()
         if state is None:
             return
-        weights = os.path.join(self.directory, state["weights"])
-        try:
-            model.load_weights(weights)
-        except Exception as exc:  # noqa: BLE001 - any failure here means an unusable checkpoint
-            raise AdvsepError(f"{weights}: cannot restore checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})") from None
-        model._initial_epoch = state["epoch"]
-        if self.early_stopping is not None and state.get("early_stopping"):
-            for key, value in state["early_stopping"].items():
+        broken = []
+        for candidate in reversed(state.get("kept") or [state]):  # newest first
+            weights = os.path.join(self.directory, candidate["weights"])
+            try:
+                model.load_weights(weights)
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure here means an unusable checkpoint
+                broken.append(f"{weights}: cannot restore checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})")
+        else:
+            raise AdvsepError(f"{broken[0]}; no intact older checkpoint in {self.directory}")
+        if broken:
+            _warn(f"{'; '.join(broken)}; resuming from {candidate['weights']} (epoch {candidate['epoch']}) instead")
+        model._initial_epoch = candidate["epoch"]
+        if self.early_stopping is not None and candidate.get("early_stopping"):
+            for key, value in candidate["early_stopping"].items():
                 setattr(self.early_stopping, key, value)
-        if self.best_model is not None and state.get("best") is not None:
-            self.best_model.best = state["best"]
+        if self.best_model is not None and candidate.get("best") is not None:
+            self.best_model.best = candidate["best"]
+            # The best model must be on disk and load, or no later epoch would replace it.
+            problem = model_file_problem(self.best_model.path)
+            if problem:
+                _warn(f"{problem}; the next epoch's model replaces it")
+                self.best_model.best = None
 
     def save(self, model, epoch: int) -> None:
         os.makedirs(self.directory, exist_ok=True)
         name = f"epoch-{epoch:05d}.weights.h5"
-        tmp = os.path.join(self.directory, f"tmp-{name}")
-        model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.directory, name))
-        state = {"epoch": epoch, "weights": name, "separator_steps": int(model.optimizer.iterations.numpy())}
+        with atomic_file(os.path.join(self.directory, name), suffix=".weights.h5") as tmp:
+            model.save_weights(tmp)
+        checkpoint = {"epoch": epoch, "weights": name, "separator_steps": int(model.optimizer.iterations.numpy())}
         if self.early_stopping is not None:
             es = self.early_stopping
-            state["early_stopping"] = {
+            checkpoint["early_stopping"] = {
                 "wait": int(es.wait), "best": None if es.best is None else float(es.best),
                 "best_epoch": int(es.best_epoch),
                 "stopped_epoch": int(model.stop_training and epoch or 0),
             }
         if self.best_model is not None:
             best = self.best_model.best
-            state["best"] = None if best is None else float(best)
-        tmp_state = os.path.join(self.directory, self.STATE + ".tmp")
-        with open(tmp_state, "w") as f:
-            json.dump(state, f, indent=2)
-        os.replace(tmp_state, os.path.join(self.directory, self.STATE))
-        kept = sorted(f for f in os.listdir(self.directory) if f.startswith("epoch-") and f.endswith(".weights.h5"))
-        for old in kept[: -self.keep]:
-            os.remove(os.path.join(self.directory, old))
+            checkpoint["best"] = None if best is None else float(best)
+        previous = self.state() or {}
+        earlier = previous.get("kept") or ([{k: v for k, v in previous.items()}] if previous else [])
+        # After a fall-back to an older checkpoint, the broken newer ones are not kept.
+        kept = ([c for c in earlier if c["epoch"] < epoch] + [checkpoint])[-self.keep:]
+        self._state = {**checkpoint, "kept": kept}
+        write_atomically(os.path.join(self.directory, self.STATE), json.dumps(self._state, indent=2))
+        names = {c["weights"] for c in kept}
+        for old in os.listdir(self.directory):
+            if old.startswith("epoch-") and old.endswith(".weights.h5") and old not in names:
+                os.remove(os.path.join(self.directory, old))
+
+
+def _open_run_dir(run_dir: str) -> None:
+    """Before any work: RUN_DIR is new, empty or a training run, and what killed runs left is gone."""
+    check_output_folder(run_dir, is_run_dir, "a training run")
+    for folder in (run_dir, os.path.join(run_dir, "checkpoints")):
+        remove_stale_temporaries(folder)
+
+
+def _verified_model_file(run_dir: str, model=None) -> str:
+    """The run's model.keras, checked by loading it: written (atomically) from `model` if missing
+    or broken. A run reports no model it has not verified."""
+    path = os.path.join(run_dir, MODEL_FILE)
+    problem = model_file_problem(path)
+    if problem and model is not None:
+        if os.path.lexists(path):
+            _warn(f"{problem}; replaced by the model as it is now (the last epoch's weights)")
+        save_model_atomically(model, path)
+        problem = model_file_problem(path)
+    if problem:
+        raise AdvsepError(problem)
+    return path
 
 
 def train(
@@ -371,6 +486,8 @@ def train(
         raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
     init_model = load_init(init, config) if init else None
     chief = is_chief()
+    if chief:
+        _open_run_dir(run_dir)
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
         if not resume:
@@ -410,9 +527,7 @@ def train(
     has_validation = shard_set.examples("valid") > 0
     monitor = "val_supervised_loss" if has_validation else "supervised_loss"
     history_csv = os.path.join(run_dir, "history.csv")
-    best_model = keras.callbacks.ModelCheckpoint(
-        os.path.join(run_dir, MODEL_FILE), monitor=monitor, mode="min", save_best_only=has_validation
-    )
+    best_model = best_model_checkpoint(os.path.join(run_dir, MODEL_FILE), monitor, save_best_only=has_validation)
     early_stopping = (
         keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.training.patience)
         if has_validation
@@ -422,6 +537,8 @@ def train(
     state = checkpoint.state() if resume else None
     if state and state.get("early_stopping", {}).get("stopped_epoch"):
         print(f"{run_dir}: stopped early at epoch {state['epoch']} (validation L_s stopped improving); nothing to resume")
+        if chief:
+            _verified_model_file(run_dir)
         return _summary(config, run_dir, model_steps=state["separator_steps"], critic_steps=None, seconds=0.0,
                         final={}, best=state.get("best"))
     initial_epoch = state["epoch"] if state else 0
@@ -464,8 +581,7 @@ def train(
     )
     elapsed = time.time() - start
     if chief:
-        if not os.path.isfile(os.path.join(run_dir, MODEL_FILE)):
-            model.save(os.path.join(run_dir, MODEL_FILE))
+        _verified_model_file(run_dir, model)
         if os.path.isfile(history_csv):
             plot_history(history_csv, os.path.join(run_dir, "training_curves.png"))
     final = {k: float(v[-1]) for k, v in history.history.items() if v}

@@ -200,13 +200,13 @@ def main(argv=None):
     model = load_run_model(str(run))
     rate = model.separation_config.audio.sample_rate
     artifacts = {"python": (run, None)}
-    summary = export_saved_model(model, str(out / "saved_model"))
+    summary = export_saved_model(model, str(out / "saved_model"), overwrite=True)  # this benchmark's own earlier export
     artifacts["saved_model"] = (out / "saved_model", summary)
     print(f"saved_model: {summary['bytes'] / 1e6:.2f} MB, {format_result(summary)}", flush=True)
     for quantize in ("none", "float16", "int8"):
         name = "litert_" + ("float32" if quantize == "none" else quantize)
         path = out / f"{name}.tflite"
-        summary = export_litert(model, str(path), quantize=quantize)
+        summary = export_litert(model, str(path), quantize=quantize, overwrite=True)
         artifacts[name] = (path, summary)
         print(f"{name}: {summary['bytes'] / 1e6:.2f} MB, {format_result(summary, with_drop=True)}", flush=True)
     keras_bytes = os.path.getsize(run / "model.keras")

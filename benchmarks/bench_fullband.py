@@ -83,7 +83,7 @@ def main(argv=None):
             separator = Separator.from_checkpoint(str(run), reconstruction=reconstruction)
             estimates = out / "estimates" / name.replace(" ", "_")
             for track in sorted(refs.iterdir()):
-                separator.separate_to_file(str(track / "mixture.wav"), str(estimates))
+                separator.separate_to_file(str(track / "mixture.wav"), str(estimates), overwrite=True)
             results[name] = evaluate_folders(estimates, refs, sources=["vocals", "accompaniment"])
     for model, config in (("8k", band_limited), ("22k", full_band)):
         oracle = out / "estimates" / f"oracle_{model}"

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Optional, Union
 
@@ -214,22 +213,19 @@ class SoundfileAudioAdapter(AudioAdapter):
             # stores any value, so it is written as given.
             data = np.clip(data, -1.0, 1.0)
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The temporary name ends in .tmp so that nobody globbing *.wav picks it up half-written.
-        # (Not tempfile.mkstemp: its 0600 mode would survive the rename.)
-        temporary = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        from advsep_tf.export.atomic import atomic_file
+
         try:
-            if codec in SOUNDFILE_CODECS:
-                file_format, subtype = SOUNDFILE_CODECS[codec]
-                sf.write(temporary, data, sample_rate, subtype=subtype, format=file_format)
-            else:
-                _encode_with_ffmpeg(temporary, data, sample_rate, *FFMPEG_CODECS[codec])
-            os.replace(temporary, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The temporary name ends in .tmp so that nobody globbing *.wav picks it up half-written.
+            with atomic_file(str(path)) as temporary:
+                if codec in SOUNDFILE_CODECS:
+                    file_format, subtype = SOUNDFILE_CODECS[codec]
+                    sf.write(temporary, data, sample_rate, subtype=subtype, format=file_format)
+                else:
+                    _encode_with_ffmpeg(temporary, data, sample_rate, *FFMPEG_CODECS[codec])
         except (RuntimeError, OSError) as error:
             raise AdvsepError(f"{path}: cannot write audio ({error})") from error
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
 
 
 def resample(data: np.ndarray, sample_rate: int, target_sample_rate: int) -> np.ndarray:

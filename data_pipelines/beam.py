@@ -69,7 +69,17 @@ from typing import Iterable, Optional, Sequence
 from advsep_tf.config import Config
 from advsep_tf.data_pipelines import shards
 from advsep_tf.data_pipelines.datasets import origin_labels
-from advsep_tf.data_pipelines.prepare import JOURNAL, ON_ERROR, Job, plan_preparation, process_job, sharded_roles
+from advsep_tf.data_pipelines.prepare import (
+    BEAM_ERROR_NOTE,
+    BEAM_STAGING_PREFIX,
+    JOURNAL,
+    ON_ERROR,
+    Job,
+    check_out_dir,
+    plan_preparation,
+    process_job,
+    sharded_roles,
+)
 from advsep_tf.errors import AdvsepError
 
 _disabled = logging.root.manager.disable
@@ -81,8 +91,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 finally:
     logging.disable(_disabled)
 
-STAGING_PREFIX = ".beam-staging-"
-ERROR_NOTE = "prepare-beam-error.txt"
+STAGING_PREFIX = BEAM_STAGING_PREFIX
+ERROR_NOTE = BEAM_ERROR_NOTE
 _NAMESPACE = "advsep_tf.prepare"
 
 
@@ -357,6 +367,8 @@ def prepare_beam(
     # Workers see the files by the same absolute paths.
     datasets = [(kind, path if _is_url(path) else os.path.abspath(path)) for kind, path in datasets]
     out_dir = out_dir if _is_url(out_dir) else os.path.abspath(out_dir)
+    if not _is_url(out_dir):
+        check_out_dir(out_dir, overwrite, datasets, split_file)
     plan = plan_preparation(config, datasets, split_file, on_error)
     roles = [r for r in sharded_roles(config) if plan.jobs.get(r)]
     if not roles:

@@ -663,8 +663,16 @@ def unlabelled_tracks(path: str, role: str, origin: str) -> list[TrackRecord]:
 def synthetic_tracks(path: str, config: Config, origin: str = "synthetic") -> list[TrackRecord]:
     """The built-in synthetic corpus; generated at PATH (with the config's sources) if absent."""
     from advsep_tf.data_pipelines import synthetic
+    from advsep_tf.export.atomic import check_output_folder
 
     if not os.path.isfile(os.path.join(path, "corpus.json")):
+        # Generated only where it destroys nothing: a new or empty folder, or a generation cut short.
+        ours = {synthetic.MUSDB_FOLDER, synthetic.MIXTURES_FOLDER, synthetic.SOLO_FOLDER}
+        leftover = f".{synthetic.CORPUS_FILE}."  # a corpus.json temporary of a killed generation
+        check_output_folder(
+            path, lambda folder: {n for n in os.listdir(folder) if not n.startswith(leftover)} <= ours,
+            "a synthetic corpus", option=f"--dataset synthetic={path}",
+        )
         print(f"{path}: no synthetic corpus there yet; generating one for sources {', '.join(config.sources)}")
         synthetic.write_corpus(path, config.sources, sample_rate=config.audio.sample_rate)
     corpus = synthetic.read_corpus(path)
@@ -717,7 +725,19 @@ def dataset_records(kind: str, path: str, config: Config, origin: Optional[str] 
         if source not in config.sources:
             raise AdvsepError(f"--dataset {kind}={path}: '{source}' is not a source of this config ({', '.join(config.sources)})")
         return unlabelled_tracks(path, kind, origin)
-    raise AdvsepError(f"--dataset {kind}={path}: unknown dataset kind '{kind}' (kinds: {', '.join(KINDS)})")
+    raise AdvsepError(dataset_kind_problem(kind, path, config))
+
+
+def dataset_kind_problem(kind: str, path: str, config: Config) -> Optional[str]:
+    """Why `--dataset KIND=PATH` names no dataset kind of this config (bad usage), or None."""
+    if kind.startswith("solo/"):
+        source = kind.split("/", 1)[1]
+        if source not in config.sources:
+            return f"--dataset {kind}={path}: '{source}' is not a source of this config ({', '.join(config.sources)})"
+        return None
+    if kind in KINDS:
+        return None
+    return f"--dataset {kind}={path}: unknown dataset kind '{kind}' (kinds: {', '.join(KINDS)})"
 
 
 def origin_labels(datasets: list[tuple[str, str]]) -> list[str]:

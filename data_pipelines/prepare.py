@@ -49,9 +49,13 @@ from advsep_tf.data_pipelines.datasets import (
 )
 from advsep_tf.data_pipelines.splits import UNUSED, assign_roles, load_split, role_order, write_split
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import check_output_folder, refuse_protected, write_atomically
 
 JOURNAL = "prepare-journal.json"
 JOURNAL_FORMAT = "advsep-tf-prepare-journal"
+# What an unfinished Beam preparation leaves (data_pipelines/beam.py).
+BEAM_STAGING_PREFIX = ".beam-staging-"
+BEAM_ERROR_NOTE = "prepare-beam-error.txt"
 ON_ERROR = ("fail", "skip")
 _SHARD_NAME = re.compile(r"^(?P<interim>.+\.tfrecord-\d{5})(?:-of-\d{5})?$")
 
@@ -225,10 +229,7 @@ class Journal:
         return self.data["roles"].setdefault(role, {"shards": [], "skipped": [], "done": False, "final": None})
 
     def save(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(self.data))
 
     @staticmethod
     def resume_point(state: dict) -> tuple[int, int, dict, list[dict]]:
@@ -318,6 +319,33 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
     return journal, kept
 
 
+# -- the output folder ----------------------------------------------------------------------------
+
+
+def is_shard_folder(path: str) -> bool:
+    """Whether `path` holds a shard set, or what an unfinished preparation left (its journal, or a
+    Beam run's staging folder or error note): the folders --out may continue or --overwrite."""
+    from advsep_tf.data_pipelines.datasets import load_json_or_yaml
+
+    for name, format_ in ((shards.MANIFEST, shards.FORMAT), (JOURNAL, JOURNAL_FORMAT)):
+        try:
+            content = load_json_or_yaml(os.path.join(path, name), name)
+        except AdvsepError:
+            continue
+        if isinstance(content, dict) and content.get("format") == format_:
+            return True
+    return any(n.startswith(BEAM_STAGING_PREFIX) or n == BEAM_ERROR_NOTE for n in os.listdir(path))
+
+
+def check_out_dir(out_dir: str, overwrite: bool, datasets: list[tuple[str, str]], split_file: Optional[str] = None) -> None:
+    """Before any work: SHARD_DIR is new, empty, a shard set or an unfinished one, and --overwrite
+    is never applied to the current directory or a folder holding an input."""
+    check_output_folder(out_dir, is_shard_folder, "a shard set (or an unfinished one)")
+    if overwrite:
+        inputs = {path: f"the {kind} dataset" for kind, path in datasets}
+        refuse_protected(out_dir, {**inputs, **({split_file: "the split spec"} if split_file else {})})
+
+
 # -- the whole preparation -------------------------------------------------------------------------
 
 
@@ -342,6 +370,7 @@ def prepare(
     start = time.time()
     if examples_per_shard < 1:
         raise AdvsepError(f"examples per shard must be >= 1, got {examples_per_shard}")
+    check_out_dir(out_dir, overwrite, datasets, split_file)
     plan = plan_preparation(config, datasets, split_file, on_error)
     roles = [r for r in sharded_roles(config) if plan.jobs.get(r)]
     if not roles:

@@ -244,10 +244,9 @@ class ShardSet:
 
 
 def write_manifest(out_dir: str, manifest: dict) -> None:
-    tmp = os.path.join(out_dir, MANIFEST + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+    from advsep_tf.export.atomic import write_atomically
+
+    write_atomically(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
 
 
 def new_manifest(config: Config) -> dict:

@@ -104,6 +104,17 @@ class SplitSpec:
         return cls(roles, unused, path)
 
 
+def is_split_spec(path: str) -> bool:
+    """Whether `path` is a split spec (what --write-split --overwrite may replace): a mapping whose
+    keys are all split-spec keys."""
+    try:
+        data = load_json_or_yaml(path, "split file")
+    except AdvsepError:
+        return False
+    known = {*SPEC_KEYS, "version", "comment"}
+    return isinstance(data, dict) and bool(data) and all(k in known or str(k).startswith("solo/") for k in data)
+
+
 def load_split(path: Optional[str], config: Config) -> Optional[SplitSpec]:
     return None if path is None else SplitSpec.load(path, config)
 
@@ -282,9 +293,7 @@ def write_split(path: str, assignment: dict[str, list[TrackRecord]], config: Con
         text = SPEC_HEADER.format(name=os.path.basename(path)) + yaml.safe_dump(
             content, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from advsep_tf.export.atomic import write_atomically
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomically(path, text)

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -325,12 +324,9 @@ def _sum_in_order(arrays: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def _write_json_atomically(path: Path, content: dict) -> None:
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    from advsep_tf.export.atomic import write_atomically  # noqa: PLC0415
+
+    write_atomically(path, json.dumps(content, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

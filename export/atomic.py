@@ -1,16 +1,293 @@
-"""Write an artifact under a temporary name and rename it into place only when it is complete.
+"""Writing outputs without ever destroying a user's files: the one place every command writes through.
 
-A failed export (conversion error, verification beyond tolerance, interrupt) leaves nothing:
-neither the artifact, nor its temporary twin, nor the parent folders the export created.
+The rule: a command never deletes or replaces anything it did not create, unless the user asked
+(`--overwrite`), and even then never the current directory, a folder holding one of its inputs
+(the model being read, the data), or something that does not look like an earlier output of the
+same command. Each refusal is one line naming the path and what was found there, raised before
+any work.
+
+Every file a later command reads is written under a temporary name in the destination's folder,
+`.NAME.PID.TOKEN.tmp[SUFFIX]`, and renamed into place only when complete, so a failed or killed
+command leaves the destination as it was. A folder that replaces another (an export with
+`--overwrite`) cannot be renamed over it: the old one is first moved aside as
+`.NAME.PID.TOKEN.old`, and removed once the new one is in place. What a killed process left
+behind (its pid no longer runs) is cleaned up by the next write to the same place: temporaries
+are removed, and an output moved aside but never replaced is put back.
+
+Deterministic kills for tests: with ADVSEP_TF_KILL_AT=POINT in the environment, the process
+SIGKILLs itself on reaching POINT: "replace:NAME" just before NAME is renamed into place (its
+temporary complete), "swap:NAME" between moving an old folder NAME aside and renaming the new
+one in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
+import sys
+import uuid
+from typing import Callable, Iterable
 
 from advsep_tf.errors import AdvsepError
+
+KILL_AT_ENV = "ADVSEP_TF_KILL_AT"
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?P<kind>tmp|old)(?:\..*)?$")
+
+
+def kill_point(point: str) -> None:
+    """SIGKILL this process when ADVSEP_TF_KILL_AT names `point` (see the module's docstring)."""
+    if os.environ.get(KILL_AT_ENV) == point:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def temporary_path(path: str, suffix: str = "", kind: str = "tmp") -> str:
+    """A fresh name beside `path` that a reader globbing for outputs does not match.
+
+    `suffix` is for writers that choose the format by extension (Keras: ".keras", ".weights.h5").
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def remove_stale_temporaries(folder: str, name: str | None = None) -> list[str]:
+    """Clean up after killed writers in `folder` (only those of output `name`, if given).
+
+    Temporaries of processes that no longer run are removed; an output a killed replacement had
+    moved aside (`.NAME.PID.TOKEN.old`) is put back when nothing took its place, else removed.
+    Returns the paths removed or put back.
+    """
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    cleaned = []
+    for entry in entries:
+        match = _LEFTOVER.match(entry)
+        if not match or (name is not None and match["name"] != name) or _running(int(match["pid"])):
+            continue
+        path = os.path.join(folder, entry)
+        original = os.path.join(folder, match["name"])
+        if match["kind"] == "old" and not os.path.lexists(original):
+            os.replace(path, original)
+        else:
+            remove(path)
+        cleaned.append(path)
+    return cleaned
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, suffix: str = ""):
+    """Yield a temporary path beside `path` for a writer to fill; rename it to `path` on success,
+    remove it on any error. The destination's folder must exist."""
+    folder, name = os.path.split(os.path.abspath(path))
+    remove_stale_temporaries(folder, name)
+    tmp = temporary_path(path, suffix)
+    try:
+        yield tmp
+        if not os.path.lexists(tmp):
+            raise AdvsepError(f"{path}: nothing was written")
+        kill_point(f"replace:{name}")
+        os.replace(tmp, path)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def write_atomically(path: str | os.PathLike, content: str | bytes) -> None:
+    """Write `content` (text as UTF-8, newlines as given) to `path` through a temporary name."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with atomic_file(os.fspath(path)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def save_figure_atomically(figure, path: str | os.PathLike, **kwargs) -> None:
+    """`figure.savefig(path)` through a temporary name (the format from `path`'s extension)."""
+    path = os.fspath(path)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", **kwargs)
+
+
+# -- what a command may write where ----------------------------------------------------------------
+
+
+def _found(path: str, limit: int = 4) -> str:
+    """What is at `path`, for a refusal: "holds a.txt, b/ and 3 more" or "is a file of 12 bytes"."""
+    if not os.path.isdir(path):
+        return f"is a file of {os.path.getsize(path)} bytes"
+    entries = sorted(os.listdir(path))
+    shown = [e + ("/" if os.path.isdir(os.path.join(path, e)) else "") for e in entries[:limit]]
+    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
+    return "holds " + ", ".join(shown) + more
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def refuse_protected(path: str, protected: dict[str, str], option: str = "--out") -> None:
+    """Refuse an output that is, or holds, a protected path ({path: what it is, e.g. "the model
+    being exported"}); the current directory is always protected."""
+    real = os.path.realpath(path)
+    for other, description in {os.getcwd(): "the current directory", **protected}.items():
+        other_real = os.path.realpath(other)
+        if real == other_real:
+            raise AdvsepError(f"{path}: is {description}; {option} must name a new path")
+        if _inside(other_real, real):
+            raise AdvsepError(f"{path}: holds {description} ({other}); {option} must name a new path")
+
+
+def check_writable(path: str, option: str = "--out") -> None:
+    """Refuse an output path whose nearest existing ancestor is a file or is read-only."""
+    folder = os.path.abspath(path)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if folder != os.path.abspath(path) and not os.path.isdir(folder):
+        raise AdvsepError(f"{path}: cannot be created: {folder} is a file, not a folder ({option})")
+    target = folder if os.path.isdir(folder) else os.path.dirname(folder)
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise AdvsepError(f"{path}: cannot write there: {target} is not writable ({option})")
+
+
+def check_output_folder(
+    path: str, looks_like: Callable[[str], bool], what: str, option: str = "--out"
+) -> None:
+    """A folder a command writes into must be new, empty, or `what` (an earlier output of the
+    same command, recognised by `looks_like`); anything else holds someone's files."""
+    check_writable(path, option)
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path):
+        raise AdvsepError(f"{path}: exists and is a file; {option} must be a folder")
+    if os.listdir(path) and not looks_like(path):
+        raise AdvsepError(
+            f"{path}: {_found(path)}, not {what}; this command writes only into a new or empty "
+            f"folder or {what}: choose another {option}"
+        )
+
+
+def check_output_files(
+    paths: Iterable[str], overwrite: bool, what: str, protected: dict[str, str] | None = None,
+    option: str = "--out",
+) -> None:
+    """Files a command is about to write: those that exist are replaced only with `overwrite`, only
+    when they are files, and never when protected ({path: what it is})."""
+    protected_real = {os.path.realpath(p): d for p, d in (protected or {}).items()}
+    for path in paths:
+        real = os.path.realpath(path)
+        for other, description in protected_real.items():
+            if _inside(other, real):
+                raise AdvsepError(f"{path}: is {description}; this command would replace it: choose another {option}")
+        folder = os.path.dirname(os.path.abspath(path))
+        while not os.path.lexists(folder):
+            folder = os.path.dirname(folder)
+        if not os.path.isdir(folder):
+            raise AdvsepError(f"{path}: cannot be written: {folder} is a file, not a folder")
+        if not os.path.lexists(path):
+            continue
+        if os.path.isdir(path):
+            raise AdvsepError(f"{path}: exists and is a folder, where this command writes {what}")
+        if not overwrite:
+            raise AdvsepError(f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}")
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str,
+    directory: bool,
+    overwrite: bool = False,
+    looks_like: Callable[[str], bool] | None = None,
+    what: str = "an earlier export",
+    protected: dict[str, str] | None = None,
+):
+    """Yield a temporary path beside `path`; on normal exit, move it to `path`; on any error,
+    remove it and the parent folders created for it, leaving `path` as it was.
+
+    An existing `path` is replaced only with `overwrite`, only when `looks_like(path)` says it is
+    `what`, and never when it is or holds the current directory or a `protected` path; an empty
+    folder holds nothing to lose and is replaced without asking.
+    """
+    path = path.rstrip("/") or path
+    check_replaceable(path, directory, overwrite, looks_like, what, protected)
+    created = _missing_parents(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(folder, name)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        if not os.path.lexists(tmp):
+            raise AdvsepError(f"{path}: nothing was produced")
+        kill_point(f"replace:{name}")
+        if os.path.isdir(path) and not os.path.islink(path):
+            aside = temporary_path(path, kind="old")
+            os.replace(path, aside)
+            kill_point(f"swap:{name}")
+            os.replace(tmp, path)
+            remove(aside)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        remove(tmp)
+        for parent in reversed(created):  # innermost first; only if still empty
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+        raise
+
+
+def check_replaceable(
+    path: str,
+    directory: bool,
+    overwrite: bool,
+    looks_like: Callable[[str], bool] | None,
+    what: str,
+    protected: dict[str, str] | None = None,
+    option: str = "--out",
+) -> None:
+    """What `atomic_output` refuses, callable on its own to refuse before any work."""
+    refuse_protected(path, protected or {}, option)
+    check_writable(path, option)
+    if not os.path.lexists(path):
+        return
+    is_directory = os.path.isdir(path)
+    if is_directory != directory:
+        kind = "a folder" if is_directory else "a file"
+        wanted = "a folder" if directory else "a file"
+        raise AdvsepError(f"{path}: exists and is {kind}; {option} names {wanted} here")
+    if is_directory and not os.listdir(path):
+        return
+    if not overwrite:
+        raise AdvsepError(f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}")
+    if looks_like is not None and not looks_like(path):
+        raise AdvsepError(
+            f"{path}: {_found(path)}, not {what}; not replaced, even with --overwrite: choose another {option}"
+        )
 
 
 def _missing_parents(path: str) -> list[str]:
@@ -21,38 +298,3 @@ def _missing_parents(path: str) -> list[str]:
         missing.append(parent)
         parent = os.path.dirname(parent)
     return missing[::-1]
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, directory: bool):
-    """Yield a temporary path beside `path`; on normal exit, move it to `path` (replacing what was
-    there); on any error, remove it and the parent folders created for it."""
-    path = path.rstrip("/") or path
-    if os.path.exists(path) and os.path.isdir(path) != directory:
-        kind = "a directory" if os.path.isdir(path) else "a file"
-        raise AdvsepError(f"{path}: exists and is {kind}; remove it or choose another --out")
-    created = _missing_parents(path)
-    tmp = f"{path}.tmp"
-    _remove(tmp)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        yield tmp
-        if not os.path.lexists(tmp):
-            raise AdvsepError(f"{path}: nothing was produced")
-        _remove(path)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        for folder in reversed(created):  # innermost first; only if still empty
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        raise

@@ -29,16 +29,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 from advsep_tf.export import litert_runner, verification
-from advsep_tf.export.atomic import atomic_output
+from advsep_tf.export.atomic import atomic_output, remove, temporary_path
 
 QUANTIZATIONS = ("none", "float16", "int8")
 # Max abs difference (float32 waveforms) between the float32 model and the Python separator.
@@ -118,16 +116,42 @@ def segment_function(estimate_patches, config: Config, segment_samples: int):
     return separate
 
 
+def is_litert_export(path: str) -> bool:
+    """Whether `path` is a `.tflite` file this module wrote (what --overwrite may replace)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(8)[4:8] != b"TFL3":  # the flatbuffer's file identifier
+                return False
+            f.seek(0)
+            data = f.read()
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == litert_runner.METADATA_NAME.encode():
+                metadata = json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+                return metadata.get("format") == "advsep-tf-litert"
+    except Exception:  # noqa: BLE001 - unreadable or foreign: not ours
+        return False
+    return False
+
+
 def export_litert(
     model,
     out_path: str,
     quantize: str = "none",
     segment_seconds: float | None = None,
     verify: bool = True,
+    overwrite: bool = False,
+    protected: dict[str, str] | None = None,
 ) -> dict:
     """Write `model.separator` as a `.tflite` file at `out_path` (atomically); return a summary.
 
-    Nothing is left at `out_path` (or beside it) when conversion or verification fails.
+    Nothing is left at `out_path` (or beside it) when conversion or verification fails. An
+    existing file is replaced only with `overwrite` and only if it is an earlier LiteRT export.
+    The intermediate SavedModel is written beside `out_path` under a temporary name, not in the
+    system's temporary folder, so that what a killed export left is found by the next one.
     """
     import keras
 
@@ -147,9 +171,11 @@ def export_litert(
     def estimate_patches(patches):
         return separator(patches, training=False)
 
-    work = tempfile.mkdtemp(prefix="advsep_litert_")
-    try:
-        with atomic_output(out_path, directory=False) as tmp_path:
+    with atomic_output(out_path, directory=False, overwrite=overwrite, looks_like=is_litert_export,
+                       what="an earlier LiteRT export", protected=protected) as tmp_path:
+        work = temporary_path(out_path)
+        os.makedirs(work)
+        try:
             archive = keras.export.ExportArchive()
             archive.track(separator)
             archive.add_endpoint(litert_runner.SIGNATURE, segment_function(estimate_patches, config, segment_samples))
@@ -179,8 +205,8 @@ def export_litert(
             }
             if verify:
                 summary.update(_verify(tmp_path, out_path, estimate_patches, config, quantize))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            remove(work)
     return summary
 
 

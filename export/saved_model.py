@@ -30,8 +30,26 @@ VERIFY_TOLERANCE = 1e-4
 PROBE_SECONDS = 2.5
 
 
-def export_saved_model(model, out_dir: str, chunk_patches: int | None = None, verify: bool = True) -> dict:
-    """Write `model.separator` as a SavedModel at `out_dir` (atomically); return a summary."""
+def is_saved_model_export(path: str) -> bool:
+    """Whether `path` looks like a SavedModel this module wrote (what --overwrite may replace)."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isfile(
+        os.path.join(path, "assets", CONFIG_ASSET)
+    )
+
+
+def export_saved_model(
+    model,
+    out_dir: str,
+    chunk_patches: int | None = None,
+    verify: bool = True,
+    overwrite: bool = False,
+    protected: dict[str, str] | None = None,
+) -> dict:
+    """Write `model.separator` as a SavedModel at `out_dir` (atomically); return a summary.
+
+    An existing `out_dir` is replaced only with `overwrite` and only if it is an earlier export;
+    never when it is or holds the current directory or a `protected` path ({path: what it is}).
+    """
     import keras
     import tensorflow as tf
 
@@ -74,14 +92,15 @@ def export_saved_model(model, out_dir: str, chunk_patches: int | None = None, ve
     archive.add_endpoint("config", config_endpoint)
 
     out_dir = out_dir.rstrip("/") or out_dir
-    with atomic_output(out_dir, directory=True) as tmp_dir:
+    with atomic_output(out_dir, directory=True, overwrite=overwrite, looks_like=is_saved_model_export,
+                       what="an earlier SavedModel export", protected=protected) as tmp_dir:
         archive.write_out(tmp_dir, verbose=False)
         os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
         with open(os.path.join(tmp_dir, "assets", CONFIG_ASSET), "w") as f:
             f.write(config_json)
         summary = {"path": out_dir, "bytes": _tree_size(tmp_dir)}
         if verify:
-            summary.update(_verify(tmp_dir, Separator(estimate_patches, config, chunk_patches), config))
+            summary.update(_verify(tmp_dir, out_dir, Separator(estimate_patches, config, chunk_patches), config))
     return summary
 
 
@@ -89,7 +108,7 @@ def _tree_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def _verify(path: str, reference, config: Config) -> dict:
+def _verify(path: str, final_path: str, reference, config: Config) -> dict:
     """Reload the written SavedModel and compare its serving output with the Python separator."""
     import tensorflow as tf
 
@@ -101,7 +120,7 @@ def _verify(path: str, reference, config: Config) -> dict:
     served = loaded.signatures["serving_default"](waveform=tf.constant(probe[None, :, None]))
     exported = {s: served[s].numpy()[0, :, 0] for s in config.sources}
     result = verification.compare(reference.separate(probe, rate), exported, truth)
-    verification.judge(path[: -len(".tmp")], result, max_abs=VERIFY_TOLERANCE)
+    verification.judge(final_path, result, max_abs=VERIFY_TOLERANCE)
     result.update(tolerance=f"max abs <= {VERIFY_TOLERANCE:g}", probe_seconds=PROBE_SECONDS)
     return result
 

@@ -70,8 +70,11 @@ def test_experiment_report_in_chromium(experiment):
 
 
 def test_experiment_cli_rejects_unknown_models(tmp_path, capsys):
-    code = common.run(experiment_cli.main, ["--out", str(tmp_path), "--models", "baseline,XYZ"])
-    assert code == 1 and "unknown model(s) XYZ" in capsys.readouterr().err
-    code = common.run(experiment_cli.main, ["--out", str(tmp_path), "--shards", str(tmp_path)])
-    assert code == 1
-    assert not os.path.exists(tmp_path / "runs")
+    for argv, message in (
+        (["--out", str(tmp_path), "--models", "baseline,XYZ"], "unknown model(s) XYZ"),
+        (["--out", str(tmp_path), "--shards", str(tmp_path)], "--test-dir"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:  # bad usage: argparse's exit code 2
+            common.run(experiment_cli.main, argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []

@@ -26,6 +26,8 @@ def main(argv=None) -> None:
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
     p.add_argument("--excerpt-seconds", type=float, metavar="S",
                    help="length of the audio excerpts in report.html (default: 10)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -35,6 +37,9 @@ def main(argv=None) -> None:
         p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
     if args.excerpt_seconds is not None and not args.excerpt_seconds > 0:
         p.error(f"--excerpt-seconds must be positive, got {args.excerpt_seconds}")
+    for option, folder in (("--estimates", args.estimates), ("--references", args.references)):
+        if folder and _inside(args.out, folder):
+            p.error(f"--out {args.out} is inside {option} {folder}: its files would be read as tracks")
 
     from advsep_tf.evaluate import (
         RESULTS_JSON,
@@ -54,6 +59,7 @@ def main(argv=None) -> None:
         excerpt_seconds=args.excerpt_seconds or DEFAULT_EXCERPT_SECONDS,
         progress=not args.no_progress,
     )
+    _check_outputs(args, RESULTS_JSON)
     os.makedirs(args.out, exist_ok=True)
     if args.compare:
         results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
@@ -83,6 +89,36 @@ def main(argv=None) -> None:
     print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
     write_report(args.out, results, mixture=mixture, config={"oracle": config.to_dict()} if config else None,
                  title=f"BSS Eval of {args.estimates}", **report_options)
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_outputs(args, results_json: str) -> None:
+    """Before any work: the files this run writes replace nothing but an earlier evaluation's
+    results, and those only with --overwrite."""
+    from advsep_tf.errors import AdvsepError
+    from advsep_tf.export.atomic import check_output_files, check_writable
+
+    check_writable(args.out)
+    if os.path.lexists(args.out) and not os.path.isdir(args.out):
+        raise AdvsepError(f"{args.out}: exists and is a file; --out must be a folder")
+    names = ["boxplot_sdr.png", "report.html", os.path.join("mixture", results_json)]
+    if args.oracle or len(args.compare or []) > 1:
+        names.append("comparison.md")
+    if not args.compare:
+        names += [results_json, "results.csv"]
+    if args.oracle:
+        names += [os.path.join("oracle", results_json), os.path.join("oracle", "results.csv")]
+        oracle_dir = os.path.join(args.out, "oracle_estimates")
+        if os.path.isdir(oracle_dir) and os.listdir(oracle_dir) and not args.overwrite:
+            raise AdvsepError(f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an earlier "
+                              "evaluation, or choose another --out")
+    inputs = [folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder]
+    check_output_files([os.path.join(args.out, name) for name in names], args.overwrite,
+                       "the results of an earlier evaluation", {folder: "an input folder" for folder in inputs})
 
 
 def _evaluate(evaluate, estimates, references, out, sources, no_progress, description="evaluate"):
@@ -120,8 +156,9 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
     if len(results) > 1:
         table = format_comparison(results, ("SDR", "SIR", "SAR", "ISR"))
         print(table)
-        with open(os.path.join(out, "comparison.md"), "w") as f:
-            f.write(table + "\n")
+        from advsep_tf.export.atomic import write_atomically
+
+        write_atomically(os.path.join(out, "comparison.md"), table + "\n")
 
 
 BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."

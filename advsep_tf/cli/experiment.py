@@ -39,13 +39,14 @@ def main(argv=None) -> None:
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
-    from advsep_tf.errors import AdvsepError
     from advsep_tf.experiment import PAPER_RUNS, run_experiment
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in PAPER_RUNS]
     if unknown:
-        raise AdvsepError(f"--models: unknown model(s) {', '.join(unknown)} (known: {', '.join(PAPER_RUNS)})")
+        p.error(f"--models: unknown model(s) {', '.join(unknown)} (known: {', '.join(PAPER_RUNS)})")
+    if args.shards and not args.test_dir:
+        p.error("--shards needs --test-dir, the held-out tracks as <track>/<source>.wav")
     from advsep_tf.data_pipelines.datasets import parse_dataset_arg
 
     if args.dataset and args.shards:
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
         p.error("--warm-start-steps starts the adversarial models from the baseline: include it in --models")
     config = load_config(args.config or "demo")
     if "V" in names and "vocals" not in config.sources:
-        raise AdvsepError(f"--models V needs a 'vocals' source; config '{config.name}' has {', '.join(config.sources)}")
+        p.error(f"--models V needs a 'vocals' source; config '{config.name}' has {', '.join(config.sources)}")
     run_experiment(
         args.out, config, runs={n: PAPER_RUNS[n] for n in names}, steps=args.steps, shard_dir=args.shards,
         test_dir=args.test_dir, title=f"advsep-tf experiment: {' vs '.join(names)}", progress=not args.no_progress,

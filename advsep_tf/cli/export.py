@@ -1,7 +1,8 @@
 """advsep-tf-export: write the trained separator as a SavedModel (TF Serving) or a LiteRT model (devices).
 
 Both artifacts are reloaded after writing and compared with the Python separator on a fixed probe;
-beyond tolerance the command fails (exit 1) and leaves nothing at --out.
+beyond tolerance the command fails (exit 1) and leaves nothing at --out. An existing --out is
+replaced only with --overwrite, and only when it is an earlier export (see advsep_tf.export.atomic).
 """
 
 from __future__ import annotations
@@ -34,20 +35,29 @@ def main(argv=None) -> None:
         help="litert only: the model's fixed segment length, rounded up to half-patch hops "
         "(default: 16 half-patch hops, e.g. 4 s for the demo preset)",
     )
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export at --out (never a folder or file that is not one, the current "
+                        "directory, or one holding the model)")
     common.add_config_option(p, required=False)
     args = p.parse_args(argv)
+    if args.format == "saved_model" and (args.quantize != "none" or args.segment_seconds is not None):
+        p.error("--quantize and --segment-seconds apply to --format litert only")
     common.quiet_tensorflow(args.verbose)
 
-    import os
-
     from advsep_tf.config import load_config
-    from advsep_tf.errors import AdvsepError
+    from advsep_tf.export.atomic import check_replaceable
+    from advsep_tf.export.litert import is_litert_export
+    from advsep_tf.export.saved_model import is_saved_model_export
     from advsep_tf.train import load_run_model
 
-    if args.format == "saved_model" and (args.quantize != "none" or args.segment_seconds is not None):
-        raise AdvsepError("--quantize and --segment-seconds apply to --format litert only")
-    if args.format == "litert" and os.path.isdir(args.out):
-        raise AdvsepError(f"{args.out}: is a directory; --format litert writes one .tflite file")
+    # Checked before the model is loaded: a refused --out costs no work.
+    protected = {args.model: "the model being exported"}
+    saved_model = args.format == "saved_model"
+    check_replaceable(
+        args.out, directory=saved_model, overwrite=args.overwrite,
+        looks_like=is_saved_model_export if saved_model else is_litert_export,
+        what=f"an earlier {'SavedModel' if saved_model else 'LiteRT'} export", protected=protected,
+    )
     expected = load_config(args.config) if args.config else None
     model = load_run_model(args.model, expected)
 
@@ -56,7 +66,7 @@ def main(argv=None) -> None:
     if args.format == "saved_model":
         from advsep_tf.export.saved_model import export_saved_model
 
-        summary = export_saved_model(model, args.out)
+        summary = export_saved_model(model, args.out, overwrite=args.overwrite, protected=protected)
         print(
             f"Exported SavedModel to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB); verified against the "
             f"Python separator on a {summary['probe_seconds']:g} s probe: {format_result(summary)} "
@@ -65,7 +75,8 @@ def main(argv=None) -> None:
         return
     from advsep_tf.export.litert import export_litert
 
-    summary = export_litert(model, args.out, quantize=args.quantize, segment_seconds=args.segment_seconds)
+    summary = export_litert(model, args.out, quantize=args.quantize, segment_seconds=args.segment_seconds,
+                            overwrite=args.overwrite, protected=protected)
     kind = "float32" if summary["quantize"] == "none" else summary["quantize"]
     print(
         f"Exported LiteRT model to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB, {kind}, built-in ops only, "

@@ -52,7 +52,9 @@ def main(argv=None) -> None:
     p.add_argument("--write-split", metavar="FILE",
                    help="write the split spec (the defaults, or --split made explicit) to FILE and stop")
     p.add_argument("--out", metavar="SHARD_DIR", help="the shard set's folder (required unless --write-split)")
-    p.add_argument("--overwrite", action="store_true", help="replace a shard set (or an unfinished run) in SHARD_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec --write-split "
+                        "wrote; never anything else")
     p.add_argument("--examples-per-shard", type=int, default=256, metavar="N")
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                    help="bad input: stop with exit code 1 (fail, the default), or leave that track out and "
@@ -81,12 +83,26 @@ def main(argv=None) -> None:
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
-    from advsep_tf.data_pipelines.datasets import parse_dataset_arg
+    from advsep_tf.data_pipelines.datasets import dataset_kind_problem, parse_dataset_arg
     from advsep_tf.data_pipelines.prepare import format_split_summary, format_summary, prepare, write_default_split
+    from advsep_tf.errors import AdvsepError
 
+    try:
+        datasets = [parse_dataset_arg(d) for d in args.dataset]
+    except AdvsepError as exc:
+        p.error(str(exc))
     config = load_config(args.config)
-    datasets = [parse_dataset_arg(d) for d in args.dataset]
+    for kind, path in datasets:
+        problem = dataset_kind_problem(kind, path, config)
+        if problem:
+            p.error(problem)
     if args.write_split:
+        from advsep_tf.data_pipelines.splits import is_split_spec
+        from advsep_tf.export.atomic import check_replaceable
+
+        check_replaceable(args.write_split, directory=False, overwrite=args.overwrite, looks_like=is_split_spec,
+                          what="a split spec", protected={args.split: "the split spec being read"} if args.split else None,
+                          option="--write-split")
         roles = write_default_split(config, datasets, args.write_split, args.split)
         print(format_split_summary(roles, args.write_split))
         return

@@ -24,24 +24,30 @@ def main(argv=None) -> None:
                         "band-limited stems")
     p.add_argument("--mask-power", type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style")
     p.add_argument("--chunk-patches", type=int, default=16, help="patches per separator call (memory bound)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files at the stems' paths (an earlier separation's); never an input or the model")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    try:
+        names = {args.filename_format.format(track="t", source=s, codec="c") for s in ("a", "b")}
+    except (KeyError, IndexError, ValueError) as exc:
+        p.error(f"--filename-format {args.filename_format!r}: {exc.__class__.__name__}: {exc} "
+                "(placeholders: {track}, {source}, {codec})")
+    if len(names) == 1:
+        p.error(f"--filename-format {args.filename_format!r}: needs {{source}}, or every stem is written to one file")
     common.quiet_tensorflow(args.verbose)
 
-    import os
+    from advsep_tf.separate import Separator, check_paths, separate_files
+    from advsep_tf.train import resolve_model_path
 
-    from advsep_tf.errors import AdvsepError
-    from advsep_tf.separate import Separator, separate_files
-
-    missing = [path for path in args.inputs if not os.path.isfile(path)]
-    if missing:
-        raise AdvsepError(f"{missing[0]}: input file not found")
+    check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     separator = Separator.load(
         args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction, mask_power=args.mask_power
     )
     summary = separate_files(
         separator, args.inputs, args.out, progress=not args.no_progress,
-        filename_format=args.filename_format, codec=args.codec,
+        filename_format=args.filename_format, codec=args.codec, overwrite=args.overwrite,
+        protected={resolve_model_path(args.model): "the model"},
     )
     print(
         f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in {summary['seconds']:.1f} s "
