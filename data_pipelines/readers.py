@@ -132,7 +132,9 @@ def role_examples(
 
         def read(path):
             pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
-            return pairs.map(lambda first, second: random_offset(first, second, keys, patch_hop))
+            # An op seed per stream: without one, TensorFlow warns that the graph seed is reused.
+            op_seed = None if seed is None else seed + 307
+            return pairs.map(lambda first, second: random_offset(first, second, keys, patch_hop, op_seed))
 
         dataset = dataset.interleave(
             read, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=not shuffle
@@ -164,7 +166,9 @@ def paired_dataset(
             for k in range(shard_set.config.nb_stems)
         ]
         dataset = tf.data.Dataset.zip((dataset, tuple(donors))).map(
-            lambda example, donor: random_remix(example, list(donor), remix_probability), num_parallel_calls=AUTOTUNE
+            lambda example, donor: random_remix(example, list(donor), remix_probability,
+                                                None if seed is None else seed + 211),
+            num_parallel_calls=AUTOTUNE
         )
     dataset = dataset.map(lambda e: {"paired_mixture": e["mixture"], "paired_sources": e["sources"]})
     return dataset.batch(batch_size, drop_remainder=repeat)
@@ -175,7 +179,7 @@ def _unpaired_stream(
 ):
     low, high = config.training.unpaired_gain
     dataset = role_examples(shard_set, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
-    dataset = dataset.map(lambda e: random_gain(e[key], low, high), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda e: random_gain(e[key], low, high, seed + 401), num_parallel_calls=AUTOTUNE)
     # (batch, batches, F, T, 1): the batch axis first, so distribution strategies split it.
     return dataset.batch(batches, drop_remainder=True).batch(config.training.batch_size, drop_remainder=True)
 
