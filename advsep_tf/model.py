@@ -133,7 +133,7 @@ class AdversarialSeparator(keras.Model):
         return [v for critic in self.critics for v in critic.trainable_variables]
 
     def get_compile_config(self):
-        if self.optimizer is None:
+        if getattr(self, "optimizer", None) is None:  # an uncompiled model saves without optimizers
             return None
         config = {"separator_optimizer": keras.saving.serialize_keras_object(self.optimizer)}
         if self.critic_optimizer is not None:

@@ -120,8 +120,13 @@ def main(argv=None):
     if os.path.isdir(args.real):
         datasets = [("mir1k", os.path.join(args.real, "mir1k")), ("musdb18", os.path.join(args.real, "musdb18_7"))]
         test = assign_roles(all_records(datasets, config), config, load_split(args.split, load_config("real")))["test"]
-        references = write_test_references(test, os.path.join(args.out, "test_references"), config, 44100)
-        sets["test singers + previews (44.1 kHz)"] = (references, os.path.join(args.out, "test"))
+        # Each corpus at its own rate: MIR-1K is 16 kHz, MUSDB18 44.1 kHz.
+        for origin, rate, label in (("mir1k", 16000, "test singers (MIR-1K, 16 kHz)"),
+                                    ("musdb18", 44100, "test previews (MUSDB18, 44.1 kHz)")):
+            records = [r for r in test if r.origin == origin]
+            references = write_test_references(records, os.path.join(args.out, f"test_references_{origin}"), config,
+                                               rate)
+            sets[label] = (references, os.path.join(args.out, f"test_{origin}"))
     if os.path.isdir(args.data):
         sets["../shared/data clips"] = (shared_clips(args.data, os.path.join(args.out, "shared_clips")),
                                         os.path.join(args.out, "shared"))

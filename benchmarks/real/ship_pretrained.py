@@ -26,8 +26,12 @@ def main(run_dir: str) -> None:
     os.makedirs(TARGET, exist_ok=True)
     model_path = os.path.join(TARGET, "model.keras")
     tmp = os.path.join(TARGET, "model.tmp.keras")
-    shipped.save(tmp)
-    os.replace(tmp, model_path)
+    try:
+        shipped.save(tmp)
+        os.replace(tmp, model_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     config.save(os.path.join(TARGET, "config.json"))  # atomic itself
     print(f"{model_path}: {os.path.getsize(model_path) / 1e6:.2f} MB")
 
