@@ -42,6 +42,8 @@ def main(argv=None):
             if model == "baseline":
                 continue
             run = history(os.path.join(runs_root, seed, model))
+            if not run:  # still in its first epoch
+                continue
             curves[f"{seed} {model}"] = run
             w_keys = sorted(k for k in run[0] if k.startswith("wasserstein_"))
             gp_keys = sorted(k for k in run[0] if k.startswith("gradient_penalty_"))
