@@ -10,44 +10,12 @@ the trained models' scores. This tells which configurations fit a 60-minute CPU 
 import argparse
 import json
 import os
-import textwrap
 
+from bench_training import VARIANT
 from benchmark_support import run_in_subprocess
 
-VARIANT = textwrap.dedent(
-    """
-    import json, sys, time
-    import advsep_tf
-    import keras, numpy as np, tensorflow as tf
-    from advsep_tf.config import load_config
-    from advsep_tf.model import AdversarialSeparator
-
-    preset, steps, overrides = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-    config = load_config(preset).replace(**overrides)
-    keras.config.set_dtype_policy(config.training.precision)
-    model = AdversarialSeparator(config)
-    model.compile()
-    spec, b, n = config.spectrogram, config.training.batch_size, config.loss.n_critic
-    rng = np.random.default_rng(0)
-    shape = (spec.nb_bins, spec.nb_frames)
-    batch = {"paired_mixture": rng.random((b, *shape, 1), np.float32),
-             "paired_sources": rng.random((b, *shape, config.nb_stems), np.float32)}
-    if config.critic_sources:
-        batch["unpaired_mixtures"] = rng.random((b, n + 1, *shape, 1), np.float32)
-        for s in config.critic_sources:
-            batch["solo_" + s] = rng.random((b, n, *shape, 1), np.float32)
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    elapsed = time.perf_counter() - start
-    seconds_of_audio = b * spec.nb_frames * spec.n_hop / config.audio.sample_rate
-    print(json.dumps({"steps_per_s": steps / elapsed, "audio_s_per_s": steps * seconds_of_audio / elapsed,
-                      "parameters": int(model.separator.count_params())}))
-    """
-)
-
 SUPERVISED = {"mode": "supervised", "precision": "float32"}
+# Each candidate: (description, preset, overrides); the training mode and precision are passed apart.
 CANDIDATES = [
     ("real: paper U-Net (16 filters, depth 4), n_fft 512, batch 32, float32", "real", {"training": SUPERVISED}),
     ("real in mixed_bfloat16", "real", {"training": {**SUPERVISED, "precision": "mixed_bfloat16"}}),
@@ -70,7 +38,10 @@ def main(argv=None):
     print("| configuration | separator parameters | steps/s | s of audio per s | steps in 60 min |")
     print("|---|---|---|---|---|")
     for name, preset, overrides in CANDIDATES:
-        result = run_in_subprocess(VARIANT, [preset, args.steps, json.dumps(overrides)])
+        training = overrides.get("training", {})
+        jit = "1" if training.get("jit_compile") else "0"
+        result = run_in_subprocess(VARIANT, [preset, args.steps, training.get("mode", "supervised"), jit,
+                                             training.get("precision", "float32"), json.dumps(overrides)])
         if "error" in result:
             print(f"| {name} | failed: {result['error']} | | | |", flush=True)
             continue

@@ -22,7 +22,9 @@ VARIANT = textwrap.dedent(
     from advsep_tf.model import AdversarialSeparator
 
     preset, steps, mode, jit, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5]
-    config = load_config(preset).replace(training={"mode": mode, "jit_compile": jit, "precision": precision})
+    overrides = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
+    config = load_config(preset).replace(**overrides)
+    config = config.replace(training={"mode": mode, "jit_compile": jit, "precision": precision})
     keras.config.set_dtype_policy(precision)
     model = AdversarialSeparator(config)
     model.compile(jit_compile=jit)
@@ -40,7 +42,10 @@ VARIANT = textwrap.dedent(
     start = time.perf_counter()
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
     elapsed = time.perf_counter() - start
-    print(json.dumps({"steps_per_s": steps / elapsed, "seconds_per_step": elapsed / steps}))
+    seconds_of_audio = b * spec.nb_frames * spec.n_hop / config.audio.sample_rate
+    print(json.dumps({"steps_per_s": steps / elapsed, "seconds_per_step": elapsed / steps,
+                      "audio_s_per_s": steps * seconds_of_audio / elapsed,
+                      "parameters": int(model.separator.count_params())}))
     """
 )
 

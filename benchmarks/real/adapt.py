@@ -63,7 +63,7 @@ def main(argv=None):
     from advsep_tf.separate import Separator, separate_files
 
     config = load_config(args.config)
-    datasets = [("mir1k", f"{args.real}/mir1k")]
+    datasets = [("mir1k", f"{args.real}/mir1k"), ("musdb18", f"{args.real}/musdb18_7")]
     test = assign_roles(all_records(datasets, config), config,
                         load_split(os.path.join(HERE, "split_adapt_target.yaml"), config))["test"]
     references = write_test_references(test, os.path.join(out, "test_references"), config, 16000)
