@@ -179,10 +179,7 @@ def evaluate_folders(
             rate, channel count or length, NaN/inf samples, empty or all-zero audio, or fewer than
             two sources (museval's SIR needs interfering sources).
     """
-    if not (win_seconds > 0 and hop_seconds > 0):
-        raise AdvsepError(
-            f"win_seconds and hop_seconds must be positive, got {win_seconds} and {hop_seconds}"
-        )
+    _check_windows(win_seconds, hop_seconds)
     estimates_dir = Path(estimates_dir)
     references_dir = Path(references_dir)
     estimate_tracks = _list_tracks(estimates_dir, "estimates")
@@ -193,34 +190,14 @@ def evaluate_folders(
         tracks, estimate_tracks, reference_tracks, estimates_dir, references_dir, sources
     )
 
-    rows = []
-    for done, track in enumerate(tracks, start=1):
-        track_scores = _evaluate_track(
-            estimates_dir / track,
-            references_dir / track,
-            selected_sources,
-            win_seconds,
-            hop_seconds,
-        )
-        rows.extend(
-            SourceScores(track=track, source=source, scores=scores)
-            for source, scores in zip(selected_sources, track_scores)
-        )
-        if progress is not None:
-            progress(done, len(tracks))
-
-    result = EvaluationResult(
-        rows=rows,
-        sources=list(selected_sources),
-        win_seconds=float(win_seconds),
-        hop_seconds=float(hop_seconds),
-        estimates_dir=str(estimates_dir),
-        references_dir=str(references_dir),
-        museval_version=_package_version("museval"),
+    return _score_tracks(
+        tracks,
+        selected_sources,
+        lambda track: _evaluate_track(
+            estimates_dir / track, references_dir / track, selected_sources, win_seconds, hop_seconds
+        ),
+        win_seconds, hop_seconds, str(estimates_dir), references_dir, out_dir, progress,
     )
-    if out_dir is not None:
-        save_result(result, out_dir)
-    return result
 
 
 def evaluate_mixture_as_estimate(
@@ -238,10 +215,7 @@ def evaluate_mixture_as_estimate(
     track (see `track_mixture`) in place of an estimates folder. The result's `estimates_dir` is
     empty: there is no such folder.
     """
-    if not (win_seconds > 0 and hop_seconds > 0):
-        raise AdvsepError(
-            f"win_seconds and hop_seconds must be positive, got {win_seconds} and {hop_seconds}"
-        )
+    _check_windows(win_seconds, hop_seconds)
     references_dir = Path(references_dir)
     reference_tracks = _list_tracks(references_dir, "references")
     tracks = sorted(reference_tracks)
@@ -254,8 +228,7 @@ def evaluate_mixture_as_estimate(
         references_dir,
         sources,
     )
-    rows = []
-    for done, track in enumerate(tracks, start=1):
+    def score_track(track):
         references, sample_rate = [], None
         for source in selected_sources:
             reference, sample_rate = _read_checked(references_dir / track / f"{source}.wav")
@@ -266,7 +239,7 @@ def evaluate_mixture_as_estimate(
                 mixture_path, mixture, mixture_rate,
                 references_dir / track / f"{source}.wav", reference, sample_rate,
             )
-        track_scores = _bss_eval(
+        return _bss_eval(
             references,
             [mixture] * len(references),
             sample_rate,
@@ -274,19 +247,38 @@ def evaluate_mixture_as_estimate(
             hop_seconds,
             f"the mixture {mixture_path} against {references_dir / track}",
         )
+
+    return _score_tracks(
+        tracks, selected_sources, score_track, win_seconds, hop_seconds, "", references_dir, out_dir, progress
+    )
+
+
+def _check_windows(win_seconds: float, hop_seconds: float) -> None:
+    if not (win_seconds > 0 and hop_seconds > 0):
+        raise AdvsepError(
+            f"win_seconds and hop_seconds must be positive, got {win_seconds} and {hop_seconds}"
+        )
+
+
+def _score_tracks(
+    tracks, sources, score_track, win_seconds, hop_seconds, estimates_dir: str, references_dir, out_dir, progress
+) -> EvaluationResult:
+    """The result of `score_track(track)` (one score dict per source) for every track, with the
+    settings, saved to `out_dir` when given; `progress(done, total)` after each track."""
+    rows = []
+    for done, track in enumerate(tracks, start=1):
         rows.extend(
             SourceScores(track=track, source=source, scores=scores)
-            for source, scores in zip(selected_sources, track_scores)
+            for source, scores in zip(sources, score_track(track))
         )
         if progress is not None:
             progress(done, len(tracks))
-
     result = EvaluationResult(
         rows=rows,
-        sources=list(selected_sources),
+        sources=list(sources),
         win_seconds=float(win_seconds),
         hop_seconds=float(hop_seconds),
-        estimates_dir="",
+        estimates_dir=estimates_dir,
         references_dir=str(references_dir),
         museval_version=_package_version("museval"),
     )
