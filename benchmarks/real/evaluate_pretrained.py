@@ -15,8 +15,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -58,23 +56,8 @@ def write_track(adapter, folder, vocals, accompaniment, rate):
     adapter.save(os.path.join(folder, "mixture.wav"), vocals + accompaniment, rate)
 
 
-def mixture_estimates(references: str, out_dir: str, sources) -> str:
-    """The mixture as the estimate of every source: the score a separator must beat."""
-    from advsep_tf.data_pipelines.audio import AudioAdapter
-
-    adapter = AudioAdapter.default()
-    for track in sorted(os.listdir(references)):
-        folder = os.path.join(references, track)
-        if not os.path.isdir(folder):
-            continue
-        mixture, rate = adapter.load(os.path.join(folder, "mixture.wav"))
-        for source in sources:
-            adapter.save(os.path.join(out_dir, track, f"{source}.wav"), mixture, rate)
-    return out_dir
-
-
 def score_set(separator, references: str, out_dir: str, config) -> dict:
-    from advsep_tf.evaluate import evaluate_folders, load_result, write_oracle_estimates
+    from advsep_tf.evaluate import evaluate_folders, evaluate_mixture_as_estimate, load_result, write_oracle_estimates
     from advsep_tf.separate import separate_files
 
     sources = config.sources
@@ -86,13 +69,14 @@ def score_set(separator, references: str, out_dir: str, config) -> dict:
         if not os.path.isfile(os.path.join(result_dir, "results.json")):
             estimates = os.path.join(out_dir, "estimates", name)
             start = time.time()
-            if name == "model":
-                separate_files(separator, mixtures, estimates, progress=True)
-            elif name == "mixture":
-                mixture_estimates(references, estimates, sources)
+            if name == "mixture":
+                evaluate_mixture_as_estimate(references, out_dir=result_dir, sources=sources)
             else:
-                write_oracle_estimates(references, estimates, config, sources)
-            evaluate_folders(estimates, references, out_dir=result_dir, sources=sources)
+                if name == "model":
+                    separate_files(separator, mixtures, estimates, progress=True)
+                else:
+                    write_oracle_estimates(references, estimates, config, sources)
+                evaluate_folders(estimates, references, out_dir=result_dir, sources=sources)
             print(f"  {name}: {time.time() - start:.0f} s", flush=True)
         results[name] = load_result(os.path.join(result_dir, "results.json"))
     return results
