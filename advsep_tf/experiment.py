@@ -376,14 +376,16 @@ def run_experiment(
     names = list(runs)
     if warm_start_steps and "baseline" in runs and any(config.replace(training=runs[n]).critic_sources for n in runs):
         names.append(CONTINUED_BASELINE)
+    # The control trains as the baseline does; every model but the baseline starts from it when warm.
+    training_of = {name: dict(runs.get(name, runs.get("baseline", {}))) for name in names}
+    warm_started = {name: bool(warm_start_steps) and name != "baseline" and "baseline" in runs for name in names}
     run_dirs_by_seed, summaries, results_by_seed = {}, {}, {}
     for seed in seeds:
         prefix = "" if len(seeds) == 1 else f"seed{seed}"
         run_dirs, results = {}, {}
         for name in names:
-            overrides = dict(runs.get(name, runs.get("baseline", {})))
-            run_config = config.replace(training={**overrides, "seed": seed})
-            warm = bool(warm_start_steps) and name != "baseline" and "baseline" in runs
+            run_config = config.replace(training={**training_of[name], "seed": seed})
+            warm = warm_started[name]
             run_dir = os.path.join(out_dir, "runs", prefix, name)
             result_dir = os.path.join(out_dir, "results", prefix, name)
             label = f"{name}{f' seed {seed}' if prefix else ''}"
@@ -430,9 +432,9 @@ def run_experiment(
     table = format_comparison(results)
     described = []
     for name in names:
-        run_config = config.replace(training=runs.get(name, runs.get("baseline", {})))
+        run_config = config.replace(training=training_of[name])
         text = f"{name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
-        if warm_start_steps and name != "baseline" and "baseline" in runs:
+        if warm_started[name]:
             text += f"; from the trained baseline, {warm_start_steps} more steps"
         described.append(text + ")")
     seeds_part = ""

@@ -156,7 +156,6 @@ def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(mir1k_
     from advsep_tf.cli import common
     from advsep_tf.cli import experiment as experiment_cli
     from advsep_tf.evaluate import load_result
-    from advsep_tf.experiment import seed_statistics
 
     spec = tmp_path / "split.yaml"
     spec.write_text(
