@@ -430,19 +430,19 @@ def write_oracle_estimates(
     """Ideal-ratio-mask estimates for every reference track, written as `<track>/<source>.wav`.
 
     The upper bound of any magnitude-domain separator with the mixture's phase at `config`'s STFT
-    settings: each channel is resampled to the config's rate, masked with |S_k| / sum_j |S_j| and
-    resampled back. The mixture is `mixture.wav`, or the sum of the stems where there is none.
+    settings: each channel is resampled to the config's rate, masked with |S_k| / sum_j |S_j|
+    (`filtering.mask_mixture`) and resampled back. The mixture is `mixture.wav`, or the sum of the stems where there is none.
     """
     import tensorflow as tf
 
-    from advsep_tf import spectral
+    from advsep_tf import filtering, transforms
     from advsep_tf.data_pipelines.audio import AudioAdapter, resample
 
     references_dir, out_dir = Path(references_dir), Path(out_dir)
     adapter = AudioAdapter.default()
     tracks = _list_tracks(references_dir, "references")
     sources = list(sources) if sources else sorted(set.intersection(*tracks.values()) - {MIXTURE_NAME})
-    spec, rate = config.spectrogram, config.audio.sample_rate
+    stft, rate = transforms.STFT.from_config(config.spectrogram), config.audio.sample_rate
     for track in sorted(tracks):
         stems = []
         for source in sources:
@@ -456,13 +456,10 @@ def write_oracle_estimates(
         flat = channels.reshape(-1, length)
         if track_rate != rate:
             flat = resample(flat.T, track_rate, rate).T
-        spectra = spectral.stft(tf.constant(np.ascontiguousarray(flat, np.float32)), spec.n_fft, spec.n_hop)
-        spectra = tf.reshape(spectra, [channels.shape[0], channels.shape[1], -1, spectra.shape[-1]])
-        magnitudes = tf.abs(spectra[1:])
-        masks = magnitudes / (tf.reduce_sum(magnitudes, axis=0, keepdims=True) + 1e-8)
-        masked = tf.cast(masks, tf.complex64) * spectra[:1]  # (K, c, frames, bins)
-        flat_masked = tf.reshape(masked, [-1, masked.shape[2], masked.shape[3]])
-        waveforms = spectral.istft(flat_masked, spec.n_fft, spec.n_hop, flat.shape[1]).numpy()
+        parts = np.ascontiguousarray(flat, np.float32).reshape(channels.shape[0], channels.shape[1], -1)
+        mixture_parts, stem_parts = tf.constant(parts[0]), tf.constant(parts[1:].transpose(1, 0, 2))  # (c, n), (c, K, n)
+        waveforms = filtering.mask_mixture(mixture_parts, stem_parts, stft).numpy()  # (c, K, n)
+        waveforms = waveforms.transpose(1, 0, 2).reshape(-1, waveforms.shape[-1])
         if track_rate != rate:
             waveforms = resample(waveforms.T, rate, track_rate).T
         waveforms = waveforms[:, :length]

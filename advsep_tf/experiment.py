@@ -115,11 +115,11 @@ def plot_training_curves(run_dirs: dict[str, str], png_path: str) -> None:
 
 def loudest_patch(waveform: np.ndarray, config: Config) -> np.ndarray:
     """The (1, nb_bins, nb_frames, 1) log1p-magnitude patch of a mono waveform with most energy."""
-    from advsep_tf import spectral
+    from advsep_tf import transforms
 
     spec = config.spectrogram
-    spectrum = spectral.stft(waveform[None].astype(np.float32), spec.n_fft, spec.n_hop)
-    patches = spectral.to_patches(spectral.log_magnitude(spectrum, spec.nb_bins), spec.nb_frames, spec.nb_frames)
+    spectrum = transforms.stft(waveform[None].astype(np.float32), spec.n_fft, spec.n_hop)
+    patches = transforms.to_patches(transforms.log_magnitude(spectrum, spec.nb_bins), spec.nb_frames, spec.nb_frames)
     patches = patches.numpy()
     return patches[np.argmax(patches.sum(axis=(1, 2, 3)))][None]
 

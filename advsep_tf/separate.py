@@ -1,14 +1,22 @@
-"""Whole-song separation, any length, with bounded memory.
+"""Whole-song separation, any length, in memory that does not grow with the song.
 
-The song's spectrogram is cut into overlapping patches (half-patch hop), the separator runs on
-fixed-size chunks of patches (so activations never grow with the song), and the estimates are
-cross-faded back together, given the mixture's phase and inverted. The same graph
-(`separate_waveforms`) is the exported SavedModel's serving signature.
+One graph separates a stretch of a song (`separate_segment`): STFT, log1p magnitudes, patches half
+a patch apart, the separator, cross-faded patches, the mixture's phase, inverse STFT. It is the
+exported SavedModel's serving function (the whole song as one segment, `separate_waveforms`), the
+LiteRT model's segment function (with the "dft_matmul" STFT) and, on segments of
+`segment_seconds`, what `Separator` runs. Segments start on the model's patch grid and overlap by
+the model's context (`transforms.model_segment_layout`), and each keeps only the samples that saw
+all their context, so the segmented result equals the whole-song pass to float round-off.
 
-Multichannel input is separated channel by channel (the model sees mono); input at another rate
-is resampled to the model's rate and the stems back to the input's rate, so every stem has the
-input's length, sample rate and channel count. The model's band (0 to sample_rate / 2) is all the
-stems carry: content above it is lost.
+`Separator.stream` is the pipeline, block by block: the input's blocks are resampled to the
+model's rate (soxr, streaming: bit-identical to resampling the whole song), separated segment by
+segment, resampled back, and for input above the model's rate turned into soft masks on the
+input-rate mixture (`filtering.band_masks`, also on exact segments). Each stage holds a bounded
+buffer, so `separate_to_file`, which reads and writes files block by block, runs in flat memory.
+The output trails the input by a fixed `Separator.latency(sample_rate)` samples.
+
+Multichannel input is separated channel by channel (the model sees mono); every stem has the
+input's length, sample rate and channel count.
 
 Before separating anything, `plan_separation` checks every input and output: inputs that are
 missing, folders, unreadable or shorter than one STFT frame, an --out that is a file or not
@@ -22,59 +30,256 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from advsep_tf import spectral
+from advsep_tf import filtering, transforms
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 from advsep_tf.export.atomic import check_output_files, check_writable
 
 DEFAULT_CHUNK_PATCHES = 16
-# Long songs are separated in segments of this length (model-rate audio), cross-faded over
-# SEGMENT_OVERLAP_SECONDS, so that memory does not grow with the song beyond its waveforms.
+# Model-rate segments of about this length: long enough that the context the segments repeat
+# (about 2 s on each side for the shipped models) costs little, short enough for flat memory.
 SEGMENT_SECONDS = 30.0
-SEGMENT_OVERLAP_SECONDS = 1.0
+# Segments of the band masking at the input's rate (frame-by-frame work: little context).
+BAND_SEGMENT_SECONDS = 10.0
+# How far a streaming resampler (soxr HQ) may trail its input, at the most: measured below 0.2 s
+# for rates from 8 to 48 kHz and blocks of 1 to 10^6 samples.
+RESAMPLER_LATENCY_SECONDS = 0.5
 # How stems reach an input rate above the model's (see Separator): "direct" resamples the model-rate
 # stems (nothing above the model's band); "mask" turns them into soft masks for the input-rate
 # mixture STFT, extended above the band, so the stems keep the high band and sum to the mixture.
 RECONSTRUCTIONS = ("mask", "direct")
 
 
-def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
-    """(batch, nb_samples) mono waveforms at the model's rate -> (batch, nb_stems, nb_samples).
+def separate_segment(estimate_patches, waveforms: tf.Tensor, valid_samples, config: Config,
+                     stft: transforms.STFT, chunk_patches: int | None = None) -> tf.Tensor:
+    """(batch, nb_samples) mono waveforms at the model's rate, of which the first `valid_samples`
+    are the song's (the rest is past its end) -> (batch, nb_stems, nb_samples).
 
-    `estimate_patches`: (chunk_patches, nb_bins, nb_frames, 1) -> (chunk_patches, nb_bins, nb_frames, nb_stems).
+    `estimate_patches`: (n, nb_bins, nb_frames, 1) -> (n, nb_bins, nb_frames, nb_stems), called on
+    `chunk_patches` patches at a time (None: all at once; static shapes stay static, for LiteRT).
+    Samples past `valid_samples`, and the patches the whole song would not have, count for nothing.
     """
     spec = config.spectrogram
-    hop = spec.nb_frames // 2
+    patch_hop = transforms.inference_patch_hop(spec.nb_frames)
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-    batch, length = tf.shape(waveforms)[0], tf.shape(waveforms)[1]
-    mixture_stft = spectral.stft(waveforms, spec.n_fft, spec.n_hop)
-    total_frames = tf.shape(mixture_stft)[1]
-    patches = spectral.to_patches(spectral.log_magnitude(mixture_stft, spec.nb_bins), spec.nb_frames, hop)
-    nb_patches = tf.shape(patches)[0]
+    batch, length = _dim(waveforms, 0), _dim(waveforms, 1)
+    valid = tf.clip_by_value(tf.cast(valid_samples, tf.int32), 1, length)
+    waveforms = waveforms * tf.cast(tf.range(length) < valid, tf.float32)
+    real, imag = stft.forward(waveforms)
+    patches = transforms.to_patches(stft.log_magnitude(real, imag, spec.nb_bins), spec.nb_frames, patch_hop)
+    estimates = _estimate_in_chunks(estimate_patches, patches, chunk_patches, config.nb_stems)
+    valid_patches = transforms.nb_patches_for(
+        transforms.nb_stft_frames(valid, spec.n_fft, spec.n_hop), spec.nb_frames, patch_hop
+    )
+    log_estimates = transforms.from_patches(estimates, batch, _dim(real, 1), patch_hop, valid_patches)
+    return stft.reconstruct(log_estimates, real, imag, length)
+
+
+def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
+    """The whole song in one pass: (batch, nb_samples) at the model's rate -> (batch, nb_stems, nb_samples)."""
+    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+    return separate_segment(estimate_patches, waveforms, tf.shape(waveforms)[1], config,
+                            transforms.STFT.from_config(config.spectrogram), chunk_patches)
+
+
+def _dim(tensor: tf.Tensor, axis: int):
+    return tensor.shape[axis] if tensor.shape[axis] is not None else tf.shape(tensor)[axis]
+
+
+def _estimate_in_chunks(estimate_patches, patches: tf.Tensor, chunk_patches: int | None, nb_stems: int) -> tf.Tensor:
+    if chunk_patches is None:
+        return estimate_patches(patches)
+    nb_patches, nb_bins, nb_frames = tf.shape(patches)[0], patches.shape[1], patches.shape[2]
     nb_chunks = (nb_patches + chunk_patches - 1) // chunk_patches
     patches = tf.pad(patches, [[0, nb_chunks * chunk_patches - nb_patches], [0, 0], [0, 0], [0, 0]])
-    chunks = tf.reshape(patches, [nb_chunks, chunk_patches, spec.nb_bins, spec.nb_frames, 1])
     estimates = tf.map_fn(
         estimate_patches,
-        chunks,
+        tf.reshape(patches, [nb_chunks, chunk_patches, nb_bins, nb_frames, 1]),
         parallel_iterations=1,  # one chunk at a time: memory stays bounded
-        fn_output_signature=tf.TensorSpec([chunk_patches, spec.nb_bins, spec.nb_frames, config.nb_stems], tf.float32),
+        fn_output_signature=tf.TensorSpec([chunk_patches, nb_bins, nb_frames, nb_stems], tf.float32),
     )
-    estimates = tf.reshape(estimates, [-1, spec.nb_bins, spec.nb_frames, config.nb_stems])[:nb_patches]
-    log_estimates = spectral.from_patches(estimates, batch, total_frames, hop)
-    return spectral.reconstruct(log_estimates, mixture_stft, spec.n_fft, spec.n_hop, length)
+    return tf.reshape(estimates, [-1, nb_bins, nb_frames, nb_stems])[:nb_patches]
+
+
+class SegmentWalk:
+    """Runs `process(segment, valid_samples)` on the segments of `layout` as samples arrive, and
+    returns the samples each segment keeps, in order (`transforms.plan_segments`, block by block).
+
+    Blocks are arrays (..., nb_samples). A segment runs once the sample after its end has arrived
+    (then it is not the song's last, whatever comes next) or at `finish`, so the segments are the
+    same for any block sizes. The buffer holds at most one segment and one block.
+    """
+
+    def __init__(self, process, layout: transforms.SegmentLayout):
+        self.process, self.layout = process, layout
+        self.pending: list[np.ndarray] = []  # blocks not yet joined into `buffer`
+        self.buffer, self.buffer_start = None, 0
+        self.received = 0
+        self.start = 0  # of the next segment
+        self.first = True
+
+    def push(self, block: np.ndarray) -> list[np.ndarray]:
+        self.pending.append(block)
+        self.received += block.shape[-1]
+        kept = []
+        while self.received > self.start + self.layout.size:
+            kept.append(self._run(last=False))
+        return kept
+
+    def finish(self) -> list[np.ndarray]:
+        if self.received == 0:
+            return []
+        return [self._run(last=True)]
+
+    def _run(self, last: bool) -> np.ndarray:
+        layout = self.layout
+        if self.pending:
+            parts = ([self.buffer] if self.buffer is not None else []) + self.pending
+            self.buffer, self.pending = np.concatenate(parts, axis=-1), []
+        offset = self.start - self.buffer_start
+        segment = self.buffer[..., offset : offset + layout.size]
+        valid = segment.shape[-1]
+        if valid < layout.size:
+            segment = np.pad(segment, [(0, 0)] * (segment.ndim - 1) + [(0, layout.size - valid)])
+        output = self.process(segment, valid)
+        keep_from = 0 if self.first else layout.left_margin
+        keep_to = valid if last else layout.left_margin + layout.step
+        self.first = False
+        self.start += layout.step
+        drop = self.start - self.buffer_start
+        self.buffer, self.buffer_start = self.buffer[..., drop:], self.start
+        return output[..., keep_from:keep_to]
+
+
+class _Fifo:
+    """Blocks (..., n) in, any number of samples out, copying only what leaves."""
+
+    def __init__(self):
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        if block.shape[-1]:
+            self.parts.append(block)
+            self.size += block.shape[-1]
+
+    def take(self, nb_samples: int) -> np.ndarray:
+        taken, needed = [], nb_samples
+        while needed:
+            part = self.parts[0]
+            if part.shape[-1] <= needed:
+                taken.append(self.parts.pop(0))
+                needed -= part.shape[-1]
+            else:
+                taken.append(part[..., :needed])
+                self.parts[0] = part[..., needed:]
+                needed = 0
+        self.size -= nb_samples
+        return np.concatenate(taken, axis=-1)
+
+
+class _FixedLatency:
+    """Releases output so that after n input samples exactly max(0, n - latency) have left."""
+
+    def __init__(self, latency: int):
+        self.latency, self.released, self.held = latency, 0, _Fifo()
+
+    def push(self, parts: list[np.ndarray], received: int) -> np.ndarray | None:
+        for part in parts:
+            self.held.append(part)
+        due = max(0, received - self.latency) - self.released
+        if due <= 0:
+            return None
+        if self.held.size < due:
+            raise RuntimeError(f"internal error: the separation trails its input by more than {self.latency} samples")
+        self.released += due
+        return self.held.take(due)
+
+    def finish(self, parts: list[np.ndarray], received: int) -> np.ndarray:
+        for part in parts:
+            self.held.append(part)
+        assert self.held.size == received - self.released, (self.held.size, received, self.released)
+        return self.held.take(self.held.size)
+
+
+class _Resampler:
+    """soxr's streaming resampler on (nb_channels, n) blocks; identity at equal rates."""
+
+    def __init__(self, in_rate: int, out_rate: int, nb_channels: int):
+        import soxr
+
+        self.stream = None if in_rate == out_rate else soxr.ResampleStream(
+            in_rate, out_rate, nb_channels, dtype="float32", quality="HQ")
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.stream is None:
+            return block
+        return np.ascontiguousarray(self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T)
+
+
+class _StreamPipeline:
+    """One song through the stages of `Separator.stream`, block by block ((nb_channels, n) arrays)."""
+
+    def __init__(self, separator: "Separator", sample_rate: int, nb_channels: int):
+        config = separator.config
+        model_rate = config.audio.sample_rate
+        self.nb_channels, self.nb_stems = nb_channels, config.nb_stems
+        self.to_model = _Resampler(sample_rate, model_rate, nb_channels)
+        self.model_walk = SegmentWalk(separator.separate_segment, separator.layout)
+        self.from_model = _Resampler(model_rate, sample_rate, nb_channels * config.nb_stems)
+        self.band_walk = None
+        if separator.reconstruction == "mask" and sample_rate > model_rate:
+            self.band_walk = SegmentWalk(separator.band_masks_function(sample_rate), separator.band_layout(sample_rate))
+            self.mixture = _Fifo()  # the input-rate mixture, until its stems arrive
+        self.output = _FixedLatency(separator.latency(sample_rate))
+        self.received = self.stems_out = 0
+
+    def push(self, block: np.ndarray) -> np.ndarray | None:
+        self.received += block.shape[-1]
+        if self.band_walk is not None:
+            self.mixture.append(block)
+        stems = self.model_walk.push(self.to_model.push(block))
+        return self.output.push(self._to_input_rate(stems, last=False), self.received)
+
+    def finish(self) -> np.ndarray:
+        tail = self.to_model.push(np.zeros((self.nb_channels, 0), np.float32), last=True)
+        stems = self.model_walk.push(tail) + self.model_walk.finish()
+        return self.output.finish(self._to_input_rate(stems, last=True), self.received)
+
+    def _to_input_rate(self, parts: list[np.ndarray], last: bool) -> list[np.ndarray]:
+        """Model-rate stems [(c, K, n)] -> input-rate stems, masked where the band walk runs."""
+        stems = np.concatenate(parts, axis=-1) if parts else np.zeros((self.nb_channels, self.nb_stems, 0), np.float32)
+        if self.from_model.stream is not None:
+            rows = self.nb_channels * self.nb_stems
+            flat = self.from_model.push(stems.reshape(rows, stems.shape[-1]), last=last)
+            stems = flat.reshape(self.nb_channels, self.nb_stems, flat.shape[-1])
+        # Resampling rounds lengths: never more stems than input samples, silence for any missing.
+        stems = stems[..., : self.received - self.stems_out]
+        if last and self.stems_out + stems.shape[-1] < self.received:
+            missing = self.received - self.stems_out - stems.shape[-1]
+            stems = np.concatenate([stems, np.zeros(stems.shape[:-1] + (missing,), np.float32)], axis=-1)
+        self.stems_out += stems.shape[-1]
+        if self.band_walk is None:
+            return [stems]
+        kept = []
+        if stems.shape[-1]:
+            mixture = self.mixture.take(stems.shape[-1])
+            kept = self.band_walk.push(np.concatenate([mixture[:, None], stems], axis=1))
+        return kept + (self.band_walk.finish() if last else [])
 
 
 class Separator:
     """Separate songs with a trained model.
 
-    >>> separator = Separator.from_checkpoint("runs/demo")          # or a .keras file
-    >>> stems = separator.separate(waveform, sample_rate)            # {source: (nb_samples, nb_channels)}
-    >>> separator.separate_to_file("song.wav", "out/")               # out/song/<source>.wav
+    >>> separator = Separator.load("pretrained")                      # or a run directory, .keras, SavedModel
+    >>> stems = separator.separate(waveform, sample_rate)             # {source: (nb_samples, nb_channels)}
+    >>> for stems in separator.stream(blocks, sample_rate): ...       # block by block, fixed latency
+    >>> separator.separate_to_file("song.wav", "out/")                # out/song/<source>.wav
     """
 
     def __init__(
@@ -90,22 +295,25 @@ class Separator:
             raise AdvsepError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{reconstruction}'")
         self.config = config
         self.chunk_patches = chunk_patches
-        self.segment_seconds = segment_seconds
         self.reconstruction = reconstruction
         self.mask_power = mask_power
-        rate = config.audio.sample_rate
-        self.segment_samples = int(segment_seconds * rate)
-        self.overlap_samples = min(int(SEGMENT_OVERLAP_SECONDS * rate), self.segment_samples // 4)
+        spec = config.spectrogram
+        quantum = transforms.inference_patch_hop(spec.nb_frames) * spec.n_hop
+        shortest = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
+        segment = max(shortest, -(-int(math.ceil(segment_seconds * config.audio.sample_rate)) // quantum) * quantum)
+        self.layout = transforms.model_segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, segment)
+        self.segment_samples = segment
         self._estimate_patches = estimate_patches
-        self._separate = tf.function(
-            lambda waveforms: separate_waveforms(self._estimate_patches, waveforms, config, chunk_patches),
-            input_signature=[tf.TensorSpec([None, None], tf.float32)],
-            reduce_retracing=True,
+        stft = transforms.STFT.from_config(spec)
+        self._separate_segment = tf.function(
+            lambda waveforms, valid: separate_segment(self._estimate_patches, waveforms, valid, config, stft, chunk_patches),
+            input_signature=[tf.TensorSpec([None, segment], tf.float32), tf.TensorSpec([], tf.int32)],
         )
+        self._band_masks = {}
 
     @classmethod
     def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
-        """From a training run directory or a .keras file."""
+        """From a training run directory, a .keras file or "pretrained"."""
         from advsep_tf.train import load_run_model
 
         model = load_run_model(path)
@@ -123,91 +331,98 @@ class Separator:
 
     @classmethod
     def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
-        """A run directory, a .keras file or a SavedModel directory."""
+        """A run directory, a .keras file, a SavedModel directory or "pretrained"."""
         if os.path.isfile(os.path.join(path, "saved_model.pb")):
             return cls.from_saved_model(path, chunk_patches, **kwargs)
         return cls.from_checkpoint(path, chunk_patches, **kwargs)
 
+    def separate_segment(self, segment: np.ndarray, valid_samples: int) -> np.ndarray:
+        """(nb_channels, segment_samples) at the model's rate -> (nb_channels, nb_stems, segment_samples)."""
+        return self._separate_segment(tf.constant(segment, tf.float32), tf.constant(valid_samples, tf.int32)).numpy()
+
+    def band_layout(self, sample_rate: int) -> transforms.SegmentLayout:
+        stft = filtering.band_stft(self.config, sample_rate)
+        return transforms.frame_segment_layout(stft.n_fft, stft.n_hop, int(BAND_SEGMENT_SECONDS * sample_rate))
+
+    def band_masks_function(self, sample_rate: int):
+        """(nb_channels, 1 + nb_stems, n) mixture and stems at `sample_rate`, valid samples ->
+        (nb_channels, nb_stems, n) full-band stems (`filtering.band_masks`)."""
+        if sample_rate not in self._band_masks:
+            config, power = self.config, self.mask_power
+            size = self.band_layout(sample_rate).size
+            graph = tf.function(
+                lambda parts: filtering.band_masks(parts[:, 0], parts[:, 1:], config, sample_rate, power),
+                input_signature=[tf.TensorSpec([None, 1 + config.nb_stems, size], tf.float32)],
+            )
+            # Past the song's end the segment holds zeros: masked silence, cut off by the walk.
+            self._band_masks[sample_rate] = lambda parts, valid: graph(tf.constant(parts)).numpy()
+        return self._band_masks[sample_rate]
+
+    def latency(self, sample_rate: int) -> int:
+        """How many samples (at `sample_rate`) `stream`'s output trails its input: after n input
+        samples, max(0, n - latency) output samples of each source have been yielded.
+
+        The model-rate segment (a segment runs once the sample after its end has arrived), at the
+        input's rate, plus an allowance for each streaming resampler and, for input above the
+        model's rate with "mask" reconstruction, the band-masking segment.
+        """
+        model_rate = self.config.audio.sample_rate
+        latency = math.ceil(self.layout.size * sample_rate / model_rate) + 1
+        if sample_rate != model_rate:
+            latency += 2 * math.ceil(RESAMPLER_LATENCY_SECONDS * sample_rate)
+        if self.reconstruction == "mask" and sample_rate > model_rate:
+            latency += self.band_layout(sample_rate).size
+        return latency
+
+    def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
+        """Separate a song that arrives in blocks; yield {source: block} as stems become known.
+
+        Blocks: float arrays (n,) or (n, nb_channels), any sizes, one channel count. The output
+        trails the input by `latency(sample_rate)` samples (see there); once `blocks` is
+        exhausted the rest follows, so the yielded blocks join into exactly what `separate` returns
+        for the whole song. Memory holds about one segment, not the song.
+        """
+        pipeline, mono, received = None, None, 0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            if pipeline is None:
+                mono = block.ndim == 1
+                nb_channels = 1 if mono else (block.shape[1] if block.ndim == 2 else 0)
+                if nb_channels == 0:
+                    raise AdvsepError(f"expected blocks of shape (nb_samples, nb_channels), got {block.shape}")
+                pipeline = _StreamPipeline(self, sample_rate, nb_channels)
+            channels = block[None] if mono else block.T
+            if block.ndim != (1 if mono else 2) or channels.shape[0] != pipeline.nb_channels:
+                raise AdvsepError(f"a block of shape {block.shape} in a stream of {pipeline.nb_channels}-channel blocks")
+            if not np.all(np.isfinite(block)):
+                raise AdvsepError(f"the block after sample {received} holds NaN or infinite samples")
+            received += block.shape[0]
+            out = pipeline.push(np.ascontiguousarray(channels))
+            if out is not None:
+                yield self._as_stems(out, mono)
+        if pipeline is None or received == 0:
+            raise AdvsepError("no audio samples to separate")
+        problem = too_short(self.config, received, sample_rate)
+        if problem:
+            raise AdvsepError(problem)
+        yield self._as_stems(pipeline.finish(), mono)
+
+    def _as_stems(self, stems: np.ndarray, mono: bool) -> dict[str, np.ndarray]:
+        """(nb_channels, nb_stems, n) -> {source: (n,) or (n, nb_channels)}."""
+        return {s: (stems[0, k] if mono else np.ascontiguousarray(stems[:, k].T)) for k, s in enumerate(self.config.sources)}
+
     def separate(self, waveform: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's shape}."""
-        from advsep_tf.data_pipelines.audio import resample
-
         waveform = np.asarray(waveform, dtype=np.float32)
-        mono_input = waveform.ndim == 1
-        if mono_input:
-            waveform = waveform[:, None]
-        if waveform.ndim != 2 or waveform.shape[0] == 0:
+        if waveform.ndim not in (1, 2) or waveform.shape[0] == 0:
             raise AdvsepError(f"expected a (nb_samples, nb_channels) waveform, got shape {waveform.shape}")
         if not np.all(np.isfinite(waveform)):
             raise AdvsepError("waveform holds NaN or infinite samples")
         problem = too_short(self.config, waveform.shape[0], sample_rate)
         if problem:
             raise AdvsepError(problem)
-        rate = self.config.audio.sample_rate
-        channels = waveform.T  # (nb_channels, nb_samples)
-        if sample_rate != rate:
-            channels = resample(channels.T, sample_rate, rate).T
-        estimates = self.separate_model_rate(np.ascontiguousarray(channels, np.float32))  # (c, K, n_model)
-        if sample_rate != rate:
-            upsampled = resample(estimates.reshape(-1, estimates.shape[-1]).T, rate, sample_rate).T
-            estimates = _fit_length(upsampled, waveform.shape[0]).reshape(estimates.shape[:2] + (-1,))
-            if self.reconstruction == "mask" and sample_rate > rate:
-                estimates = self.apply_band_masks(np.ascontiguousarray(waveform.T), estimates, sample_rate)
-        stems = {}
-        for k, source in enumerate(self.config.sources):
-            stem = _fit_length(estimates[:, k], waveform.shape[0]).T
-            stems[source] = stem[:, 0] if mono_input else np.ascontiguousarray(stem)
-        return stems
-
-    def separate_model_rate(self, channels: np.ndarray) -> np.ndarray:
-        """(nb_channels, nb_samples) at the model's rate -> (nb_channels, nb_stems, nb_samples).
-
-        Segment by segment: each segment's estimates are faded out over the overlap while the next
-        segment's fade in (the two weights sum to one), so no seam is left.
-        """
-        return _crossfaded_segments(
-            lambda start, end: self._separate(tf.constant(channels[:, start:end])).numpy(),
-            (channels.shape[0], self.config.nb_stems),
-            channels.shape[1],
-            self.segment_samples,
-            self.overlap_samples,
-        )
-
-    def apply_band_masks(self, mixture: np.ndarray, stems: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Band-limited stems -> soft masks -> full-band stems from the input-rate mixture.
-
-        mixture (nb_channels, n) and stems (nb_channels, nb_stems, n), both at `sample_rate`.
-        Masks are |S_k|^p / sum_j |S_j|^p (p = mask_power; 2 is the Wiener-filter gain) of the
-        stems' STFT; above the model's band, where the stems are empty, each frame takes the mean
-        mask of the band's top octave. The masked stems sum to the mixture.
-        """
-        spec, rate = self.config.spectrogram, self.config.audio.sample_rate
-        ratio = sample_rate / rate
-        n_fft = int(2 ** np.ceil(np.log2(spec.n_fft * ratio)))
-        n_hop = max(1, int(round(n_fft * spec.n_hop / spec.n_fft)))
-        band_top = int(np.floor(spec.nb_bins * rate / spec.n_fft / (sample_rate / n_fft)))
-        band_top = min(band_top, n_fft // 2)
-        octave = slice(band_top // 2, band_top)
-        power = self.mask_power
-
-        def process(start, end):
-            segment = np.concatenate([mixture[:, None, start:end], stems[:, :, start:end]], axis=1)
-            nb_channels, nb_parts, length = segment.shape
-            spectra = spectral.stft(tf.constant(segment.reshape(-1, length)), n_fft, n_hop)
-            spectra = tf.reshape(spectra, [nb_channels, nb_parts, -1, n_fft // 2 + 1])
-            weights = tf.abs(spectra[:, 1:]) ** power
-            masks = weights[..., :band_top] / (tf.reduce_sum(weights[..., :band_top], axis=1, keepdims=True) + 1e-10)
-            silent = tf.reduce_sum(weights[..., :band_top], axis=1, keepdims=True) <= 1e-10
-            masks = tf.where(silent, 1.0 / (nb_parts - 1), masks)
-            above = tf.reduce_mean(masks[..., octave], axis=-1, keepdims=True)
-            masks = tf.concat([masks, tf.repeat(above, n_fft // 2 + 1 - band_top, axis=-1)], axis=-1)
-            masked = tf.cast(masks, tf.complex64) * spectra[:, :1]
-            flat = tf.reshape(masked, [-1, masked.shape[2], masked.shape[3]])
-            return tf.reshape(spectral.istft(flat, n_fft, n_hop, length), [nb_channels, nb_parts - 1, length]).numpy()
-
-        segment = int(self.segment_seconds * sample_rate)
-        overlap = min(int(SEGMENT_OVERLAP_SECONDS * sample_rate), segment // 4)
-        return _crossfaded_segments(process, stems.shape[:2], stems.shape[-1], segment, overlap)
+        parts = list(self.stream([waveform], sample_rate))
+        return {s: np.concatenate([p[s] for p in parts], axis=0) for s in self.config.sources}
 
     def separate_to_file(
         self,
@@ -218,23 +433,51 @@ class Separator:
         audio_adapter=None,
         overwrite: bool = False,
         protected: dict[str, str] | None = None,
+        progress=None,
     ) -> list[str]:
-        """Separate one audio file; write one file per source; return their paths.
+        """Separate one audio file; write one file per source as the stems are made; return their paths.
 
-        Existing files at those paths are replaced only with `overwrite` (see `plan_separation`).
+        The input is read and the stems written block by block (flat memory); each stem file
+        appears complete at the end, or not at all. Existing files at those paths are replaced
+        only with `overwrite` (see `plan_separation`). `progress(seconds)` is called with the
+        seconds of input separated since its last call.
         """
+        from contextlib import ExitStack
+
         from advsep_tf.data_pipelines.audio import AudioAdapter
 
         outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec, overwrite, protected)
         adapter = audio_adapter or AudioAdapter.default()
-        waveform, sample_rate = adapter.load(input_path)
-        problem = too_short(self.config, len(waveform), sample_rate)
-        if problem:  # formats soundfile cannot read were not measured before loading
-            raise AdvsepError(f"{input_path}: {problem}")
-        stems = self.separate(waveform, sample_rate)
-        for path, stem in zip(outputs[input_path], stems.values()):
-            adapter.save(path, stem, sample_rate, codec=codec)
+        audio = adapter.read_blocks(input_path)
+        with ExitStack() as stack:
+            writers = [stack.enter_context(adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
+                       for path in outputs[input_path]]
+            try:
+                for stems in self.stream(audio, audio.sample_rate):
+                    for writer, stem in zip(writers, stems.values()):
+                        writer.write(stem)
+                    if progress is not None:
+                        progress(len(next(iter(stems.values()))) / audio.sample_rate)
+            except AdvsepError as error:
+                message = str(error)
+                raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
         return outputs[input_path]
+
+    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav", audio_adapter=None) -> None:
+        """One stem of `input_path` ("-": standard input) to standard output, as it is made."""
+        from advsep_tf.data_pipelines.audio import STDIO, AudioAdapter
+
+        if source not in self.config.sources:
+            raise AdvsepError(f"--stem {source}: this model separates {', '.join(self.config.sources)}")
+        adapter = audio_adapter or AudioAdapter.default()
+        audio = adapter.read_blocks(input_path)
+        with adapter.open_writer(STDIO, audio.sample_rate, audio.nb_channels, codec) as writer:
+            try:
+                for stems in self.stream(audio, audio.sample_rate):
+                    writer.write(stems[source])
+            except AdvsepError as error:
+                message = str(error)
+                raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
 
 
 def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
@@ -251,7 +494,11 @@ def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
 
 def check_paths(inputs: list[str], out_dir: str) -> None:
     """Inputs are readable files and `out_dir` can be a folder: checked before the model loads."""
+    from advsep_tf.data_pipelines.audio import STDIO
+
     for path in inputs:
+        if path == STDIO:  # standard input: read when separating
+            continue
         if os.path.isdir(path):
             raise AdvsepError(f"{path}: is a folder; give the audio files in it (e.g. {os.path.join(path, '*.wav')})")
         if not os.path.exists(path):
@@ -319,32 +566,11 @@ def plan_separation(
     return outputs
 
 
-def _crossfaded_segments(process, leading_shape: tuple, length: int, segment: int, overlap: int) -> np.ndarray:
-    """Run `process(start, end) -> (*leading_shape, end - start)` over overlapping segments.
-
-    Each segment fades out over the overlap while the next fades in (the weights sum to one), so
-    memory is bounded by one segment and no seam is left.
-    """
-    if length <= segment:
-        return process(0, length)
-    result = np.zeros(tuple(leading_shape) + (length,), np.float32)
-    fade_in = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
-    start = 0
-    while True:
-        end = min(start + segment, length)
-        part = process(start, end)
-        if start > 0:
-            part[..., :overlap] *= fade_in
-        if end < length:
-            part[..., -overlap:] *= fade_in[::-1]
-        result[..., start:end] += part
-        if end == length:
-            return result
-        start = end - overlap
-
-
 def track_name(input_path: str) -> str:
-    """The file's name without extension; for MUSDB-style <track>/mixture.wav, the folder's name."""
+    """The file's name without extension; for MUSDB-style <track>/mixture.wav, the folder's name;
+    "stdin" for standard input ("-")."""
+    if input_path == "-":
+        return "stdin"
     name = os.path.splitext(os.path.basename(input_path))[0]
     if name == "mixture":
         return os.path.basename(os.path.dirname(os.path.abspath(input_path))) or name
@@ -352,14 +578,15 @@ def track_name(input_path: str) -> str:
 
 
 def _fit_length(stems: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad the last axis to `length` (resampling rounds lengths)."""
+    """Trim or zero-pad the last axis to `length`."""
     if stems.shape[-1] >= length:
         return stems[..., :length]
     return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
 
 
 def separate_files(separator: Separator, inputs: list[str], out_dir: str, progress: bool = True, **kwargs) -> dict:
-    """Many files with a progress bar; returns a summary (files, seconds of audio, x real time).
+    """Many files, with a progress bar in seconds of audio; returns a summary (files, seconds of
+    audio, x real time).
 
     Every input and output is checked (`plan_separation`) before the first file is separated;
     `kwargs` are `separate_to_file`'s.
@@ -371,13 +598,26 @@ def separate_files(separator: Separator, inputs: list[str], out_dir: str, progre
         inputs, out_dir, separator.config, kwargs.get("filename_format", "{track}/{source}.{codec}"),
         kwargs.get("codec", "wav"), kwargs.get("overwrite", False), kwargs.get("protected"),
     )
-    start, audio_seconds, outputs = time.time(), 0.0, {}
-    for path in tqdm(inputs, desc="separate", unit="file", disable=not progress, dynamic_ncols=True):
+    durations = {}
+    for path in inputs:
         try:
-            audio_seconds += sf.info(path).duration
-        except Exception:  # noqa: BLE001 - formats soundfile cannot read still separate via ffmpeg
-            pass
-        outputs[path] = separator.separate_to_file(path, out_dir, **kwargs)
+            durations[path] = sf.info(path).duration
+        except Exception:  # noqa: BLE001 - formats soundfile cannot read: their length is learnt as they go
+            durations[path] = None
+    known = sum(d for d in durations.values() if d)
+    start, audio_seconds, outputs = time.time(), 0.0, {}
+    with tqdm(total=round(known, 1) or None, desc="separate", unit="s", disable=not progress, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+        for i, path in enumerate(inputs):
+            bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
+            seconds = []
+
+            def advance(step, seconds=seconds):
+                seconds.append(step)
+                bar.update(step)
+
+            outputs[path] = separator.separate_to_file(path, out_dir, progress=advance, **kwargs)
+            audio_seconds += sum(seconds)
     elapsed = time.time() - start
     return {
         "files": len(inputs),

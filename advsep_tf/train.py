@@ -159,23 +159,6 @@ def best_model_checkpoint(path: str, monitor: str, save_best_only: bool):
     return BestModel()
 
 
-def griffin_lim_phase(magnitude, n_fft: int, n_hop: int, iterations: int = 32):
-    """A phase for a (frames, n_fft // 2 + 1) magnitude with no phase of its own (Griffin-Lim)."""
-    import tensorflow as tf
-
-    from advsep_tf import spectral
-
-    frames = magnitude.shape[0]
-    length = (frames + 1) * n_hop - n_fft
-    magnitude = tf.cast(magnitude[None], tf.complex64)
-    spectrum = magnitude
-    for _ in range(iterations):
-        waveform = spectral.istft(spectrum, n_fft, n_hop, length)
-        rebuilt = spectral.stft(waveform, n_fft, n_hop)[:, :frames]
-        spectrum = magnitude * tf.exp(tf.complex(0.0, tf.math.angle(rebuilt)))
-    return spectrum[0], length
-
-
 def validation_preview(log_dir: str, mixture, sources, config):
     """A callback that logs, at each validation, what people would rather see and hear than read.
 
@@ -187,24 +170,22 @@ def validation_preview(log_dir: str, mixture, sources, config):
     import keras
     import tensorflow as tf
 
-    from advsep_tf import spectral
+    from advsep_tf import filtering, transforms
 
     spec, rate = config.spectrogram, config.audio.sample_rate
     total = (mixture.shape[0] - 1) * spec.patch_hop + spec.nb_frames
+    stft = transforms.STFT.from_config(spec)
 
     def to_spectrogram(patches):  # (n, F, T, c) -> (c, F, total)
-        return spectral.from_patches(tf.constant(patches), 1, total, spec.patch_hop)[0]
+        return transforms.from_patches(tf.constant(patches), 1, total, spec.patch_hop)[0]
 
     mixture_log = to_spectrogram(mixture)[0]
-    phase_source, length = griffin_lim_phase(
-        tf.pad(tf.transpose(tf.math.expm1(mixture_log)), [[0, 0], [0, spec.n_fft // 2 + 1 - spec.nb_bins]]),
-        spec.n_fft, spec.n_hop,
+    mixture_real, mixture_imag, length = filtering.griffin_lim(
+        tf.pad(tf.transpose(tf.math.expm1(mixture_log)), [[0, 0], [0, spec.n_fft // 2 + 1 - spec.nb_bins]]), stft
     )
-    mixture_phase = phase_source[None]
 
     def to_audio(log_spectrograms):  # (c, F, total) -> (c, length)
-        return spectral.reconstruct(log_spectrograms[None], mixture_phase[:, : log_spectrograms.shape[-1]],
-                                    spec.n_fft, spec.n_hop, length)[0]
+        return stft.reconstruct(log_spectrograms[None], mixture_real, mixture_imag, length)[0]
 
     references = to_spectrogram(sources)
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "preview"))

@@ -1,44 +1,54 @@
 """Whole-song separation speed and peak memory, side by side in one run:
-advsep-tf (paper preset, random weights) on songs of 1, 10 and 60 minutes, and a Spleeter-style
-2-stem U-Net at 44.1 kHz (Keras, random weights) on the same 30 s, on this machine.
+`advsep-tf-separate` (file in, stems out, block by block) on stereo 44.1 kHz WAV files of 1, 10
+and 60 minutes, and a Spleeter-style 2-stem U-Net at 44.1 kHz (Keras, random weights) on 30 s
+in memory, on this machine.
 
-Each measurement runs in its own process; peak memory is the growth of ru_maxrss over the
-process's state just before separating (the model loaded and warmed up).
+Each measurement runs in its own process: peak RSS is that process's whole peak (ru_maxrss:
+TensorFlow, the model and every buffer), x real time counts everything from reading the input
+to the stems' last byte. Separation streams, so the peak should not grow with the song.
 
-    python benchmarks/bench_separation.py [--minutes 1 10 60] [--preset paper]
+    python benchmarks/bench_separation.py [--minutes 1 10 60] [--model pretrained] [--work DIR]
 """
 
 import argparse
 import os
+import shutil
+import tempfile
 import textwrap
+from pathlib import Path
 
 from benchmark_support import run_in_subprocess
 
 ADVSEP = textwrap.dedent(
     """
     import json, resource, sys, time
-    import advsep_tf
-    import numpy as np
-    from advsep_tf.config import load_config
-    from advsep_tf.model import AdversarialSeparator
-    from advsep_tf.separate import Separator
+    from advsep_tf.cli.separate import main
 
-    preset, seconds, rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-    config = load_config(preset).replace(training={"mode": "supervised"})
-    model = AdversarialSeparator(config)
-    separator = Separator(lambda p: model.separator(p, training=False), config)
-    rng = np.random.default_rng(0)
-    separator.separate((0.1 * rng.standard_normal((rate * 5, 2))).astype(np.float32), rate)  # warm up
-    song = (0.1 * rng.standard_normal((int(seconds * rate), 2))).astype(np.float32)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    song, out, model = sys.argv[1:4]
     start = time.perf_counter()
-    stems = separator.separate(song, rate)
+    main([song, "--model", model, "--out", out, "--no-progress"])
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"x_real_time": seconds / elapsed, "seconds": elapsed, "peak_growth_mb": peak - before,
-                      "song_mb": song.nbytes / 2**20}))
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     """
 )
+
+
+def write_song(path: Path, minutes: float, rate: int = 44100) -> None:
+    """A stereo 16-bit WAV of `minutes`, written a minute at a time (the benchmark's own memory
+    must not grow with the song either): a melody over noise, one minute repeated."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60 * rate) / rate
+    melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (np.floor(t * 2) % 12 / 12) * t)
+    minute = np.stack([melody + 0.05 * rng.standard_normal(t.size), 0.8 * melody + 0.05 * rng.standard_normal(t.size)], 1)
+    with sf.SoundFile(path, "w", rate, 2, "PCM_16") as f:
+        whole, rest = divmod(int(round(minutes * 60 * rate)), minute.shape[0])
+        for _ in range(whole):
+            f.write(minute)
+        f.write(minute[:rest])
+
 
 SPLEETER_STYLE = textwrap.dedent(
     """
@@ -86,12 +96,11 @@ SPLEETER_STYLE = textwrap.dedent(
     rng = np.random.default_rng(0)
     separate(tf.constant((0.1 * rng.standard_normal((2, rate * 5))).astype(np.float32)))
     song = tf.constant((0.1 * rng.standard_normal((2, int(seconds * rate)))).astype(np.float32))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     [o.numpy() for o in separate(song)]
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"x_real_time": seconds / elapsed, "seconds": elapsed, "peak_growth_mb": peak - before}))
+    print(json.dumps({"x_real_time": seconds / elapsed, "seconds": elapsed, "peak_rss_mb": peak}))
     """
 )
 
@@ -99,28 +108,40 @@ SPLEETER_STYLE = textwrap.dedent(
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
-    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--model", default="pretrained")
+    parser.add_argument("--work", default=None, help="folder for the songs and stems (default: a temporary one)")
     args = parser.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores; stereo 44.1 kHz input; random weights\n")
+    print(f"machine: {os.cpu_count()} cores; stereo 44.1 kHz 16-bit WAV in, float32 WAV stems out; model {args.model}\n")
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_separation_"))
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for minutes in args.minutes:
-        result = run_in_subprocess(ADVSEP, [args.preset, minutes * 60, 44100])
-        rows.append((f"advsep-tf {args.preset}, {minutes:g} min", result))
-        print(f"  {rows[-1][0]}: {result}", flush=True)
-    result = run_in_subprocess(ADVSEP, [args.preset, 30, 44100])
-    rows.append((f"advsep-tf {args.preset}, 30 s", result))
-    print(f"  {rows[-1][0]}: {result}", flush=True)
+    try:
+        for minutes in args.minutes:
+            song = work / f"song_{minutes:g}min.wav"
+            write_song(song, minutes)
+            result = run_in_subprocess(ADVSEP, [song, work / "out", args.model])
+            if "error" not in result:
+                result["x_real_time"] = minutes * 60 / result["seconds"]
+            rows.append((f"advsep-tf-separate, {minutes:g} min", result))
+            print(f"  {rows[-1][0]}: {result}", flush=True)
+            song.unlink()
+            shutil.rmtree(work / "out", ignore_errors=True)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
     result = run_in_subprocess(SPLEETER_STYLE, [30])
-    rows.append(("Spleeter-style 2-stem U-Net (44.1 kHz, Keras), 30 s", result))
+    rows.append(("Spleeter-style 2-stem U-Net (44.1 kHz, Keras, in memory), 30 s", result))
     print(f"  {rows[-1][0]}: {result}", flush=True)
-    print("\n| what | x real time | seconds | peak memory growth (MB) | song as float32 (MB) |")
-    print("|---|---|---|---|---|")
+    print("\n| what | x real time | seconds | peak RSS (MB) |")
+    print("|---|---|---|---|")
     for name, result in rows:
         if "error" in result:
-            print(f"| {name} | failed: {result['error']} | | | |")
+            print(f"| {name} | failed: {result['error']} | | |")
             continue
-        print(f"| {name} | {result['x_real_time']:.1f} | {result['seconds']:.1f} | {result['peak_growth_mb']:.0f} | "
-              f"{result.get('song_mb', float('nan')):.0f} |")
+        print(f"| {name} | {result['x_real_time']:.1f} | {result['seconds']:.1f} | {result['peak_rss_mb']:.0f} |")
+    peaks = {minutes: r["peak_rss_mb"] for minutes, (_, r) in zip(args.minutes, rows) if "peak_rss_mb" in r}
+    if 1 in peaks:
+        print("\npeak RSS relative to 1 minute: " + ", ".join(f"{m:g} min {p / peaks[1]:.2f}x" for m, p in peaks.items()))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ FFMPEG_CODECS = {
 MAX_CHANNELS = 64
 # Compressed formats only estimate their length in the header, so a small shortfall is normal.
 TRUNCATION_TOLERANCE = 0.01
+# Samples per block when a file is read or written in blocks.
+BLOCK_SAMPLES = 65536
+# The path that names standard input (read_blocks) or standard output (open_writer).
+STDIO = "-"
+# codec -> (ffmpeg muxer, ffmpeg encoder) on standard output. WAV keeps float32, as in files.
+STDOUT_CODECS = {"wav": ("wav", "pcm_f32le"), "flac": ("flac", "flac"), "ogg": ("ogg", "libvorbis"),
+                 "mp3": ("mp3", "libmp3lame")}
 
 
 class AudioAdapter(abc.ABC):
@@ -100,6 +107,27 @@ class AudioAdapter(abc.ABC):
         Raises:
             AdvsepError: the data is empty, holds NaN/inf, or the codec is unknown.
         """
+
+    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES) -> "AudioBlocks":
+        """Decodes a file block by block: memory does not grow with its length.
+
+        `path` "-" is standard input (any format ffmpeg reads). The returned `AudioBlocks` knows
+        the rate and channel count before the first block; iterating it yields float32 arrays of
+        shape `(<= block_samples, nb_channels)` and raises `AdvsepError` where `load` would (a
+        damaged or truncated file is found when its end is reached). This default loads the whole
+        file with `load`; adapters that can do better override it.
+        """
+        waveform, sample_rate = self.load(path)
+        blocks = (waveform[i : i + block_samples] for i in range(0, len(waveform), block_samples))
+        return AudioBlocks(str(path), sample_rate, waveform.shape[1], blocks, len(waveform) / sample_rate)
+
+    def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
+                    codec: Optional[str] = None) -> "AudioWriter":
+        """A context manager that writes a file block by block (`writer.write(block)`, each block
+        `(nb_samples, nb_channels)`), atomically: the file appears complete when the `with` block
+        ends without an error, and not at all otherwise. `path` "-" is standard output. This
+        default gathers the blocks and calls `save`."""
+        return _GatheringWriter(self, path, sample_rate, nb_channels, codec)
 
     @classmethod
     def default(cls) -> "AudioAdapter":
@@ -228,6 +256,270 @@ class SoundfileAudioAdapter(AudioAdapter):
             raise AdvsepError(f"{path}: cannot write audio ({error})") from error
 
 
+    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES) -> "AudioBlocks":
+        if str(path) == STDIO:
+            if not _have_ffmpeg():
+                raise AdvsepError("standard input: reading audio from a pipe needs ffmpeg on PATH")
+            return _ffmpeg_blocks(STDIO, None, block_samples)
+        path = Path(path)
+        _check_readable(path)
+        if path.suffix.lower() not in FFMPEG_EXTENSIONS:
+            try:
+                return _soundfile_blocks(path, block_samples)
+            except _DecodeError as soundfile_error:
+                if not _have_ffmpeg():
+                    raise AdvsepError(f"{path}: {soundfile_error}") from None
+        elif not _have_ffmpeg():
+            raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
+        return _ffmpeg_blocks(path, _probe_with_ffmpeg(path, 0), block_samples)
+
+    def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
+                    codec: Optional[str] = None) -> "AudioWriter":
+        return _StreamingWriter(path, sample_rate, nb_channels, codec)
+
+
+class AudioBlocks:
+    """A file's audio, block by block: `sample_rate`, `nb_channels`, `duration` (seconds, or None
+    where unknown before the end, as on a pipe) and, iterated once, float32 blocks of shape
+    `(nb_samples, nb_channels)`."""
+
+    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks, duration: Optional[float] = None):
+        self.name, self.sample_rate, self.nb_channels, self.duration = name, sample_rate, nb_channels, duration
+        self._blocks = blocks
+
+    def __iter__(self):
+        nb_samples = 0
+        for block in self._blocks:
+            nb_bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+            if nb_bad:
+                raise AdvsepError(f"{self.name}: {nb_bad} NaN or infinite samples after sample {nb_samples}")
+            nb_samples += len(block)
+            yield np.ascontiguousarray(block, dtype=np.float32)
+        if nb_samples == 0:
+            raise AdvsepError(f"{self.name}: holds no audio samples (0 frames)")
+
+
+def _soundfile_blocks(path: Path, block_samples: int) -> AudioBlocks:
+    try:
+        audio_file = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise _DecodeError(
+            f"cannot decode audio ({error}); the file is corrupt, truncated or not in a supported format"
+        ) from None
+
+    def blocks():
+        with audio_file:
+            nb_read = 0
+            try:
+                for block in audio_file.blocks(block_samples, dtype="float32", always_2d=True):
+                    nb_read += len(block)
+                    yield block
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AdvsepError(f"{path}: cannot decode audio after sample {nb_read} ({error})") from None
+            truncation = _truncation(audio_file.extra_info, audio_file.frames, nb_read)
+            if truncation:
+                raise AdvsepError(f"{path}: file is truncated ({truncation})")
+
+    duration = audio_file.frames / audio_file.samplerate if audio_file.frames > 0 else None
+    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(), duration)
+
+
+def _ffmpeg_blocks(path, probed: Optional[tuple[int, int]], block_samples: int) -> AudioBlocks:
+    """ffmpeg decodes to float32 on a pipe. From a file, ffprobe has told the layout (`probed`:
+    channels, rate) and ffmpeg writes raw samples; from standard input nothing can be probed
+    first, so ffmpeg writes a WAV stream whose header says it."""
+    name = "standard input" if path == STDIO else str(path)
+    source = ["-i", "pipe:0"] if path == STDIO else ["-i", str(path), "-map", "0:a:0"]
+    if probed:
+        nb_channels, sample_rate = probed
+        output = ["-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(nb_channels), "-ar", str(sample_rate), "-"]
+    else:
+        output = ["-f", "wav", "-acodec", "pcm_f32le", "-"]
+    process = subprocess.Popen(
+        ["ffmpeg", "-nostdin" if path != STDIO else "-hide_banner", "-v", "error", *source, *output],
+        stdin=None if path == STDIO else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    if not probed:
+        try:
+            nb_channels, sample_rate = _read_wav_stream_header(process.stdout)
+        except AdvsepError as error:
+            process.kill()
+            stderr = process.communicate()[1].decode("utf-8", "replace")
+            raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr) if stderr.strip() else error})") from None
+
+    def blocks():
+        frame_bytes = 4 * nb_channels
+        try:
+            while True:
+                data = process.stdout.read(block_samples * frame_bytes)
+                if not data:
+                    break
+                usable = len(data) // frame_bytes * frame_bytes
+                if usable < len(data):  # a partial frame: read the rest of it
+                    data += process.stdout.read(frame_bytes - (len(data) - usable))
+                    usable = len(data) // frame_bytes * frame_bytes
+                yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, nb_channels)
+            stderr = process.stderr.read().decode("utf-8", "replace")
+            if process.wait() != 0:
+                raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr)})")
+            if stderr.strip():
+                raise AdvsepError(f"{name}: the file is truncated or damaged ({_first_line(stderr)})")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    return AudioBlocks(name, sample_rate, nb_channels, blocks())
+
+
+def _read_wav_stream_header(stream) -> tuple[int, int]:
+    """(nb_channels, sample_rate) from the header of a WAV stream that ffmpeg writes to a pipe,
+    leaving `stream` at the first sample (the sizes there are placeholders: it was not seekable)."""
+    import struct
+
+    riff = stream.read(12)
+    if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+        raise AdvsepError("no audio in the input")
+    layout = None
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            raise AdvsepError("no audio data in the input")
+        chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if chunk == b"data":
+            if layout is None:
+                raise AdvsepError("a WAV stream without a format chunk")
+            return layout
+        body = stream.read(size + (size & 1))
+        if chunk == b"fmt ":
+            layout = struct.unpack("<H", body[2:4])[0], struct.unpack("<I", body[4:8])[0]
+
+
+class AudioWriter(abc.ABC):
+    """Writes `(nb_samples, nb_channels)` blocks to one file; see `AudioAdapter.open_writer`."""
+
+    @abc.abstractmethod
+    def write(self, block: np.ndarray) -> None:
+        """Appends a block."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None:
+        """The last block was written: make the file complete."""
+
+    @abc.abstractmethod
+    def _abort(self) -> None:
+        """Leave nothing behind."""
+
+    def __enter__(self) -> "AudioWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self._commit()
+        else:
+            self._abort()
+
+
+class _GatheringWriter(AudioWriter):
+    def __init__(self, adapter: AudioAdapter, path: PathLike, sample_rate: int, nb_channels: int, codec):
+        self.adapter, self.path, self.sample_rate, self.codec = adapter, path, sample_rate, codec
+        self.blocks = []
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(np.array(block, dtype=np.float32))
+
+    def _commit(self) -> None:
+        self.adapter.save(self.path, np.concatenate(self.blocks), self.sample_rate, codec=self.codec)
+
+    def _abort(self) -> None:
+        self.blocks = []
+
+
+class _StreamingWriter(AudioWriter):
+    """libsndfile (WAV, FLAC, OGG, MP3) or an ffmpeg encoder on a pipe (M4A, AAC, standard
+    output), into a temporary file renamed into place at the end."""
+
+    def __init__(self, path: PathLike, sample_rate: int, nb_channels: int, codec: Optional[str]):
+        from advsep_tf.export.atomic import remove_stale_temporaries, temporary_path
+
+        self.stdout = str(path) == STDIO
+        self.path = Path(path)
+        if int(sample_rate) != sample_rate or sample_rate <= 0:
+            raise AdvsepError(f"{path}: cannot write at a sample rate of {sample_rate!r} Hz")
+        if not 0 < nb_channels <= MAX_CHANNELS:
+            raise AdvsepError(f"{path}: cannot write {nb_channels} channels")
+        self.codec = (codec or self.path.suffix.lstrip(".") or "wav").lower()
+        self.nb_channels, self.nb_samples = nb_channels, 0
+        known = STDOUT_CODECS if self.stdout else {**SOUNDFILE_CODECS, **FFMPEG_CODECS}
+        if self.codec not in known:
+            raise AdvsepError(f"{path}: unknown audio codec {self.codec!r} (supported: {', '.join(sorted(known))})")
+        self.clip = self.codec != "wav"  # see SoundfileAudioAdapter.save
+        self.file = self.process = self.temporary = None
+        if not self.stdout:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise AdvsepError(f"{path}: cannot write audio ({error})") from error
+            remove_stale_temporaries(str(self.path.parent), self.path.name)
+            self.temporary = temporary_path(str(self.path))
+        if self.stdout or self.codec in FFMPEG_CODECS:
+            if not _have_ffmpeg():
+                raise AdvsepError(f"{path}: writing {self.codec} {'to standard output ' if self.stdout else ''}needs ffmpeg on PATH")
+            muxer, encoder = STDOUT_CODECS[self.codec] if self.stdout else FFMPEG_CODECS[self.codec]
+            target = "pipe:1" if self.stdout else self.temporary
+            self.process = subprocess.Popen(
+                ["ffmpeg", "-nostdin" if not self.stdout else "-hide_banner", "-v", "error", "-y",
+                 "-f", "f32le", "-ar", str(int(sample_rate)), "-ac", str(nb_channels), "-i", "pipe:0",
+                 "-c:a", encoder, "-f", muxer, target],
+                stdin=subprocess.PIPE, stdout=None if self.stdout else subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+        else:
+            file_format, subtype = SOUNDFILE_CODECS[self.codec]
+            try:
+                self.file = sf.SoundFile(self.temporary, "w", int(sample_rate), nb_channels, subtype, format=file_format)
+            except (RuntimeError, OSError) as error:
+                raise AdvsepError(f"{path}: cannot write audio ({error})") from error
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
+        if block.shape[1] != self.nb_channels:
+            raise AdvsepError(f"{self.path}: a block of {block.shape[1]} channels for a {self.nb_channels}-channel file")
+        if self.clip:
+            block = np.clip(block, -1.0, 1.0)
+        self.nb_samples += len(block)
+        try:
+            if self.file is not None:
+                self.file.write(block)
+            else:
+                self.process.stdin.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+        except (RuntimeError, OSError) as error:
+            raise AdvsepError(f"{self.path}: cannot write audio ({error})") from error
+
+    def _commit(self) -> None:
+        if self.nb_samples == 0:
+            self._abort()
+            raise AdvsepError(f"{self.path}: refusing to write audio with no samples")
+        if self.file is not None:
+            self.file.close()
+        else:
+            self.process.stdin.close()
+            stderr = self.process.stderr.read().decode("utf-8", "replace")
+            if self.process.wait() != 0:
+                self._abort()
+                raise AdvsepError(f"{self.path}: cannot write audio (ffmpeg: {_first_line(stderr)})")
+        if self.temporary is not None:
+            os.replace(self.temporary, self.path)
+
+    def _abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.temporary is not None and os.path.exists(self.temporary):
+            os.remove(self.temporary)
+
+
 def resample(data: np.ndarray, sample_rate: int, target_sample_rate: int) -> np.ndarray:
     """Resamples `(nb_samples, nb_channels)` along the sample axis; returns float32.
 
@@ -303,7 +595,8 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
     return None
 
 
-def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
+def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int]:
+    """(nb_channels, sample_rate) of audio stream `stream`, by ffprobe."""
     probe = subprocess.run(
         [
             *f"ffprobe -v error -select_streams a:{stream} -of json".split(),
@@ -324,6 +617,11 @@ def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
     sample_rate = int(streams[0].get("sample_rate") or 0)
     if nb_channels <= 0 or sample_rate <= 0:
         raise AdvsepError(f"{path}: cannot read the channel count and sample rate")
+    return nb_channels, sample_rate
+
+
+def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
+    nb_channels, sample_rate = _probe_with_ffmpeg(path, stream)
 
     # Naming -ac and -ar pins the output layout to what the reshape below assumes.
     decoded = subprocess.run(

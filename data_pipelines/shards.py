@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from advsep_tf import spectral
+from advsep_tf import transforms
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
 
@@ -61,7 +61,7 @@ def sha256_of(path: str) -> str:
 def _waveform_levels_db(waveform: np.ndarray, config: Config, nb_patches: int) -> np.ndarray:
     """RMS level (dBFS) of the samples each training patch covers, for the silence threshold."""
     spec = config.spectrogram
-    pad = spec.n_fft - spec.n_hop
+    pad = transforms.edge_padding(spec.n_fft, spec.n_hop)
     padded = np.pad(waveform, (pad, pad + spec.nb_frames * spec.n_hop + spec.n_fft))
     span = (spec.nb_frames - 1) * spec.n_hop + spec.n_fft
     levels = np.empty(nb_patches, np.float32)
@@ -80,9 +80,9 @@ def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str])
     """
     spec = config.spectrogram
     waveforms = np.stack([audio[k] for k in keys])
-    spectrum = spectral.stft(waveforms, spec.n_fft, spec.n_hop)
-    log_spectrum = spectral.log_magnitude(spectrum, spec.nb_bins)
-    patches = spectral.to_patches(log_spectrum, spec.nb_frames, spec.patch_hop)  # (c*n, F, T, 1)
+    spectrum = transforms.stft(waveforms, spec.n_fft, spec.n_hop)
+    log_spectrum = transforms.log_magnitude(spectrum, spec.nb_bins)
+    patches = transforms.to_patches(log_spectrum, spec.nb_frames, spec.patch_hop)  # (c*n, F, T, 1)
     nb_channels = len(keys)
     patches = tf.reshape(patches, [nb_channels, -1, spec.nb_bins, spec.nb_frames])
     patches = tf.transpose(patches, [1, 2, 3, 0]).numpy()

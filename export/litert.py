@@ -6,7 +6,7 @@ waveform in, waveforms out (signature "separate"; see `litert_runner` for the co
     waveform (segment_samples,) float32, valid_samples () int32 -> {source: (segment_samples,)}
 
 LiteRT's built-in ops have no inverse FFT and no complex arithmetic, so the graph uses the
-"dft_matmul" STFT backend of `advsep_tf.spectral` (a DFT as a matrix product, real and imaginary
+"dft_matmul" STFT backend of `advsep_tf.transforms` (a DFT as a matrix product, real and imaginary
 parts apart); the rest (log1p, patching, the U-Net, cross-fading, phase, overlap-add) is plain
 float32 arithmetic. Patches beyond `valid_samples` get no weight, so the last segment of a song
 is separated exactly as the whole song would be. `litert_runner.LiteRTSeparator` (numpy and
@@ -56,9 +56,11 @@ PROBE_MIN_SECONDS = 2.5
 def segment_samples_for(config: Config, segment_seconds: float | None = None) -> int:
     """The segment length in samples: `segment_seconds` rounded up to whole half-patch hops
     (default DEFAULT_SEGMENT_HOPS of them), at least the shortest segment that can step."""
+    from advsep_tf import transforms
+
     spec = config.spectrogram
-    quantum = spec.nb_frames // 2 * spec.n_hop
-    shortest = litert_runner.minimum_segment_samples(spec.n_fft, spec.n_hop, spec.nb_frames)
+    quantum = transforms.inference_patch_hop(spec.nb_frames) * spec.n_hop
+    shortest = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
     if segment_seconds is None:
         return max(DEFAULT_SEGMENT_HOPS * quantum, shortest)
     if segment_seconds <= 0:
@@ -73,21 +75,17 @@ def segment_samples_for(config: Config, segment_seconds: float | None = None) ->
 
 
 def segment_function(estimate_patches, config: Config, segment_samples: int):
-    """The tf.function that the `.tflite` file holds (static shapes, LiteRT built-in ops only).
+    """The tf.function that the `.tflite` file holds: `advsep_tf.separate.separate_segment` on one
+    mono segment, with the "dft_matmul" STFT and static shapes (LiteRT built-in ops only).
 
     `estimate_patches`: (nb_patches, nb_bins, nb_frames, 1) -> (nb_patches, nb_bins, nb_frames, nb_stems).
     """
     import tensorflow as tf
 
-    from advsep_tf import spectral
+    from advsep_tf import transforms
+    from advsep_tf.separate import separate_segment
 
-    spec = config.spectrogram
-    n_fft, n_hop, nb_frames, nb_bins = spec.n_fft, spec.n_hop, spec.nb_frames, spec.nb_bins
-    patch_hop = nb_frames // 2
-    layout = litert_runner.segment_layout(n_fft, n_hop, nb_frames, segment_samples)
-    total_frames, nb_patches = layout["frames"], layout["patches"]
-    window = spectral.crossfade_window(nb_frames, patch_hop)
-    pad = n_fft - n_hop
+    stft = transforms.STFT.from_config(config.spectrogram, backend="dft_matmul")
 
     @tf.function(
         input_signature=[
@@ -96,24 +94,18 @@ def segment_function(estimate_patches, config: Config, segment_samples: int):
         ]
     )
     def separate(waveform, valid_samples):
-        valid = tf.clip_by_value(valid_samples, 1, segment_samples)
-        keep = tf.cast(tf.range(segment_samples) < valid, tf.float32)
-        real, imag = spectral.stft_parts((waveform * keep)[tf.newaxis], n_fft, n_hop, "dft_matmul")  # (1, T, n_freqs)
-        log_spectrum = spectral.log_magnitude_dft(real, imag, nb_bins)  # (1, nb_bins, T)
-        patches = spectral.to_patches(log_spectrum, nb_frames, patch_hop)  # (P, nb_bins, nb_frames, 1)
-        estimates = estimate_patches(patches)  # (P, nb_bins, nb_frames, K)
-        # Patches the whole song would not have (past valid_samples) get no weight.
-        valid_frames = tf.maximum(1, (valid + 2 * pad - n_fft + n_hop - 1) // n_hop + 1)
-        valid_patches = (tf.maximum(0, valid_frames - nb_frames) + patch_hop - 1) // patch_hop + 1
-        weights = tf.constant(window)[tf.newaxis] * tf.cast(tf.range(nb_patches) < valid_patches, tf.float32)[:, tf.newaxis]
-        weighted = tf.transpose(estimates, [3, 1, 0, 2]) * weights  # (K, nb_bins, P, nb_frames)
-        summed = tf.signal.overlap_and_add(weighted, patch_hop)[..., :total_frames]  # (K, nb_bins, T)
-        norm = tf.signal.overlap_and_add(weights, patch_hop)[:total_frames]
-        log_estimates = summed / tf.maximum(norm, 1e-12)
-        waveforms = spectral.reconstruct_dft(log_estimates[tf.newaxis], real, imag, n_fft, n_hop, segment_samples)
+        waveforms = separate_segment(estimate_patches, waveform[tf.newaxis], valid_samples, config, stft)
         return {source: waveforms[0, k] for k, source in enumerate(config.sources)}
 
     return separate
+
+
+def _layout(config: Config, segment_samples: int) -> dict:
+    """Where the runner keeps each segment's output (`transforms.model_segment_layout`)."""
+    from advsep_tf import transforms
+
+    spec = config.spectrogram
+    return transforms.model_segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, segment_samples).to_dict()
 
 
 def is_litert_export(path: str) -> bool:
@@ -189,6 +181,7 @@ def export_litert(
                 "sources": list(config.sources),
                 "sample_rate": config.audio.sample_rate,
                 "segment_samples": segment_samples,
+                "layout": _layout(config, segment_samples),
                 "quantize": quantize,
                 "signature": litert_runner.SIGNATURE,
             }
@@ -297,8 +290,7 @@ def _verify(path: str, final_path: str, estimate_patches, config: Config, quanti
     rate = config.audio.sample_rate
     seconds = max(PROBE_MIN_SECONDS, PROBE_SEGMENTS * runner.segment_samples / rate)
     mixture, truth = verification.probe(config.sources, rate, seconds)
-    # The whole probe in one graph (no 30 s segments): what the LiteRT segments must reproduce.
-    reference = Separator(estimate_patches, config, segment_seconds=seconds + 1)
+    reference = Separator(estimate_patches, config)
     result = verification.compare(reference.separate(mixture, rate), runner.separate(mixture), truth)
     if quantize == "none":
         verification.judge(final_path, result, max_abs=FLOAT32_TOLERANCE)

@@ -17,11 +17,12 @@ cross-faded patches, the mixture's phase, inverse STFT and overlap-add, built-in
 
 `LiteRTSeparator` cuts a song into segments that start on the model's patch grid and overlap by
 the model's context, keeps from each segment the samples that saw all their context, and joins
-the kept parts (see `segment_layout`). The result equals separating the whole song in one
+the kept parts (the layout, computed at export by `advsep_tf.transforms.model_segment_layout`,
+travels in the metadata). The result equals separating the whole song in one
 graph, as `advsep_tf.separate.Separator` does, up to float round-off (float32 model).
 
 The configuration travels inside the `.tflite` file as the flatbuffer metadata entry
-"advsep_tf" (JSON: config, segment length, sources, quantisation, version).
+"advsep_tf" (JSON: config, segment length and layout, sources, quantisation, version).
 """
 
 from __future__ import annotations
@@ -36,64 +37,13 @@ METADATA_NAME = "advsep_tf"
 SIGNATURE = "separate"
 
 
-def _frames(nb_samples: int, n_fft: int, n_hop: int) -> int:
-    """STFT frames of `nb_samples` with advsep-tf's edge padding (n_fft - n_hop on each side)."""
-    pad = n_fft - n_hop
-    return max(1, -(-(nb_samples + 2 * pad - n_fft) // n_hop) + 1)
-
-
-def _patches(nb_frames_total: int, nb_frames: int, patch_hop: int) -> int:
-    return -(-max(0, nb_frames_total - nb_frames) // patch_hop) + 1
-
-
-def segment_layout(n_fft: int, n_hop: int, nb_frames: int, segment_samples: int) -> dict:
-    """Where a segment's output equals the whole-song separation, and how far segments step.
-
-    Segments start on multiples of `patch_hop_samples` (half a patch, in samples), so their STFT
-    frames and patches are the whole song's. A sample's output depends on the STFT frames that
-    cover it, the patches that cover those frames, and the samples those patches cover; near a
-    segment's edges some of that lies outside the segment. Samples in
-    [left_margin, segment_samples - right_margin) saw all of it (a song's own start and end are
-    padded alike in both, so there no margin is needed). `step` is the largest multiple of
-    `patch_hop_samples` that lets consecutive segments' exact regions meet.
-    """
-    patch_hop = nb_frames // 2
-    quantum = patch_hop * n_hop
-    if segment_samples % quantum:
-        raise ValueError(f"segment_samples ({segment_samples}) must be a multiple of {quantum} (half a patch)")
-    # Left: frames before t0 reach before the segment; patches before p0 hold such frames.
-    t0 = -(-n_fft // n_hop) - 1
-    p0 = -(-t0 // patch_hop)
-    left = (nb_frames + (p0 - 1) * patch_hop) * n_hop if p0 > 0 else 0
-    # Right: frames after `last` reach past the segment; patches after p1 hold such frames.
-    last = segment_samples // n_hop - 1
-    p1 = (last - nb_frames + 1) // patch_hop
-    exact_end = ((p1 + 1) * patch_hop + 1) * n_hop - n_fft
-    right = segment_samples - exact_end
-    step = (segment_samples - left - right) // quantum * quantum
-    return {
-        "segment_samples": segment_samples,
-        "patch_hop_samples": quantum,
-        "left_margin": left,
-        "right_margin": right,
-        "step": step,
-        "frames": _frames(segment_samples, n_fft, n_hop),
-        "patches": _patches(_frames(segment_samples, n_fft, n_hop), nb_frames, patch_hop),
-    }
-
-
-def minimum_segment_samples(n_fft: int, n_hop: int, nb_frames: int) -> int:
-    """The shortest segment (a multiple of half a patch) whose step is at least half a patch."""
-    quantum = nb_frames // 2 * n_hop
-    samples = quantum
-    while segment_layout(n_fft, n_hop, nb_frames, samples)["step"] < quantum:
-        samples += quantum
-    return samples
-
-
 def plan_segments(nb_samples: int, layout: dict) -> list[tuple[int, int, int]]:
     """[(start, keep_from, keep_to)] in song samples: run a segment at `start`, keep its output on
-    [keep_from, keep_to). The kept ranges tile [0, nb_samples)."""
+    [keep_from, keep_to). The kept ranges tile [0, nb_samples).
+
+    A copy of `advsep_tf.transforms.plan_segments` (this file runs without advsep_tf); the
+    layout itself is computed once, at export, and read from the model's metadata.
+    """
     size, step, left = layout["segment_samples"], layout["step"], layout["left_margin"]
     starts = [0]
     while starts[-1] + size < nb_samples:
@@ -133,10 +83,11 @@ class LiteRTSeparator:
         self.model_path = model_path
         self.metadata = read_metadata(model_path)
         config = self.metadata["config"]
-        spec = config["spectrogram"]
+        if "layout" not in self.metadata:
+            raise ValueError(f"{model_path}: written by an older advsep-tf (no segment layout); export it again")
         self.sources = list(config["sources"])
         self.sample_rate = int(config["audio"]["sample_rate"])
-        self.layout = segment_layout(spec["n_fft"], spec["n_hop"], spec["nb_frames"], self.metadata["segment_samples"])
+        self.layout = self.metadata["layout"]
         self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
         self._run = self.interpreter.get_signature_runner(SIGNATURE)
 

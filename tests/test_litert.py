@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advsep_tf import spectral
+from advsep_tf import transforms
 from advsep_tf.cli import common
 from advsep_tf.cli.export import main as export_main
 from advsep_tf.export import litert, litert_runner, verification
@@ -45,47 +45,33 @@ def _signal(n, seed=0):
 @pytest.mark.parametrize("length", [1000, 8192, 12345])
 def test_dft_matmul_stft_and_istft_match_tf_signal(n_fft, n_hop, length):
     x = _signal(length, seed=length)[None]
-    reference = spectral.stft(x, n_fft, n_hop).numpy()
-    real, imag = spectral.stft_dft(x, n_fft, n_hop)
+    reference = transforms.stft(x, n_fft, n_hop).numpy()
+    real, imag = transforms.stft_dft(x, n_fft, n_hop)
     assert real.shape == imag.shape == reference.shape
     scale = np.abs(reference).max()
     np.testing.assert_allclose(real.numpy(), reference.real, atol=2e-6 * scale)
     np.testing.assert_allclose(imag.numpy(), reference.imag, atol=2e-6 * scale)
     # The inverse of either backend's spectrum gives the signal back, and the two inverses agree.
-    y = spectral.istft_dft(real, imag, n_fft, n_hop, length).numpy()
+    y = transforms.istft_dft(real, imag, n_fft, n_hop, length).numpy()
     assert y.shape == x.shape
     assert np.linalg.norm(y - x) / np.linalg.norm(x) < 1e-5
-    y_tf = spectral.istft(tf.constant(reference), n_fft, n_hop, length).numpy()
+    y_tf = transforms.istft(tf.constant(reference), n_fft, n_hop, length).numpy()
     np.testing.assert_allclose(y, y_tf, atol=1e-5)
-
-
-@pytest.mark.parametrize("backend", spectral.STFT_BACKENDS)
-@pytest.mark.parametrize("n_fft, n_hop", [(256, 128), (64, 32)])
-def test_each_stft_backend_reconstructs_the_signal(backend, n_fft, n_hop):
-    x = _signal(7000, seed=n_fft)[None]
-    real, imag = spectral.stft_parts(x, n_fft, n_hop, backend)
-    y = spectral.istft_parts(real, imag, n_fft, n_hop, x.shape[1], backend).numpy()
-    assert np.linalg.norm(y - x) / np.linalg.norm(x) < 1e-5
-    other = "tf_signal" if backend == "dft_matmul" else "dft_matmul"
-    real_other, imag_other = spectral.stft_parts(x, n_fft, n_hop, other)
-    np.testing.assert_allclose(real.numpy(), real_other.numpy(), atol=1e-4)
-    np.testing.assert_allclose(imag.numpy(), imag_other.numpy(), atol=1e-4)
-    with pytest.raises(ValueError, match="backend"):
-        spectral.stft_parts(x, n_fft, n_hop, "fftw")
 
 
 def test_dft_matmul_reconstruct_matches_tf_signal_path():
     n_fft, n_hop, nb_bins = 256, 128, 128
     x = _signal(9000)[None]
-    spectrum = spectral.stft(x, n_fft, n_hop)
-    real, imag = spectral.stft_dft(x, n_fft, n_hop)
-    log_tf = spectral.log_magnitude(spectrum, nb_bins)
-    log_dft = spectral.log_magnitude_dft(real, imag, nb_bins)
+    fft, dft = transforms.STFT(n_fft, n_hop, "tf_signal"), transforms.STFT(n_fft, n_hop, "dft_matmul")
+    real_tf, imag_tf = fft.forward(x)
+    real, imag = dft.forward(x)
+    log_tf = fft.log_magnitude(real_tf, imag_tf, nb_bins)
+    log_dft = dft.log_magnitude(real, imag, nb_bins)
     np.testing.assert_allclose(log_dft.numpy(), log_tf.numpy(), atol=1e-5)
     # Two "stems": the mixture's own magnitudes (gives the band-limited signal back) and half of them.
     estimates = tf.stack([log_tf, tf.math.log1p(0.5 * tf.math.expm1(log_tf))], axis=1)
-    y_tf = spectral.reconstruct(estimates, spectrum, n_fft, n_hop, x.shape[1]).numpy()
-    y_dft = spectral.reconstruct_dft(estimates, real, imag, n_fft, n_hop, x.shape[1]).numpy()
+    y_tf = fft.reconstruct(estimates, real_tf, imag_tf, x.shape[1]).numpy()
+    y_dft = dft.reconstruct(estimates, real, imag, x.shape[1]).numpy()
     assert y_dft.shape == (1, 2, x.shape[1])
     np.testing.assert_allclose(y_dft, y_tf, atol=1e-5)
     assert np.linalg.norm(y_dft[0, 0] - x[0]) / np.linalg.norm(x) < 2e-2  # only the Nyquist bin is missing
@@ -94,10 +80,11 @@ def test_dft_matmul_reconstruct_matches_tf_signal_path():
 def test_dft_matmul_phase_of_silence_is_angle_zero_like_tf_math_angle():
     n_fft, n_hop = 64, 32
     silence = tf.zeros([1, 640])
-    real, imag = spectral.stft_dft(silence, n_fft, n_hop)
+    fft, dft = transforms.STFT(n_fft, n_hop, "tf_signal"), transforms.STFT(n_fft, n_hop, "dft_matmul")
+    real, imag = dft.forward(silence)
     estimates = tf.ones([1, 1, 32, real.shape[1]])  # magnitude e - 1 everywhere, on a silent mixture
-    y_tf = spectral.reconstruct(estimates, spectral.stft(silence, n_fft, n_hop), n_fft, n_hop, 640).numpy()
-    y_dft = spectral.reconstruct_dft(estimates, real, imag, n_fft, n_hop, 640).numpy()
+    y_tf = fft.reconstruct(estimates, *fft.forward(silence), 640).numpy()
+    y_dft = dft.reconstruct(estimates, real, imag, 640).numpy()
     assert np.all(np.isfinite(y_dft))
     np.testing.assert_allclose(y_dft, y_tf, atol=1e-5)
 
@@ -125,16 +112,15 @@ def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment)
 
     size = litert.segment_samples_for(config)
     if segment == "shortest":
-        size = litert_runner.minimum_segment_samples(spec.n_fft, spec.n_hop, spec.nb_frames)
-    layout = litert_runner.segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, size)
+        size = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
+    layout = transforms.model_segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, size)
     run_segment = litert.segment_function(estimate, config, size)
     for length in (700, size, 3 * size + 77):
         song, _ = verification.probe(config.sources, rate, length / rate)
         whole = separate_waveforms(estimate, tf.constant(song[None]), config, 16).numpy()[0]
         chunked = np.zeros_like(whole)
-        plan = litert_runner.plan_segments(length, layout)
-        assert plan[0][1] == 0 and plan[-1][2] == length
-        assert all(a[2] == b[1] for a, b in zip(plan, plan[1:]))  # kept ranges tile the song
+        plan = litert_runner.plan_segments(length, layout.to_dict())
+        assert plan == transforms.plan_segments(length, layout)  # the runner's copy walks alike
         for start, keep_from, keep_to in plan:
             part = np.zeros(size, np.float32)
             piece = song[start : start + size]
@@ -143,13 +129,6 @@ def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment)
             estimates = np.stack([out[s].numpy() for s in config.sources])
             chunked[:, keep_from:keep_to] = estimates[:, keep_from - start : keep_to - start]
         np.testing.assert_allclose(chunked, whole, atol=1e-5, err_msg=f"length {length}")
-
-
-def test_segment_layout_needs_a_whole_number_of_half_patches():
-    with pytest.raises(ValueError, match="multiple of 256"):
-        litert_runner.segment_layout(64, 32, 16, 1000)
-    layout = litert_runner.segment_layout(64, 32, 16, litert_runner.minimum_segment_samples(64, 32, 16))
-    assert layout["step"] >= layout["patch_hop_samples"]
 
 
 def test_a_segment_shorter_than_the_model_context_is_refused(tiny_run, tmp_path, capsys):

@@ -9,12 +9,16 @@ from advsep_tf.cli import common
 
 def main(argv=None) -> None:
     p = common.parser("advsep-tf-separate", __doc__.splitlines()[0])
-    p.epilog = "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...)"
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, m4a, ...)")
+    p.epilog = ("example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...)\n"
+                "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)")
     p.add_argument("--model", default="pretrained", metavar="RUN_DIR_OR_SAVEDMODEL",
                    help="a run directory, a .keras file, a SavedModel, or 'pretrained' (default: the vocals/"
                         "accompaniment separator shipped with the package)")
-    p.add_argument("--out", required=True, metavar="OUT_DIR")
+    p.add_argument("--out", required=True, metavar="OUT_DIR",
+                   help="folder for the stems; '-' writes the one --stem to standard output (as --codec)")
+    p.add_argument("--stem", metavar="SOURCE", help="with --out -: the source to write")
     p.add_argument("--filename-format", default="{track}/{source}.{codec}", help="default: {track}/{source}.{codec}")
     p.add_argument("--codec", default="wav", choices=["wav", "flac", "ogg", "mp3"],
                    help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy")
@@ -35,10 +39,21 @@ def main(argv=None) -> None:
                 "(placeholders: {track}, {source}, {codec})")
     if len(names) == 1:
         p.error(f"--filename-format {args.filename_format!r}: needs {{source}}, or every stem is written to one file")
+    to_stdout = args.out == "-"
+    if to_stdout and (len(args.inputs) != 1 or not args.stem):
+        p.error("--out - writes one stem of one input to standard output: give one INPUT and --stem SOURCE")
+    if args.stem and not to_stdout:
+        p.error("--stem goes with --out - (a folder gets every stem)")
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.separate import Separator, check_paths, separate_files
     from advsep_tf.train import resolve_model_path
+
+    if to_stdout:
+        separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,
+                                   mask_power=args.mask_power)
+        separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec)
+        return
 
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     separator = Separator.load(

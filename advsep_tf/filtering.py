@@ -1,0 +1,95 @@
+"""From magnitude estimates to stems: ratio masks, the band above the model's, Griffin-Lim.
+
+Masks are computed on the STFT of what they filter, so a masked set of stems sums to the mixture
+it came from (`ratio_masks`). The ideal ratio mask (the oracle) is `mask_mixture` with the true stems;
+`band_masks` uses the model's stems at the input's rate and extends them above the model's band,
+where the model heard nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from advsep_tf import transforms
+
+# Magnitudes this small count as silence: a silent bin's mask is split evenly.
+SILENCE = 1e-10
+
+
+def ratio_masks(magnitudes: tf.Tensor, power: float = 1.0, axis: int = 0) -> tf.Tensor:
+    """|S_k|^p / sum_j |S_j|^p along `axis` (the stems' axis). p = 1: magnitude ratio masks;
+    p = 2: the Wiener filter's gain. Where every stem is silent each gets 1 / nb_stems."""
+    weights = magnitudes**power
+    total = tf.reduce_sum(weights, axis=axis, keepdims=True)
+    nb_stems = tf.cast(tf.shape(magnitudes)[axis], magnitudes.dtype)
+    return tf.where(total <= SILENCE, 1.0 / nb_stems, weights / tf.maximum(total, SILENCE))
+
+
+def band_top_bin(model_rate: int, model_n_fft: int, nb_bins: int, rate: int, n_fft: int) -> int:
+    """The first bin of an n_fft STFT at `rate` above the model's band (nb_bins of model_n_fft at
+    model_rate)."""
+    top = int(np.floor(nb_bins * model_rate / model_n_fft / (rate / n_fft)))
+    return min(top, n_fft // 2)
+
+
+def band_stft(config, rate: int) -> transforms.STFT:
+    """The STFT at `rate` that spans the model's window in time: n_fft the next power of two of
+    the model's n_fft scaled by rate / model rate, the hop in the same ratio."""
+    spec = config.spectrogram
+    n_fft = int(2 ** np.ceil(np.log2(spec.n_fft * rate / config.audio.sample_rate)))
+    return transforms.STFT(n_fft, max(1, int(round(n_fft * spec.n_hop / spec.n_fft))))
+
+
+def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, power: float = 1.0,
+                 band_top: int | None = None) -> tf.Tensor:
+    """Stems from the mixture's STFT masked with `ratio_masks` of the stems' STFT.
+
+    mixture (batch, n) and stems (batch, nb_stems, n) at one rate; returns (batch, nb_stems, n),
+    which sums to the mixture. With `band_top`, the stems are band-limited: above that bin each
+    frame takes the mean mask of the band's top octave. Frame by frame, so it can run on segments
+    (`transforms.frame_segment_layout`).
+    """
+    length = tf.shape(mixture)[-1]
+    nb_stems = stems.shape[1]
+    parts = tf.concat([mixture[:, tf.newaxis], stems], axis=1)  # (b, 1 + K, n)
+    real, imag = stft.forward(tf.reshape(parts, [-1, length]))
+    frames, freqs = tf.shape(real)[1], stft.n_fft // 2 + 1
+    real = tf.reshape(real, [-1, 1 + nb_stems, frames, freqs])
+    imag = tf.reshape(imag, [-1, 1 + nb_stems, frames, freqs])
+    top = freqs if band_top is None else band_top
+    masks = ratio_masks(tf.sqrt(real[:, 1:, :, :top] ** 2 + imag[:, 1:, :, :top] ** 2), power, axis=1)
+    if top < freqs:
+        above = tf.reduce_mean(masks[..., top // 2 : top], axis=-1, keepdims=True)
+        masks = tf.concat([masks, tf.repeat(above, freqs - top, axis=-1)], axis=-1)
+    masked_real, masked_imag = masks * real[:, :1], masks * imag[:, :1]
+    flat = [-1, frames, freqs]
+    waveforms = stft.inverse(tf.reshape(masked_real, flat), tf.reshape(masked_imag, flat), length)
+    return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+def band_masks(mixture: tf.Tensor, stems: tf.Tensor, config, rate: int, power: float = 1.0) -> tf.Tensor:
+    """The model's band-limited stems at the input's `rate` -> full-band stems (`mask_mixture`
+    at `band_stft`, extended above the model's band)."""
+    spec = config.spectrogram
+    stft = band_stft(config, rate)
+    top = band_top_bin(config.audio.sample_rate, spec.n_fft, spec.nb_bins, rate, stft.n_fft)
+    return mask_mixture(mixture, stems, stft, power, band_top=top)
+
+
+def griffin_lim(magnitude: tf.Tensor, stft: transforms.STFT, iterations: int = 32) -> tuple[tf.Tensor, tf.Tensor, int]:
+    """A phase for a (frames, n_fft // 2 + 1) magnitude that has none of its own (Griffin-Lim):
+    returns the (real, imag) spectrum, each (1, frames, n_fft // 2 + 1), and its length in samples."""
+    frames = magnitude.shape[0]
+    length = (frames + 1) * stft.n_hop - stft.n_fft
+    magnitude = tf.convert_to_tensor(magnitude, tf.float32)[tf.newaxis]
+    real, imag = magnitude, tf.zeros_like(magnitude)
+    for _ in range(iterations):
+        rebuilt_real, rebuilt_imag = stft.forward(stft.inverse(real, imag, length))
+        rebuilt_real, rebuilt_imag = rebuilt_real[:, :frames], rebuilt_imag[:, :frames]
+        norm = tf.sqrt(rebuilt_real**2 + rebuilt_imag**2)
+        nonzero = norm > 0
+        safe = tf.where(nonzero, norm, tf.ones_like(norm))
+        real = magnitude * tf.where(nonzero, rebuilt_real / safe, tf.ones_like(norm))
+        imag = magnitude * tf.where(nonzero, rebuilt_imag / safe, tf.zeros_like(norm))
+    return real, imag, length
