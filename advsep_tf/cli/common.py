@@ -1,4 +1,5 @@
-"""Shared front-end plumbing: options every command has, and one error line instead of a traceback.
+"""Shared front-end plumbing: a parser with --verbose, and one error line instead of a traceback.
+The options themselves are defined in `options`.
 
 Exit codes: 0 success, 1 bad input (one line naming the file and the problem), 2 bad usage.
 """
@@ -9,20 +10,17 @@ import argparse
 import sys
 import traceback
 
-
-def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--verbose", action="store_true", help="show tracebacks and TensorFlow's own logging")
-    return p
+from advsep_tf.cli import options
 
 
-def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument(
-        "--config",
-        required=required,
-        metavar="PRESET_OR_FILE",
-        help=f"a preset ({', '.join(_preset_names())}) or a JSON/YAML config file",
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser, with --verbose; an epilog keeps its line breaks."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if epilog and "\n" in epilog else argparse.HelpFormatter,
     )
+    options.add(p, "--verbose")
+    return p
 
 
 def command_line(prog: str, argv=None) -> str:
@@ -30,12 +28,6 @@ def command_line(prog: str, argv=None) -> str:
     import shlex
 
     return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
-
-
-def _preset_names() -> list[str]:
-    from advsep_tf.config import preset_names
-
-    return preset_names()
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
