@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 bad input (one line naming the file and the problem), 2
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import traceback
 
@@ -53,6 +54,11 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def console_script(main):
+    """The function a console script calls: `run(main)`, returning its exit code."""
+    return functools.partial(run, main)
 
 
 def run(main, argv=None) -> int:

@@ -25,9 +25,7 @@ def main(argv=None) -> None:
 
     run_demo(args.out, quick=args.quick, config=load_config(args.config or "demo"), progress=not args.no_progress)
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

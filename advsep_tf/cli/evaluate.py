@@ -161,9 +161,7 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
 
 BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

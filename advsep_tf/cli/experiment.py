@@ -71,9 +71,7 @@ def main(argv=None) -> None:
         command="advsep-tf-experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

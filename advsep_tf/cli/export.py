@@ -73,9 +73,7 @@ def main(argv=None) -> None:
         f"(tolerance: {summary['tolerance']})"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

@@ -112,9 +112,7 @@ def main(argv=None) -> None:
     )
     print(format_summary(manifest, args.out))
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,7 @@ def main(argv=None) -> None:
         f"({summary['x_real_time']}x real time) into {args.out}"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

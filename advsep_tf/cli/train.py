@@ -75,9 +75,7 @@ def main(argv=None) -> None:
         f"model in {summary['run_dir']}/model.keras"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":
