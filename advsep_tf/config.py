@@ -344,15 +344,9 @@ def preset_names() -> list[str]:
 def load_config(preset_or_path: str) -> Config:
     """A preset name (`paper`, `musdb4`, `demo`, `tiny`) or a path to a JSON/YAML config file."""
     if os.path.sep in preset_or_path or preset_or_path.endswith((".json", ".yaml", ".yml")):
-        path = preset_or_path
-        if not os.path.isfile(path):
-            raise AdvsepError(f"{path}: config file not found")
-        try:
-            with open(path) as f:
-                data = _yaml().safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
-        except (ValueError, _yaml().YAMLError) as exc:
-            raise AdvsepError(f"{path}: not a valid config file ({exc.__class__.__name__}: {exc})") from None
-        return Config.from_dict(data, origin=path)
+        from advsep_tf.export.atomic import load_json_or_yaml
+
+        return Config.from_dict(load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path)
     names = preset_names()
     if preset_or_path not in names:
         raise AdvsepError(f"unknown preset '{preset_or_path}' (presets: {', '.join(names)}; or give a .json/.yaml path)")

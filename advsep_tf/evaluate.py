@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import save_figure_atomically, write_atomically
+from advsep_tf.export.atomic import load_json_or_yaml, save_figure_atomically, write_atomically
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 RESULTS_JSON = "results.json"
@@ -314,12 +314,7 @@ def save_result(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
 def load_result(path: str | os.PathLike) -> EvaluationResult:
     """Reads a `results.json` written by `evaluate_folders` or `save_result`."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise AdvsepError(f"{path}: no such evaluation result") from error
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdvsepError(f"{path}: cannot read evaluation result: {error}") from error
+    data = load_json_or_yaml(path, "evaluation result")
     try:
         return EvaluationResult.from_dict(data)
     except AdvsepError as error:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advsep_tf.config import Config
-from advsep_tf.export.atomic import check_output_folder, save_figure_atomically, write_atomically
+from advsep_tf.export.atomic import check_output_folder, load_json_or_yaml, save_figure_atomically, write_atomically
 
 MARKER = "experiment.json"
 MARKER_FORMAT = "advsep-tf-experiment"
@@ -62,7 +62,6 @@ DEFAULT_SCALE = CorpusScale(nb_train=4, nb_valid=2, nb_test=4, nb_unpaired=24, d
 
 def is_experiment_dir(path: str) -> bool:
     """Whether `path` is an experiment's output folder (its marker, written first, is there)."""
-    from advsep_tf.data_pipelines.datasets import load_json_or_yaml
     from advsep_tf.errors import AdvsepError
 
     try:
@@ -209,8 +208,7 @@ def write_test_references(records, out_dir: str, config: Config, sample_rate: in
         folder = os.path.join(out_dir, record.key.replace(":", "_").replace("/", "_"))
         for name in ["mixture", *config.sources]:
             adapter.save(os.path.join(folder, f"{name}.wav"), audio[name][:, None], sample_rate)
-    with open(marker, "w") as f:
-        f.write(f"{len(records)} tracks\n")
+    write_atomically(marker, f"{len(records)} tracks\n")
     return out_dir
 
 
@@ -331,8 +329,7 @@ def run_experiment(
             stage(f"preparing shards from {', '.join(f'{k}={p}' for k, p in datasets)}", start)
             manifest = prepare(config, datasets, shard_dir, split_file=split_file, progress=progress)
             print(format_summary(manifest, shard_dir))
-        with open(os.path.join(shard_dir, "manifest.json")) as f:
-            manifest = json.load(f)
+        manifest = load_json_or_yaml(os.path.join(shard_dir, "manifest.json"), "shard manifest")
         if test_dir is None:
             assignment = assign_roles(all_records(datasets, config), config, load_split(split_file, config))
             if not assignment.get("test"):

@@ -24,7 +24,6 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
 from advsep_tf.evaluate import EvaluationResult, track_mixture
+from advsep_tf.export.atomic import atomic_output, write_atomically
 
 REPORT_HTML = "report.html"
 ASSETS_DIR = "report_files"
@@ -147,10 +147,10 @@ def write_report(
         command = shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
 
     # Built aside and swapped in, so that an interrupted run leaves the previous report whole.
-    building = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{ASSETS_DIR}-"))
-    # mkdtemp makes it private; the page's folder should be as readable as any other output.
-    building.chmod(0o777 & ~_umask())
-    try:
+    assets = out_dir / ASSETS_DIR
+    with atomic_output(str(assets), directory=True, overwrite=True, what="an earlier report's assets") as building:
+        building = Path(building)
+        building.mkdir()
         sections = []
         for index, track in enumerate(
             tqdm(tracks, desc="report", unit="track", disable=not progress, dynamic_ncols=True), start=1
@@ -178,15 +178,8 @@ def write_report(
             excerpt_seconds=excerpt_seconds,
             has_references=references_dir is not None,
         )
-        assets = out_dir / ASSETS_DIR
-        if assets.exists():
-            shutil.rmtree(assets)
-        os.replace(building, assets)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     page_path = out_dir / REPORT_HTML
-    _write_text_atomically(page_path, page)
+    write_atomically(page_path, page)
 
     asset_files = [path for path in assets.rglob("*") if path.is_file()]
     written = WrittenReport(
@@ -780,21 +773,3 @@ def _first_existing(paths) -> Path | None:
         if found is not None:
             return found
     return None
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-        os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -27,13 +27,14 @@ the pipeline's graph (`beam.Create`: about 200 bytes a track, a few MB for 30,00
 runners that limit the graph's size, Dataflow's `--experiments=upload_graph` lifts it.
 
 Nothing half-written reads as complete: shards are written in a staging folder inside the output
-folder (`.beam-staging-<id>/`, each file under a `.tmp-<id>` name renamed when closed); only the
+folder (`.beam-staging-<id>/`, each file under a temporary name renamed when closed); only the
 finalize step, after every shard is written, moves them to their final names next to where
 `manifest.json` goes, and then writes the manifest atomically (a temporary name, then a rename).
 Until then `ShardSet.open` refuses the folder. Every step can be retried by the runner: shard
 files are rewritten whole, and the finalize step accepts shards already moved by an earlier
 attempt when their checksums match. A run does not resume an interrupted one: the driver clears
-the output folder's unfinished shards, journal and staging folders before it starts.
+the output folder's unfinished shards, journal and staging folders before it starts
+(`prepare.clear_out_dir`, as the local path does), and the manifest is `prepare.build_manifest`'s.
 
 Bad input is handled as in the local path. With `on_error="skip"` a track that fails to decode is
 left out of its role and listed in the manifest's "skipped". With `on_error="fail"` the pipeline
@@ -58,8 +59,6 @@ advsep-tf, ...).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -68,19 +67,21 @@ from typing import Iterable, Optional, Sequence
 
 from advsep_tf.config import Config
 from advsep_tf.data_pipelines import shards
-from advsep_tf.data_pipelines.datasets import origin_labels
 from advsep_tf.data_pipelines.prepare import (
     BEAM_ERROR_NOTE,
     BEAM_STAGING_PREFIX,
-    JOURNAL,
     ON_ERROR,
     Job,
+    build_manifest,
     check_out_dir,
+    clear_out_dir,
+    manifest_header,
     plan_preparation,
     process_job,
     sharded_roles,
 )
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import atomic_file, is_url, load_json_or_yaml, remove, sha256_of, write_atomically
 
 _disabled = logging.root.manager.disable
 logging.disable(logging.WARNING)  # apache_beam warns at import that the optional GCP clients are absent
@@ -100,18 +101,6 @@ def _gfile():
     import tensorflow as tf
 
     return tf.io.gfile
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with _gfile().GFile(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
 
 
 # -- the pipeline's steps ---------------------------------------------------------------------------
@@ -189,20 +178,18 @@ class WriteShard(beam.DoFn):
             raise RuntimeError(f"{role} shard {shard}: expected the examples at positions {first}..{last}")
         name = f"{shards.interim_shard_name(role, shard)}-of-{layout[role]['shards']:05d}"
         path = os.path.join(self.staging, name)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with tf.io.TFRecordWriter(tmp) as writer:
+        with atomic_file(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
             for _, data in items:
                 writer.write(data)
-        _gfile().rename(tmp, path, overwrite=True)
-        yield {"role": role, "index": shard, "file": name, "examples": len(items), "sha256": _sha256(path)}
+        yield {"role": role, "index": shard, "file": name, "examples": len(items), "sha256": sha256_of(path)}
 
 
 class Finalize(beam.DoFn):
     """[shard entries] -> the shards moved to their final names and manifest.json, written last."""
 
-    def __init__(self, out_dir: str, staging: str, roles: Sequence[str], header: dict, skipped: list[dict],
-                 on_error: str, started: float):
-        self.out_dir, self.staging, self.roles = out_dir, staging, list(roles)
+    def __init__(self, out_dir: str, staging: str, roles: Sequence[str], config_data: dict, header: dict,
+                 skipped: list[dict], on_error: str, started: float):
+        self.out_dir, self.staging, self.roles, self.config_data = out_dir, staging, list(roles), config_data
         self.header, self.skipped, self.on_error, self.started = header, skipped, on_error, started
 
     def process(self, written: list[dict], layout: dict):
@@ -211,8 +198,8 @@ class Finalize(beam.DoFn):
             for role in self.roles:
                 for job in layout[role]["jobs"]:
                     if job["error"] is not None:
-                        _remove_tree(self.staging)
-                        _write_atomically(os.path.join(self.out_dir, ERROR_NOTE), job["error"])
+                        remove(self.staging)
+                        write_atomically(os.path.join(self.out_dir, ERROR_NOTE), job["error"])
                         raise AdvsepError(job["error"])
         by_role = {r: sorted((w for w in written if w["role"] == r), key=lambda w: w["index"]) for r in self.roles}
         for role in self.roles:
@@ -223,52 +210,29 @@ class Finalize(beam.DoFn):
                 staged = os.path.join(self.staging, entry["file"])
                 if gfile.exists(staged):
                     gfile.rename(staged, final, overwrite=True)
-                elif not (gfile.exists(final) and _sha256(final) == entry["sha256"]):  # moved by an earlier attempt?
+                elif not (gfile.exists(final) and sha256_of(final) == entry["sha256"]):  # moved by an earlier attempt?
                     raise RuntimeError(f"{staged}: written shard is gone")
 
-        manifest = shards.new_manifest(Config.from_dict(self.header["config"]))
-        manifest.update({k: v for k, v in self.header.items() if k != "config"})
-        skipped = list(self.skipped)
+        done = {}
         for role in self.roles:
             jobs = layout[role]["jobs"]
-            failed = [j for j in jobs if j["error"] is not None]
-            role_skipped = [{"file": j["file"], "track": j["track"], "role": role, "reason": j["error"]}
-                            for j in failed]
-            dropped = {entry["track"] for entry in role_skipped}
-            skipped += role_skipped
             seconds, silent = 0.0, 0
             for j in jobs:  # in job order, as the local path adds them
                 if j["error"] is None:
                     seconds += j["seconds"]
                     silent += j["silent"]
-            final = [{k: w[k] for k in ("file", "examples", "sha256")} for w in by_role[role]]
-            manifest["roles"][role] = {
-                "examples": sum(s["examples"] for s in final),
-                "shards": final,
-                "tracks": [j["track"] for j in jobs if j["track"] not in dropped],
-                "seconds": round(seconds, 3),
-                "silent_patches_dropped": silent,
+            done[role] = {
+                "shards": [{k: w[k] for k in ("file", "examples", "sha256")} for w in by_role[role]],
+                "tracks": [j["track"] for j in jobs],
+                "skipped": [{"file": j["file"], "track": j["track"], "role": role, "reason": j["error"]}
+                            for j in jobs if j["error"] is not None],
+                "seconds": seconds,
+                "silent": silent,
             }
-        manifest["skipped"] = skipped
-        manifest["resumed_shards"] = 0
-        manifest["seconds_elapsed"] = round(time.time() - self.started, 2)
-        _write_atomically(os.path.join(self.out_dir, shards.MANIFEST), json.dumps(manifest, indent=2))
-        _remove_tree(self.staging)
+        manifest = build_manifest(Config.from_dict(self.config_data), self.header, done, self.skipped, 0, self.started)
+        shards.write_manifest(self.out_dir, manifest)
+        remove(self.staging)
         yield manifest
-
-
-def _write_atomically(path: str, text: str) -> None:
-    gfile = _gfile()
-    tmp = f"{path}.tmp"
-    with gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    gfile.rename(tmp, path, overwrite=True)
-
-
-def _remove_tree(path: str) -> None:
-    gfile = _gfile()
-    if gfile.exists(path):
-        gfile.rmtree(path)
 
 
 def build_pipeline(
@@ -305,29 +269,12 @@ def build_pipeline(
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShard(staging, examples_per_shard), side)
     )
-    finalize = Finalize(out_dir, staging, roles, header, skipped, on_error, time.time() if started is None else started)
+    finalize = Finalize(out_dir, staging, roles, config.to_dict(), header, skipped, on_error,
+                        time.time() if started is None else started)
     return written | "CollectShards" >> beam.combiners.ToList() | "Finalize" >> beam.ParDo(finalize, side)
 
 
 # -- the driver ------------------------------------------------------------------------------------
-
-
-def _clear_out_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuse (or, with `overwrite`, unmake) a finished shard set; remove what unfinished runs left."""
-    gfile = _gfile()
-    gfile.makedirs(out_dir)
-    manifest = os.path.join(out_dir, shards.MANIFEST)
-    if gfile.exists(manifest):
-        if not overwrite:
-            raise AdvsepError(f"{out_dir}: already holds a prepared shard set (pass --overwrite to replace it)")
-        gfile.remove(manifest)  # first: from here on the folder is not a shard set
-    for name in gfile.listdir(out_dir):
-        name = name.rstrip("/")
-        path = os.path.join(out_dir, name)
-        if name.startswith(STAGING_PREFIX):
-            _remove_tree(path)
-        elif ".tfrecord-" in name or name in (JOURNAL, JOURNAL + ".tmp", shards.MANIFEST + ".tmp", ERROR_NOTE):
-            gfile.remove(path)
 
 
 def pipeline_runner(runner: str):
@@ -365,23 +312,18 @@ def prepare_beam(
     if on_error not in ON_ERROR:
         raise AdvsepError(f"--on-error {on_error}: expected one of {', '.join(ON_ERROR)}")
     # Workers see the files by the same absolute paths.
-    datasets = [(kind, path if _is_url(path) else os.path.abspath(path)) for kind, path in datasets]
-    out_dir = out_dir if _is_url(out_dir) else os.path.abspath(out_dir)
-    if not _is_url(out_dir):
+    datasets = [(kind, path if is_url(path) else os.path.abspath(path)) for kind, path in datasets]
+    out_dir = out_dir if is_url(out_dir) else os.path.abspath(out_dir)
+    if not is_url(out_dir):
         check_out_dir(out_dir, overwrite, datasets, split_file)
     plan = plan_preparation(config, datasets, split_file, on_error)
     roles = [r for r in sharded_roles(config) if plan.jobs.get(r)]
     if not roles:
         raise AdvsepError(f"{', '.join(p for _, p in datasets)}: no tracks to prepare")
-    _clear_out_dir(out_dir, overwrite)
+    clear_out_dir(out_dir, overwrite, resume=False)
     staging = os.path.join(out_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
     _gfile().makedirs(staging)
-    header = {
-        "config": config.to_dict(),
-        "datasets": [{"kind": k, "path": p, "origin": o} for (k, p), o in zip(datasets, origin_labels(datasets))],
-        "split": os.path.abspath(split_file) if split_file else None,
-        "test_tracks": plan.test_tracks,
-    }
+    header = manifest_header(datasets, split_file, plan.test_tracks)
     options = PipelineOptions(list(pipeline_args))
     pipeline = beam.Pipeline(runner=pipeline_runner(runner), options=options)
     build_pipeline(pipeline, config, {r: plan.jobs[r] for r in roles}, out_dir, staging, header, plan.skipped,
@@ -392,7 +334,7 @@ def prepare_beam(
     try:
         state = pipeline.run().wait_until_finish()
     except Exception as exc:
-        _remove_tree(staging)  # the pipeline is over: what it staged will never be finalized
+        remove(staging)  # the pipeline is over: what it staged will never be finalized
         message = _take_note(note)
         if message is not None:
             raise AdvsepError(message) from None
@@ -406,8 +348,7 @@ def prepare_beam(
     manifest_path = os.path.join(out_dir, shards.MANIFEST)
     if state not in (None, "DONE") or not _gfile().exists(manifest_path):
         raise AdvsepError(f"the Beam pipeline ended {state} on {runner} without writing {manifest_path}")
-    with _gfile().GFile(manifest_path) as f:
-        return json.load(f)
+    return load_json_or_yaml(manifest_path, "shard manifest")
 
 
 class _QuietAdvsepErrors(logging.Filter):

@@ -29,7 +29,6 @@ Kinds (`--dataset KIND=PATH` of advsep-tf-prepare):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -39,6 +38,7 @@ import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import load_json_or_yaml
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff")
 PAIRED_ROLES = ("train", "valid")
@@ -495,8 +495,6 @@ def medleydb_stem_of(instrument) -> str:
 
 
 def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
-    import yaml
-
     track_dir = os.path.join(root, "Audio", track)
     candidates = [os.path.join(track_dir, f"{track}_METADATA.yaml"), os.path.join(root, "Metadata", f"{track}_METADATA.yaml")]
     record = TrackRecord(track, origin, POOL, kind="medleydb", folder=track_dir, partition=BASE_STEMS)
@@ -505,13 +503,13 @@ def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
         record.problem = f"{candidates[0]}: missing MedleyDB metadata of track {record.key}"
         return record
     try:
-        with open(metadata_path) as f:
-            metadata = yaml.safe_load(f)
-        entries = metadata.get("stems") or {}
-        if not isinstance(entries, dict):
-            raise ValueError("'stems' is not a mapping")
-    except Exception as exc:  # noqa: BLE001 - any parse error is the corpus's file
-        record.problem = f"{metadata_path}: not a valid MedleyDB metadata file ({exc})"
+        metadata = load_json_or_yaml(metadata_path, "MedleyDB metadata file")
+    except AdvsepError as exc:
+        record.problem = str(exc)
+        return record
+    entries = (metadata.get("stems") or {}) if isinstance(metadata, dict) else None
+    if not isinstance(entries, dict):
+        record.problem = f"{metadata_path}: not a valid MedleyDB metadata file ('stems' is not a mapping)"
         return record
     mix = os.path.join(track_dir, metadata.get("mix_filename") or f"{track}_MIX.wav")
     stem_dir = os.path.join(track_dir, metadata.get("stem_dir") or f"{track}_STEMS")
@@ -763,17 +761,3 @@ def parse_dataset_arg(text: str) -> tuple[str, str]:
         raise AdvsepError(f"--dataset {text}: expected KIND=PATH, e.g. paired=/data/tracks")
     kind, path = text.split("=", 1)
     return kind.strip(), os.path.expanduser(path.strip())
-
-
-def load_json_or_yaml(path: str, what: str):
-    if not os.path.isfile(path):
-        raise AdvsepError(f"{path}: {what} not found")
-    try:
-        with open(path) as f:
-            if path.endswith((".yaml", ".yml")):
-                import yaml
-
-                return yaml.safe_load(f)
-            return json.load(f)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise AdvsepError(f"{path}: not a valid {what} ({exc})") from None

@@ -49,7 +49,14 @@ from advsep_tf.data_pipelines.datasets import (
 )
 from advsep_tf.data_pipelines.splits import UNUSED, assign_roles, load_split, role_order, write_split
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import check_output_folder, refuse_protected, write_atomically
+from advsep_tf.export.atomic import (
+    check_output_folder,
+    is_url,
+    load_json_or_yaml,
+    refuse_protected,
+    sha256_of,
+    write_atomically,
+)
 
 JOURNAL = "prepare-journal.json"
 JOURNAL_FORMAT = "advsep-tf-prepare-journal"
@@ -267,34 +274,17 @@ def _fingerprint(config: Config, plan: Plan, examples_per_shard: int, on_error: 
 
 
 def _shard_files(out_dir: str) -> list[str]:
-    return sorted(n for n in os.listdir(out_dir) if ".tfrecord-" in n and not n.endswith(".tmp"))
+    return sorted(n for n in os.listdir(out_dir) if _SHARD_NAME.match(n))
 
 
 def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Journal, int]:
     """Clear or resume `out_dir`; the journal to continue and the number of shards kept."""
-    os.makedirs(out_dir, exist_ok=True)
-    manifest = os.path.join(out_dir, shards.MANIFEST)
-    journal_path = os.path.join(out_dir, JOURNAL)
-    start_clean = overwrite
-    if os.path.isfile(manifest):
-        if not overwrite:
-            raise AdvsepError(f"{out_dir}: already holds a prepared shard set (pass --overwrite to replace it)")
-        os.remove(manifest)
-    for name in os.listdir(out_dir):
-        path = os.path.join(out_dir, name)
-        if name.endswith(".tmp") and (".tfrecord-" in name or name.startswith((shards.MANIFEST, JOURNAL))):
-            os.remove(path)  # half-written: never complete
-            continue
-        match = _SHARD_NAME.match(name)
-        if match and match.group("interim") != name:
-            os.replace(path, os.path.join(out_dir, match.group("interim")))  # a finalization cut short
-
+    clear_out_dir(out_dir, overwrite, resume=not overwrite)
     data = None
-    if not start_clean and os.path.isfile(journal_path):
+    if not overwrite:
         try:
-            with open(journal_path) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
+            data = load_json_or_yaml(os.path.join(out_dir, JOURNAL), "preparation journal")
+        except AdvsepError:  # none, or cut short before the atomic writes: start clean
             data = None
         if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT or data.get("fingerprint") != fingerprint:
             data = None
@@ -304,7 +294,7 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
         verified = []
         for shard in state["shards"]:
             path = os.path.join(out_dir, shard["file"])
-            if not os.path.isfile(path) or shards.sha256_of(path) != shard["sha256"]:
+            if not os.path.isfile(path) or sha256_of(path) != shard["sha256"]:
                 break
             verified.append(shard)
         if len(verified) < len(state["shards"]):
@@ -319,7 +309,85 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
     return journal, kept
 
 
-# -- the output folder ----------------------------------------------------------------------------
+# -- the output folder, shared with the Beam preparation -------------------------------------------
+
+
+def _is_leftover(name: str) -> bool:
+    """A temporary of a shard, the journal, the manifest or the Beam error note: never complete.
+    (`advsep_tf.export.atomic`'s `.NAME.PID.TOKEN.tmp`, or an older `NAME.tmp`.)"""
+    return name.endswith(".tmp") and (
+        ".tfrecord-" in name or name.lstrip(".").startswith((shards.MANIFEST, JOURNAL, BEAM_ERROR_NOTE))
+    )
+
+
+def clear_out_dir(out_dir: str, overwrite: bool, resume: bool) -> None:
+    """Make `out_dir` ready for a preparation, local or Beam (a gs:// folder too).
+
+    A finished shard set is refused or, with `overwrite`, unmade: its manifest goes first, so that
+    from then on the folder is not a shard set. What unfinished runs left is removed: temporaries,
+    Beam staging folders and error notes. With `resume`, an unfinished local run's shards and
+    journal stay for the journal to vouch for (shards a finalization had renamed get their interim
+    names back); without it, they go too.
+    """
+    import tensorflow as tf
+
+    gfile = tf.io.gfile
+    gfile.makedirs(out_dir)
+    manifest = os.path.join(out_dir, shards.MANIFEST)
+    if gfile.exists(manifest):
+        if not overwrite:
+            raise AdvsepError(f"{out_dir}: already holds a prepared shard set (pass --overwrite to replace it)")
+        gfile.remove(manifest)
+    for name in sorted(n.rstrip("/") for n in gfile.listdir(out_dir)):
+        path = os.path.join(out_dir, name)
+        shard = _SHARD_NAME.match(name)
+        if name.startswith(BEAM_STAGING_PREFIX):
+            gfile.rmtree(path)
+        elif _is_leftover(name) or name == BEAM_ERROR_NOTE or (not resume and (shard or name == JOURNAL)):
+            gfile.remove(path)
+        elif shard and shard["interim"] != name:
+            gfile.rename(path, os.path.join(out_dir, shard["interim"]), overwrite=True)
+
+
+def manifest_header(datasets: list[tuple[str, str]], split_file: Optional[str], test_tracks: list[str]) -> dict:
+    """What a shard set's manifest says about its inputs."""
+    return {
+        "datasets": [
+            {"kind": k, "path": p if is_url(p) else os.path.abspath(p), "origin": o}
+            for (k, p), o in zip(datasets, origin_labels(datasets))
+        ],
+        "split": os.path.abspath(split_file) if split_file else None,
+        "test_tracks": list(test_tracks),
+    }
+
+
+def build_manifest(
+    config: Config, header: dict, roles: dict[str, dict], skipped: list[dict], resumed_shards: int, started: float
+) -> dict:
+    """The manifest of a shard set, the same from the local and the Beam preparation.
+
+    `header`: `manifest_header`'s; `roles`: {role: {"shards": its final shard entries, "tracks":
+    its jobs' tracks in job order, "skipped": skip entries of its jobs, "seconds": audio seconds
+    of the others, "silent": their silent patches dropped}}, in role order; `skipped`: the
+    planning-time skips, listed first.
+    """
+    manifest = shards.new_manifest(config)
+    manifest.update(header)
+    skipped = list(skipped)
+    for role, done in roles.items():
+        dropped = {entry["track"] for entry in done["skipped"]}
+        skipped += done["skipped"]
+        manifest["roles"][role] = {
+            "examples": sum(s["examples"] for s in done["shards"]),
+            "shards": done["shards"],
+            "tracks": [track for track in done["tracks"] if track not in dropped],
+            "seconds": round(done["seconds"], 3),
+            "silent_patches_dropped": done["silent"],
+        }
+    manifest["skipped"] = skipped
+    manifest["resumed_shards"] = resumed_shards
+    manifest["seconds_elapsed"] = round(time.time() - started, 2)
+    return manifest
 
 
 def is_shard_folder(path: str) -> bool:
@@ -437,30 +505,20 @@ def prepare(
         results.close()
         bar.close()
 
-    manifest = shards.new_manifest(config)
-    manifest["datasets"] = [
-        {"kind": k, "path": os.path.abspath(p), "origin": o} for (k, p), o in zip(datasets, origin_labels(datasets))
-    ]
-    manifest["split"] = os.path.abspath(split_file) if split_file else None
-    manifest["test_tracks"] = plan.test_tracks
-    skipped = list(plan.skipped)
+    done = {}
     for role in roles:
         state = journal.role(role)
-        stats = state["final"]
-        final = shards.finalize_shards(out_dir, [{k: s[k] for k in ("file", "examples", "sha256")} for s in state["shards"]])
-        role_skipped = [{k: v for k, v in e.items() if k != "index"} for e in state["skipped"]]
-        dropped = {entry["track"] for entry in role_skipped}
-        skipped += role_skipped
-        manifest["roles"][role] = {
-            "examples": sum(s["examples"] for s in final),
-            "shards": final,
-            "tracks": [job.track for job in plan.jobs[role] if job.track not in dropped],
-            "seconds": round(stats["seconds"], 3),
-            "silent_patches_dropped": stats["silent"],
+        done[role] = {
+            "shards": shards.finalize_shards(
+                out_dir, [{k: s[k] for k in ("file", "examples", "sha256")} for s in state["shards"]]
+            ),
+            "tracks": [job.track for job in plan.jobs[role]],
+            "skipped": [{k: v for k, v in e.items() if k != "index"} for e in state["skipped"]],
+            "seconds": state["final"]["seconds"],
+            "silent": state["final"]["silent"],
         }
-    manifest["skipped"] = skipped
-    manifest["resumed_shards"] = kept
-    manifest["seconds_elapsed"] = round(time.time() - start, 2)
+    header = manifest_header(datasets, split_file, plan.test_tracks)
+    manifest = build_manifest(config, header, done, plan.skipped, kept, start)
     shards.write_manifest(out_dir, manifest)
     os.remove(journal.path)
     return manifest

@@ -1,8 +1,8 @@
 """Spectrogram patches -> TFRecord shards + manifest.json, written so that nothing half-written
 ever reads as complete.
 
-Every shard is written under a temporary name (`*.tmp`) and renamed when closed (to
-`<role>.tfrecord-NNNNN`, then to `...-NNNNN-of-NNNNN` when the role's count is known);
+Every shard is written under a temporary name (`advsep_tf.export.atomic`'s) and renamed when closed
+(to `<role>.tfrecord-NNNNN`, then to `...-NNNNN-of-NNNNN` when the role's count is known);
 `manifest.json` (config, examples and sha256 per shard) is written last, atomically. A shard set
 without a manifest is not a shard set: `ShardSet.open` refuses it.
 
@@ -17,18 +17,19 @@ version 2; version 1 shards have no "patch").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
-from advsep_tf import transforms
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
+from advsep_tf.export.atomic import load_json_or_yaml, move_into_place, sha256_of, temporary_path, write_atomically
+
+# TensorFlow is imported where it is used: the command line takes EXAMPLES_PER_SHARD from here
+# before TensorFlow's start-up lines are silenced.
 
 MANIFEST = "manifest.json"
 FORMAT = "advsep-tf-shards"
@@ -50,17 +51,11 @@ def feature_keys(role: str) -> tuple[str, ...]:
     return ("excerpt",)
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _waveform_levels_db(waveform: np.ndarray, config: Config, nb_patches: int) -> np.ndarray:
     """RMS level (dBFS) of the samples each training patch covers, for the silence threshold."""
     spec = config.spectrogram
+    from advsep_tf import transforms
+
     pad = transforms.edge_padding(spec.n_fft, spec.n_hop)
     padded = np.pad(waveform, (pad, pad + spec.nb_frames * spec.n_hop + spec.n_fft))
     span = (spec.nb_frames - 1) * spec.n_hop + spec.n_fft
@@ -78,6 +73,10 @@ def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str])
     `keys` name the waveforms in `audio` to transform, in channel order; the first one decides
     silence (the mixture for paired tracks, the excerpt itself for solo recordings).
     """
+    import tensorflow as tf
+
+    from advsep_tf import transforms
+
     spec = config.spectrogram
     waveforms = np.stack([audio[k] for k in keys])
     spectrum = transforms.stft(waveforms, spec.n_fft, spec.n_hop)
@@ -90,12 +89,16 @@ def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str])
     return patches, keep
 
 
-def _bytes_feature(value: bytes) -> tf.train.Feature:
+def _bytes_feature(value: bytes) -> "tf.train.Feature":
+    import tensorflow as tf
+
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def serialize_patch(role: str, patch: np.ndarray, track_id: str, index: int = -1) -> bytes:
     """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise; index: its place in the track."""
+    import tensorflow as tf
+
     patch = np.ascontiguousarray(patch, dtype=np.float32)
     features = {
         "track": _bytes_feature(track_id.encode()),
@@ -136,8 +139,10 @@ class RoleShardWriter:
     def write(self, record: bytes) -> bool:
         """Append one serialized example; True when this closed a shard."""
         if self._writer is None:
+            import tensorflow as tf
+
             index = len(self.closed_shards)
-            self._tmp_path = os.path.join(self.out_dir, interim_shard_name(self.role, index) + ".tmp")
+            self._tmp_path = temporary_path(os.path.join(self.out_dir, interim_shard_name(self.role, index)))
             self._writer = tf.io.TFRecordWriter(self._tmp_path)
         self._writer.write(record)
         self._count += 1
@@ -150,7 +155,7 @@ class RoleShardWriter:
         self._writer.close()
         index = len(self.closed_shards)
         final = os.path.join(self.out_dir, interim_shard_name(self.role, index))
-        os.replace(self._tmp_path, final)
+        move_into_place(self._tmp_path, final)
         self.closed_shards.append({"file": os.path.basename(final), "examples": self._count, "sha256": sha256_of(final)})
         self._writer, self._count, self._tmp_path = None, 0, None
 
@@ -203,9 +208,10 @@ class ShardSet:
             raise AdvsepError(
                 f"{path}: missing: not a shard set, or advsep-tf-prepare did not finish (rerun it)"
             )
+        manifest = load_json_or_yaml(path, "shard manifest")
         try:
-            with open(path) as f:
-                manifest = json.load(f)
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
             if manifest.get("format") != FORMAT:
                 raise ValueError(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
             if manifest.get("version", 1) not in READABLE_VERSIONS:
@@ -244,8 +250,6 @@ class ShardSet:
 
 
 def write_manifest(out_dir: str, manifest: dict) -> None:
-    from advsep_tf.export.atomic import write_atomically
-
     write_atomically(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
 
 

@@ -40,8 +40,9 @@ from collections import defaultdict
 from typing import Optional
 
 from advsep_tf.config import Config
-from advsep_tf.data_pipelines.datasets import HELD_OUT_ROLES, POOL, TrackRecord, load_json_or_yaml, role_refusal
+from advsep_tf.data_pipelines.datasets import HELD_OUT_ROLES, POOL, TrackRecord, role_refusal
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import load_json_or_yaml
 
 PAIRED_SPEC_ROLES = ("train", "valid", "test")
 SPEC_KEYS = (*PAIRED_SPEC_ROLES, "mixtures", "solo", "unused")

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import load_json_or_yaml, write_atomically
 
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 DERIVED_SOURCES = {"accompaniment": ("drums", "bass", "other")}
@@ -273,7 +274,7 @@ def write_corpus(
         "tracks": tracks,
         "song_seeds": song_seeds,
     }
-    _write_json_atomically(root / CORPUS_FILE, corpus)
+    write_atomically(root / CORPUS_FILE, json.dumps(corpus, indent=2) + "\n")
     return corpus
 
 
@@ -287,15 +288,12 @@ def read_corpus(root: Union[str, os.PathLike]) -> dict:
     path = Path(root) / CORPUS_FILE
     if not path.is_file():
         raise AdvsepError(f"{root}: not a synthetic corpus (no {CORPUS_FILE})")
-    try:
-        corpus = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AdvsepError(f"{path}: corrupt corpus description ({error})") from error
+    corpus = load_json_or_yaml(path, "corpus description")
     required = ("sources", "sample_rate", "duration", "seed", "tracks")
     missing = [key for key in required if key not in corpus] if isinstance(corpus, dict) else []
     if not isinstance(corpus, dict) or missing:
         raise AdvsepError(
-            f"{path}: corrupt corpus description (missing {', '.join(missing) or 'everything'})"
+            f"{path}: not a valid corpus description (missing {', '.join(missing) or 'everything'})"
         )
     return corpus
 
@@ -321,12 +319,6 @@ def _sum_in_order(arrays: Iterable[np.ndarray]) -> np.ndarray:
     for array in arrays:
         total += array
     return total
-
-
-def _write_json_atomically(path: Path, content: dict) -> None:
-    from advsep_tf.export.atomic import write_atomically  # noqa: PLC0415
-
-    write_atomically(path, json.dumps(content, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Writing outputs without ever destroying a user's files: the one place every command writes through.
+"""Writing outputs without ever destroying a user's files, and reading back what was written: the one
+place every command writes through and reads its JSON/YAML files with.
 
 The rule: a command never deletes or replaces anything it did not create, unless the user asked
 (`--overwrite`), and even then never the current directory, a folder holding one of its inputs
@@ -18,11 +19,18 @@ Deterministic kills for tests: with ADVSEP_TF_KILL_AT=POINT in the environment, 
 SIGKILLs itself on reaching POINT: "replace:NAME" just before NAME is renamed into place (its
 temporary complete), "swap:NAME" between moving an old folder NAME aside and renaming the new
 one in.
+
+Paths with a scheme (`gs://bucket/shards`) go through `tf.io.gfile` (TensorFlow is imported only
+for them): a Beam preparation may write its shard set to a bucket. There a rename is a copy, so a
+reader may see a partial file while it runs; a temporary is cleaned up by nothing but the command
+that made it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -45,13 +53,55 @@ def kill_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def is_url(path: str) -> bool:
+    """Whether `path` names a file system of tf.io.gfile's (gs://, s3://, ...), not a local path."""
+    return "://" in path
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def _split(path: str) -> tuple[str, str]:
+    if is_url(path):
+        folder, name = path.rstrip("/").rsplit("/", 1)
+        return folder, name  # os.path.abspath would make "gs://b/x" "/cwd/gs:/b/x"
+    return os.path.split(os.path.abspath(path))
+
+
+def open_file(path: str | os.PathLike, mode: str = "r"):
+    """`open(path, mode)` (text as UTF-8), or tf.io.gfile's for a URL."""
+    path = os.fspath(path)
+    if is_url(path):
+        return _gfile().GFile(path, mode)
+    return open(path, mode, encoding=None if "b" in mode else "utf-8")
+
+
 def temporary_path(path: str, suffix: str = "", kind: str = "tmp") -> str:
     """A fresh name beside `path` that a reader globbing for outputs does not match.
 
     `suffix` is for writers that choose the format by extension (Keras: ".keras", ".weights.h5").
     """
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}")
+    folder, name = _split(path)
+    leaf = f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}"
+    return f"{folder}/{leaf}" if is_url(path) else os.path.join(folder, leaf)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file name `name` is one `temporary_path` makes."""
+    return _LEFTOVER.match(name) is not None
+
+
+def move_into_place(tmp: str, path: str) -> None:
+    """Rename the complete temporary `tmp` to `path`, replacing what is there (the kill point
+    "replace:NAME" is here)."""
+    kill_point(f"replace:{_split(path)[1]}")
+    if is_url(path):
+        _gfile().rename(tmp, path, overwrite=True)
+    else:
+        os.replace(tmp, path)
 
 
 def _running(pid: int) -> bool:
@@ -67,7 +117,14 @@ def _running(pid: int) -> bool:
 
 
 def remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
+    """Remove the file or folder `path`, if there."""
+    if is_url(path):
+        gfile = _gfile()
+        if gfile.isdir(path):
+            gfile.rmtree(path)
+        elif gfile.exists(path):
+            gfile.remove(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
         os.remove(path)
@@ -103,15 +160,14 @@ def remove_stale_temporaries(folder: str, name: str | None = None) -> list[str]:
 def atomic_file(path: str, suffix: str = ""):
     """Yield a temporary path beside `path` for a writer to fill; rename it to `path` on success,
     remove it on any error. The destination's folder must exist."""
-    folder, name = os.path.split(os.path.abspath(path))
-    remove_stale_temporaries(folder, name)
+    if not is_url(path):
+        remove_stale_temporaries(*_split(path))
     tmp = temporary_path(path, suffix)
     try:
         yield tmp
-        if not os.path.lexists(tmp):
+        if not (_gfile().exists(tmp) if is_url(path) else os.path.lexists(tmp)):
             raise AdvsepError(f"{path}: nothing was written")
-        kill_point(f"replace:{name}")
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         remove(tmp)
         raise
@@ -121,7 +177,7 @@ def write_atomically(path: str | os.PathLike, content: str | bytes) -> None:
     """Write `content` (text as UTF-8, newlines as given) to `path` through a temporary name."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     with atomic_file(os.fspath(path)) as tmp:
-        with open(tmp, "wb") as f:
+        with open_file(tmp, "wb") as f:
             f.write(data)
 
 
@@ -130,6 +186,36 @@ def save_figure_atomically(figure, path: str | os.PathLike, **kwargs) -> None:
     path = os.fspath(path)
     with atomic_file(path) as tmp:
         figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", **kwargs)
+
+
+# -- reading back ---------------------------------------------------------------------------------
+
+
+def load_json_or_yaml(path: str | os.PathLike, what: str):
+    """The content of the JSON file `path` (YAML for .yaml/.yml). A missing, unreadable or invalid
+    file raises one AdvsepError line naming the file and `what` it should be ("config file")."""
+    path = os.fspath(path)
+    if not (_gfile().exists(path) if is_url(path) else os.path.isfile(path)):
+        raise AdvsepError(f"{path}: {what} not found")
+    try:
+        with open_file(path) as f:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+
+                return yaml.safe_load(f)
+            return json.load(f)
+    except Exception as exc:  # noqa: BLE001 - any read or parse error is the file's
+        detail = " ".join(str(exc).split())  # YAML's messages span lines
+        raise AdvsepError(f"{path}: not a valid {what} ({exc.__class__.__name__}: {detail})") from None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's SHA-256, as hex."""
+    digest = hashlib.sha256()
+    with open_file(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # -- what a command may write where ----------------------------------------------------------------
@@ -242,15 +328,15 @@ def atomic_output(
         yield tmp
         if not os.path.lexists(tmp):
             raise AdvsepError(f"{path}: nothing was produced")
-        kill_point(f"replace:{name}")
         if os.path.isdir(path) and not os.path.islink(path):
+            kill_point(f"replace:{name}")
             aside = temporary_path(path, kind="old")
             os.replace(path, aside)
             kill_point(f"swap:{name}")
             os.replace(tmp, path)
             remove(aside)
         else:
-            os.replace(tmp, path)
+            move_into_place(tmp, path)
     except BaseException:
         remove(tmp)
         for parent in reversed(created):  # innermost first; only if still empty

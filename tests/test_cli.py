@@ -1,18 +1,32 @@
-"""Every front end: --help, bad usage (exit 2), and bad input (exit 1, one line naming the file)."""
+"""Every front end: --help, bad usage (exit 2), and bad input (exit 1, one line naming the file);
+the options they share, defined once."""
 
+import configparser
+import importlib
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 from advsep_tf.cli import demo, evaluate, export, prepare, separate, train
 
-COMMANDS = {"prepare": prepare, "train": train, "separate": separate, "evaluate": evaluate, "export": export, "demo": demo}
+
+def console_scripts() -> dict[str, str]:
+    """{script name: "module:function"} as setup.cfg declares them: a new command is tested here
+    as soon as it is declared."""
+    setup_cfg = configparser.ConfigParser()
+    setup_cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    lines = setup_cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+    return dict(tuple(part.strip() for part in line.split("=")) for line in lines)
+
+
+COMMANDS = console_scripts()
 
 
 def run_cli(module, argv, capsys):
@@ -30,10 +44,19 @@ def assert_clear_error(module, argv, capsys, *fragments):
     return errors[0]
 
 
+def test_every_command_module_is_declared_as_a_console_script():
+    modules = {p.stem for p in Path(common.__file__).parent.glob("*.py")} - {"__init__", "common", "options"}
+    assert {target.split(":")[0] for target in COMMANDS.values()} == {f"advsep_tf.cli.{m}" for m in modules}
+    assert "advsep-tf-experiment" in COMMANDS
+    for name, target in COMMANDS.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), name
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_console_scripts_print_help_and_reject_bad_usage(name):
-    script = shutil.which(f"advsep-tf-{name}", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    assert script, f"advsep-tf-{name} is not installed"
+    script = shutil.which(name, path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    assert script, f"{name} is not installed (pip install -e . again after adding it to setup.cfg)"
     shown = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "usage:" in shown.stdout
     wrong = subprocess.run([script, "--no-such-option"], capture_output=True, text=True, timeout=120)
@@ -56,7 +79,10 @@ def bad_audio(tmp_path):
     return files
 
 
-@pytest.mark.parametrize("kind, problem", [("empty", "empty"), ("corrupt", ""), ("nan", "NaN"), ("missing", "")])
+@pytest.mark.parametrize("kind, problem", [
+    ("empty", "file is empty (0 bytes)"), ("corrupt", "cannot decode audio"), ("nan", "samples are NaN or infinite"),
+    ("missing", "input file not found"),
+])
 def test_separate_names_bad_input_files(tiny_run, bad_audio, tmp_path, capsys, kind, problem):
     line = assert_clear_error(
         separate, [str(bad_audio[kind]), "--model", str(tiny_run), "--out", str(tmp_path / "o"), "--no-progress"],
@@ -65,7 +91,9 @@ def test_separate_names_bad_input_files(tiny_run, bad_audio, tmp_path, capsys, k
     assert problem in line
 
 
-@pytest.mark.parametrize("kind, problem", [("empty", "empty"), ("corrupt", ""), ("nan", "NaN")])
+@pytest.mark.parametrize("kind, problem", [
+    ("empty", "file is empty (0 bytes)"), ("corrupt", "cannot decode audio"), ("nan", "samples are NaN or infinite"),
+])
 def test_prepare_names_bad_input_files(bad_audio, tmp_path, capsys, kind, problem):
     folder = tmp_path / "mixtures"
     folder.mkdir()
@@ -162,3 +190,48 @@ def test_verbose_shows_the_traceback(tmp_path, capsys):
     code, errors, err = run_cli(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out",
                                           str(tmp_path), "--verbose"], capsys)
     assert code == 1 and "Traceback" in err and errors
+
+
+# -- the options, defined once ----------------------------------------------------------------------
+
+
+def test_options_take_their_choices_and_defaults_from_the_library():
+    from advsep_tf import config
+    from advsep_tf import train as train_lib
+    from advsep_tf.data_pipelines import audio, shards
+    from advsep_tf.data_pipelines import prepare as prepare_lib
+    from advsep_tf.export import litert
+    from advsep_tf.separate import DEFAULT_CHUNK_PATCHES, RECONSTRUCTIONS
+
+    expected = {
+        "--mode": (config.MODES, None), "--precision": (config.PRECISIONS, None),
+        "--strategy": (train_lib.STRATEGIES, train_lib.STRATEGIES[0]),
+        "--codec": (tuple(audio.SOUNDFILE_CODECS), "wav"), "--reconstruction": (RECONSTRUCTIONS, RECONSTRUCTIONS[0]),
+        "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES), "--quantize": (litert.QUANTIZATIONS, "none"),
+        "--on-error": (prepare_lib.ON_ERROR, "fail"), "--examples-per-shard": (None, shards.EXAMPLES_PER_SHARD),
+        "--model": (None, train_lib.PRETRAINED),
+    }
+    for name, (choices, default) in expected.items():
+        option = options.OPTIONS[name]
+        assert tuple(option.get("choices") or ()) == tuple(choices or ()), name
+        assert option.get("default") == default, name
+    help_text = options.OPTIONS["--config"]["help"]
+    assert help_text[help_text.index("(") + 1 : help_text.index(")")].split(", ") == config.preset_names()
+
+
+def test_parsing_the_command_line_imports_no_tensorflow():
+    # TensorFlow prints start-up lines before common.quiet_tensorflow can silence them, and takes
+    # seconds to import: --help and bad usage must not pay for it.
+    code = (
+        "import sys\n"
+        "from advsep_tf.cli import demo, evaluate, experiment, export, prepare, separate, train\n"
+        "for m in (demo, evaluate, experiment, export, prepare, separate, train):\n"
+        "    try:\n"
+        "        m.main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

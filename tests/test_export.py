@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,10 +40,44 @@ def saved_model(tiny_run, tmp_path_factory):
     return out
 
 
-def test_export_writes_a_servable_savedmodel(saved_model):
-    assert (saved_model / "saved_model.pb").is_file()
-    assert (saved_model / "assets" / "advsep_tf_config.json").is_file()
-    assert not os.path.exists(f"{saved_model}.tmp")
+def serve(saved_model, mixture):
+    """The SavedModel's serving_default on a mono `mixture` (n,), in this process: {source: (n,)}."""
+    import tensorflow as tf
+
+    outputs = tf.saved_model.load(str(saved_model)).signatures["serving_default"](
+        waveform=tf.constant(mixture[None, :, None])
+    )
+    return {source: value.numpy()[0, :, 0] for source, value in outputs.items()}
+
+
+def test_the_savedmodel_computes_the_trained_separator(saved_model, tiny_run, tiny_config):
+    import tensorflow as tf
+
+    from advsep_tf.export import verification
+    from advsep_tf.export.atomic import is_temporary
+    from advsep_tf.export.saved_model import VERIFY_TOLERANCE
+    from advsep_tf.separate import Separator
+    from advsep_tf.train import load_run_model
+
+    loaded = tf.saved_model.load(str(saved_model))
+    embedded = json.loads(loaded.config()["config_json"].numpy())
+    assert json.loads((saved_model / "assets" / "advsep_tf_config.json").read_text()) == embedded
+    assert embedded["sources"] == tiny_config.sources and embedded["spectrogram"] == tiny_config.to_dict()["spectrogram"]
+    # The trained weights: the spectrogram endpoint equals the run's separator on the same patches.
+    spec = tiny_config.spectrogram
+    patches = tf.random.stateless_uniform([5, spec.nb_bins, spec.nb_frames, 1], seed=[1, 2], maxval=3.0)
+    exported = loaded.signatures["separate_spectrogram"](patches=patches)["estimates"].numpy()
+    trained = load_run_model(str(tiny_run)).separator(patches, training=False).numpy()
+    np.testing.assert_allclose(exported, trained, atol=1e-5)
+    assert np.abs(trained).max() > 1e-3  # not a separator that outputs nothing
+    # Whole songs: the serving signature separates a clip as the Python separator does.
+    mixture, _ = verification.probe(tiny_config.sources, tiny_config.audio.sample_rate, 3.3)
+    python = Separator.from_checkpoint(str(tiny_run)).separate(mixture, tiny_config.audio.sample_rate)
+    served = serve(saved_model, mixture)
+    for source in tiny_config.sources:
+        assert served[source].shape == mixture.shape
+        np.testing.assert_allclose(served[source], python[source], atol=VERIFY_TOLERANCE)
+    assert not [name for name in os.listdir(saved_model.parent) if is_temporary(name)]
 
 
 def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(saved_model, tiny_run, tmp_path, tiny_config):
@@ -144,11 +179,26 @@ def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(saved_mode
     assert signatures["config"] == {("outputs", "config_json"): ("DT_STRING", "()"), ("outputs", "version"): ("DT_STRING", "()")}
 
 
-def test_savedmodel_export_prints_size_error_and_sdr(tiny_run, tmp_path, capsys):
+def test_savedmodel_export_prints_what_the_artifact_measures(tiny_run, tmp_path, capsys, tiny_config):
+    from advsep_tf.export import verification
+    from advsep_tf.export.saved_model import PROBE_SECONDS, VERIFY_TOLERANCE
+    from advsep_tf.separate import Separator
+
     out = tmp_path / "sm"
     assert common.run(export_main, ["--model", str(tiny_run), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "MB" in line and "max abs error" in line and "SDR vs Python output" in line, line
+    found = re.search(r"\(([\d.]+) MB\).* on a ([\d.]+) s probe: max abs error (\S+), SDR vs Python output (\S+) dB", line)
+    assert found, line
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert found[1] == f"{size / 1e6:.2f}" and float(found[2]) == PROBE_SECONDS
+    # The numbers are the artifact's: its output on the probe, measured again here.
+    rate = tiny_config.audio.sample_rate
+    probe, _ = verification.probe(tiny_config.sources, rate, PROBE_SECONDS)
+    measured = verification.compare(Separator.from_checkpoint(str(tiny_run)).separate(probe, rate), serve(out, probe))
+    printed_error = float(found[3].rstrip(","))
+    assert printed_error <= VERIFY_TOLERANCE and measured["max_abs_error"] <= VERIFY_TOLERANCE
+    assert printed_error == pytest.approx(measured["max_abs_error"], rel=0.5, abs=1e-6)
+    assert float(found[4]) > 60  # float32 round-off only
 
 
 def _leaves_nothing(tmp_path, out):

@@ -162,13 +162,37 @@ def tflite_models(exported):
     return {quantize: path for quantize, (path, _) in exported.items()}
 
 
-def test_export_prints_size_error_and_sdr(exported):
+def test_export_prints_what_each_tflite_file_computes(exported, tiny_run, tiny_config):
+    """The summary line's numbers are the file's: separating the export's probe again with the
+    .tflite file (ai-edge-litert) against the Python separator gives them back."""
+    import re
+
+    from advsep_tf.export.atomic import is_temporary
+    from advsep_tf.separate import Separator
+
+    python_separator = Separator.from_checkpoint(str(tiny_run))
+    rate = tiny_config.audio.sample_rate
     for quantize, (path, line) in exported.items():
-        assert path.is_file() and not os.path.exists(f"{path}.tmp")
-        assert f"({path.stat().st_size / 1e6:.2f} MB" in line, line
-        assert "max abs error" in line and "SDR vs Python output" in line and "built-in ops only" in line, line
-        assert ("SDR drop" in line) == (quantize != "none"), line
-    assert "float32" in exported["none"][1] and "int8" in exported["int8"][1]
+        assert not [name for name in os.listdir(path.parent) if is_temporary(name)]
+        found = re.search(r"\(([\d.]+) MB, (\w+), built-in ops only, segments of ([\d.]+) s\); .* on a ([\d.]+) s "
+                          r"probe: max abs error (\S+), SDR vs Python output (\S+) dB(?:, SDR drop vs true sources "
+                          r"(\S+) dB)?", line)
+        assert found, line
+        assert found[1] == f"{path.stat().st_size / 1e6:.2f}" and found[2] == ("float32" if quantize == "none" else quantize)
+        runner = litert_runner.LiteRTSeparator(str(path))
+        assert float(found[3]) == pytest.approx(runner.segment_samples / rate, abs=0.01)
+        seconds = max(litert.PROBE_MIN_SECONDS, litert.PROBE_SEGMENTS * runner.segment_samples / rate)
+        assert float(found[4]) == round(seconds, 2)
+        mixture, truth = verification.probe(tiny_config.sources, rate, seconds)
+        measured = verification.compare(python_separator.separate(mixture, rate), runner.separate(mixture), truth)
+        assert float(found[5].rstrip(",")) == pytest.approx(measured["max_abs_error"], rel=0.05, abs=1e-6), line
+        if quantize == "none":
+            assert measured["max_abs_error"] <= FLOAT32_MAX_ABS and found[7] is None
+        else:
+            assert float(found[6]) == pytest.approx(measured["sdr_vs_python"], abs=0.1), line
+            assert float(found[7]) == pytest.approx(measured["sdr_drop"], abs=0.01), line
+            assert measured["sdr_drop"] <= SDR_DROP[quantize]
+            assert measured["sdr_vs_python"] >= litert.SDR_VS_PYTHON_FLOOR[quantize]
 
 
 def test_tflite_files_hold_builtin_ops_only(tflite_models):
@@ -303,9 +327,12 @@ def test_runner_command_line_writes_stems(tflite_models, tmp_path, tiny_config):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    separated = litert_runner.LiteRTSeparator(str(tflite_models["float16"])).separate(song)
     for source in tiny_config.sources:
         stem, rate = sf.read(tmp_path / "out" / "song" / f"{source}.wav", dtype="float32")
         assert rate == 8192 and stem.shape == song.shape
+        np.testing.assert_allclose(stem, separated[source], atol=1e-6)  # what the model computes, written as is
+    assert np.abs(separated[tiny_config.sources[0]]).max() > 1e-3
 
 
 def test_runner_file_imports_neither_tensorflow_nor_advsep_tf():

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from advsep_tf.config import load_config
 from advsep_tf.data_pipelines.prepare import JOURNAL, prepare
 from advsep_tf.data_pipelines.shards import MANIFEST, ShardSet
 from advsep_tf.errors import AdvsepError
+from advsep_tf.export.atomic import KILL_AT_ENV
 
 import layouts
 
@@ -311,26 +311,21 @@ def test_bad_input_fails_naming_the_file_or_is_skipped_and_listed(case, tmp_path
 
 # -- resuming and workers -------------------------------------------------------------------------
 
-# Runs the command-line tool with every job slowed down, so that a test can kill it mid-run.
-SLOW_PREPARE = """
-import os, sys, time
-import advsep_tf.data_pipelines.prepare as p
-original = p.process_job
-def slow(*args, **kwargs):
-    time.sleep(float(os.environ["SLOW_JOB_SECONDS"]))
-    return original(*args, **kwargs)
-p.process_job = slow
-from advsep_tf.cli.prepare import cli
-sys.exit(cli())
-"""
+def prepare_killed_at(point, corpus, out, *extra):
+    """Run advsep-tf-prepare until it SIGKILLs itself at `point` (advsep_tf.export.atomic's
+    ADVSEP_TF_KILL_AT: "replace:NAME" is just before NAME is renamed into place)."""
+    command = [sys.executable, "-m", "advsep_tf.cli.prepare", "--config", "tiny", "--dataset", f"synthetic={corpus}",
+               "--out", str(out), "--no-progress", *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, KILL_AT_ENV: point})
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert not (out / MANIFEST).exists()
+    with pytest.raises(AdvsepError, match="did not finish"):
+        ShardSet.open(str(out))
 
 
-def journal_shards(out_dir):
-    try:
-        data = json.loads((out_dir / JOURNAL).read_text())
-    except (OSError, ValueError):
-        return 0
-    return sum(len(state["shards"]) for state in data["roles"].values())
+def interim_names(manifest):
+    """The shards' names before their role's count is known, in the order they are closed."""
+    return [s["file"].rsplit("-of-", 1)[0] for info in manifest["roles"].values() for s in info["shards"]]
 
 
 def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_corpus, tmp_path):
@@ -344,23 +339,15 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
                         on_error="skip")
     assert [e["track"] for e in reference["skipped"]] == ["synthetic:aaa_broken"]
 
+    # Killed with the 21st shard written but not yet renamed into place: 20 are closed and journalled.
+    order = interim_names(reference)
+    assert len(order) > 21
     out = tmp_path / "shards"
-    command = [sys.executable, "-c", SLOW_PREPARE, "--config", "tiny", "--dataset", f"synthetic={corpus}",
-               "--out", str(out), "--examples-per-shard", "8", "--no-progress", "--on-error", "skip"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "SLOW_JOB_SECONDS": "0.4"})
-    deadline = time.time() + 180
-    while time.time() < deadline and process.poll() is None and journal_shards(out) < 20:
-        time.sleep(0.02)
-    assert process.poll() is None, "prepare finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (out / MANIFEST).exists()
-    with pytest.raises(AdvsepError, match="did not finish"):
-        ShardSet.open(str(out), expected=tiny_config)
+    prepare_killed_at(f"replace:{order[20]}", corpus, out, "--examples-per-shard", "8", "--on-error", "skip")
     journal = json.loads((out / JOURNAL).read_text())
     kept = {s["file"]: os.stat(out / s["file"]).st_mtime_ns for st in journal["roles"].values() for s in st["shards"]}
-    assert len(kept) >= 20
+    assert sorted(kept) == sorted(order[:20])
+    assert any(name.startswith(f".{order[20]}.") for name in os.listdir(out))  # the killed run's temporary
     # A shard the journal vouches for but whose bytes changed is redone, with everything after it.
     last = sorted(kept)[-1]
     with open(out / last, "r+b") as f:
@@ -383,6 +370,20 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
             assert os.stat(out / final_names[name]).st_mtime_ns == mtime
     listed = {s["file"] for info in manifest["roles"].values() for s in info["shards"]}
     assert listed == set(os.listdir(out)) - {MANIFEST}
+    ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)
+
+
+def test_a_prepare_killed_before_its_manifest_keeps_every_shard(tiny_config, tiny_corpus, tiny_shards, tmp_path):
+    """Killed after the shards got their final names, before manifest.json: the rerun renames them
+    back, keeps them all (checked by sha256) and writes the same shard set."""
+    out = tmp_path / "shards"
+    prepare_killed_at(f"replace:{MANIFEST}", tiny_corpus, out, "--examples-per-shard", "64")
+    finished = {name for name in os.listdir(out) if "-of-" in name}
+    assert finished and (out / JOURNAL).exists()
+    manifest = prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(out), progress=False, examples_per_shard=64)
+    assert manifest["resumed_shards"] == len(finished)
+    assert {s["file"] for info in manifest["roles"].values() for s in info["shards"]} == finished
+    assert shard_checksums(manifest) == shard_checksums(json.loads((tiny_shards / MANIFEST).read_text()))
     ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)
 
 

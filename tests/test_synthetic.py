@@ -209,7 +209,7 @@ def test_read_corpus_refuses_other_folders(tmp_path):
     with pytest.raises(AdvsepError, match="not a synthetic corpus"):
         read_corpus(tmp_path)
     (tmp_path / CORPUS_FILE).write_text("{not json")
-    with pytest.raises(AdvsepError, match="corrupt"):
+    with pytest.raises(AdvsepError, match=f"{CORPUS_FILE}: not a valid corpus description"):
         read_corpus(tmp_path)
 
 

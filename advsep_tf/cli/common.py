@@ -1,4 +1,5 @@
-"""Shared front-end plumbing: options every command has, and one error line instead of a traceback.
+"""Shared front-end plumbing: a parser with --verbose, and one error line instead of a traceback.
+The options themselves are defined in `options`.
 
 Exit codes: 0 success, 1 bad input (one line naming the file and the problem), 2 bad usage.
 """
@@ -6,23 +7,21 @@ Exit codes: 0 success, 1 bad input (one line naming the file and the problem), 2
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import traceback
 
-
-def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--verbose", action="store_true", help="show tracebacks and TensorFlow's own logging")
-    return p
+from advsep_tf.cli import options
 
 
-def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument(
-        "--config",
-        required=required,
-        metavar="PRESET_OR_FILE",
-        help=f"a preset ({', '.join(_preset_names())}) or a JSON/YAML config file",
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser, with --verbose; an epilog keeps its line breaks."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if epilog and "\n" in epilog else argparse.HelpFormatter,
     )
+    options.add(p, "--verbose")
+    return p
 
 
 def command_line(prog: str, argv=None) -> str:
@@ -30,12 +29,6 @@ def command_line(prog: str, argv=None) -> str:
     import shlex
 
     return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
-
-
-def _preset_names() -> list[str]:
-    from advsep_tf.config import preset_names
-
-    return preset_names()
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
@@ -61,6 +54,11 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def console_script(main):
+    """The function a console script calls: `run(main)`, returning its exit code."""
+    return functools.partial(run, main)
 
 
 def run(main, argv=None) -> int:

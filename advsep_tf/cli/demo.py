@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-demo", __doc__.splitlines()[0])
-    p.epilog = "example: advsep-tf-demo --out demo_output   (about 10-15 minutes on 2 CPU cores; --quick: about 2)"
-    p.add_argument("--out", default="demo_output", metavar="DIR", help="output folder (default: demo_output)")
+    p = common.parser(
+        "advsep-tf-demo", __doc__.splitlines()[0],
+        "example: advsep-tf-demo --out demo_output   (about 10-15 minutes on 2 CPU cores; --quick: about 2)",
+    )
+    options.add(p, "--out", required=False, default="demo_output", metavar="DIR",
+                help="output folder (default: demo_output)")
     p.add_argument("--quick", action="store_true", help="a much smaller run, to check the installation")
-    common.add_config_option(p, required=False)
-    p.add_argument("--no-progress", action="store_true")
+    options.add(p, "--config", required=False)
+    options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
 
@@ -22,9 +25,7 @@ def main(argv=None) -> None:
 
     run_demo(args.out, quick=args.quick, config=load_config(args.config or "demo"), progress=not args.no_progress)
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

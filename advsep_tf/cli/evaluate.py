@@ -6,29 +6,27 @@ from __future__ import annotations
 import os
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-evaluate", __doc__.splitlines()[0])
-    p.epilog = (
+    p = common.parser(
+        "advsep-tf-evaluate", __doc__.splitlines()[0],
         "examples:\n"
         "  advsep-tf-evaluate --estimates separated/ --references corpus/musdb18hq/test --out results/ --oracle demo\n"
-        "  advsep-tf-evaluate --compare results/baseline results/va --out comparison/"
+        "  advsep-tf-evaluate --compare results/baseline results/va --out comparison/",
     )
-    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
     p.add_argument("--estimates", metavar="EST_DIR")
     p.add_argument("--references", metavar="REF_DIR")
-    p.add_argument("--out", required=True, metavar="RESULTS_DIR")
+    options.add(p, "--out", metavar="RESULTS_DIR")
     p.add_argument("--sources", metavar="SOURCE,...", help="sources to score (default: all in both folders)")
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
                    help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
     p.add_argument("--excerpt-seconds", type=float, metavar="S",
                    help="length of the audio excerpts in report.html (default: 10)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
-    p.add_argument("--no-progress", action="store_true")
+    options.add(p, "--overwrite", help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
+    options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
     if args.compare and (args.estimates or args.references):
@@ -163,9 +161,7 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
 
 BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

@@ -6,27 +6,26 @@ from __future__ import annotations
 import shlex
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-experiment", __doc__.splitlines()[0])
-    p.epilog = (
+    p = common.parser(
+        "advsep-tf-experiment", __doc__.splitlines()[0],
         "examples:\n"
         "  advsep-tf-experiment --out experiment/                      # synthetic corpus, demo preset\n"
         "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out paper_run/\n"
         "  advsep-tf-experiment --config real-small --dataset mir1k=MIR-1K/ --dataset musdb18=MUSDB18-7/ \\\n"
-        "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 --out real_exp/"
+        "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 --out real_exp/",
     )
-    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
-    common.add_config_option(p, required=False)
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--shards", metavar="SHARD_DIR", help="a prepared shard set (default: generate a synthetic corpus)")
+    options.add(p, "--config", required=False)
+    options.add(p, "--out", metavar="DIR")
+    options.add(p, "--shards", help="a prepared shard set (default: generate a synthetic corpus)")
     p.add_argument("--test-dir", metavar="DIR", help="held-out tracks as <track>/<source>.wav (with --shards)")
-    p.add_argument("--steps", type=int, metavar="N", help="separator steps per model (default: training.max_steps)")
-    p.add_argument("--dataset", action="append", default=[], metavar="KIND=PATH",
-                   help="a corpus in its own layout, as advsep-tf-prepare's --dataset (repeatable)")
-    p.add_argument("--split", metavar="SPLIT_FILE", help="split spec for --dataset; its test tracks are the test set")
+    options.add(p, "--steps", help="separator steps per model (default: training.max_steps)")
+    options.add(p, "--dataset", default=[], help="a corpus in its own layout, as advsep-tf-prepare's --dataset "
+                                                 "(repeatable)")
+    options.add(p, "--split", help="split spec for --dataset; its test tracks are the test set")
     p.add_argument("--test-rate", type=int, default=44100, metavar="HZ",
                    help="rate of the test references written from the split (default 44100: museval's)")
     p.add_argument("--seeds", metavar="N,N,...", help="train every model once per seed (default: the config's seed)")
@@ -34,7 +33,7 @@ def main(argv=None) -> None:
                    help="adversarial models start from the same seed's trained baseline and train N more steps; "
                         "a 'baseline+' control trains the baseline N more steps supervised")
     p.add_argument("--models", default="baseline,V,VA", help="which of baseline, V, VA to run (default: all)")
-    p.add_argument("--no-progress", action="store_true")
+    options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
 
@@ -72,9 +71,7 @@ def main(argv=None) -> None:
         command="advsep-tf-experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

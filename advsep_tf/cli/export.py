@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-export", __doc__.splitlines()[0])
-    p.epilog = (
+    p = common.parser(
+        "advsep-tf-export", __doc__.splitlines()[0],
         "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
-        "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16"
+        "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16",
     )
-    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a training run directory or a .keras file")
-    p.add_argument("--format", default="saved_model", choices=["saved_model", "litert"])
-    p.add_argument("--out", required=True, metavar="PATH", help="SavedModel directory, or the .tflite file")
-    p.add_argument(
-        "--quantize",
-        default="none",
-        choices=["none", "float16", "int8"],
-        help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
-    )
-    p.add_argument(
-        "--segment-seconds",
-        type=float,
-        default=None,
-        metavar="S",
-        help="litert only: the model's fixed segment length, rounded up to half-patch hops "
-        "(default: 16 half-patch hops, e.g. 4 s for the demo preset)",
-    )
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier export at --out (never a folder or file that is not one, the current "
-                        "directory, or one holding the model)")
-    common.add_config_option(p, required=False)
+    options.add(p, "--model", default=None, required=True, metavar="RUN_DIR",
+                help="a training run directory or a .keras file")
+    options.add(p, "--format")
+    options.add(p, "--out", metavar="PATH", help="SavedModel directory, or the .tflite file")
+    options.add(p, "--quantize")
+    options.add(p, "--segment-seconds")
+    options.add(p, "--overwrite", help="replace an earlier export at --out (never a folder or file that is not one, "
+                                       "the current directory, or one holding the model)")
+    options.add(p, "--config", required=False)
     args = p.parse_args(argv)
     if args.format == "saved_model" and (args.quantize != "none" or args.segment_seconds is not None):
         p.error("--quantize and --segment-seconds apply to --format litert only")
@@ -85,9 +73,7 @@ def main(argv=None) -> None:
         f"(tolerance: {summary['tolerance']})"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable; several go into one shard set):
   dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav, PATH/Sources/{Dev,Test}/<track>/<stem>.wav
@@ -39,35 +39,25 @@ work itself).
 
 
 def main(argv=None) -> None:
-    import argparse
     import os
 
-    p = common.parser("advsep-tf-prepare", __doc__.splitlines()[0])
-    p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    common.add_config_option(p)
-    p.add_argument("--dataset", action="append", required=True, metavar="KIND=PATH", help="a dataset to read")
-    p.add_argument("--split", metavar="SPLIT_FILE",
-                   help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} of track ids")
+    p = common.parser("advsep-tf-prepare", __doc__.splitlines()[0], EPILOG)
+    options.add(p, "--config")
+    options.add(p, "--dataset", required=True, help="a dataset to read")
+    options.add(p, "--split", help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} "
+                                   "of track ids")
     p.add_argument("--write-split", metavar="FILE",
                    help="write the split spec (the defaults, or --split made explicit) to FILE and stop")
-    p.add_argument("--out", metavar="SHARD_DIR", help="the shard set's folder (required unless --write-split)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec --write-split "
-                        "wrote; never anything else")
-    p.add_argument("--examples-per-shard", type=int, default=256, metavar="N")
-    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                   help="bad input: stop with exit code 1 (fail, the default), or leave that track out and "
-                        "list it in the summary and the manifest (skip)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes decoding and patching tracks (0: one per CPU core); the shards do not depend on it")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--runner", choices=("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner"),
-                   help="prepare as an Apache Beam pipeline on this runner (default: in this process, without Beam); "
-                        "DirectRunner runs Beam in this process")
-    p.add_argument("--beam-option", action="append", default=[], metavar="OPTION",
-                   help="a Beam pipeline option for --runner, repeatable, written with '=': "
-                        "--beam-option=--project=my-project")
+    options.add(p, "--out", required=False, metavar="SHARD_DIR",
+                help="the shard set's folder (required unless --write-split)")
+    options.add(p, "--overwrite", help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec "
+                                       "--write-split wrote; never anything else")
+    options.add(p, "--examples-per-shard")
+    options.add(p, "--on-error")
+    options.add(p, "--workers")
+    options.add(p, "--no-progress")
+    options.add(p, "--runner")
+    options.add(p, "--beam-option")
     args = p.parse_args(argv)
     if args.examples_per_shard < 1:
         p.error("--examples-per-shard must be >= 1")
@@ -122,9 +112,7 @@ def main(argv=None) -> None:
     )
     print(format_summary(manifest, args.out))
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

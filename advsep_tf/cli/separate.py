@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-separate", __doc__.splitlines()[0])
-    p.epilog = ("example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...)\n"
-                "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav")
+    p = common.parser(
+        "advsep-tf-separate", __doc__.splitlines()[0],
+        "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...); "
+        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)")
-    p.add_argument("--model", default="pretrained", metavar="RUN_DIR_OR_SAVEDMODEL",
-                   help="a run directory, a .keras file, a SavedModel, or 'pretrained' (default: the vocals/"
-                        "accompaniment separator shipped with the package)")
-    p.add_argument("--out", required=True, metavar="OUT_DIR",
-                   help="folder for the stems; '-' writes the one --stem to standard output (as --codec)")
+    options.add(p, "--model")
+    options.add(p, "--out", metavar="OUT_DIR",
+                help="folder for the stems; '-' writes the one --stem to standard output (as --codec)")
     p.add_argument("--stem", metavar="SOURCE", help="with --out -: the source to write")
-    p.add_argument("--filename-format", default="{track}/{source}.{codec}", help="default: {track}/{source}.{codec}")
-    p.add_argument("--codec", default="wav", choices=["wav", "flac", "ogg", "mp3"],
-                   help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy")
-    p.add_argument("--reconstruction", default="mask", choices=["mask", "direct"],
-                   help="for input above the model's rate: 'mask' (default) applies the estimates as soft "
-                        "masks to the input-rate mixture and keeps the high band; 'direct' resamples the "
-                        "band-limited stems")
-    p.add_argument("--mask-power", type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style")
-    p.add_argument("--chunk-patches", type=int, default=16, help="patches per separator call (memory bound)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace files at the stems' paths (an earlier separation's); never an input or the model")
-    p.add_argument("--no-progress", action="store_true")
+    options.add(p, "--filename-format")
+    options.add(p, "--codec")
+    options.add(p, "--reconstruction")
+    options.add(p, "--mask-power")
+    options.add(p, "--chunk-patches")
+    options.add(p, "--overwrite",
+                help="replace files at the stems' paths (an earlier separation's); never an input or the model")
+    options.add(p, "--no-progress")
     args = p.parse_args(argv)
     try:
         names = {args.filename_format.format(track="t", source=s, codec="c") for s in ("a", "b")}
@@ -69,9 +65,7 @@ def main(argv=None) -> None:
         f"({summary['x_real_time']}x real time) into {args.out}"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

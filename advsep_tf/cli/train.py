@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from advsep_tf.cli import common
+from advsep_tf.cli import common, options
 
 
 def main(argv=None) -> None:
-    p = common.parser("advsep-tf-train", __doc__.splitlines()[0])
-    p.epilog = "example: advsep-tf-train --config demo --shards shards/ --out runs/va --mode adversarial --steps 600"
-    common.add_config_option(p)
-    p.add_argument("--shards", required=True, metavar="SHARD_DIR")
-    p.add_argument("--out", required=True, metavar="RUN_DIR")
-    p.add_argument("--mode", choices=["supervised", "adversarial"], help="overrides training.mode")
+    p = common.parser(
+        "advsep-tf-train", __doc__.splitlines()[0],
+        "example: advsep-tf-train --config demo --shards shards/ --out runs/va --mode adversarial --steps 600",
+    )
+    options.add(p, "--config")
+    options.add(p, "--shards", required=True)
+    options.add(p, "--out", metavar="RUN_DIR")
+    options.add(p, "--mode")
     p.add_argument("--critics", metavar="SOURCE,...", help="sources that get a critic (default: all)")
-    p.add_argument("--steps", type=int, metavar="N", help="separator steps (default: training.max_steps)")
+    options.add(p, "--steps")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--init", metavar="RUN_DIR_OR_MODEL",
                    help="start from a trained separator (and its critics): a run directory, a .keras file or "
@@ -29,11 +31,9 @@ def main(argv=None) -> None:
     p.add_argument("--teacher", action="store_true",
                    help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
                         "--init model (training.teacher_targets); adapts a trained model to new music")
-    p.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
-                   help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG")
+    options.add(p, "--strategy")
     p.add_argument("--jit-compile", action="store_true", help="compile train_step with XLA (training.jit_compile)")
-    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                   help="overrides training.precision")
+    options.add(p, "--precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
     if args.steps is not None and args.steps < 1:
@@ -75,9 +75,7 @@ def main(argv=None) -> None:
         f"model in {summary['run_dir']}/model.keras"
     )
 
-
-def cli() -> int:
-    return common.run(main)
+cli = common.console_script(main)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Every option more than one command takes, or whose choices or default come from the library,
+defined once (spleeter's options.py): its name, metavar, choices, default and help. A command
+picks one with `add(parser, "--name")`, overriding only what differs between commands (whether it
+is required, what its folder is called, what --overwrite may replace).
+
+Choices and defaults are the library's constants, so that the help cannot disagree with the code.
+Nothing here imports TensorFlow: a command parses its arguments (and answers --help) before
+TensorFlow's start-up lines are silenced (`common.quiet_tensorflow`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from advsep_tf.config import MODES, PRECISIONS, preset_names
+from advsep_tf.data_pipelines.audio import SOUNDFILE_CODECS
+from advsep_tf.data_pipelines.prepare import ON_ERROR
+from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
+from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
+from advsep_tf.train import PRETRAINED, STRATEGIES
+
+# advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS and DEFAULT_CHUNK_PATCHES are
+# repeated here; tests/test_cli.py fails when the two differ.
+RECONSTRUCTIONS = ("mask", "direct")
+DEFAULT_CHUNK_PATCHES = 16
+CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
+FILENAME_FORMAT = "{track}/{source}.{codec}"
+EXPORT_FORMATS = ("saved_model", "litert")
+# Beam runs on any runner it knows; these are the ones README.md documents.
+BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
+
+OPTIONS: dict[str, dict] = {
+    # every command
+    "--verbose": dict(action="store_true", help="show tracebacks and TensorFlow's own logging"),
+    "--config": dict(
+        required=True, metavar="PRESET_OR_FILE",
+        help=f"a preset ({', '.join(preset_names())}) or a JSON/YAML config file",
+    ),
+    "--out": dict(required=True),
+    "--overwrite": dict(action="store_true"),
+    "--no-progress": dict(action="store_true"),
+    # data
+    "--dataset": dict(action="append", metavar="KIND=PATH"),
+    "--split": dict(metavar="SPLIT_FILE"),
+    "--shards": dict(metavar="SHARD_DIR"),
+    "--examples-per-shard": dict(type=int, default=EXAMPLES_PER_SHARD, metavar="N"),
+    "--on-error": dict(
+        choices=ON_ERROR, default=ON_ERROR[0],
+        help="bad input: stop with exit code 1 (fail, the default), or leave that track out and list it in the "
+             "summary and the manifest (skip)",
+    ),
+    "--workers": dict(
+        type=int, default=1, metavar="N",
+        help="processes decoding and patching tracks (0: one per CPU core); the shards do not depend on it",
+    ),
+    "--runner": dict(
+        choices=BEAM_RUNNERS,
+        help="prepare as an Apache Beam pipeline on this runner (default: in this process, without Beam); "
+             "DirectRunner runs Beam in this process",
+    ),
+    "--beam-option": dict(
+        action="append", default=[], metavar="OPTION",
+        help="a Beam pipeline option for --runner, repeatable, written with '=': --beam-option=--project=my-project",
+    ),
+    # training
+    "--steps": dict(type=int, metavar="N", help="separator steps (default: training.max_steps)"),
+    "--mode": dict(choices=MODES, help="overrides training.mode"),
+    "--precision": dict(choices=PRECISIONS, help="overrides training.precision"),
+    "--strategy": dict(
+        default=STRATEGIES[0], choices=STRATEGIES,
+        help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG",
+    ),
+    # separation
+    "--model": dict(
+        default=PRETRAINED, metavar="RUN_DIR_OR_SAVEDMODEL",
+        help=f"a run directory, a .keras file, a SavedModel, or '{PRETRAINED}' (default: the vocals/accompaniment "
+             "separator shipped with the package)",
+    ),
+    "--filename-format": dict(default=FILENAME_FORMAT, help=f"default: {FILENAME_FORMAT}"),
+    "--codec": dict(
+        default=CODECS[0], choices=CODECS,
+        help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy",
+    ),
+    "--reconstruction": dict(
+        default=RECONSTRUCTIONS[0], choices=RECONSTRUCTIONS,
+        help="for input above the model's rate: 'mask' (default) applies the estimates as soft masks to the "
+             "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
+    ),
+    "--mask-power": dict(type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style"),
+    "--chunk-patches": dict(
+        type=int, default=DEFAULT_CHUNK_PATCHES, help="patches per separator call (memory bound)"
+    ),
+    # export
+    "--format": dict(default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS),
+    "--quantize": dict(
+        default=QUANTIZATIONS[0], choices=QUANTIZATIONS,
+        help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
+    ),
+    "--segment-seconds": dict(
+        type=float, default=None, metavar="S",
+        help="litert only: the model's fixed segment length, rounded up to half-patch hops "
+             f"(default: {DEFAULT_SEGMENT_HOPS} half-patch hops, e.g. 4 s for the demo preset)",
+    ),
+}
+
+
+def add(parser: argparse.ArgumentParser, name: str, **overrides) -> argparse.Action:
+    """Add the option `name` as defined in OPTIONS, with `overrides` of its argparse keywords."""
+    return parser.add_argument(name, **{**OPTIONS[name], **overrides})
