@@ -292,7 +292,7 @@ class AudioBlocks:
         for block in self._blocks:
             nb_bad = int(block.size - np.count_nonzero(np.isfinite(block)))
             if nb_bad:
-                raise AdvsepError(f"{self.name}: {nb_bad} NaN or infinite samples after sample {nb_samples}")
+                raise AdvsepError(f"{self.name}: {nb_bad} samples are NaN or infinite (in the block after sample {nb_samples})")
             nb_samples += len(block)
             yield np.ascontiguousarray(block, dtype=np.float32)
         if nb_samples == 0:
