@@ -604,17 +604,18 @@ def separate_files(separator: Separator, inputs: list[str], out_dir: str, progre
             durations[path] = sf.info(path).duration
         except Exception:  # noqa: BLE001 - formats soundfile cannot read: their length is learnt as they go
             durations[path] = None
-    known = sum(d for d in durations.values() if d)
+    # A bar with a total only when every length is known up front (a pipe's is not).
+    total = sum(durations.values()) if all(durations.values()) else None
     start, audio_seconds, outputs = time.time(), 0.0, {}
-    with tqdm(total=round(known, 1) or None, desc="separate", unit="s", disable=not progress, dynamic_ncols=True,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+    with tqdm(total=total, desc="separate", unit="s", disable=not progress, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]") as bar:
         for i, path in enumerate(inputs):
             bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
             seconds = []
 
             def advance(step, seconds=seconds):
                 seconds.append(step)
-                bar.update(step)
+                bar.update(step if bar.total is None else min(step, bar.total - bar.n))  # no float overshoot
 
             outputs[path] = separator.separate_to_file(path, out_dir, progress=advance, **kwargs)
             audio_seconds += sum(seconds)
