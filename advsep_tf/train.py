@@ -276,7 +276,7 @@ def _preview_patches(shard_set, config: Config, nb_patches: int = 8):
 
     from advsep_tf.data_pipelines.readers import role_examples
 
-    examples = list(role_examples(shard_set, "valid", shuffle=False, repeat=False).take(nb_patches))
+    examples = list(role_examples(shard_set, config, "valid", shuffle=False, repeat=False).take(nb_patches))
     return (np.stack([e["mixture"].numpy() for e in examples]), np.stack([e["sources"].numpy() for e in examples]))
 
 
