@@ -5,7 +5,8 @@ import os
 
 import keras
 
-from advsep_tf.train import load_run_model, train
+from advsep_tf.runs import load_run_model
+from advsep_tf.train import train
 
 
 def test_a_run_directory_has_everything_users_look_at(tiny_run, tiny_config):

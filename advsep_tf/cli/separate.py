@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.separate import Separator, check_paths, separate_files
-    from advsep_tf.train import resolve_model_path
+    from advsep_tf.runs import resolve_model_path
 
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     separator = Separator.load(
