@@ -113,9 +113,11 @@ class AdversarialSeparator(keras.Model):
             self.critic_optimizer.build(self.critic_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a distribution strategy Keras (3.15) reduces a sample batch across replicas to
-        # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch.
-        # The networks are built by construction and both optimizers by compile(): skip it.
+        # A private Keras hook, overridden because no public one exists: under a distribution
+        # strategy, fit (Keras 3.15) pulls a batch and reduces it across replicas to build the
+        # model symbolically, and MultiWorkerMirroredStrategy cannot reduce a dict batch ("unsupported
+        # type <class 'dict'>"). The networks are built by construction and both optimizers by
+        # compile(), so there is nothing to build. tests/test_model.py fails if Keras changes the hook.
         if self.built and self.optimizer is not None and self.optimizer.built:
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)

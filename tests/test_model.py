@@ -143,3 +143,26 @@ def test_adversarial_steps_print_no_tensorflow_optimizer_errors():
               if "remapper failed" in line or "LeakyReluGrad" in line or ("meta_optimizer" in line and line.startswith("E"))]
     assert not errors, errors
 
+
+def test_the_private_keras_hook_the_model_overrides_is_still_there_and_still_needed(tiny_config):
+    # AdversarialSeparator overrides Keras's private `_maybe_symbolic_build` (see the comment
+    # there). Fail when Keras renames it, changes its arguments, stops calling it from fit, or no
+    # longer pulls a batch in it (then the override can go).
+    import inspect
+
+    import pytest
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    assert list(inspect.signature(keras.Model._maybe_symbolic_build).parameters) == ["self", "iterator", "data_batch"]
+    assert "self._maybe_symbolic_build(iterator=epoch_iterator)" in inspect.getsource(TensorFlowTrainer.fit)
+
+    class NoBatches:
+        def __iter__(self):
+            raise AssertionError("a batch was pulled to build the model")
+
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        model = AdversarialSeparator(tiny_config)
+        model.compile()
+    model._maybe_symbolic_build(iterator=NoBatches())  # ours: built already, no batch needed
+    with pytest.raises(AssertionError, match="a batch was pulled"):
+        keras.Model._maybe_symbolic_build(model, iterator=NoBatches())  # Keras's pulls one
