@@ -53,6 +53,24 @@ def griffin_lim_phase(magnitude, n_fft: int, n_hop: int, iterations: int = 32):
     return spectrum[0], length
 
 
+def audio_summary(name: str, waveform, sample_rate: int) -> None:
+    """What `tf.summary.audio(name, waveform[None, :, None], sample_rate)` writes (one WAV clip,
+    no label), for a (samples,) waveform.
+
+    tf.summary.audio transposes a tensor of strings, and with oneDNN on that makes TensorFlow's
+    C++ side print "oneDNN supports DT_STRING only on platforms with AVX-512" in every run; this
+    stacks the same (1, 2) tensor directly.
+    """
+    import tensorflow as tf
+    from tensorboard.plugins.audio import metadata
+
+    wav = tf.audio.encode_wav(waveform[:, None], sample_rate)
+    summary_metadata = metadata.create_summary_metadata(
+        display_name=None, description=None, encoding=metadata.Encoding.Value("WAV")
+    )
+    tf.summary.write(name, tf.stack([wav, tf.constant("")])[None], metadata=summary_metadata)
+
+
 def preview_patches(shard_set, config: Config, nb_patches: int = 8):
     """The first consecutive validation patches (they come from the first validation track):
     mixture (n, nb_bins, nb_frames, 1) and sources (n, nb_bins, nb_frames, nb_stems)."""
@@ -113,11 +131,11 @@ class ValidationPreview(keras.callbacks.Callback):
             tf.summary.scalar("learning_rate/separator", float(tf.convert_to_tensor(model.optimizer.learning_rate)))
             if model.critic_optimizer is not None:
                 tf.summary.scalar("learning_rate/critic", float(tf.convert_to_tensor(model.critic_optimizer.learning_rate)))
-            tf.summary.audio("mixture", self._to_audio(self.mixture_log[None])[:, :, None], rate)
+            audio_summary("mixture", self._to_audio(self.mixture_log[None])[0], rate)
             estimated_audio, reference_audio = self._to_audio(estimates), self._to_audio(self.references)
             for k, source in enumerate(self.config.sources):
-                tf.summary.audio(f"estimate/{source}", estimated_audio[k][None, :, None], rate)
-                tf.summary.audio(f"reference/{source}", reference_audio[k][None, :, None], rate)
+                audio_summary(f"estimate/{source}", estimated_audio[k], rate)
+                audio_summary(f"reference/{source}", reference_audio[k], rate)
                 pair = tf.stack([self.references[k], estimates[k]])
                 pair = pair / (tf.reduce_max(pair) + 1e-9)
                 gap = tf.ones([pair.shape[1], 2])
