@@ -20,6 +20,10 @@ from advsep_tf.errors import AdvsepError
 
 MODES = ("supervised", "adversarial")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# tf.distribute strategies of advsep-tf-train: mirrored = all local GPUs; multi_worker = TF_CONFIG's cluster.
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# The name that selects the separator shipped in advsep_tf/pretrained/ wherever a model is named.
+PRETRAINED = "pretrained"
 OUTPUT_ACTIVATIONS = ("relu", "softplus")
 
 

@@ -314,7 +314,8 @@ def run_experiment(
     )
     from advsep_tf.report import write_experiment_report
     from advsep_tf.separate import Separator, separate_files
-    from advsep_tf.train import load_run_model, train
+    from advsep_tf.runs import load_run_model
+    from advsep_tf.train import train
 
     start = time.time()
     runs = runs or PAPER_RUNS

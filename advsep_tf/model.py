@@ -5,13 +5,8 @@ mixtures and a fresh batch of solo excerpts of its source, then one separator up
 batch (L_s) plus an unlabelled batch (alpha * L_u + beta * L_add). In `supervised` mode no critic
 exists and the step is the supervised baseline (L_s only).
 
-A training batch is a dict (see `advsep_tf.data_pipelines.readers.training_dataset`):
-    paired_mixture     (batch, nb_bins, nb_frames, 1)
-    paired_sources     (batch, nb_bins, nb_frames, nb_stems)
-    unpaired_mixtures  (batch, n_critic + 1, nb_bins, nb_frames, 1)   adversarial mode only
-    solo_<source>      (batch, n_critic, nb_bins, nb_frames, 1)       one per critic
-The batch axis comes first everywhere, so that a distribution strategy splits every stream
-across replicas. A validation batch holds the first two.
+A training batch is the dict that `advsep_tf.data_pipelines.readers.training_dataset` builds;
+its layout (keys and shapes) is documented, and its keys named, there.
 """
 
 from __future__ import annotations
@@ -21,11 +16,8 @@ import tensorflow as tf
 
 from advsep_tf import losses
 from advsep_tf.config import Config
+from advsep_tf.data_pipelines.readers import PAIRED_MIXTURE, PAIRED_SOURCES, UNPAIRED_MIXTURES, solo_key
 from advsep_tf.networks import build_critic, build_separator
-
-
-def solo_key(source: str) -> str:
-    return f"solo_{source}"
 
 
 class _Frozen:
@@ -121,9 +113,11 @@ class AdversarialSeparator(keras.Model):
             self.critic_optimizer.build(self.critic_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a distribution strategy Keras (3.15) reduces a sample batch across replicas to
-        # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch.
-        # The networks are built by construction and both optimizers by compile(): skip it.
+        # A private Keras hook, overridden because no public one exists: under a distribution
+        # strategy, fit (Keras 3.15) pulls a batch and reduces it across replicas to build the
+        # model symbolically, and MultiWorkerMirroredStrategy cannot reduce a dict batch ("unsupported
+        # type <class 'dict'>"). The networks are built by construction and both optimizers by
+        # compile(), so there is nothing to build. tests/test_model.py fails if Keras changes the hook.
         if self.built and self.optimizer is not None and self.optimizer.built:
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -206,20 +200,20 @@ class AdversarialSeparator(keras.Model):
         self.train_step_traces += 1
         cfg = self.separation_config
         if self.critics:
-            unpaired = data["unpaired_mixtures"]
+            unpaired = data[UNPAIRED_MIXTURES]
             # train_step is not autographed: this Python loop is unrolled at trace time.
             for i in range(cfg.loss.n_critic):
                 solo = {s: data[solo_key(s)][:, i] for s in self.critic_sources}
                 self._critic_step(unpaired[:, i], solo)
 
         variables = self.separator.trainable_variables
-        targets = data.get("paired_sources")
+        targets = data.get(PAIRED_SOURCES)
         if targets is None:  # adaptation: the teacher's estimates stand in for the stems
             if self._teacher.network is None:
                 raise ValueError("a batch without paired_sources needs a teacher (set_teacher)")
-            targets = tf.stop_gradient(tf.cast(self._teacher.network(data["paired_mixture"], training=False), tf.float32))
+            targets = tf.stop_gradient(tf.cast(self._teacher.network(data[PAIRED_MIXTURE], training=False), tf.float32))
         with tf.GradientTape() as tape:
-            estimates = self._separate(data["paired_mixture"], training=True)
+            estimates = self._separate(data[PAIRED_MIXTURE], training=True)
             supervised = losses.supervised_loss(estimates, targets)
             total = supervised
             if self.critics:
@@ -243,8 +237,8 @@ class AdversarialSeparator(keras.Model):
         return self._logs(self.metrics)
 
     def test_step(self, data):
-        estimates = self._separate(data["paired_mixture"], training=False)
-        supervised = losses.supervised_loss(estimates, data["paired_sources"])
+        estimates = self._separate(data[PAIRED_MIXTURE], training=False)
+        supervised = losses.supervised_loss(estimates, data[PAIRED_SOURCES])
         self.supervised_loss_tracker.update_state(supervised)
         self.total_loss_tracker.update_state(supervised)
         return self._logs((self.total_loss_tracker, self.supervised_loss_tracker))

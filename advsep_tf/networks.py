@@ -48,6 +48,23 @@ def build_separator(config: Config, name: str = "separator") -> keras.Model:
     return keras.Model(mixture, output, name=name)
 
 
+@keras.saving.register_keras_serializable(package="advsep_tf")
+class CriticLeakyReLU(layers.LeakyReLU):
+    """`keras.layers.LeakyReLU` computed as max(x, negative_slope * x): the same function for
+    slopes in [0, 1], and no weights, so trained critics load either way.
+
+    Why: the gradient penalty differentiates the critic twice. With Keras's LeakyReLU,
+    TensorFlow's grappler remapper fuses Conv2D + BiasAdd + LeakyRelu while the second
+    derivative's LeakyReluGrad still reads the BiasAdd; the rewrite fails and TensorFlow's C++
+    side prints "remapper failed: INVALID_ARGUMENT ... LeakyReluGrad" on every adversarial run.
+    Written as a maximum, the derivatives are the maximum's and the rewrites succeed; the step
+    time is unchanged (benchmarks/bench_critic_activation.py).
+    """
+
+    def call(self, inputs):
+        return keras.ops.maximum(inputs, self.negative_slope * inputs)
+
+
 def build_critic(config: Config, name: str = "critic") -> keras.Model:
     """DCGAN-style Wasserstein critic, no batch normalisation (it would break the gradient penalty).
 
@@ -60,15 +77,15 @@ def build_critic(config: Config, name: str = "critic") -> keras.Model:
     x, bins, frames, filters, i = excerpt, spec.nb_bins, spec.nb_frames, net.base_filters, 0
     while bins > 4 and frames > 4:
         x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv{i}")(x)
-        x = layers.LeakyReLU(0.2, name=f"conv{i}_act")(x)
+        x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
         bins, frames, filters, i = (bins + 1) // 2, (frames + 1) // 2, min(filters * 2, net.max_filters), i + 1
     filters = min(filters, net.max_filters)
     while bins > 4:
         x = layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}")(x)
-        x = layers.LeakyReLU(0.2, name=f"conv{i}_act")(x)
+        x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
         bins, i = (bins + 1) // 2, i + 1
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(net.dense_units, name="dense")(x)
-    x = layers.LeakyReLU(0.2, name="dense_act")(x)
+    x = CriticLeakyReLU(0.2, name="dense_act")(x)
     score = layers.Dense(1, use_bias=False, dtype="float32", name="score")(x)
     return keras.Model(excerpt, score, name=name)

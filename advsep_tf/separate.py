@@ -314,7 +314,7 @@ class Separator:
     @classmethod
     def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
         """From a training run directory, a .keras file or "pretrained"."""
-        from advsep_tf.train import load_run_model
+        from advsep_tf.runs import load_run_model
 
         model = load_run_model(path)
         separator = model.separator

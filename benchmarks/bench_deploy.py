@@ -190,7 +190,7 @@ def main(argv=None):
     from advsep_tf.export.litert import export_litert
     from advsep_tf.export.saved_model import export_saved_model
     from advsep_tf.export.verification import format_result
-    from advsep_tf.train import load_run_model
+    from advsep_tf.runs import load_run_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

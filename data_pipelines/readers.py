@@ -1,5 +1,17 @@
-"""tf.data readers: paired, unlabelled-mixture and per-source solo streams, zipped into what
-`AdversarialSeparator.train_step` consumes (see advsep_tf.model for the batch layout).
+"""tf.data readers: paired, unlabelled-mixture and per-source solo streams, zipped into the
+training batch that `AdversarialSeparator.train_step` consumes.
+
+The training batch is a dict; the batch axis comes first everywhere, so that a distribution
+strategy splits every stream across replicas:
+    paired_mixture     (batch, nb_bins, nb_frames, 1)
+    paired_sources     (batch, nb_bins, nb_frames, nb_stems)   absent with training.teacher_targets
+    unpaired_mixtures  (batch, n_critic + 1, nb_bins, nb_frames, 1)   adversarial mode only
+    solo_<source>      (batch, n_critic, nb_bins, nb_frames, 1)       one per critic (`solo_key`)
+A validation batch holds the first two.
+
+Every reader takes the training config explicitly: batch size, shuffle buffer, seed, gains and
+augmentations come from `config.training` (the shard set's own config is what it was prepared
+with; only its spectrogram layout, checked equal on opening, is shared).
 
 Each stream: list_files -> interleave(TFRecordDataset) -> parse -> shuffle -> repeat -> augment
 -> batch -> prefetch.
@@ -10,14 +22,14 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
 - `random_remix`: paired stems from different tracks mixed into a new paired example. The
   mixture is the sum of the stems' *linear magnitudes*, log1p(sum_k expm1(s_k)): an
   approximation, since the magnitude of a sum of signals is at most (and usually a little less
-  than) the sum of their magnitudes; phase cancellation is ignored. `training_dataset(...,
-  remix_probability=p)` remixes a fraction p of the paired examples (default 0: off).
+  than) the sum of their magnitudes; phase cancellation is ignored. A fraction
+  `config.training.remix_probability` of the paired examples is remixed (default 0: off).
 - `random_offset`: a random frame offset. Shards hold patches `patch_hop` frames apart; two
   consecutive patches of one track are a window of nb_frames + patch_hop frames, and the excerpt
   is cut from it at an offset drawn uniformly from [0, patch_hop] frames, so excerpts are no
   longer aligned to the patch grid (a patch whose successor was dropped as silent, or lies in
-  another shard, keeps offset 0). `training_dataset(..., random_offsets=True)` turns it on for
-  every stream (default off). Needs shards of format version 2 (they store each patch's index).
+  another shard, keeps offset 0). `config.training.random_offsets` turns it on for every stream
+  (default off). Needs shards of format version 2 (they store each patch's index).
 """
 
 from __future__ import annotations
@@ -27,9 +39,17 @@ import tensorflow as tf
 from advsep_tf.config import Config
 from advsep_tf.data_pipelines.shards import ShardSet, feature_keys
 from advsep_tf.errors import AdvsepError
-from advsep_tf.model import solo_key
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+PAIRED_MIXTURE = "paired_mixture"
+PAIRED_SOURCES = "paired_sources"
+UNPAIRED_MIXTURES = "unpaired_mixtures"
+
+
+def solo_key(source: str) -> str:
+    """The training batch's key for the solo excerpts of `source`."""
+    return f"solo_{source}"
 
 
 def _parser(role: str, config: Config, with_position: bool = False):
@@ -114,21 +134,23 @@ def _consecutive_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def role_examples(
-    shard_set: ShardSet, role: str, shuffle: bool, repeat: bool, seed: int | None = None, random_offsets: bool = False
+    shard_set: ShardSet, config: Config, role: str, shuffle: bool, repeat: bool, seed: int | None = None,
+    random_offsets: bool = False,
 ) -> tf.data.Dataset:
     """Parsed examples of one role: dicts of (nb_bins, nb_frames, channels) float32 tensors.
 
-    With `random_offsets`, each example is cut at a random frame offset (`random_offset`).
+    Shuffled examples pass through a buffer of `config.training.shuffle_buffer`. With
+    `random_offsets`, each example is cut at a random frame offset (`random_offset`).
     """
-    config = shard_set.config
+    layout = shard_set.config  # the shapes written to disk (equal to config's when opened with it)
     files = shard_set.files(role)
     keys = feature_keys(role)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     if random_offsets:
-        parse = _parser(role, config, with_position=True)
-        patch_hop = config.spectrogram.patch_hop
+        parse = _parser(role, layout, with_position=True)
+        patch_hop = layout.spectrogram.patch_hop
 
         def read(path):
             pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
@@ -146,7 +168,7 @@ def role_examples(
             num_parallel_calls=AUTOTUNE,
             deterministic=not shuffle,
         )
-        dataset = dataset.map(_parser(role, config), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        dataset = dataset.map(_parser(role, layout), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     if shuffle:
         dataset = dataset.shuffle(config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -155,70 +177,72 @@ def role_examples(
 
 
 def paired_dataset(
-    shard_set: ShardSet, role: str, batch_size: int, shuffle: bool, repeat: bool, seed=None,
+    shard_set: ShardSet, config: Config, role: str, shuffle: bool, repeat: bool, seed=None,
     random_offsets: bool = False, remix_probability: float = 0.0,
 ):
-    """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}."""
-    dataset = role_examples(shard_set, role, shuffle, repeat, seed, random_offsets)
+    """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}, B = training.batch_size."""
+    dataset = role_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
     if remix_probability > 0:
         donors = [
-            role_examples(shard_set, role, True, True, None if seed is None else seed + 101 + k, random_offsets)
-            for k in range(shard_set.config.nb_stems)
+            role_examples(shard_set, config, role, True, True, None if seed is None else seed + 101 + k, random_offsets)
+            for k in range(config.nb_stems)
         ]
         dataset = tf.data.Dataset.zip((dataset, tuple(donors))).map(
             lambda example, donor: random_remix(example, list(donor), remix_probability,
                                                 None if seed is None else seed + 211),
             num_parallel_calls=AUTOTUNE
         )
-    dataset = dataset.map(lambda e: {"paired_mixture": e["mixture"], "paired_sources": e["sources"]})
-    return dataset.batch(batch_size, drop_remainder=repeat)
+    dataset = dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"], PAIRED_SOURCES: e["sources"]})
+    return dataset.batch(config.training.batch_size, drop_remainder=repeat)
 
 
 def _unpaired_stream(
-    shard_set: ShardSet, role: str, key: str, batches: int, config: Config, seed: int, random_offsets: bool = False
+    shard_set: ShardSet, config: Config, role: str, key: str, batches: int, seed: int, random_offsets: bool = False
 ):
     low, high = config.training.unpaired_gain
-    dataset = role_examples(shard_set, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
+    dataset = role_examples(shard_set, config, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
     dataset = dataset.map(lambda e: random_gain(e[key], low, high, seed + 401), num_parallel_calls=AUTOTUNE)
     # (batch, batches, F, T, 1): the batch axis first, so distribution strategies split it.
     return dataset.batch(batches, drop_remainder=True).batch(config.training.batch_size, drop_remainder=True)
 
 
-def teacher_dataset(shard_set: ShardSet, batch_size: int, seed: int, random_offsets: bool = False):
+def teacher_dataset(shard_set: ShardSet, config: Config, seed: int, random_offsets: bool = False):
     """{"paired_mixture": (B, F, T, 1)} from the unlabelled mixtures, for a teacher to label."""
-    dataset = role_examples(shard_set, "mixtures", shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
-    return dataset.map(lambda e: {"paired_mixture": e["mixture"]}).batch(batch_size, drop_remainder=True)
+    dataset = role_examples(shard_set, config, "mixtures", shuffle=True, repeat=True, seed=seed,
+                            random_offsets=random_offsets)
+    return dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"]}).batch(config.training.batch_size, drop_remainder=True)
 
 
 def training_dataset(
-    shard_set: ShardSet, config: Config, random_offsets: bool = False, remix_probability: float = 0.0
+    shard_set: ShardSet, config: Config, random_offsets: bool | None = None, remix_probability: float | None = None
 ) -> tf.data.Dataset:
-    """The zipped, infinite training stream for `config.training.mode`.
+    """The zipped, infinite training stream for `config.training.mode` (the batch layout above).
 
-    Unpaired excerpts always get `random_gain`; `random_offsets` and `remix_probability` turn on
-    `random_offset` (every stream) and `random_remix` (paired stream). With
-    `training.teacher_targets`, the supervised batches are unlabelled mixtures without sources
-    (the model's teacher labels them).
+    Unpaired excerpts always get `random_gain`; `training.random_offsets` and
+    `training.remix_probability` (or the arguments, when given) turn on `random_offset` (every
+    stream) and `random_remix` (paired stream). With `training.teacher_targets`, the supervised
+    batches are unlabelled mixtures without sources (the model's teacher labels them).
     """
     check_training_roles(shard_set, config)
+    training = config.training
+    random_offsets = training.random_offsets if random_offsets is None else random_offsets
+    remix_probability = training.remix_probability if remix_probability is None else remix_probability
     if not 0 <= remix_probability <= 1:
         raise AdvsepError(f"remix probability must be in [0, 1], got {remix_probability}")
-    seed = config.training.seed
-    if config.training.teacher_targets:
-        paired = teacher_dataset(shard_set, config.training.batch_size, seed + 97, random_offsets)
+    seed = training.seed
+    if training.teacher_targets:
+        paired = teacher_dataset(shard_set, config, seed + 97, random_offsets)
     else:
-        paired = paired_dataset(
-            shard_set, "train", config.training.batch_size, True, True, seed, random_offsets, remix_probability
-        )
+        paired = paired_dataset(shard_set, config, "train", True, True, seed, random_offsets, remix_probability)
     streams = {"paired": paired}
     if config.critic_sources:
         n_critic = config.loss.n_critic
-        streams["unpaired_mixtures"] = _unpaired_stream(
-            shard_set, "mixtures", "mixture", n_critic + 1, config, seed + 1, random_offsets
+        streams[UNPAIRED_MIXTURES] = _unpaired_stream(
+            shard_set, config, "mixtures", "mixture", n_critic + 1, seed + 1, random_offsets
         )
         for i, source in enumerate(config.critic_sources):
             streams[solo_key(source)] = _unpaired_stream(
-                shard_set, f"solo/{source}", "excerpt", n_critic, config, seed + 2 + i, random_offsets
+                shard_set, config, f"solo/{source}", "excerpt", n_critic, seed + 2 + i, random_offsets
             )
 
     def merge(batch):
@@ -249,7 +273,7 @@ def validation_dataset(shard_set: ShardSet, config: Config) -> tf.data.Dataset:
 
     Repeated so that Keras never sees it run dry (it warns then); fit takes `validation_steps`.
     """
-    dataset = paired_dataset(shard_set, "valid", config.training.batch_size, shuffle=False, repeat=False)
+    dataset = paired_dataset(shard_set, config, "valid", shuffle=False, repeat=False)
     return dataset.take(validation_steps(shard_set, config)).repeat().prefetch(AUTOTUNE)
 
 

@@ -197,7 +197,6 @@ def test_verbose_shows_the_traceback(tmp_path, capsys):
 
 def test_options_take_their_choices_and_defaults_from_the_library():
     from advsep_tf import config
-    from advsep_tf import train as train_lib
     from advsep_tf.data_pipelines import audio, shards
     from advsep_tf.data_pipelines import prepare as prepare_lib
     from advsep_tf.export import litert
@@ -205,11 +204,11 @@ def test_options_take_their_choices_and_defaults_from_the_library():
 
     expected = {
         "--mode": (config.MODES, None), "--precision": (config.PRECISIONS, None),
-        "--strategy": (train_lib.STRATEGIES, train_lib.STRATEGIES[0]),
+        "--strategy": (config.STRATEGIES, config.STRATEGIES[0]),
         "--codec": (tuple(audio.SOUNDFILE_CODECS), "wav"), "--reconstruction": (RECONSTRUCTIONS, RECONSTRUCTIONS[0]),
         "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES), "--quantize": (litert.QUANTIZATIONS, "none"),
         "--on-error": (prepare_lib.ON_ERROR, "fail"), "--examples-per-shard": (None, shards.EXAMPLES_PER_SHARD),
-        "--model": (None, train_lib.PRETRAINED),
+        "--model": (None, config.PRETRAINED),
     }
     for name, (choices, default) in expected.items():
         option = options.OPTIONS[name]

@@ -38,7 +38,7 @@ def assert_patches(shard_set, expected: dict):
     assert got == expected
     for role, count in expected.items():
         if count:
-            assert sum(1 for _ in role_examples(shard_set, role, shuffle=False, repeat=False)) == count
+            assert sum(1 for _ in role_examples(shard_set, shard_set.config, role, shuffle=False, repeat=False)) == count
 
 
 def trimmed_sum(waves):
@@ -107,7 +107,7 @@ def test_musdb18_stem_mp4(k4, tmp_path):
     audio = datasets.load_track_audio(record, k4)
     for source, stream in (("drums", 1), ("bass", 2), ("other", 3), ("vocals", 4)):
         np.testing.assert_allclose(audio[source], decode(file, RATE, stream=stream)[: len(audio[source])], atol=1e-5)
-    example = next(iter(role_examples(shard_set, "train", shuffle=False, repeat=False)))
+    example = next(iter(role_examples(shard_set, shard_set.config, "train", shuffle=False, repeat=False)))
     assert example["sources"].shape == (32, 16, 4)
 
 

@@ -57,7 +57,7 @@ def test_the_savedmodel_computes_the_trained_separator(saved_model, tiny_run, ti
     from advsep_tf.export.atomic import is_temporary
     from advsep_tf.export.saved_model import VERIFY_TOLERANCE
     from advsep_tf.separate import Separator
-    from advsep_tf.train import load_run_model
+    from advsep_tf.runs import load_run_model
 
     loaded = tf.saved_model.load(str(saved_model))
     embedded = json.loads(loaded.config()["config_json"].numpy())

@@ -41,3 +41,10 @@ def test_get_config_round_trip_rebuilds_the_same_function():
         clone.set_weights(model.get_weights())
         x = np.random.default_rng(1).random((2, 32, 16, 1)).astype(np.float32)
         np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_the_critic_leaky_relu_is_keras_leaky_relu():
+    from advsep_tf.networks import CriticLeakyReLU
+
+    x = np.linspace(-3, 3, 61, dtype=np.float32)
+    np.testing.assert_array_equal(CriticLeakyReLU(0.2)(x), keras.layers.LeakyReLU(0.2)(x))

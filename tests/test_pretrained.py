@@ -75,7 +75,7 @@ def test_separate_uses_the_pretrained_model_without_model_option(unseen_clip, tm
 
 def test_export_and_init_accept_pretrained(tmp_path, tiny_shards, capsys):
     from advsep_tf.config import load_config
-    from advsep_tf.train import load_run_model
+    from advsep_tf.runs import load_run_model
 
     model = load_run_model("pretrained", expected=load_config("real"))
     assert model.separation_config.sources == ["vocals", "accompaniment"]

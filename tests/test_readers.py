@@ -78,13 +78,13 @@ def test_random_offsets_on_real_shards(tiny_config, tiny_shards):
     # Shards store each patch's index in its track.
     indices = [int(e["patch"]) for e in plain]
     assert indices[:3] == [indices[0], indices[0] + 1, indices[0] + 2]
-    assert len(list(readers.role_examples(shard_set, "train", False, False, random_offsets=True))) == shard_set.examples("train")
+    assert len(list(readers.role_examples(shard_set, tiny_config, "train", False, False, random_offsets=True))) == shard_set.examples("train")
     # The first shard alone (examples of several shards interleave).
     manifest = copy.deepcopy(shard_set.manifest)
     manifest["roles"]["train"]["shards"] = manifest["roles"]["train"]["shards"][:1]
     manifest["roles"]["train"]["examples"] = len(plain)
     one_shard = ShardSet(shard_set.directory, manifest, shard_set.config)
-    shifted = list(readers.role_examples(one_shard, "train", shuffle=False, repeat=False, random_offsets=True))
+    shifted = list(readers.role_examples(one_shard, tiny_config, "train", shuffle=False, repeat=False, random_offsets=True))
     assert len(shifted) == len(plain)
     moved = 0
     for i in range(len(plain) - 1):

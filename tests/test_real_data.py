@@ -116,7 +116,7 @@ def test_warm_start_gives_identical_predictions_and_refuses_other_shapes(tiny, t
     import keras
 
     from advsep_tf.model import AdversarialSeparator
-    from advsep_tf.train import load_run_model, warm_start
+    from advsep_tf.runs import load_run_model, warm_start
 
     source = load_run_model(str(tiny_run))
     mixture = np.random.default_rng(0).random((2, 32, 16, 1)).astype(np.float32)
@@ -201,7 +201,7 @@ def test_teacher_targets_replace_the_stems_when_adapting(tiny, tiny_run):
     import keras
 
     from advsep_tf.model import AdversarialSeparator
-    from advsep_tf.train import load_run_model, warm_start
+    from advsep_tf.runs import load_run_model, warm_start
 
     config = tiny.replace(training={"mode": "supervised", "teacher_targets": True})
     student = AdversarialSeparator(config)

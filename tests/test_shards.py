@@ -20,12 +20,12 @@ def test_prepared_shard_set_reads_back_every_role(tiny_config, tiny_shards, tiny
     assert len(manifest["roles"]["train"]["tracks"]) == 3 and len(manifest["roles"]["valid"]["tracks"]) == 1
     assert len(manifest["test_tracks"]) == 2
     for role in shard_set.roles:
-        count = sum(1 for _ in role_examples(shard_set, role, shuffle=False, repeat=False))
+        count = sum(1 for _ in role_examples(shard_set, shard_set.config, role, shuffle=False, repeat=False))
         assert count == shard_set.examples(role) > 0
         names = [s["file"] for s in manifest["roles"][role]["shards"]]
         total = len(names)
         assert names[0].endswith(f"-00000-of-{total:05d}")
-    example = next(iter(role_examples(shard_set, "train", shuffle=False, repeat=False)))
+    example = next(iter(role_examples(shard_set, shard_set.config, "train", shuffle=False, repeat=False)))
     assert example["mixture"].shape == (32, 16, 1) and example["sources"].shape == (32, 16, 2)
     # The stems of a paired patch add up to the mixture (magnitudes, up to phase cancellation).
     mixture = np.expm1(example["mixture"].numpy()[..., 0])

@@ -175,7 +175,7 @@ def test_a_run_killed_while_saving_its_model_leaves_none_and_resumes_to_a_verifi
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"model in {run_dir}/model.keras" in out
-    from advsep_tf.train import model_file_problem
+    from advsep_tf.runs import model_file_problem
 
     assert model_file_problem(str(run_dir / "model.keras")) is None
     assert not leftovers(run_dir)
@@ -200,7 +200,7 @@ def three_epochs(tiny_shards, tmp_path):
 def test_resume_falls_back_to_the_newest_intact_checkpoint_and_replaces_a_broken_model(
     three_epochs, tiny_shards, tmp_path, capsys
 ):
-    from advsep_tf.train import model_file_problem
+    from advsep_tf.runs import model_file_problem
 
     run_dir, config_file = three_epochs
     latest = run_dir / "checkpoints" / "epoch-00003.weights.h5"

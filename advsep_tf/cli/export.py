@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     from advsep_tf.export.atomic import check_replaceable
     from advsep_tf.export.litert import is_litert_export
     from advsep_tf.export.saved_model import is_saved_model_export
-    from advsep_tf.train import load_run_model
+    from advsep_tf.runs import load_run_model
 
     # Checked before the model is loaded: a refused --out costs no work.
     protected = {args.model: "the model being exported"}

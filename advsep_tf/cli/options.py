@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-from advsep_tf.config import MODES, PRECISIONS, preset_names
+from advsep_tf.config import MODES, PRECISIONS, PRETRAINED, STRATEGIES, preset_names
 from advsep_tf.data_pipelines.audio import SOUNDFILE_CODECS
 from advsep_tf.data_pipelines.prepare import ON_ERROR
 from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
 from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
-from advsep_tf.train import PRETRAINED, STRATEGIES
 
 # advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS and DEFAULT_CHUNK_PATCHES are
 # repeated here; tests/test_cli.py fails when the two differ.

@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.separate import Separator, check_paths, separate_files
-    from advsep_tf.train import resolve_model_path
+    from advsep_tf.runs import resolve_model_path
 
     if to_stdout:
         separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,

@@ -17,7 +17,7 @@ TARGET = os.path.join(HERE, "..", "..", "advsep_tf", "pretrained")
 def main(run_dir: str) -> None:
     import advsep_tf  # noqa: F401
     from advsep_tf.model import AdversarialSeparator
-    from advsep_tf.train import load_run_model
+    from advsep_tf.runs import load_run_model
 
     trained = load_run_model(run_dir)
     config = trained.separation_config.replace(training={"mode": "supervised", "critics": []})
