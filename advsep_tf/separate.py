@@ -203,7 +203,8 @@ class _FixedLatency:
     def finish(self, parts: list[np.ndarray], received: int) -> np.ndarray:
         for part in parts:
             self.held.append(part)
-        assert self.held.size == received - self.released, (self.held.size, received, self.released)
+        if self.held.size != received - self.released:
+            raise RuntimeError(f"internal error: {self.held.size} samples left for {received - self.released} still due")
         return self.held.take(self.held.size)
 
 
