@@ -453,15 +453,11 @@ class Separator:
         with ExitStack() as stack:
             writers = [stack.enter_context(adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
                        for path in outputs[input_path]]
-            try:
-                for stems in self.stream(audio, audio.sample_rate):
-                    for writer, stem in zip(writers, stems.values()):
-                        writer.write(stem)
-                    if progress is not None:
-                        progress(len(next(iter(stems.values()))) / audio.sample_rate)
-            except AdvsepError as error:
-                message = str(error)
-                raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
+            for stems in self._stream_file(audio):
+                for writer, stem in zip(writers, stems.values()):
+                    writer.write(stem)
+                if progress is not None:
+                    progress(len(next(iter(stems.values()))) / audio.sample_rate)
         return outputs[input_path]
 
     def separate_to_stream(self, input_path: str, source: str, codec: str = "wav", audio_adapter=None) -> None:
@@ -473,12 +469,16 @@ class Separator:
         adapter = audio_adapter or AudioAdapter.default()
         audio = adapter.read_blocks(input_path)
         with adapter.open_writer(STDIO, audio.sample_rate, audio.nb_channels, codec) as writer:
-            try:
-                for stems in self.stream(audio, audio.sample_rate):
-                    writer.write(stems[source])
-            except AdvsepError as error:
-                message = str(error)
-                raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
+            for stems in self._stream_file(audio):
+                writer.write(stems[source])
+
+    def _stream_file(self, audio) -> Iterator[dict[str, np.ndarray]]:
+        """`stream` over a file's `AudioBlocks`; every error line names the file."""
+        try:
+            yield from self.stream(audio, audio.sample_rate)
+        except AdvsepError as error:
+            message = str(error)
+            raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
 
 
 def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:

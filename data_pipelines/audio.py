@@ -119,7 +119,7 @@ class AudioAdapter(abc.ABC):
         """
         waveform, sample_rate = self.load(path)
         blocks = (waveform[i : i + block_samples] for i in range(0, len(waveform), block_samples))
-        return AudioBlocks(str(path), sample_rate, waveform.shape[1], blocks, len(waveform) / sample_rate)
+        return AudioBlocks(str(path), sample_rate, waveform.shape[1], blocks)
 
     def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
                     codec: Optional[str] = None) -> "AudioWriter":
@@ -255,7 +255,6 @@ class SoundfileAudioAdapter(AudioAdapter):
         except (RuntimeError, OSError) as error:
             raise AdvsepError(f"{path}: cannot write audio ({error})") from error
 
-
     def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES) -> "AudioBlocks":
         if str(path) == STDIO:
             if not _have_ffmpeg():
@@ -279,12 +278,11 @@ class SoundfileAudioAdapter(AudioAdapter):
 
 
 class AudioBlocks:
-    """A file's audio, block by block: `sample_rate`, `nb_channels`, `duration` (seconds, or None
-    where unknown before the end, as on a pipe) and, iterated once, float32 blocks of shape
-    `(nb_samples, nb_channels)`."""
+    """A file's audio, block by block: `name`, `sample_rate`, `nb_channels` and, iterated once,
+    float32 blocks of shape `(nb_samples, nb_channels)`."""
 
-    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks, duration: Optional[float] = None):
-        self.name, self.sample_rate, self.nb_channels, self.duration = name, sample_rate, nb_channels, duration
+    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks):
+        self.name, self.sample_rate, self.nb_channels = name, sample_rate, nb_channels
         self._blocks = blocks
 
     def __iter__(self):
@@ -320,8 +318,7 @@ def _soundfile_blocks(path: Path, block_samples: int) -> AudioBlocks:
             if truncation:
                 raise AdvsepError(f"{path}: file is truncated ({truncation})")
 
-    duration = audio_file.frames / audio_file.samplerate if audio_file.frames > 0 else None
-    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(), duration)
+    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks())
 
 
 def _ffmpeg_blocks(path, probed: Optional[tuple[int, int]], block_samples: int) -> AudioBlocks:
