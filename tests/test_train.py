@@ -191,6 +191,7 @@ def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards,
     # XLA draws other numbers than TensorFlow's kernels from the same seed, whatever the
     # algorithm, and that is not what this test is about.
     monkeypatch.setattr(keras.random, "uniform", _same_draws_everywhere)
+    keras.utils.set_random_seed(7)
     batch = next(iter(training_dataset(ShardSet.open(str(tiny_shards), expected=tiny_config), tiny_config)))
     model = AdversarialSeparator(tiny_config)
     for critic in model.critics:  # steeper critics, so that the one-sided penalty is not zero
@@ -199,14 +200,26 @@ def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards,
     plain_logs, plain_weights = _one_step(tiny_config, batch, initial, jit_compile=False)
     xla_logs, xla_weights = _one_step(tiny_config, batch, initial, jit_compile=True)
     assert plain_logs["gradient_penalty_vocals"] > 0 and plain_logs["gradient_penalty_accompaniment"] > 0
-    # Every loss and critic term, and every weight update of the critic and separator steps, to
-    # float32 round-off of another kernel order (XLA's fused ops against oneDNN's).
+    # XLA's fused kernels round differently from oneDNN's, and a step amplifies round-off unevenly:
+    # the critic terms come after n_critic updates of steep critics, where a relative change of
+    # 1e-6 in the weights has moved a Wasserstein estimate by 1e-3 relative. So each quantity's
+    # tolerance is measured here: the same plain step from weights moved by 1e-6 relative (a few
+    # float32 ulps) shows how far round-off alone can take it. A dropped term, a stale variable or
+    # a Python side effect baked into the trace moves a quantity by its own size, far beyond that;
+    # the 2% floor is for kernels that round more coarsely than this machine's (one CI machine's
+    # XLA step differed by 0.7% in the adversarial loss from an unseeded start).
+    rng = np.random.default_rng(0)
+    nudged = [w * (1 + 1e-6 * rng.standard_normal(w.shape)).astype(w.dtype) for w in initial]
+    nudged_logs, nudged_weights = _one_step(tiny_config, batch, nudged, jit_compile=False)
     assert xla_logs.keys() == plain_logs.keys()
     for name, value in plain_logs.items():
-        np.testing.assert_allclose(xla_logs[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
-    for before, xla, plain in zip(initial, xla_weights, plain_weights):
+        round_off = abs(nudged_logs[name] - value)
+        assert round_off < 0.1 * abs(value), f"{name}: too ill-conditioned to compare ({round_off} of {value})"
+        np.testing.assert_allclose(xla_logs[name], value, rtol=2e-2, atol=100 * round_off + 1e-6, err_msg=name)
+    for before, xla, plain, plain_nudged, start_nudged in zip(initial, xla_weights, plain_weights, nudged_weights, nudged):
         update = plain - before
-        np.testing.assert_allclose(xla - before, update, rtol=0, atol=1e-4 * np.abs(update).max() + 1e-9)
+        round_off = np.abs((plain_nudged - start_nudged) - update).max()
+        np.testing.assert_allclose(xla - before, update, rtol=0, atol=2e-2 * np.abs(update).max() + 100 * round_off + 1e-9)
     assert any(np.abs(plain - before).max() > 0 for before, plain in zip(initial, plain_weights))
 
 
