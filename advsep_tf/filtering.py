@@ -42,13 +42,14 @@ def band_stft(config, rate: int) -> transforms.STFT:
 
 
 def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, power: float = 1.0,
-                 band_top: int | None = None) -> tf.Tensor:
+                 band_top: int | None = None, shared_channels: bool = False) -> tf.Tensor:
     """Stems from the mixture's STFT masked with `ratio_masks` of the stems' STFT.
 
     mixture (batch, n) and stems (batch, nb_stems, n) at one rate; returns (batch, nb_stems, n),
     which sums to the mixture. With `band_top`, the stems are band-limited: above that bin each
-    frame takes the mean mask of the band's top octave. Frame by frame, so it can run on segments
-    (`transforms.frame_segment_layout`).
+    frame takes the mean mask of the band's top octave. With `shared_channels`, the batch is the
+    channels of one recording and every channel gets the masks of the stems' magnitudes summed
+    over channels. Frame by frame, so it can run on segments (`transforms.frame_segment_layout`).
     """
     length = tf.shape(mixture)[-1]
     nb_stems = stems.shape[1]
@@ -58,7 +59,10 @@ def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, po
     real = tf.reshape(real, [-1, 1 + nb_stems, frames, freqs])
     imag = tf.reshape(imag, [-1, 1 + nb_stems, frames, freqs])
     top = freqs if band_top is None else band_top
-    masks = ratio_masks(tf.sqrt(real[:, 1:, :, :top] ** 2 + imag[:, 1:, :, :top] ** 2), power, axis=1)
+    magnitudes = tf.sqrt(real[:, 1:, :, :top] ** 2 + imag[:, 1:, :, :top] ** 2)
+    if shared_channels:
+        magnitudes = tf.reduce_sum(magnitudes, axis=0, keepdims=True)
+    masks = ratio_masks(magnitudes, power, axis=1)
     if top < freqs:
         above = tf.reduce_mean(masks[..., top // 2 : top], axis=-1, keepdims=True)
         masks = tf.concat([masks, tf.repeat(above, freqs - top, axis=-1)], axis=-1)
@@ -68,13 +72,14 @@ def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, po
     return tf.reshape(waveforms, [-1, nb_stems, length])
 
 
-def band_masks(mixture: tf.Tensor, stems: tf.Tensor, config, rate: int, power: float = 1.0) -> tf.Tensor:
+def band_masks(mixture: tf.Tensor, stems: tf.Tensor, config, rate: int, power: float = 1.0,
+               shared_channels: bool = False) -> tf.Tensor:
     """The model's band-limited stems at the input's `rate` -> full-band stems (`mask_mixture`
     at `band_stft`, extended above the model's band)."""
     spec = config.spectrogram
     stft = band_stft(config, rate)
     top = band_top_bin(config.audio.sample_rate, spec.n_fft, spec.nb_bins, rate, stft.n_fft)
-    return mask_mixture(mixture, stems, stft, power, band_top=top)
+    return mask_mixture(mixture, stems, stft, power, band_top=top, shared_channels=shared_channels)
 
 
 def griffin_lim(magnitude: tf.Tensor, stft: transforms.STFT, iterations: int = 32) -> tuple[tf.Tensor, tf.Tensor, int]:

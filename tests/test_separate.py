@@ -63,13 +63,41 @@ def test_band_masks_on_segments_equal_one_pass(separator):
     rate = 44100
     rng = np.random.default_rng(5)
     parts = (0.1 * rng.standard_normal((2, 1 + separator.config.nb_stems, 25 * rate))).astype(np.float32)
-    whole = filtering.band_masks(tf.constant(parts[:, 0]), tf.constant(parts[:, 1:]), separator.config, rate).numpy()
+    assert separator.channel_masks == "shared"
+    whole = filtering.band_masks(tf.constant(parts[:, 0]), tf.constant(parts[:, 1:]), separator.config, rate,
+                                 shared_channels=True).numpy()
     layout = separator.band_layout(rate)
     assert len(transforms.plan_segments(parts.shape[-1], layout)) >= 3
     walk = SegmentWalk(separator.band_masks_function(rate), layout)
     pieces = [out for i in range(0, parts.shape[-1], 30000) for out in walk.push(parts[..., i : i + 30000])]
     segmented = np.concatenate(pieces + walk.finish(), axis=-1)
     np.testing.assert_allclose(segmented, whole, atol=1e-5, rtol=0)
+
+
+def test_shared_channel_masks_mask_every_channel_alike(tiny_run):
+    """A stereo song whose right channel is its left at half the level: with shared masks each stem
+    keeps that relation exactly (one mask for both channels); with independent masks the model
+    hears two different levels and masks them differently. A mono song is the same both ways."""
+    rate = 44100
+    left = _song(6.0, rate, 1, seed=3)
+    stereo = np.concatenate([left, 0.5 * left], axis=1)
+    shared = Separator.from_checkpoint(str(tiny_run), channel_masks="shared").separate(stereo, rate)
+    independent = Separator.from_checkpoint(str(tiny_run), channel_masks="independent").separate(stereo, rate)
+    for source in shared:
+        np.testing.assert_allclose(shared[source][:, 1], 0.5 * shared[source][:, 0], atol=1e-6, rtol=0)
+    deviation = max(np.abs(independent[s][:, 1] - 0.5 * independent[s][:, 0]).max() for s in independent)
+    assert deviation > 1e-3
+    mono_shared = Separator.from_checkpoint(str(tiny_run), channel_masks="shared").separate(left, rate)
+    mono_independent = Separator.from_checkpoint(str(tiny_run), channel_masks="independent").separate(left, rate)
+    for source in mono_shared:
+        np.testing.assert_allclose(mono_shared[source], mono_independent[source], atol=1e-6, rtol=0)
+
+
+def test_channel_masks_are_checked(tiny_run):
+    from advsep_tf.errors import AdvsepError
+
+    with pytest.raises(AdvsepError, match="channel_masks must be one of shared, independent, got 'both'"):
+        Separator.from_checkpoint(str(tiny_run), channel_masks="both")
 
 
 @pytest.mark.parametrize("rate, channels, reconstruction", [

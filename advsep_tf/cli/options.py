@@ -18,9 +18,10 @@ from advsep_tf.data_pipelines.prepare import ON_ERROR
 from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
 from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
 
-# advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS and DEFAULT_CHUNK_PATCHES are
-# repeated here; tests/test_cli.py fails when the two differ.
+# advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS, CHANNEL_MASKS and
+# DEFAULT_CHUNK_PATCHES are repeated here; tests/test_cli.py fails when the two differ.
 RECONSTRUCTIONS = ("mask", "direct")
+CHANNEL_MASKS = ("shared", "independent")
 DEFAULT_CHUNK_PATCHES = 16
 CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
 FILENAME_FORMAT = "{track}/{source}.{codec}"
@@ -86,6 +87,11 @@ OPTIONS: dict[str, dict] = {
              "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
     ),
     "--mask-power": dict(type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style"),
+    "--channel-masks": dict(
+        default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS,
+        help="with 'mask': 'shared' (default) masks every channel alike, from the estimates of all channels; "
+             "'independent' masks each channel on its own (for a voice panned hard to one side)",
+    ),
     "--chunk-patches": dict(
         type=int, default=DEFAULT_CHUNK_PATCHES, help="patches per separator call (memory bound)"
     ),

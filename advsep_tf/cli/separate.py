@@ -23,6 +23,7 @@ def main(argv=None) -> None:
     options.add(p, "--codec")
     options.add(p, "--reconstruction")
     options.add(p, "--mask-power")
+    options.add(p, "--channel-masks")
     options.add(p, "--chunk-patches")
     options.add(p, "--overwrite",
                 help="replace files at the stems' paths (an earlier separation's); never an input or the model")
@@ -47,13 +48,14 @@ def main(argv=None) -> None:
 
     if to_stdout:
         separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,
-                                   mask_power=args.mask_power)
+                                   mask_power=args.mask_power, channel_masks=args.channel_masks)
         separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec)
         return
 
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     separator = Separator.load(
-        args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction, mask_power=args.mask_power
+        args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction, mask_power=args.mask_power,
+        channel_masks=args.channel_masks,
     )
     summary = separate_files(
         separator, args.inputs, args.out, progress=not args.no_progress,

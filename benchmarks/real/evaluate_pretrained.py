@@ -4,6 +4,7 @@ the mixture-as-estimate and the ideal-ratio-mask oracle.
 
     python benchmarks/real/evaluate_pretrained.py --model pretrained --out /tmp/pretrained_eval
         [--real ../shared/real] [--data ../shared/data] [--split benchmarks/real/split_pretrained.yaml]
+        [--mask-power 1|2] [--channel-masks shared|independent]
 
 Writes OUT/<set>/results/{model,mixture,oracle}/results.json and prints one markdown table.
 Finished parts are reused when the command is run again.
@@ -50,6 +51,33 @@ def shared_clips(data_dir: str, out_dir: str) -> str:
     return out_dir
 
 
+def stereo_references(records, out_dir: str, config, rate: int = 44100) -> str:
+    """The test previews as released: <track>/{mixture,<source>}.wav in stereo at `rate` (the
+    project's data pipeline reads mono), each source the sum of its stems' streams."""
+    from advsep_tf.data_pipelines.audio import AudioAdapter
+    from advsep_tf.data_pipelines.datasets import role_inputs
+
+    marker = os.path.join(out_dir, ".complete")
+    if os.path.isfile(marker):
+        return out_dir
+    adapter = AudioAdapter.default()
+    for record in records:
+        sources = {}
+        for source in config.sources:
+            waves = [adapter.load(ref.path, sample_rate=rate, stream=ref.stream)[0] for ref in role_inputs(record, "test", config)[source]]
+            sources[source] = waves
+        n = min(len(w) for waves in sources.values() for w in waves)
+        stems = {s: sum(w[:n] for w in waves) for s, waves in sources.items()}
+        assert all(x.shape[1] == 2 for x in stems.values()), record.key
+        folder = os.path.join(out_dir, record.key.replace(":", "_").replace("/", "_"))
+        for source, audio in stems.items():
+            adapter.save(os.path.join(folder, f"{source}.wav"), audio, rate)
+        adapter.save(os.path.join(folder, "mixture.wav"), sum(stems.values()), rate)
+    with open(marker, "w") as f:
+        f.write("done\n")
+    return out_dir
+
+
 def write_track(adapter, folder, vocals, accompaniment, rate):
     adapter.save(os.path.join(folder, "vocals.wav"), vocals, rate)
     adapter.save(os.path.join(folder, "accompaniment.wav"), accompaniment, rate)
@@ -88,7 +116,7 @@ def main(argv=None):
     from advsep_tf.data_pipelines.datasets import all_records
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
     from advsep_tf.experiment import write_test_references
-    from advsep_tf.separate import Separator
+    from advsep_tf.separate import CHANNEL_MASKS, Separator
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="pretrained")
@@ -96,9 +124,11 @@ def main(argv=None):
     p.add_argument("--real", default=os.path.join(HERE, "..", "..", "..", "shared", "real"))
     p.add_argument("--data", default=os.path.join(HERE, "..", "..", "..", "shared", "data"))
     p.add_argument("--split", default=os.path.join(HERE, "split_pretrained.yaml"))
+    p.add_argument("--mask-power", type=float, default=1.0, help="the separator's mask power (1 or 2)")
+    p.add_argument("--channel-masks", default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS, help="the separator's")
     args = p.parse_args(argv)
 
-    separator = Separator.load(args.model)
+    separator = Separator.load(args.model, mask_power=args.mask_power, channel_masks=args.channel_masks)
     config = separator.config
     sets = {}
     if os.path.isdir(args.real):
@@ -111,6 +141,10 @@ def main(argv=None):
             references = write_test_references(records, os.path.join(args.out, f"test_references_{origin}"), config,
                                                rate)
             sets[label] = (references, os.path.join(args.out, f"test_{origin}"))
+        previews = [r for r in test if r.origin == "musdb18"]
+        sets["test previews in stereo (MUSDB18, 44.1 kHz)"] = (
+            stereo_references(previews, os.path.join(args.out, "test_references_musdb18_stereo"), config),
+            os.path.join(args.out, "test_musdb18_stereo"))
     if os.path.isdir(args.data):
         sets["../shared/data clips"] = (shared_clips(args.data, os.path.join(args.out, "shared_clips")),
                                         os.path.join(args.out, "shared"))
@@ -129,7 +163,8 @@ def main(argv=None):
     table = "\n".join(lines)
     print("\nMean over tracks of museval's median over 1 s frames:\n\n" + table)
     with open(os.path.join(args.out, "scores.json"), "w") as f:
-        json.dump({"model": args.model, "sets": numbers, "table": table}, f, indent=2)
+        json.dump({"model": args.model, "mask_power": args.mask_power,
+                   "channel_masks": args.channel_masks, "sets": numbers, "table": table}, f, indent=2)
 
 
 if __name__ == "__main__":
