@@ -56,9 +56,10 @@ RECONSTRUCTIONS = ("mask", "direct")
 # How the masks of a recording's channels relate (with "mask" reconstruction above the model's
 # rate). The model hears each channel alone; "shared" gives every channel the masks of the
 # estimates' magnitudes summed over channels, which averages out the channels' independent
-# errors (on the 14 stereo test previews: +0.14 dB vocals, +0.19 dB accompaniment SDR, better on
-# 13 and 14 of them); "independent" keeps each channel's own masks, for recordings whose channels
-# hold different sources (a voice panned hard to one side).
+# errors (on the 14 stereo test previews, the shipped model: +0.15 dB vocals and +0.20 dB
+# accompaniment SDR, better on all 14 for both; advsep_tf/pretrained/MODEL_CARD.md); "independent"
+# keeps each channel's own masks, for recordings whose channels hold different sources (a voice
+# panned hard to one side).
 CHANNEL_MASKS = ("shared", "independent")
 
 
