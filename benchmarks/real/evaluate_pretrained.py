@@ -101,7 +101,7 @@ def score_set(separator, references: str, out_dir: str, config) -> dict:
                 evaluate_mixture_as_estimate(references, out_dir=result_dir, sources=sources)
             else:
                 if name == "model":
-                    separate_files(separator, mixtures, estimates, progress=True)
+                    separate_files(separator, mixtures, estimates, progress=sys.stderr.isatty())  # a log file gets no bar
                 else:
                     write_oracle_estimates(references, estimates, config, sources)
                 evaluate_folders(estimates, references, out_dir=result_dir, sources=sources)
