@@ -81,14 +81,16 @@ def test_shared_channel_masks_mask_every_channel_alike(tiny_run):
     rate = 44100
     left = _song(6.0, rate, 1, seed=3)
     stereo = np.concatenate([left, 0.5 * left], axis=1)
-    shared = Separator.from_checkpoint(str(tiny_run), channel_masks="shared").separate(stereo, rate)
-    independent = Separator.from_checkpoint(str(tiny_run), channel_masks="independent").separate(stereo, rate)
+    shared_separator = Separator.from_checkpoint(str(tiny_run), channel_masks="shared")
+    independent_separator = Separator.from_checkpoint(str(tiny_run), channel_masks="independent")
+    shared = shared_separator.separate(stereo, rate)
+    independent = independent_separator.separate(stereo, rate)
     for source in shared:
         np.testing.assert_allclose(shared[source][:, 1], 0.5 * shared[source][:, 0], atol=1e-6, rtol=0)
     deviation = max(np.abs(independent[s][:, 1] - 0.5 * independent[s][:, 0]).max() for s in independent)
     assert deviation > 1e-3
-    mono_shared = Separator.from_checkpoint(str(tiny_run), channel_masks="shared").separate(left, rate)
-    mono_independent = Separator.from_checkpoint(str(tiny_run), channel_masks="independent").separate(left, rate)
+    mono_shared = shared_separator.separate(left, rate)
+    mono_independent = independent_separator.separate(left, rate)
     for source in mono_shared:
         np.testing.assert_allclose(mono_shared[source], mono_independent[source], atol=1e-6, rtol=0)
 
