@@ -56,6 +56,10 @@ class SeparatorConfig:
     # at zero for every input, seen on real music with the demo sizes at lr 5e-4), "softplus"
     # cannot and is as cheap.
     output_activation: str = "relu"
+    # U-Nets whose log1p estimates are averaged: an ensemble of independently trained members (as
+    # Demucs ships bags of models) assembled by benchmarks/real/ship_pretrained.py; the shipped
+    # model has 2. Training a config with members > 1 trains the members jointly.
+    members: int = 1
 
 
 @dataclass
@@ -243,6 +247,8 @@ class Config:
                             f"got '{self.separator.output_activation}'")
         if self.separator.base_filters <= 0 or self.separator.depth < 1:
             problems.append("separator.base_filters must be positive and separator.depth >= 1")
+        if self.separator.members < 1:
+            problems.append(f"separator.members must be >= 1, got {self.separator.members}")
         if min(spec.nb_bins, spec.nb_frames) < 8:
             problems.append("critic inputs need nb_bins and nb_frames >= 8")
         if self.training.mode not in MODES:

@@ -12,6 +12,23 @@ from advsep_tf.config import Config
 
 
 def build_separator(config: Config, name: str = "separator") -> keras.Model:
+    """The separator: one U-Net (`build_unet`), or with `separator.members` > 1 that many U-Nets
+    named member0, member1, ... whose estimates are averaged.
+
+    (batch, nb_bins, nb_frames, 1) -> (batch, nb_bins, nb_frames, nb_stems) log1p magnitudes.
+    Averaging log1p magnitudes (the domain L_s is measured in) rather than magnitudes keeps an
+    ensemble's output a function of the same kind as a member's.
+    """
+    members = config.separator.members
+    if members == 1:
+        return build_unet(config, name=name)
+    spec = config.spectrogram
+    mixture = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="mixture")
+    estimates = [build_unet(config, name=f"member{i}")(mixture) for i in range(members)]
+    return keras.Model(mixture, layers.Average(dtype="float32", name="mean_estimates")(estimates), name=name)
+
+
+def build_unet(config: Config, name: str = "separator") -> keras.Model:
     """U-Net (Jansson et al. 2017 style, as the paper's code builds it), 'same' padding.
 
     (batch, nb_bins, nb_frames, 1) -> (batch, nb_bins, nb_frames, nb_stems), one ReLU 1x1

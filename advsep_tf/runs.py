@@ -137,6 +137,30 @@ def load_run_model(run_dir: str, expected: Config | None = None):
     return model
 
 
+def ensemble_of(models: list, names: list[str] | None = None):
+    """One separator (supervised, no critics) whose `separator.members` are the separators of
+    `models`, trained runs of one config, in order: their estimates are averaged. One model: a
+    copy of its separator alone."""
+    from advsep_tf.model import AdversarialSeparator
+
+    names = names or [f"model {i + 1}" for i in range(len(models))]
+    first = models[0].separation_config
+    for name, model in zip(names[1:], models[1:]):
+        diffs = first.differences(model.separation_config, Config.MODEL_SECTIONS)
+        if diffs:
+            raise ConfigMismatchError(f"{name}: its separator differs from {names[0]}'s in {', '.join(diffs)}")
+    if len(models) > 1 and first.separator.members != 1:
+        raise AdvsepError(f"{names[0]}: already an ensemble; the members of one must be single U-Nets")
+    members = len(models) if len(models) > 1 else first.separator.members
+    config = first.replace(training={"mode": "supervised", "critics": []}, separator={"members": members})
+    ensemble = AdversarialSeparator(config)
+    if len(models) == 1:
+        ensemble.separator.set_weights(models[0].separator.get_weights())
+    for i, model in enumerate(models if len(models) > 1 else []):
+        ensemble.separator.get_layer(f"member{i}").set_weights(model.separator.get_weights())
+    return ensemble
+
+
 def save_model_atomically(model, path: str) -> None:
     """`model.save(path)`, through a temporary name: a kill never leaves a half-written .keras file."""
     with atomic_file(path, suffix=".keras") as tmp:

@@ -250,3 +250,29 @@ def test_litert_options_are_refused_for_saved_model(tiny_run, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "litert only" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_ensemble_of_trained_models_averages_them_and_exports(tiny_run, tmp_path):
+    from advsep_tf.errors import ConfigMismatchError
+    from advsep_tf.model import AdversarialSeparator
+    from advsep_tf.runs import ensemble_of, load_run_model, save_model_atomically
+
+    trained = load_run_model(str(tiny_run))
+    other = AdversarialSeparator(trained.separation_config)  # the same config, other weights
+    ensemble = ensemble_of([trained, other])
+    assert ensemble.separation_config.separator.members == 2 and not ensemble.critics
+    spec = trained.separation_config.spectrogram
+    x = np.random.default_rng(3).random((2, spec.nb_bins, spec.nb_frames, 1)).astype(np.float32)
+    expected = (np.asarray(trained(x)) + np.asarray(other(x))) / 2
+    assert np.abs(expected - np.asarray(trained(x))).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(ensemble(x)), expected, atol=1e-5)
+
+    path = tmp_path / "ensemble.keras"
+    save_model_atomically(ensemble, str(path))
+    np.testing.assert_allclose(np.asarray(load_run_model(str(path))(x)), expected, atol=1e-5)
+    # The export checks the SavedModel against the Python separator of the ensemble.
+    assert common.run(export_main, ["--model", str(path), "--out", str(tmp_path / "serving")]) == 0
+
+    wider = AdversarialSeparator(trained.separation_config.replace(separator={"base_filters": 8}))
+    with pytest.raises(ConfigMismatchError, match="separator.base_filters"):
+        ensemble_of([trained, wider], ["a", "b"])

@@ -48,3 +48,21 @@ def test_the_critic_leaky_relu_is_keras_leaky_relu():
 
     x = np.linspace(-3, 3, 61, dtype=np.float32)
     np.testing.assert_array_equal(CriticLeakyReLU(0.2)(x), keras.layers.LeakyReLU(0.2)(x))
+
+
+def test_an_ensemble_separator_averages_its_members():
+    config = load_config("tiny")
+    ensemble = build_separator(config.replace(separator={"members": 3}))
+    single = build_separator(config)
+    assert ensemble.count_params() == 3 * single.count_params()
+    x = np.random.default_rng(2).random((2, 32, 16, 1)).astype(np.float32)
+    members = [np.asarray(ensemble.get_layer(f"member{i}")(x)) for i in range(3)]
+    assert np.abs(members[0] - members[1]).max() > 1e-3  # independently initialised members
+    np.testing.assert_allclose(np.asarray(ensemble(x)), np.mean(members, axis=0), atol=1e-6)
+
+
+def test_members_below_one_are_refused():
+    from advsep_tf.errors import AdvsepError
+
+    with pytest.raises(AdvsepError, match="separator.members must be >= 1"):
+        load_config("tiny").replace(separator={"members": 0})

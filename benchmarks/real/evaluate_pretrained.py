@@ -4,7 +4,10 @@ the mixture-as-estimate and the ideal-ratio-mask oracle.
 
     python benchmarks/real/evaluate_pretrained.py --model pretrained --out /tmp/pretrained_eval
         [--real ../shared/real] [--data ../shared/data] [--split benchmarks/real/split_pretrained.yaml]
-        [--mask-power 1|2] [--channel-masks shared|independent]
+        [--mask-power 1|2] [--channel-masks shared|independent] [--role test|valid]
+
+`--role valid` scores the validation singer and previews instead (mono, no other sets): what a
+choice between models is made on before their test scores are looked at.
 
 Writes OUT/<set>/results/{model,mixture,oracle}/results.json and prints one markdown table.
 Finished parts are reused when the command is run again.
@@ -126,6 +129,7 @@ def main(argv=None):
     p.add_argument("--split", default=os.path.join(HERE, "split_pretrained.yaml"))
     p.add_argument("--mask-power", type=float, default=1.0, help="the separator's mask power (1 or 2)")
     p.add_argument("--channel-masks", default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS, help="the separator's")
+    p.add_argument("--role", default="test", choices=("test", "valid"), help="the split's role to score")
     args = p.parse_args(argv)
 
     separator = Separator.load(args.model, mask_power=args.mask_power, channel_masks=args.channel_masks)
@@ -133,19 +137,22 @@ def main(argv=None):
     sets = {}
     if os.path.isdir(args.real):
         datasets = [("mir1k", os.path.join(args.real, "mir1k")), ("musdb18", os.path.join(args.real, "musdb18_7"))]
-        test = assign_roles(all_records(datasets, config), config, load_split(args.split, load_config("real")))["test"]
+        role = args.role
+        held_out = assign_roles(all_records(datasets, config), config, load_split(args.split, load_config("real")))[role]
+        name = {"test": "test", "valid": "validation"}[role]
         # Each corpus at its own rate: MIR-1K is 16 kHz, MUSDB18 44.1 kHz.
-        for origin, rate, label in (("mir1k", 16000, "test singers (MIR-1K, 16 kHz)"),
-                                    ("musdb18", 44100, "test previews (MUSDB18, 44.1 kHz)")):
-            records = [r for r in test if r.origin == origin]
-            references = write_test_references(records, os.path.join(args.out, f"test_references_{origin}"), config,
-                                               rate)
-            sets[label] = (references, os.path.join(args.out, f"test_{origin}"))
-        previews = [r for r in test if r.origin == "musdb18"]
+        for origin, rate, label in (("mir1k", 16000, f"{name} singers (MIR-1K, 16 kHz)"),
+                                    ("musdb18", 44100, f"{name} previews (MUSDB18, 44.1 kHz)")):
+            records = [r for r in held_out if r.origin == origin]
+            references = write_test_references(records, os.path.join(args.out, f"{role}_references_{origin}"),
+                                               config, rate)
+            sets[label] = (references, os.path.join(args.out, f"{role}_{origin}"))
+    if os.path.isdir(args.real) and args.role == "test":
+        previews = [r for r in held_out if r.origin == "musdb18"]
         sets["test previews in stereo (MUSDB18, 44.1 kHz)"] = (
             stereo_references(previews, os.path.join(args.out, "test_references_musdb18_stereo"), config),
             os.path.join(args.out, "test_musdb18_stereo"))
-    if os.path.isdir(args.data):
+    if os.path.isdir(args.data) and args.role == "test":
         sets["../shared/data clips"] = (shared_clips(args.data, os.path.join(args.out, "shared_clips")),
                                         os.path.join(args.out, "shared"))
     lines = ["| set | tracks | source | model SDR | mixture-as-estimate SDR | oracle SDR | model SIR | model SAR |",
@@ -163,7 +170,7 @@ def main(argv=None):
     table = "\n".join(lines)
     print("\nMean over tracks of museval's median over 1 s frames:\n\n" + table)
     with open(os.path.join(args.out, "scores.json"), "w") as f:
-        json.dump({"model": args.model, "mask_power": args.mask_power,
+        json.dump({"model": args.model, "role": args.role, "mask_power": args.mask_power,
                    "channel_masks": args.channel_masks, "sets": numbers, "table": table}, f, indent=2)
 
 

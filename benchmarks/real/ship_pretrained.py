@@ -1,12 +1,16 @@
-"""Copy a trained run's separator into the package as the `pretrained` model.
+"""Copy trained runs' separators into the package as the `pretrained` model.
 
-    python benchmarks/real/ship_pretrained.py RUN_DIR
+    python benchmarks/real/ship_pretrained.py RUN_DIR [RUN_DIR ...] [--out DIR]
 
-Writes advsep_tf/pretrained/model.keras (the separator's weights only: no optimizer state, no
-critics) and config.json, each under a temporary name first. The model card beside them
-(MODEL_CARD.md) is written by hand from benchmarks/real/evaluate_pretrained.py's output.
+One run: its separator. Several runs of one config: an ensemble whose `separator.members` are
+their separators (`runs.ensemble_of`; the estimates are averaged). Writes DIR/model.keras (the
+separator's weights only: no optimizer state, no critics) and config.json, each atomically; DIR is
+advsep_tf/pretrained unless --out names a folder for a candidate to score before it is shipped.
+The model card beside them (MODEL_CARD.md) is written by hand from
+benchmarks/real/evaluate_pretrained.py's output.
 """
 
+import argparse
 import os
 import sys
 
@@ -14,27 +18,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "..", "..", "advsep_tf", "pretrained")
 
 
-def main(run_dir: str) -> None:
+def main(argv=None) -> None:
     import advsep_tf  # noqa: F401
-    from advsep_tf.model import AdversarialSeparator
-    from advsep_tf.runs import load_run_model
+    from advsep_tf.runs import CONFIG_FILE, MODEL_FILE, ensemble_of, load_run_model, save_model_atomically
 
-    trained = load_run_model(run_dir)
-    config = trained.separation_config.replace(training={"mode": "supervised", "critics": []})
-    shipped = AdversarialSeparator(config)
-    shipped.separator.set_weights(trained.separator.get_weights())
-    os.makedirs(TARGET, exist_ok=True)
-    model_path = os.path.join(TARGET, "model.keras")
-    tmp = os.path.join(TARGET, "model.tmp.keras")
-    try:
-        shipped.save(tmp)
-        os.replace(tmp, model_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    config.save(os.path.join(TARGET, "config.json"))  # atomic itself
-    print(f"{model_path}: {os.path.getsize(model_path) / 1e6:.2f} MB")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=TARGET)
+    args = p.parse_args(argv)
+
+    shipped = ensemble_of([load_run_model(run) for run in args.runs], args.runs)
+    os.makedirs(args.out, exist_ok=True)
+    model_path = os.path.join(args.out, MODEL_FILE)
+    save_model_atomically(shipped, model_path)
+    shipped.separation_config.save(os.path.join(args.out, CONFIG_FILE))  # atomic itself
+    print(f"{model_path}: {os.path.getsize(model_path) / 1e6:.2f} MB, {shipped.separator.count_params():,} parameters")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main())
