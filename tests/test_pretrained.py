@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import shared_data_or_skip
 
 # Clips the shipped model never heard: the iKala chorus (44.1 kHz; left accompaniment, right
-# vocals) and a MUSDB18 test song. (MIR-1K abjones_4_08, also unseen, gains only 2.5 dB: its
+# vocals) and a MUSDB18 test song. (MIR-1K abjones_4_08, also unseen, gains 5.0 dB: the
 # model card lists every clip.)
 IKALA_CLIP = "paired_2stem/ikala_10161_chorus_Lacc_Rvoc.wav"
 MUSDB_TEST_CLIP = "paired_4stem/musdb18_The_Easton_Ellises_-_Falcon_69"
@@ -75,9 +75,12 @@ def test_separate_uses_the_pretrained_model_without_model_option(unseen_clip, tm
 
 def test_export_and_init_accept_pretrained(tmp_path, tiny_shards, capsys):
     from advsep_tf.config import load_config
+    from advsep_tf.errors import ConfigMismatchError
     from advsep_tf.runs import load_run_model
 
-    model = load_run_model("pretrained", expected=load_config("real"))
+    model = load_run_model("pretrained", expected=load_config("real-ensemble"))
+    with pytest.raises(ConfigMismatchError, match="separator.members"):  # two U-Nets, not one
+        load_run_model("pretrained", expected=load_config("real"))
     assert model.separation_config.sources == ["vocals", "accompaniment"]
     # A --init from the shipped model refuses a config whose weights do not fit, naming the fields.
     from advsep_tf.cli import common

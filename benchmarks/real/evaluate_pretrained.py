@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def shared_clips(data_dir: str, out_dir: str) -> str:
     """../shared/data's paired clips as <track>/{mixture,vocals,accompaniment}.wav at their own rate."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
+    from advsep_tf.export.atomic import write_atomically
 
     adapter = AudioAdapter.default()
     marker = os.path.join(out_dir, ".complete")
@@ -49,8 +50,7 @@ def shared_clips(data_dir: str, out_dir: str) -> str:
         n = min(len(x) for x, _ in stems.values())
         accompaniment = sum(stems[s][0][:n] for s in ("drums", "bass", "other"))
         write_track(adapter, os.path.join(out_dir, name), stems["vocals"][0][:n], accompaniment, rate)
-    with open(marker, "w") as f:
-        f.write("done\n")
+    write_atomically(marker, "done\n")
     return out_dir
 
 
@@ -59,6 +59,7 @@ def stereo_references(records, out_dir: str, config, rate: int = 44100) -> str:
     project's data pipeline reads mono), each source the sum of its stems' streams."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
     from advsep_tf.data_pipelines.datasets import role_inputs
+    from advsep_tf.export.atomic import write_atomically
 
     marker = os.path.join(out_dir, ".complete")
     if os.path.isfile(marker):
@@ -76,8 +77,7 @@ def stereo_references(records, out_dir: str, config, rate: int = 44100) -> str:
         for source, audio in stems.items():
             adapter.save(os.path.join(folder, f"{source}.wav"), audio, rate)
         adapter.save(os.path.join(folder, "mixture.wav"), sum(stems.values()), rate)
-    with open(marker, "w") as f:
-        f.write("done\n")
+    write_atomically(marker, "done\n")
     return out_dir
 
 
