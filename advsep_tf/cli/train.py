@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from advsep_tf.cli import common, options
@@ -68,11 +69,12 @@ def main(argv=None) -> None:
         config = config.replace(training=training)
     summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy,
                     init=args.init)
+    best = summary["best_val_supervised_loss"]
+    kept = "no validation data, the last step's model kept" if math.isnan(best) else f"best validation L_s {best:.4f}"
     print(
         f"Trained {summary['mode']} model ({', '.join(summary['critics']) or 'no'} critics): "
         f"{summary['separator_steps']} separator steps, {summary['critic_steps']} critic steps in "
-        f"{summary['seconds']:.0f} s; best validation L_s {summary['best_val_supervised_loss']:.4f}; "
-        f"model in {summary['run_dir']}/model.keras"
+        f"{summary['seconds']:.0f} s; {kept}; model in {summary['run_dir']}/model.keras"
     )
 
 cli = common.console_script(main)
