@@ -3,9 +3,12 @@ only) is adapted to MIR-1K from its mixtures and solo vocals alone (`--init --te
 critic), and scored on MIR-1K singers it never heard in any form, beside a control adapted with
 the teacher alone (no critic) and the starting model.
 
-    python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500]
+    python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds 1,2,3]
 
-Every step is an advsep-tf command (printed as it runs); finished steps are skipped on a rerun.
+Each seed trains its own starting model and both adaptations (`--seed`); the report gives each
+seed's scores, then the adapted model minus the starting model and minus the control, paired by
+seed (mean and 95% interval over seeds). Every step is an advsep-tf command (printed as it runs);
+finished steps are skipped on a rerun.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+START, ADAPTED, CONTROL = "starting model (MUSDB18 only)", "adapted (teacher + vocal critic)", "teacher only (control)"
 
 
 def run(command: list[str], done: str) -> None:
@@ -24,13 +28,34 @@ def run(command: list[str], done: str) -> None:
     subprocess.run(command, check=True)
 
 
+def train_seed(tool, args, seed: int) -> dict[str, str]:
+    """{label: run folder} of one seed's starting model and its two adaptations."""
+    out = os.path.join(args.out, f"seed{seed}")
+    source = os.path.join(out, "source")
+    run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_source"),
+         "--out", source, "--seed", str(seed)], os.path.join(source, "training.done"))
+    open(os.path.join(source, "training.done"), "w").close()  # model.keras exists from the first epoch on
+    runs = {START: source}
+    for label, options in ((ADAPTED, ["--mode", "adversarial", "--critics", "vocals"]),
+                           (CONTROL, ["--mode", "supervised"])):
+        run_dir = os.path.join(out, "adapted" if label == ADAPTED else "teacher_only")
+        run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_target"),
+             "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), "--seed", str(seed),
+             *options], os.path.join(run_dir, "training.done"))
+        open(os.path.join(run_dir, "training.done"), "w").close()
+        runs[label] = run_dir
+    return runs
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--real", default=os.path.join(HERE, "..", "..", "..", "shared", "real"))
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--config", default="real-small")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
     args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
     bin_dir = os.path.dirname(sys.executable)
     tool = lambda name: os.path.join(bin_dir, name)  # noqa: E731
     data = ["--dataset", f"mir1k={args.real}/mir1k", "--dataset", f"musdb18={args.real}/musdb18_7"]
@@ -40,26 +65,15 @@ def main(argv=None):
         run([tool("advsep-tf-prepare"), "--config", args.config, *data, "--split",
              os.path.join(HERE, f"split_adapt_{name}.yaml"), "--out", shards, "--no-progress"],
             os.path.join(shards, "manifest.json"))
-    source = os.path.join(out, "source")
-    run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(out, "shards_source"),
-         "--out", source], os.path.join(source, "history.csv.done"))
-    open(os.path.join(source, "history.csv.done"), "w").close()
-    variants = {"adapted (teacher + vocal critic)": ["--mode", "adversarial", "--critics", "vocals"],
-                "teacher only (control)": ["--mode", "supervised"]}
-    runs = {"starting model (MUSDB18 only)": source}
-    for label, options in variants.items():
-        run_dir = os.path.join(out, "adapted" if "critic" in label else "teacher_only")
-        run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(out, "shards_target"),
-             "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), *options],
-            os.path.join(run_dir, "model.keras"))
-        runs[label] = run_dir
+    runs_by_seed = {seed: train_seed(tool, args, seed) for seed in seeds}
 
     import advsep_tf  # noqa: F401
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import all_records
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
     from advsep_tf.evaluate import evaluate_folders, load_result
-    from advsep_tf.experiment import write_test_references
+    from advsep_tf.experiment import seed_statistics, write_test_references
+    from advsep_tf.export.atomic import write_atomically
     from advsep_tf.separate import Separator, separate_files
 
     config = load_config(args.config)
@@ -69,20 +83,36 @@ def main(argv=None):
     references = write_test_references(test, os.path.join(out, "test_references"), config, 16000)
     mixtures = [os.path.join(references, t, "mixture.wav") for t in sorted(os.listdir(references))
                 if os.path.isdir(os.path.join(references, t))]
-    lines = ["| model | vocals SDR | accompaniment SDR | vocals SIR | vocals SAR |", "|---|---|---|---|---|"]
-    for label, run_dir in runs.items():
-        result_dir = os.path.join(out, "results", os.path.basename(run_dir))
-        if not os.path.isfile(os.path.join(result_dir, "results.json")):
-            estimates = os.path.join(out, "separated", os.path.basename(run_dir))
-            separate_files(Separator.load(run_dir), mixtures, estimates, progress=False, overwrite=True)
-            evaluate_folders(estimates, references, out_dir=result_dir, sources=config.sources)
-        agg = load_result(os.path.join(result_dir, "results.json")).aggregate
-        lines.append(f"| {label} | {agg['vocals']['SDR']['mean']:.2f} | {agg['accompaniment']['SDR']['mean']:.2f} | "
-                     f"{agg['vocals']['SIR']['mean']:.2f} | {agg['vocals']['SAR']['mean']:.2f} |")
+    lines = ["| seed | model | vocals SDR | accompaniment SDR | vocals SIR | vocals SAR |", "|---|---|---|---|---|---|"]
+    sdr = {}  # (seed, label, source) -> mean SDR over clips
+    for seed, runs in runs_by_seed.items():
+        for label, run_dir in runs.items():
+            name = os.path.relpath(run_dir, out).replace(os.sep, "_")
+            result_dir = os.path.join(out, "results", name)
+            if not os.path.isfile(os.path.join(result_dir, "results.json")):
+                estimates = os.path.join(out, "separated", name)
+                separate_files(Separator.load(run_dir), mixtures, estimates, progress=False, overwrite=True)
+                evaluate_folders(estimates, references, out_dir=result_dir, sources=config.sources)
+            agg = load_result(os.path.join(result_dir, "results.json")).aggregate
+            for source in ("vocals", "accompaniment"):
+                sdr[seed, label, source] = agg[source]["SDR"]["mean"]
+            lines.append(f"| {seed} | {label} | {agg['vocals']['SDR']['mean']:.2f} | "
+                         f"{agg['accompaniment']['SDR']['mean']:.2f} | {agg['vocals']['SIR']['mean']:.2f} | "
+                         f"{agg['vocals']['SAR']['mean']:.2f} |")
+    lines += ["", "| difference, paired by seed | vocals SDR | accompaniment SDR | seeds better (vocals) |",
+              "|---|---|---|---|"]
+    for minus in (START, CONTROL):
+        cells = []
+        for source in ("vocals", "accompaniment"):
+            stats = seed_statistics([sdr[seed, ADAPTED, source] - sdr[seed, minus, source] for seed in seeds])
+            interval = f" ± {stats['ci95']:.2f}" if stats["ci95"] is not None else ""
+            cells.append(f"{stats['mean']:+.2f}{interval}")
+        better = sum(sdr[seed, ADAPTED, "vocals"] > sdr[seed, minus, "vocals"] for seed in seeds)
+        lines.append(f"| adapted minus {minus} | {cells[0]} | {cells[1]} | {better}/{len(seeds)} |")
     table = "\n".join(lines)
-    print(f"\nMIR-1K test singers (abjones, annar: {len(mixtures)} clips, 16 kHz), mean over clips:\n\n{table}")
-    with open(os.path.join(out, "adaptation.md"), "w") as f:
-        f.write(table + "\n")
+    print(f"\nMIR-1K test singers (abjones, annar: {len(mixtures)} clips, 16 kHz), mean over clips; "
+          f"differences: mean over seeds ± 95% interval:\n\n{table}")
+    write_atomically(os.path.join(out, "adaptation.md"), table + "\n")
 
 
 if __name__ == "__main__":
