@@ -74,6 +74,9 @@ def test_separate_uses_the_pretrained_model_without_model_option(unseen_clip, tm
 
 
 def test_export_and_init_accept_pretrained(tmp_path, tiny_shards, capsys):
+    from advsep_tf.cli import common
+    from advsep_tf.cli import export as export_cli
+    from advsep_tf.cli import train as train_cli
     from advsep_tf.config import load_config
     from advsep_tf.errors import ConfigMismatchError
     from advsep_tf.runs import load_run_model
@@ -82,10 +85,11 @@ def test_export_and_init_accept_pretrained(tmp_path, tiny_shards, capsys):
     with pytest.raises(ConfigMismatchError, match="separator.members"):  # two U-Nets, not one
         load_run_model("pretrained", expected=load_config("real"))
     assert model.separation_config.sources == ["vocals", "accompaniment"]
+    # The export verifies the SavedModel against the Python separator (non-zero exit otherwise).
+    serving = tmp_path / "serving" / "1"
+    assert common.run(export_cli.main, ["--model", "pretrained", "--format", "saved_model", "--out", str(serving)]) == 0
+    assert (serving / "saved_model.pb").is_file()
     # A --init from the shipped model refuses a config whose weights do not fit, naming the fields.
-    from advsep_tf.cli import common
-    from advsep_tf.cli import train as train_cli
-
     code = common.run(train_cli.main, ["--config", "tiny", "--shards", str(tiny_shards), "--out",
                                        str(tmp_path / "run"), "--init", "pretrained", "--steps", "1"])
     assert code == 1
