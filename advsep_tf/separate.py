@@ -620,8 +620,8 @@ def separate_files(separator: Separator, inputs: list[str], out_dir: str, progre
     # A bar with a total only when every length is known up front (a pipe's is not).
     total = sum(durations.values()) if all(durations.values()) else None
     start, audio_seconds, outputs = time.time(), 0.0, {}
-    with tqdm(total=total, desc="separate", unit="s", disable=not progress, dynamic_ncols=True,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]") as bar:
+    with tqdm(total=total, desc="separate", unit="s", unit_scale=True, disable=not progress, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]") as bar:
         for i, path in enumerate(inputs):
             bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
             seconds = []
