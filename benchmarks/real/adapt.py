@@ -28,21 +28,27 @@ def run(command: list[str], done: str) -> None:
     subprocess.run(command, check=True)
 
 
+def train_run(command: list[str], run_dir: str) -> None:
+    """An advsep-tf-train command whose run is done once it has exited cleanly (model.keras exists
+    from the first epoch on, so it cannot tell)."""
+    done = os.path.join(run_dir, "training.done")
+    run(command, done)
+    open(done, "w").close()
+
+
 def train_seed(tool, args, seed: int) -> dict[str, str]:
     """{label: run folder} of one seed's starting model and its two adaptations."""
     out = os.path.join(args.out, f"seed{seed}")
     source = os.path.join(out, "source")
-    run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_source"),
-         "--out", source, "--seed", str(seed)], os.path.join(source, "training.done"))
-    open(os.path.join(source, "training.done"), "w").close()  # model.keras exists from the first epoch on
+    train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_source"),
+               "--out", source, "--seed", str(seed)], source)
     runs = {START: source}
     for label, options in ((ADAPTED, ["--mode", "adversarial", "--critics", "vocals"]),
                            (CONTROL, ["--mode", "supervised"])):
         run_dir = os.path.join(out, "adapted" if label == ADAPTED else "teacher_only")
-        run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_target"),
-             "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), "--seed", str(seed),
-             *options], os.path.join(run_dir, "training.done"))
-        open(os.path.join(run_dir, "training.done"), "w").close()
+        train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_target"),
+                   "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), "--seed", str(seed),
+                   *options], run_dir)
         runs[label] = run_dir
     return runs
 
