@@ -25,6 +25,9 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # The name that selects the separator shipped in advsep_tf/pretrained/ wherever a model is named.
 PRETRAINED = "pretrained"
 OUTPUT_ACTIVATIONS = ("relu", "softplus")
+# How a critic is kept 1-Lipschitz: the paper's gradient penalty, or spectral normalisation of its
+# weights (Miyato et al. 2018), which needs no second derivative and so makes a critic step cheaper.
+CRITIC_NORMALIZATIONS = ("gradient_penalty", "spectral")
 
 
 @dataclass
@@ -67,6 +70,8 @@ class CriticConfig:
     base_filters: int = 32
     max_filters: int = 256
     dense_units: int = 32
+    # "gradient_penalty" (the paper's WGAN-GP) or "spectral" (CRITIC_NORMALIZATIONS).
+    normalization: str = "gradient_penalty"
 
 
 @dataclass
@@ -113,6 +118,19 @@ class TrainingConfig:
     # Adaptation without paired data: L_s compares the separator's estimates on unlabelled
     # mixtures with those of the model it started from (advsep-tf-train --init ... --teacher).
     teacher_targets: bool = False
+    # Synthetic pairs: this share of the paired examples is replaced by a new mixture of solo
+    # excerpts, one per source from that source's solo pool (a paired track's stem where the shard
+    # set has no pool), each scaled by one uniform gain in synthetic_gain. Real stems of unrelated
+    # recordings: labels are exact, only the pairing is random.
+    synthetic_pairs: float = 0.0
+    synthetic_gain: list[float] = field(default_factory=lambda: [0.5, 1.25])
+    # Teacher-student on unlabelled mixtures: each step adds a batch of unlabelled mixtures that a
+    # frozen teacher (advsep-tf-train --teacher-model) labels, weighted by this in the loss (0: off).
+    # The student sees them augmented (a random gain, and the teacher's stems remixed across the
+    # batch); a patch whose teacher estimates do not add up to the mixture (relative error of the
+    # linear magnitudes above pseudo_label_max_error) is not trusted and gets no weight.
+    pseudo_label_weight: float = 0.0
+    pseudo_label_max_error: float = 0.35
 
 
 def _default_derived() -> dict[str, list[str]]:
@@ -266,6 +284,18 @@ class Config:
             problems.append("training.checkpoints_kept must be >= 1")
         if not 0 <= self.training.remix_probability <= 1:
             problems.append(f"training.remix_probability must be in [0, 1], got {self.training.remix_probability}")
+        if self.critic.normalization not in CRITIC_NORMALIZATIONS:
+            problems.append(f"critic.normalization must be one of {', '.join(CRITIC_NORMALIZATIONS)}, "
+                            f"got '{self.critic.normalization}'")
+        if not 0 <= self.training.synthetic_pairs <= 1:
+            problems.append(f"training.synthetic_pairs must be in [0, 1], got {self.training.synthetic_pairs}")
+        low_high = self.training.synthetic_gain
+        if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+            problems.append("training.synthetic_gain must be [low, high] with 0 < low <= high")
+        if not self.training.pseudo_label_weight >= 0:
+            problems.append(f"training.pseudo_label_weight must be >= 0, got {self.training.pseudo_label_weight}")
+        if not self.training.pseudo_label_max_error > 0:
+            problems.append("training.pseudo_label_max_error must be > 0")
         if self.training.batch_size < 2:
             problems.append("training.batch_size must be >= 2 (the gradient penalty shuffles real excerpts)")
         gain = self.training.unpaired_gain

@@ -42,6 +42,41 @@ PAPER_RUNS = {
     "VA": {"mode": "adversarial", "critics": []},
 }
 
+# Every way of using unpaired audio that the experiment can compare. A model's spec holds
+# training overrides plus these keys: `critic` (critic overrides), `start_from` (the model of the
+# same seed it warm-starts from, for --warm-start-steps more steps; the paper's runs start from
+# the baseline), `teacher` (the model of the same seed that labels unlabelled mixtures) and
+# `ceiling` (trained on the ceiling split's shards: the unpaired pools with their true labels).
+METHODS = {
+    **PAPER_RUNS,
+    # (a) critics kept 1-Lipschitz by spectral normalisation instead of the gradient penalty
+    "VA-SN": {"mode": "adversarial", "critics": [], "critic": {"normalization": "spectral"}},
+    # (c) synthetic pairs from the solo pools, trained from scratch to early stopping
+    "synthetic": {"mode": "supervised", "synthetic_pairs": 0.5},
+    # (b) teacher-student: the converged baseline labels the unlabelled mixtures
+    "teacher": {"mode": "supervised", "pseudo_label_weight": 1.0, "teacher": "baseline",
+                "start_from": "baseline"},
+    # (b) + (c): the synthetic-pairs model teaches itself on the unlabelled mixtures
+    "synthetic+teacher": {"mode": "supervised", "synthetic_pairs": 0.5, "pseudo_label_weight": 1.0,
+                          "teacher": "synthetic", "start_from": "synthetic"},
+    # the oracle-supervised ceiling: every pool used as paired data with its true stems
+    "ceiling": {"mode": "supervised", "ceiling": True},
+}
+SPEC_KEYS = ("critic", "start_from", "teacher", "ceiling")
+# Written into a run directory once the experiment has trained it: wall seconds, loading included.
+TRAINING_TIME = "training_time.json"
+
+
+def model_config(config: Config, spec: dict, seed: int | None = None) -> Config:
+    """`config` with a model spec's training (and critic) overrides, and `seed` if given."""
+    training = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
+    if seed is not None:
+        training["seed"] = seed
+    sections = {"training": training}
+    if spec.get("critic"):
+        sections["critic"] = spec["critic"]
+    return config.replace(**sections)
+
 
 @dataclass
 class CorpusScale:
@@ -292,6 +327,7 @@ def run_experiment(
     warm_start_steps: int | None = None,
     test_rate: int = 44100,
     command: str | None = None,
+    ceiling_split: str | None = None,
 ) -> dict:
     """Train, separate and evaluate every model in `runs` ({name: training overrides}).
 
@@ -299,7 +335,8 @@ def run_experiment(
     its test songs are the held-out set. With `datasets` ([(kind, path)], as advsep-tf-prepare's
     --dataset) and `split_file`, shards are prepared in `out_dir` and the split's test tracks are
     written as references at `test_rate` (unless `test_dir` replaces them). With `shard_dir`,
-    `test_dir` (`<track>/<source>.wav`) must be given.
+    `test_dir` (`<track>/<source>.wav`) must be given. A model whose spec says `ceiling` trains
+    on shards prepared from `ceiling_split` (the same datasets; the unpaired pools as paired data).
     """
     from advsep_tf.data_pipelines import synthetic
     from advsep_tf.data_pipelines.audio import AudioAdapter
@@ -372,31 +409,60 @@ def run_experiment(
     mixtures = test_mixtures(test_dir, out_dir)
     seeds = seeds or [config.training.seed]
     names = list(runs)
-    if warm_start_steps and "baseline" in runs and any(config.replace(training=runs[n]).critic_sources for n in runs):
+    if warm_start_steps and "baseline" in runs and any(model_config(config, runs[n]).critic_sources for n in runs):
         names.append(CONTINUED_BASELINE)
-    # The control trains as the baseline does; every model but the baseline starts from it when warm.
+    # The control trains as the baseline does; the paper's models start from it when warm.
     training_of = {name: dict(runs.get(name, runs.get("baseline", {}))) for name in names}
-    warm_started = {name: bool(warm_start_steps) and name != "baseline" and "baseline" in runs for name in names}
+    start_from = {}
+    for name in names:
+        adversarial = bool(model_config(config, training_of[name]).critic_sources)
+        origin = training_of[name].get("start_from",
+                                       "baseline" if adversarial or name == CONTINUED_BASELINE else None)
+        if warm_start_steps and origin in names and names.index(origin) < names.index(name) and \
+                not training_of[name].get("ceiling"):
+            start_from[name] = origin
+    teacher_missing = [n for n in names if training_of[n].get("teacher") and training_of[n]["teacher"] not in names]
+    if teacher_missing:
+        raise AdvsepError(f"model(s) {', '.join(teacher_missing)} learn from a teacher model that is not run: "
+                          + ", ".join(training_of[n]["teacher"] for n in teacher_missing))
+    if any(training_of[n].get("ceiling") for n in names):
+        if not (datasets and ceiling_split):
+            raise AdvsepError("the ceiling model trains on the unpaired pools with their labels: give --dataset "
+                              "and --ceiling-split")
+        ceiling_shards = os.path.join(out_dir, "shards_ceiling")
+        if not os.path.isfile(os.path.join(ceiling_shards, "manifest.json")):
+            stage(f"preparing the ceiling's shards ({ceiling_split})", start)
+            print(format_summary(prepare(config, datasets, ceiling_shards, split_file=ceiling_split,
+                                         progress=progress), ceiling_shards))
     run_dirs_by_seed, summaries, results_by_seed = {}, {}, {}
     for seed in seeds:
         prefix = "" if len(seeds) == 1 else f"seed{seed}"
         run_dirs, results = {}, {}
         for name in names:
-            run_config = config.replace(training={**training_of[name], "seed": seed})
-            warm = warm_started[name]
+            run_config = model_config(config, training_of[name], seed)
+            origin = start_from.get(name)
             run_dir = os.path.join(out_dir, "runs", prefix, name)
             result_dir = os.path.join(out_dir, "results", prefix, name)
             label = f"{name}{f' seed {seed}' if prefix else ''}"
+            run_dirs[name] = run_dir
             if os.path.isfile(os.path.join(result_dir, "results.json")):
                 stage(f"{label}: done in an earlier invocation (results in {result_dir})", start)
             else:
                 described = f"{run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
-                if warm:
-                    described += f", warm start from baseline + {warm_start_steps} steps"
+                if origin:
+                    described += f", warm start from {origin} + at most {warm_start_steps} steps"
+                teacher = training_of[name].get("teacher")
+                if teacher:
+                    described += f", taught by {teacher}"
                 stage(f"training {label} ({described})", start)
+                model_start = time.time()
                 summaries[f"{prefix}/{name}".strip("/")] = train(
-                    run_config, shard_dir, run_dir, steps=warm_start_steps if warm else steps,
-                    resume=os.path.isdir(run_dir), init=run_dirs["baseline"] if warm else None)
+                    run_config, ceiling_shards if training_of[name].get("ceiling") else shard_dir, run_dir,
+                    steps=warm_start_steps if origin else steps, resume=os.path.isdir(run_dir),
+                    init=run_dirs[origin] if origin else None,
+                    teacher=run_dirs[teacher] if teacher else None)
+                write_atomically(os.path.join(run_dir, TRAINING_TIME),
+                                 json.dumps({"seconds": round(time.time() - model_start, 1)}) + "\n")
                 stage(f"separating {len(mixtures)} held-out tracks with {label}", start)
                 separated = os.path.join(out_dir, "separated", prefix, name)
                 # overwrite: stems there are an earlier, unfinished invocation's of this experiment.
@@ -406,7 +472,6 @@ def run_experiment(
                 evaluate_folders(separated, test_dir, out_dir=result_dir, sources=config.sources)
             # What is reported is what was written.
             results[name] = load_result(os.path.join(result_dir, "results.json"))
-            run_dirs[name] = run_dir
         run_dirs_by_seed[seed], results_by_seed[seed] = run_dirs, results
     run_dirs, results = run_dirs_by_seed[seeds[0]], dict(results_by_seed[seeds[0]])
 
@@ -420,9 +485,9 @@ def run_experiment(
 
     plot_training_curves(run_dirs, os.path.join(out_dir, "training_curves.png"))
     plot_boxplots(results, os.path.join(out_dir, "boxplot_sdr.png"))
-    adversarial = [name for name in runs if config.replace(training=runs[name]).critic_sources]
+    adversarial = [name for name in runs if model_config(config, runs[name]).critic_sources]
     if adversarial:
-        name = max(adversarial, key=lambda n: len(config.replace(training=runs[n]).critic_sources))
+        name = max(adversarial, key=lambda n: len(model_config(config, runs[n]).critic_sources))
         waveform, _ = AudioAdapter.default().load(mixtures[0], sample_rate=config.audio.sample_rate, mono=True)
         plot_critic_gradients(load_run_model(run_dirs[name]), loudest_patch(waveform[:, 0], config),
                               os.path.join(out_dir, "critic_gradients.png"))
@@ -430,10 +495,19 @@ def run_experiment(
     table = format_comparison(results)
     described = []
     for name in names:
-        run_config = config.replace(training=training_of[name])
+        run_config = model_config(config, training_of[name])
         text = f"{name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
-        if warm_started[name]:
-            text += f"; from the trained baseline, {warm_start_steps} more steps"
+        if run_config.critic_sources and run_config.critic.normalization != "gradient_penalty":
+            text += f", {run_config.critic.normalization}-normalised critics"
+        if run_config.training.synthetic_pairs:
+            text += f", synthetic pairs {run_config.training.synthetic_pairs:g} of each batch"
+        if training_of[name].get("teacher"):
+            text += f", pseudo labels from {training_of[name]['teacher']} (weight "
+            text += f"{run_config.training.pseudo_label_weight:g})"
+        if training_of[name].get("ceiling"):
+            text += ", every pool as paired data with its true stems"
+        if start_from.get(name):
+            text += f"; from the trained {start_from[name]}, at most {warm_start_steps} more steps"
         described.append(text + ")")
     seeds_part = ""
     numbers = None

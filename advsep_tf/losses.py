@@ -59,3 +59,18 @@ def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, seed_generator) -
 def critic_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, penalty: tf.Tensor, gp_lambda: float) -> tf.Tensor:
     """mean(critic(fake)) - mean(critic(real)) + lambda * GP."""
     return -wasserstein_estimate(real_scores, fake_scores) + gp_lambda * penalty
+
+
+def consistency_error(mixture: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
+    """Per example, how far the estimates are from adding up to the mixture: the mean absolute
+    difference of linear magnitudes over the mixture's mean magnitude. (batch,) float32."""
+    mixture_magnitude = tf.math.expm1(mixture[..., 0])
+    residual = tf.abs(mixture_magnitude - tf.reduce_sum(tf.math.expm1(estimates), axis=-1))
+    return tf.reduce_mean(residual, axis=[1, 2]) / (tf.reduce_mean(mixture_magnitude, axis=[1, 2]) + 1e-6)
+
+
+def weighted_supervised_loss(estimates: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """L_s with a weight per example (batch,): the weighted mean of each example's L_s; 0 when every
+    weight is 0. The pseudo-label term: untrusted labels get weight 0."""
+    per_example = tf.reduce_sum(tf.reduce_mean(tf.square(estimates - targets), axis=[1, 2]), axis=-1)
+    return tf.reduce_sum(weights * per_example) / tf.maximum(tf.reduce_sum(weights), 1.0)

@@ -3,7 +3,9 @@
 `train_step` runs `loss.n_critic` updates of every critic, each on a fresh batch of unlabelled
 mixtures and a fresh batch of solo excerpts of its source, then one separator update on a paired
 batch (L_s) plus an unlabelled batch (alpha * L_u + beta * L_add). In `supervised` mode no critic
-exists and the step is the supervised baseline (L_s only).
+exists and the step is the supervised baseline (L_s only). With `training.pseudo_label_weight`,
+the separator's loss also holds the pseudo-label term on a batch of unlabelled mixtures that a
+frozen teacher labels (`set_teacher`, `pseudo_labelled`).
 
 A training batch is the dict that `advsep_tf.data_pipelines.readers.training_dataset` builds;
 its layout (keys and shapes) is documented, and its keys named, there.
@@ -16,7 +18,14 @@ import tensorflow as tf
 
 from advsep_tf import losses
 from advsep_tf.config import Config
-from advsep_tf.data_pipelines.readers import PAIRED_MIXTURE, PAIRED_SOURCES, UNPAIRED_MIXTURES, solo_key
+from advsep_tf.data_pipelines.readers import (
+    PAIRED_MIXTURE,
+    PAIRED_SOURCES,
+    PSEUDO_MIXTURE,
+    UNPAIRED_MIXTURES,
+    remix,
+    solo_key,
+)
 from advsep_tf.networks import build_critic, build_separator
 
 
@@ -56,6 +65,10 @@ class AdversarialSeparator(keras.Model):
         self.supervised_loss_tracker = mean(name="supervised_loss")
         self.total_loss_tracker = mean(name="loss")
         self.trackers = [self.total_loss_tracker, self.supervised_loss_tracker]
+        if cfg.training.pseudo_label_weight > 0:
+            self.pseudo_loss_tracker = mean(name="pseudo_label_loss")
+            self.trusted_tracker = mean(name="pseudo_labels_trusted")
+            self.trackers += [self.pseudo_loss_tracker, self.trusted_tracker]
         if self.critics:
             self.adversarial_loss_tracker = mean(name="adversarial_loss")
             self.additive_loss_tracker = mean(name="additive_loss")
@@ -76,7 +89,8 @@ class AdversarialSeparator(keras.Model):
     def set_teacher(self, teacher) -> None:
         """Targets for batches without paired sources: a frozen copy of `teacher`'s separator.
 
-        Adapting a trained model to music that has no paired stems: L_s becomes the distance to
+        It labels the unlabelled mixtures of the pseudo-label term (`training.pseudo_label_weight`)
+        and, with `training.teacher_targets`, the batches that replace the paired ones. Adapting a trained model to music that has no paired stems: L_s becomes the distance to
         what the model separated before adaptation, which holds the separator near a known good
         solution while the critics pull it towards the new music's solo recordings. The teacher
         is not part of the model: it is neither trained nor saved.
@@ -184,7 +198,10 @@ class AdversarialSeparator(keras.Model):
                 real = solo_batches[source]
                 real_scores = tf.cast(critic(real, training=True), tf.float32)
                 fake_scores = tf.cast(critic(fake, training=True), tf.float32)
-                penalty = losses.gradient_penalty(critic, real, fake, self.seed_generator)
+                if cfg.critic.normalization == "spectral":  # Lipschitz by construction: no penalty
+                    penalty = tf.constant(0.0)
+                else:
+                    penalty = losses.gradient_penalty(critic, real, fake, self.seed_generator)
                 total += losses.critic_loss(real_scores, fake_scores, penalty, cfg.loss.gp_lambda)
                 results.append((losses.wasserstein_estimate(real_scores, fake_scores), penalty))
             scaled = self.critic_optimizer.scale_loss(self._per_replica(total))
@@ -195,6 +212,40 @@ class AdversarialSeparator(keras.Model):
         ):
             w_tracker.update_state(wasserstein)
             p_tracker.update_state(penalty)
+
+    def pseudo_labelled(self, mixture):
+        """The teacher's labels for unlabelled mixtures, augmented for the student.
+
+        mixture: (batch, F, T, 1) log1p. Returns (student input (batch, F, T, 1), targets (batch,
+        F, T, nb_stems), weights (batch,)). A label is trusted (weight 1) when the teacher's
+        estimates add up to the mixture within `training.pseudo_label_max_error` (relative error of
+        linear magnitudes, `losses.consistency_error`). A share `training.remix_probability` of
+        the examples becomes a remix: source k of example i with the other sources taken from other
+        examples of the batch, the mixture their sum, trusted when every part is. Every example
+        then gets one random gain in [0.5, 1.5] on input and targets alike: the noise of a noisy
+        student.
+        """
+        cfg = self.separation_config
+        if self._teacher.network is None:
+            raise ValueError("training.pseudo_label_weight needs a teacher (set_teacher)")
+        labels = tf.stop_gradient(tf.cast(self._teacher.network(mixture, training=False), tf.float32))
+        trusted = tf.cast(losses.consistency_error(mixture, labels) <= cfg.training.pseudo_label_max_error,
+                          tf.float32)
+        batch = tf.shape(mixture)[0]
+        stems, weights = [labels[..., 0]], trusted
+        for k in range(1, cfg.nb_stems):  # unrolled at trace time
+            order = tf.argsort(keras.random.uniform([batch], seed=self.seed_generator))
+            stems.append(tf.gather(labels[..., k], order))
+            weights = weights * tf.gather(trusted, order)
+        remixed_targets = tf.stack(stems, axis=-1)
+        use = keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.remix_probability
+        pick = tf.reshape(use, [-1, 1, 1, 1])
+        targets = tf.where(pick, remixed_targets, labels)
+        inputs = tf.where(pick, remix(remixed_targets), mixture)
+        weights = tf.where(use, weights, trusted)
+        gain = keras.random.uniform([batch, 1, 1, 1], 0.5, 1.5, seed=self.seed_generator)
+        return (tf.math.log1p(gain * tf.math.expm1(inputs)), tf.math.log1p(gain * tf.math.expm1(targets)),
+                weights)
 
     def train_step(self, data):
         self.train_step_traces += 1
@@ -212,10 +263,17 @@ class AdversarialSeparator(keras.Model):
             if self._teacher.network is None:
                 raise ValueError("a batch without paired_sources needs a teacher (set_teacher)")
             targets = tf.stop_gradient(tf.cast(self._teacher.network(data[PAIRED_MIXTURE], training=False), tf.float32))
+        pseudo_weight = cfg.training.pseudo_label_weight
+        if pseudo_weight > 0:
+            pseudo_inputs, pseudo_targets, trust = self.pseudo_labelled(data[PSEUDO_MIXTURE])
         with tf.GradientTape() as tape:
             estimates = self._separate(data[PAIRED_MIXTURE], training=True)
             supervised = losses.supervised_loss(estimates, targets)
             total = supervised
+            if pseudo_weight > 0:
+                pseudo = losses.weighted_supervised_loss(
+                    self._separate(pseudo_inputs, training=True), pseudo_targets, trust)
+                total = total + pseudo_weight * pseudo
             if self.critics:
                 unlabelled = unpaired[:, cfg.loss.n_critic]
                 unlabelled_estimates = self._separate(unlabelled, training=True)
@@ -225,12 +283,15 @@ class AdversarialSeparator(keras.Model):
                 ]
                 adversarial = losses.generator_loss(fake_scores)
                 additive = losses.additive_loss(unlabelled, unlabelled_estimates)
-                total = supervised + cfg.loss.alpha * adversarial + cfg.loss.beta * additive
+                total = total + cfg.loss.alpha * adversarial + cfg.loss.beta * additive
             scaled = self.optimizer.scale_loss(self._per_replica(total))
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
 
         self.supervised_loss_tracker.update_state(supervised)
         self.total_loss_tracker.update_state(total)
+        if pseudo_weight > 0:
+            self.pseudo_loss_tracker.update_state(pseudo)
+            self.trusted_tracker.update_state(tf.reduce_mean(trust))
         if self.critics:
             self.adversarial_loss_tracker.update_state(adversarial)
             self.additive_loss_tracker.update_state(additive)

@@ -88,21 +88,30 @@ def build_critic(config: Config, name: str = "critic") -> keras.Model:
     (batch, nb_bins, nb_frames, 1) -> (batch, 1). 4x4 stride-2 convolutions (filters doubling from
     base_filters up to max_filters) until one axis is <= 4, then 4x2 convolutions striding along
     frequency only until frequency is <= 4; a dense layer and a linear bias-free scalar.
+    With `critic.normalization` "spectral", every weight layer is spectrally normalised (one power
+    iteration per training call), which keeps the critic 1-Lipschitz without a gradient penalty.
     """
     spec, net = config.spectrogram, config.critic
+    if net.normalization == "spectral":
+        def normalised(layer):
+            return layers.SpectralNormalization(layer, name=f"{layer.name}_sn")
+    else:
+        def normalised(layer):
+            return layer
+
     excerpt = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="excerpt")
     x, bins, frames, filters, i = excerpt, spec.nb_bins, spec.nb_frames, net.base_filters, 0
     while bins > 4 and frames > 4:
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv{i}")(x)
+        x = normalised(layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv{i}"))(x)
         x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
         bins, frames, filters, i = (bins + 1) // 2, (frames + 1) // 2, min(filters * 2, net.max_filters), i + 1
     filters = min(filters, net.max_filters)
     while bins > 4:
-        x = layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}")(x)
+        x = normalised(layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}"))(x)
         x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
         bins, i = (bins + 1) // 2, i + 1
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(net.dense_units, name="dense")(x)
+    x = normalised(layers.Dense(net.dense_units, name="dense"))(x)
     x = CriticLeakyReLU(0.2, name="dense_act")(x)
-    score = layers.Dense(1, use_bias=False, dtype="float32", name="score")(x)
+    score = normalised(layers.Dense(1, use_bias=False, dtype="float32", name="score"))(x)
     return keras.Model(excerpt, score, name=name)

@@ -356,6 +356,20 @@ def load_init(source_path: str, config: Config):
     return source
 
 
+def load_teacher(source_path: str, config: Config):
+    """The frozen teacher of the pseudo-label term: any trained model (a run directory, a .keras
+    file, an ensemble or `pretrained`) whose estimates have this config's layout (sources, audio
+    and spectrogram); its U-Net may differ in size."""
+    source = load_run_model(source_path)
+    sections = ("sources", "audio", "spectrogram")
+    if config.differences(source.separation_config, sections):
+        raise ConfigMismatchError(
+            f"{source_path}: teacher model's estimates do not have this config's layout: "
+            f"{source.separation_config.describe_differences(config, sections)}"
+        )
+    return source
+
+
 def warm_start(model, source, config: Config, source_path: str = "--init model") -> str:
     """Copy a trained separator (`load_init`'s model, or a path to one) and the critics of the
     sources both runs criticise into `model`; return a line saying what was copied."""

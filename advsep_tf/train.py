@@ -56,6 +56,7 @@ def train(
     strategy: str = "default",
     callbacks: list | None = None,
     init: str | None = None,
+    teacher: str | None = None,
 ) -> dict:
     """Train `config` on the shard set in `shard_dir`, writing the run directory; return a summary.
 
@@ -64,7 +65,9 @@ def train(
     Under `multi_worker`, every worker trains; only the chief writes the run directory.
     `callbacks` are extra Keras callbacks. `init` (a run directory, a .keras file or
     `pretrained`) starts a new run from a trained separator and its critics (`runs.warm_start`); a
-    resumed run continues from its own checkpoint instead.
+    resumed run continues from its own checkpoint instead. `teacher` (the same kinds of names;
+    default: `init`) labels unlabelled mixtures for `training.pseudo_label_weight` and
+    `training.teacher_targets`.
     """
     import tensorflow as tf
     import keras
@@ -83,14 +86,18 @@ def train(
     check_training_roles(shard_set, config)  # before the run directory is written
     if config.training.teacher_targets and not init:
         raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
+    if config.training.pseudo_label_weight > 0 and not (teacher or init):
+        raise AdvsepError("training.pseudo_label_weight needs a teacher to label the unlabelled mixtures "
+                          "(--teacher-model, or --init)")
     init_model = runs.load_init(init, config) if init else None
+    teacher_model = runs.load_teacher(teacher, config) if teacher else init_model
     chief = is_chief()
     if chief:
         runs.open_run_dir(run_dir)
     runs.check_resumable(run_dir, config, resume)
     if chief:
         runs.record_invocation(run_dir, config, shards=os.path.abspath(shard_dir), steps=steps, resume=resume,
-                               strategy=strategy)
+                               strategy=strategy, init=init, teacher=teacher)
 
     keras.utils.set_random_seed(config.training.seed)
     total_steps = steps or config.training.max_steps
@@ -126,8 +133,8 @@ def train(
                         final={}, best=state.get("best"))
     # The newest checkpoint that loads: not always the one `state` names (see RunCheckpoint).
     initial_epoch = checkpoint.restore(model) if state else 0
-    if config.training.teacher_targets:
-        model.set_teacher(init_model)
+    if config.training.teacher_targets or config.training.pseudo_label_weight > 0:
+        model.set_teacher(teacher_model)
     if init_model is not None and not state:
         print(runs.warm_start(model, init_model, config, init))
     # Order matters: early stopping and the best-model check update their state before the

@@ -7,6 +7,8 @@ strategy splits every stream across replicas:
     paired_sources     (batch, nb_bins, nb_frames, nb_stems)   absent with training.teacher_targets
     unpaired_mixtures  (batch, n_critic + 1, nb_bins, nb_frames, 1)   adversarial mode only
     solo_<source>      (batch, n_critic, nb_bins, nb_frames, 1)       one per critic (`solo_key`)
+    pseudo_mixture     (batch, nb_bins, nb_frames, 1)   unlabelled, for the teacher to label;
+                                                        with training.pseudo_label_weight > 0
 A validation batch holds the first two.
 
 Every reader takes the training config explicitly: batch size, shuffle buffer, seed, gains and
@@ -24,6 +26,10 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
   approximation, since the magnitude of a sum of signals is at most (and usually a little less
   than) the sum of their magnitudes; phase cancellation is ignored. A fraction
   `config.training.remix_probability` of the paired examples is remixed (default 0: off).
+- `synthetic_pair`: with `config.training.synthetic_pairs` > 0, that share of the paired examples
+  becomes a new mixture of solo excerpts (one per source, from the shard set's `solo/<source>`
+  pools, each with a gain in `training.synthetic_gain`): unpaired solo recordings turned into
+  exactly labelled pairs.
 - `random_offset`: a random frame offset. Shards hold patches `patch_hop` frames apart; two
   consecutive patches of one track are a window of nb_frames + patch_hop frames, and the excerpt
   is cut from it at an offset drawn uniformly from [0, patch_hop] frames, so excerpts are no
@@ -45,6 +51,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 PAIRED_MIXTURE = "paired_mixture"
 PAIRED_SOURCES = "paired_sources"
 UNPAIRED_MIXTURES = "unpaired_mixtures"
+PSEUDO_MIXTURE = "pseudo_mixture"
 
 
 def solo_key(source: str) -> str:
@@ -96,6 +103,23 @@ def random_remix(example: dict, donors: list[dict], probability: float, seed=Non
     return {
         "mixture": tf.where(use, remix(stems), example["mixture"]),
         "sources": tf.where(use, stems, example["sources"]),
+    }
+
+
+def synthetic_pair(example: dict, stems: list[tf.Tensor], probability: float, gain: tuple[float, float],
+                   seed=None) -> dict:
+    """With probability `probability`, a new example whose stem k is `stems[k]` (an unrelated solo
+    excerpt, (F, T, 1) log1p) scaled by a uniform gain in `gain`, and whose mixture is their sum
+    (`remix`); otherwise `example` as is. Independent gains vary the sources' balance as real
+    mixes do; the labels stay exact.
+    """
+    low, high = gain
+    scaled = [random_gain(stem[..., 0], low, high, None if seed is None else seed + k) for k, stem in enumerate(stems)]
+    sources = tf.stack(scaled, axis=-1)
+    use = tf.random.uniform([], seed=seed) < probability
+    return {
+        "mixture": tf.where(use, remix(sources), example["mixture"]),
+        "sources": tf.where(use, sources, example["sources"]),
     }
 
 
@@ -178,10 +202,12 @@ def role_examples(
 
 def paired_dataset(
     shard_set: ShardSet, config: Config, role: str, shuffle: bool, repeat: bool, seed=None,
-    random_offsets: bool = False, remix_probability: float = 0.0,
+    random_offsets: bool = False, remix_probability: float = 0.0, synthetic_pairs: float = 0.0,
 ):
     """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}, B = training.batch_size."""
     dataset = role_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
+    if synthetic_pairs > 0:
+        dataset = _with_synthetic_pairs(dataset, shard_set, config, role, synthetic_pairs, seed, random_offsets)
     if remix_probability > 0:
         donors = [
             role_examples(shard_set, config, role, True, True, None if seed is None else seed + 101 + k, random_offsets)
@@ -194,6 +220,34 @@ def paired_dataset(
         )
     dataset = dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"], PAIRED_SOURCES: e["sources"]})
     return dataset.batch(config.training.batch_size, drop_remainder=repeat)
+
+
+def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_offsets):
+    """`dataset` with `share` of its examples replaced by `synthetic_pair`s of solo excerpts."""
+    stems = []
+    for k, source in enumerate(config.sources):
+        stream_seed = None if seed is None else seed + 503 + k
+        pool = f"solo/{source}"
+        if shard_set.examples(pool) > 0:
+            stream = role_examples(shard_set, config, pool, True, True, stream_seed, random_offsets)
+            stems.append(stream.map(lambda e: e["excerpt"]))
+        else:  # no solo pool for this source: a paired track's stem stands in
+            stream = role_examples(shard_set, config, role, True, True, stream_seed, random_offsets)
+            stems.append(stream.map(lambda e, k=k: e["sources"][..., k : k + 1]))
+    gain = tuple(config.training.synthetic_gain)
+    op_seed = None if seed is None else seed + 601
+    return tf.data.Dataset.zip((dataset, tuple(stems))).map(
+        lambda example, solo: synthetic_pair(example, list(solo), share, gain, op_seed), num_parallel_calls=AUTOTUNE
+    )
+
+
+def check_synthetic_pools(shard_set: ShardSet, config: Config) -> None:
+    """Synthetic pairs need a solo pool for at least one source (otherwise they are plain remixes)."""
+    if config.training.synthetic_pairs > 0 and not any(shard_set.examples(f"solo/{s}") for s in config.sources):
+        raise AdvsepError(
+            f"{shard_set.directory}: training.synthetic_pairs needs solo recordings of at least one source "
+            f"(prepare with --dataset solo/<source>=DIR)"
+        )
 
 
 def _unpaired_stream(
@@ -233,8 +287,13 @@ def training_dataset(
     if training.teacher_targets:
         paired = teacher_dataset(shard_set, config, seed + 97, random_offsets)
     else:
-        paired = paired_dataset(shard_set, config, "train", True, True, seed, random_offsets, remix_probability)
+        paired = paired_dataset(shard_set, config, "train", True, True, seed, random_offsets, remix_probability,
+                                training.synthetic_pairs)
     streams = {"paired": paired}
+    if training.pseudo_label_weight > 0:
+        streams[PSEUDO_MIXTURE] = role_examples(
+            shard_set, config, "mixtures", shuffle=True, repeat=True, seed=seed + 701, random_offsets=random_offsets
+        ).map(lambda e: e["mixture"]).batch(training.batch_size, drop_remainder=True)
     if config.critic_sources:
         n_critic = config.loss.n_critic
         streams[UNPAIRED_MIXTURES] = _unpaired_stream(
@@ -254,13 +313,15 @@ def training_dataset(
 
 
 def patches_per_step(config: Config) -> int:
-    """Patches one training step consumes: a paired batch, n_critic + 1 unlabelled batches and
-    n_critic solo batches per critic."""
+    """Patches one training step consumes: a paired batch, a batch for the teacher to label when
+    pseudo labels are on, and with critics n_critic + 1 unlabelled batches and n_critic solo
+    batches per critic."""
     batch = config.training.batch_size
     critics = len(config.critic_sources)
-    if not critics:
-        return batch
-    return batch * (1 + config.loss.n_critic + 1 + config.loss.n_critic * critics)
+    batches = 1 + (config.training.pseudo_label_weight > 0)
+    if critics:
+        batches += config.loss.n_critic + 1 + config.loss.n_critic * critics
+    return batch * batches
 
 
 def validation_steps(shard_set: ShardSet, config: Config) -> int:
@@ -279,6 +340,8 @@ def validation_dataset(shard_set: ShardSet, config: Config) -> tf.data.Dataset:
 
 def check_training_roles(shard_set: ShardSet, config: Config) -> None:
     needed = ["mixtures"] if config.training.teacher_targets else ["train"]
+    if config.training.pseudo_label_weight > 0 and "mixtures" not in needed:
+        needed.append("mixtures")
     if config.critic_sources:
         needed += [r for r in ["mixtures"] + [f"solo/{s}" for s in config.critic_sources] if r not in needed]
     missing = [r for r in needed if shard_set.examples(r) == 0]
@@ -288,6 +351,7 @@ def check_training_roles(shard_set: ShardSet, config: Config) -> None:
             f"{shard_set.directory}: shard set has no examples for {', '.join(missing)}, needed by "
             f"{config.training.mode} training{hint}; prepare it with the matching --dataset options"
         )
+    check_synthetic_pools(shard_set, config)
     short = [r for r in needed if shard_set.examples(r) < config.training.batch_size]
     if short:
         raise AdvsepError(

@@ -32,18 +32,26 @@ def main(argv=None) -> None:
     p.add_argument("--warm-start-steps", type=int, metavar="N",
                    help="adversarial models start from the same seed's trained baseline and train N more steps; "
                         "a 'baseline+' control trains the baseline N more steps supervised")
-    p.add_argument("--models", default="baseline,V,VA", help="which of baseline, V, VA to run (default: all)")
+    p.add_argument("--models", default="baseline,V,VA", metavar="NAME,...",
+                   help="models to compare, in training order (default: baseline,V,VA): baseline, V, VA "
+                        "(the paper's), VA-SN (spectrally normalised critics), synthetic (synthetic pairs "
+                        "from the solo pools), teacher (pseudo labels from the baseline), synthetic+teacher, "
+                        "ceiling (the pools with their true stems; needs --ceiling-split)")
+    p.add_argument("--ceiling-split", metavar="FILE",
+                   help="split spec for the ceiling model: the --split with the unpaired pools moved to train")
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
-    from advsep_tf.experiment import PAPER_RUNS, run_experiment
+    from advsep_tf.experiment import METHODS, run_experiment
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PAPER_RUNS]
+    unknown = [n for n in names if n not in METHODS]
     if unknown:
-        p.error(f"--models: unknown model(s) {', '.join(unknown)} (known: {', '.join(PAPER_RUNS)})")
+        p.error(f"--models: unknown model(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    if "ceiling" in names and not args.ceiling_split:
+        p.error("--models ceiling needs --ceiling-split")
     if args.shards and not args.test_dir:
         p.error("--shards needs --test-dir, the held-out tracks as <track>/<source>.wav")
     from advsep_tf.data_pipelines.datasets import parse_dataset_arg
@@ -64,10 +72,10 @@ def main(argv=None) -> None:
     if "V" in names and "vocals" not in config.sources:
         p.error(f"--models V needs a 'vocals' source; config '{config.name}' has {', '.join(config.sources)}")
     run_experiment(
-        args.out, config, runs={n: PAPER_RUNS[n] for n in names}, steps=args.steps, shard_dir=args.shards,
+        args.out, config, runs={n: METHODS[n] for n in names}, steps=args.steps, shard_dir=args.shards,
         test_dir=args.test_dir, title=f"advsep-tf experiment: {' vs '.join(names)}", progress=not args.no_progress,
         datasets=[parse_dataset_arg(d) for d in args.dataset] or None, split_file=args.split, seeds=seeds,
-        warm_start_steps=args.warm_start_steps, test_rate=args.test_rate,
+        warm_start_steps=args.warm_start_steps, test_rate=args.test_rate, ceiling_split=args.ceiling_split,
         command="advsep-tf-experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
     )
 

@@ -32,6 +32,18 @@ def main(argv=None) -> None:
     p.add_argument("--teacher", action="store_true",
                    help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
                         "--init model (training.teacher_targets); adapts a trained model to new music")
+    p.add_argument("--synthetic-pairs", type=float, metavar="SHARE",
+                   help="replace this share of paired examples by mixtures of solo excerpts from the "
+                        "solo/<source> pools (training.synthetic_pairs; 0.5 measured best)")
+    p.add_argument("--pseudo-labels", type=float, metavar="WEIGHT",
+                   help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
+                        "with this weight (training.pseudo_label_weight)")
+    p.add_argument("--teacher-model", metavar="RUN_DIR_OR_MODEL",
+                   help="the frozen teacher of --pseudo-labels: a run directory, a .keras file or "
+                        "'pretrained' (default: the --init model)")
+    p.add_argument("--critic-normalization", choices=["gradient_penalty", "spectral"],
+                   help="keep critics 1-Lipschitz by the paper's gradient penalty or by spectral "
+                        "normalisation, which needs no second derivative (critic.normalization)")
     options.add(p, "--strategy")
     p.add_argument("--jit-compile", action="store_true", help="compile train_step with XLA (training.jit_compile)")
     options.add(p, "--precision")
@@ -65,10 +77,22 @@ def main(argv=None) -> None:
         if not args.init:
             p.error("--teacher learns from the model given with --init")
         training["teacher_targets"] = True
+    if args.synthetic_pairs is not None:
+        if not 0 <= args.synthetic_pairs <= 1:
+            p.error("--synthetic-pairs must be in [0, 1]")
+        training["synthetic_pairs"] = args.synthetic_pairs
+    if args.pseudo_labels is not None:
+        if not args.pseudo_labels >= 0:
+            p.error("--pseudo-labels must be >= 0")
+        if not (args.teacher_model or args.init):
+            p.error("--pseudo-labels needs a teacher: --teacher-model (or --init)")
+        training["pseudo_label_weight"] = args.pseudo_labels
     if training:
         config = config.replace(training=training)
+    if args.critic_normalization:
+        config = config.replace(critic={"normalization": args.critic_normalization})
     summary = train(config, args.shards, args.out, steps=args.steps, resume=args.resume, strategy=args.strategy,
-                    init=args.init)
+                    init=args.init, teacher=args.teacher_model)
     best = summary["best_val_supervised_loss"]
     kept = "no validation data, the last step's model kept" if math.isnan(best) else f"best validation L_s {best:.4f}"
     print(

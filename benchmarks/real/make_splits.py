@@ -14,6 +14,8 @@ Rules, fixed before any model was trained and never tuned on test scores:
   curve takes the first 1, 3 or 6 of Ani, ariel, khair, titon, Kenshin, davidson. Unpaired pools,
   the same in every variant: solo vocals = right channels of amy and jmzen, solo accompaniment =
   left channels of leon, mixtures = geniusturtle's clips; each singer feeds one pool only.
+- The oracle-supervised ceiling of each experiment split: the same split with the unpaired pools
+  (mixtures, solo vocals, solo accompaniment) moved to train, their true stems used.
 - Pretrained model: every singer and preview except the test ones trains (validation as above).
 - Adaptation (no MIR-1K stems anywhere): the starting model trains on the 74 non-test,
   non-validation previews (validation: the 6 validation previews); it is adapted with the
@@ -72,6 +74,10 @@ def main(real_dir: str) -> None:
         }
         write(os.path.join(here, f"split_paired{count}.yaml"), spec,
               f"Experiment: {count} paired singer(s) + {len(paired)} previews; fixed unpaired pools.")
+        pools = spec["mixtures"] + spec["solo"]["vocals"] + spec["solo"]["accompaniment"]
+        write(os.path.join(here, f"split_paired{count}_ceiling.yaml"),
+              {**spec, "train": spec["train"] + pools, "mixtures": [], "solo": {"vocals": [], "accompaniment": []}},
+              f"The oracle-supervised ceiling of split_paired{count}.yaml: its unpaired pools as paired data.")
     non_test = paired + mixtures + solo_vocals + solo_accompaniment
     write(os.path.join(here, "split_adapt_source.yaml"),
           {"train": previews(non_test), "valid": previews(valid), "test": singers(TEST_SINGERS) + previews(test),
