@@ -308,7 +308,46 @@ def seed_table(results_by_seed: dict[int, dict], sources: list[str], oracle=None
                     ("+" if per_metric[m]["mean"] >= 0 else "") + cell(per_metric[m]) for m in METRICS)
                     + f" | {wins}/{len(results_by_seed)} |")
         table += "\n\nPaired by seed (same seed, same tracks), mean ± 95% interval:\n\n" + "\n".join(diff)
+    if "ceiling" in numbers["minus_baseline"]:
+        table += "\n\n" + _ceiling_shares(numbers, sources)
     return table, numbers
+
+
+def _ceiling_shares(numbers: dict, sources: list[str]) -> str:
+    """Markdown: the share of the oracle-supervised ceiling's SDR gain over the baseline that each
+    model recovers (mean gain over mean ceiling gain); also stored in `numbers['ceiling_share']`."""
+    ceiling = numbers["minus_baseline"]["ceiling"]
+    lines = ["Share of the ceiling's SDR gain over the baseline recovered (mean gain / ceiling's mean gain):", "",
+             "| model | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    numbers["ceiling_share"] = {}
+    for model, per_source in numbers["minus_baseline"].items():
+        if model == "ceiling":
+            continue
+        shares = {}
+        for source in sources:
+            gap = ceiling[source]["SDR"]["mean"]
+            gain = per_source[source]["SDR"]["mean"]
+            shares[source] = gain / gap if gap and gap > 0 and gain is not None else None
+        numbers["ceiling_share"][model] = shares
+        lines.append(f"| {model} | " + " | ".join("n/a" if v is None else f"{100 * v:.0f}%" for v in shares.values())
+                     + " |")
+    return "\n".join(lines)
+
+
+def training_time_table(run_dirs_by_seed: dict[int, dict[str, str]]) -> str:
+    """Markdown: each model's training time (wall minutes, loading included), mean and range over seeds."""
+    times: dict[str, list[float]] = {}
+    for run_dirs in run_dirs_by_seed.values():
+        for name, run_dir in run_dirs.items():
+            path = os.path.join(run_dir, TRAINING_TIME)
+            if os.path.isfile(path):
+                times.setdefault(name, []).append(load_json_or_yaml(path, "training time")["seconds"] / 60)
+    if not times:
+        return ""
+    lines = ["| model | training time, min (mean) | min-max | seeds |", "|---|---|---|---|"]
+    for name, values in times.items():
+        lines.append(f"| {name} | {np.mean(values):.1f} | {min(values):.1f}-{max(values):.1f} | {len(values)} |")
+    return "\n".join(lines)
 
 
 def run_experiment(
@@ -407,6 +446,9 @@ def run_experiment(
         raise AdvsepError(f"{shard_dir}: with prepared shards, give the held-out test folder too (--test-dir)")
 
     mixtures = test_mixtures(test_dir, out_dir)
+    # Seeds given: each seed's models in their own folders, so that invocations with disjoint
+    # seeds can run side by side in one experiment folder and a last one reports them all.
+    per_seed = seeds is not None
     seeds = seeds or [config.training.seed]
     names = list(runs)
     if warm_start_steps and "baseline" in runs and any(model_config(config, runs[n]).critic_sources for n in runs):
@@ -436,7 +478,7 @@ def run_experiment(
                                          progress=progress), ceiling_shards))
     run_dirs_by_seed, summaries, results_by_seed = {}, {}, {}
     for seed in seeds:
-        prefix = "" if len(seeds) == 1 else f"seed{seed}"
+        prefix = f"seed{seed}" if per_seed else ""
         run_dirs, results = {}, {}
         for name in names:
             run_config = model_config(config, training_of[name], seed)
@@ -511,8 +553,11 @@ def run_experiment(
         described.append(text + ")")
     seeds_part = ""
     numbers = None
+    times = training_time_table(run_dirs_by_seed)
     if len(seeds) > 1:
         seeds_table, numbers = seed_table(results_by_seed, config.sources, results["oracle"])
+        if times:
+            seeds_table += f"\n\nTraining time per model (this machine):\n\n{times}"
         seeds_part = (f"Over seeds {', '.join(map(str, seeds))}: mean over seeds of each seed's mean over "
                       f"{len(mixtures)} tracks, ± the 95% interval (Student's t):\n\n{seeds_table}\n\n"
                       f"Seed {seeds[0]} alone:\n\n")

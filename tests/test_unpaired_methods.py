@@ -218,3 +218,22 @@ def test_each_method_trains_resumes_after_kill_9_and_saves(method, tiny_shards, 
     assert summary["separator_steps"] == 4
     model = load_run_model(str(run_dir))
     assert model.separation_config.to_dict() == config.to_dict()
+
+
+def test_the_seed_table_gives_each_models_share_of_the_ceilings_gain():
+    from types import SimpleNamespace
+
+    from advsep_tf.experiment import seed_table
+
+    def result(vocals, accompaniment):
+        return SimpleNamespace(aggregate={
+            source: {m: {"mean": value} for m in ("SDR", "SIR", "SAR")}
+            for source, value in (("vocals", vocals), ("accompaniment", accompaniment))})
+
+    by_seed = {
+        1: {"baseline": result(4.0, 5.0), "synthetic": result(5.0, 5.5), "ceiling": result(6.0, 7.0)},
+        2: {"baseline": result(3.0, 4.0), "synthetic": result(4.0, 4.5), "ceiling": result(5.0, 6.0)},
+    }
+    table, numbers = seed_table(by_seed, ["vocals", "accompaniment"])
+    assert numbers["ceiling_share"]["synthetic"] == {"vocals": pytest.approx(0.5), "accompaniment": pytest.approx(0.25)}
+    assert "| synthetic | 50% | 25% |" in table
