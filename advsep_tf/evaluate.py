@@ -30,7 +30,11 @@ import soundfile as sf
 from advsep_tf.errors import AdvsepError
 from advsep_tf.export.atomic import load_json_or_yaml, save_figure_atomically, write_atomically
 
-METRICS = ("SDR", "SIR", "SAR", "ISR")
+METRICS = ("SDR", "SIR", "SAR", "ISR", "leakage")
+# Leakage: an estimate's energy over the mixture's in the windows where its reference is silent,
+# i.e. this many dB or more below the reference's loudest window (a vocal pause, for the vocals).
+LEAKAGE_WINDOW_SECONDS = 0.25
+LEAKAGE_SILENCE_DB = 40.0
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 # MUSDB reference folders hold mixture.wav next to the stems; it is the input, not a source.
@@ -130,7 +134,8 @@ class EvaluationResult:
                 SourceScores(
                     track=track,
                     source=source,
-                    scores={metric: _decode_score(scores[metric]) for metric in METRICS},
+                    # Results written before leakage was measured have none.
+                    scores={metric: _decode_score(scores.get(metric)) for metric in METRICS},
                 )
                 for track, per_source in data["tracks"].items()
                 for source, scores in per_source.items()
@@ -239,7 +244,7 @@ def evaluate_mixture_as_estimate(
                 mixture_path, mixture, mixture_rate,
                 references_dir / track / f"{source}.wav", reference, sample_rate,
             )
-        return _bss_eval(
+        scores = _bss_eval(
             references,
             [mixture] * len(references),
             sample_rate,
@@ -247,6 +252,9 @@ def evaluate_mixture_as_estimate(
             hop_seconds,
             f"the mixture {mixture_path} against {references_dir / track}",
         )
+        for row, reference in zip(scores, references):
+            row["leakage"] = leakage_db(mixture, reference, mixture, sample_rate)
+        return scores
 
     return _score_tracks(
         tracks, selected_sources, score_track, win_seconds, hop_seconds, "", references_dir, out_dir, progress
@@ -335,7 +343,9 @@ def format_table(result: EvaluationResult, title: str | None = None) -> str:
     lines.append("")
     lines.append(
         "dB, mean / median over tracks of the per-track median over "
-        f"{_format_seconds(result.win_seconds)} s frames (BSS Eval v4, museval)."
+        f"{_format_seconds(result.win_seconds)} s frames (BSS Eval v4, museval); leakage: the "
+        f"estimate's energy over the mixture's where the reference is {LEAKAGE_SILENCE_DB:g} dB or more "
+        f"below its loudest {_format_seconds(LEAKAGE_WINDOW_SECONDS)} s window."
     )
     return "\n".join(lines)
 
@@ -497,7 +507,7 @@ def _evaluate_track(
         references.append(reference)
         estimates.append(estimate)
 
-    return _bss_eval(
+    scores = _bss_eval(
         references,
         estimates,
         first_reference[1],
@@ -505,6 +515,45 @@ def _evaluate_track(
         hop_seconds,
         f"{estimate_track_dir} against {reference_track_dir}",
     )
+    mixture, _, _ = track_mixture(reference_track_dir, sources)
+    for row, reference, estimate in zip(scores, references, estimates):
+        row["leakage"] = leakage_db(estimate, reference, mixture, first_reference[1])
+    return scores
+
+
+def leakage_db(
+    estimate: np.ndarray,
+    reference: np.ndarray,
+    mixture: np.ndarray,
+    sample_rate: int,
+    window_seconds: float = LEAKAGE_WINDOW_SECONDS,
+    silence_db: float = LEAKAGE_SILENCE_DB,
+) -> float | None:
+    """What an estimate holds where its source is silent, relative to the mixture, in dB.
+
+    Arrays are (samples, channels). Windows of `window_seconds` where the reference's energy is
+    `silence_db` or more below its loudest window count; the result is 10 log10 of the estimate's
+    energy over the mixture's, summed over those windows. None when the source is never silent
+    (or silent throughout) or the mixture is silent there too. Good separators reach -25 dB and
+    below for the vocals in vocal pauses; the mixture as its own estimate scores 0 dB.
+    """
+    window = max(1, int(round(window_seconds * sample_rate)))
+    length = min(len(estimate), len(reference), len(mixture)) // window * window
+    if length == 0:
+        return None
+
+    def energies(audio):
+        return np.square(audio[:length].astype(np.float64)).reshape(-1, window, audio.shape[-1]).sum(axis=(1, 2))
+
+    reference_energy = energies(reference)
+    loudest = reference_energy.max()
+    if loudest <= 0:
+        return None
+    silent = reference_energy <= loudest * 10 ** (-silence_db / 10)
+    mixture_energy = energies(mixture)[silent].sum()
+    if not silent.any() or mixture_energy <= 0:
+        return None
+    return float(10 * np.log10(max(energies(estimate)[silent].sum(), 1e-20) / mixture_energy))
 
 
 def _bss_eval(
@@ -529,7 +578,7 @@ def _bss_eval(
 
     framewise = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
     return [
-        {metric: _median_over_frames(framewise[metric][index]) for metric in METRICS}
+        {metric: _median_over_frames(values[index]) for metric, values in framewise.items()}
         for index in range(len(references))
     ]
 

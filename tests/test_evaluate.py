@@ -106,7 +106,9 @@ def test_near_perfect_estimates_score_high(scored):
         assert good.aggregate[source]["SDR"]["median"] > 20
     for row in good.rows:
         assert set(row.scores) == set(METRICS)
-        assert all(value is not None and np.isfinite(value) for value in row.scores.values())
+        assert all(row.scores[m] is not None and np.isfinite(row.scores[m]) for m in ("SDR", "SIR", "SAR", "ISR"))
+        # The fixtures' sources never fall silent: there is no pause to measure leakage in.
+        assert row.scores["leakage"] is None or np.isfinite(row.scores["leakage"])
 
 
 def test_mixture_as_estimate_scores_much_lower(scored):
@@ -161,7 +163,7 @@ def test_results_json_round_trips(scored):
 def test_round_trip_keeps_undefined_and_infinite_scores(tmp_path):
     from advsep_tf.evaluate import SourceScores, save_result
 
-    scores = {"SDR": float("inf"), "SIR": None, "SAR": 12.345678901234567, "ISR": -3.5}
+    scores = {"SDR": float("inf"), "SIR": None, "SAR": 12.345678901234567, "ISR": -3.5, "leakage": -31.25}
     result = EvaluationResult(
         rows=[SourceScores("t", "vocals", dict(scores)), SourceScores("t", "drums", dict(scores))],
         sources=["vocals", "drums"],
@@ -188,7 +190,7 @@ def test_format_table_has_a_row_per_source(scored):
     lines = table.splitlines()
     assert lines[0] == "### baseline"
     rows = [line for line in lines if line.startswith("| ")]
-    assert rows[0] == "| source | SDR | SIR | SAR | ISR | tracks |"
+    assert rows[0] == "| source | SDR | SIR | SAR | ISR | leakage | tracks |"
     body = rows[1:]
     assert [row.split("|")[1].strip() for row in body] == list(SOURCES)
     vocals = scored["good"].aggregate["vocals"]["SDR"]
@@ -343,3 +345,31 @@ def test_a_silent_estimate_is_scored_low_not_dropped(tmp_path, references):
     silent["track_a"]["vocals"] = np.zeros_like(silent["track_a"]["vocals"])
     with pytest.raises(AdvsepError, match="all samples are zero"):
         evaluate_folders(_write_tree(tmp_path / "e2", references), _write_tree(tmp_path / "r2", silent))
+
+
+def test_leakage_is_the_estimates_energy_over_the_mixtures_where_the_reference_is_silent():
+    from advsep_tf.evaluate import leakage_db
+
+    rate = 1000
+    rng = np.random.default_rng(0)
+    voice = rng.standard_normal((4 * rate, 1))
+    voice[2 * rate:] = 0.0  # a two-second vocal pause
+    music = rng.standard_normal((4 * rate, 1))
+    mixture = voice + music
+    # An estimate that keeps 1% of the music's amplitude in the pause: -40 dB of the mixture there.
+    estimate = voice + 0.01 * music
+    assert leakage_db(estimate, voice, mixture, rate) == pytest.approx(-40.0, abs=0.01)
+    assert leakage_db(mixture, voice, mixture, rate) == pytest.approx(0.0, abs=1e-9)
+    # A source that never pauses has no leakage to measure.
+    assert leakage_db(music, music, mixture, rate) is None
+
+
+def test_results_hold_the_leakage_and_old_results_without_it_still_load(tmp_path):
+    from advsep_tf.evaluate import EvaluationResult, SourceScores
+
+    result = EvaluationResult(rows=[SourceScores("t", "vocals", {"SDR": 1.0, "SIR": 2.0, "SAR": 3.0, "ISR": 4.0,
+                                                                "leakage": -30.0})], sources=["vocals"])
+    data = result.to_dict()
+    assert EvaluationResult.from_dict(data).aggregate["vocals"]["leakage"]["mean"] == -30.0
+    del data["tracks"]["t"]["vocals"]["leakage"]
+    assert EvaluationResult.from_dict(data).aggregate["vocals"]["leakage"]["mean"] is None
