@@ -25,6 +25,7 @@ from advsep_tf.data_pipelines.readers import (
     UNPAIRED_MIXTURES,
     remix,
     solo_key,
+    synthetic_key,
 )
 from advsep_tf.networks import build_critic, build_separator
 
@@ -247,6 +248,31 @@ class AdversarialSeparator(keras.Model):
         return (tf.math.log1p(gain * tf.math.expm1(inputs)), tf.math.log1p(gain * tf.math.expm1(targets)),
                 weights)
 
+    def _with_solo_excerpts(self, data, mixture, targets):
+        """Synthetic pairs without paired data (adaptation with `training.synthetic_pairs`): in a
+        share of the examples, source k's teacher estimate is replaced by a real solo excerpt of
+        that source (the batch's `synthetic_<source>`, gain-scaled as in `readers.synthetic_pair`)
+        and the mixture becomes the sum. The solo recordings' labels are exact; the other
+        sources keep the teacher's estimates.
+        """
+        cfg = self.separation_config
+        pools = [k for k, s in enumerate(cfg.sources) if synthetic_key(s) in data]
+        if not pools or cfg.training.synthetic_pairs <= 0:
+            return mixture, targets
+        batch = tf.shape(mixture)[0]
+        low, high = cfg.training.synthetic_gain
+        stems = []
+        for k, source in enumerate(cfg.sources):
+            if k in pools:
+                gain = keras.random.uniform([batch, 1, 1], low, high, seed=self.seed_generator)
+                stems.append(tf.math.log1p(gain * tf.math.expm1(data[synthetic_key(source)][..., 0])))
+            else:
+                stems.append(targets[..., k])
+        synthetic = tf.stack(stems, axis=-1)
+        use = tf.reshape(keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.synthetic_pairs,
+                         [-1, 1, 1, 1])
+        return tf.where(use, remix(synthetic), mixture), tf.where(use, synthetic, targets)
+
     def train_step(self, data):
         self.train_step_traces += 1
         cfg = self.separation_config
@@ -258,16 +284,17 @@ class AdversarialSeparator(keras.Model):
                 self._critic_step(unpaired[:, i], solo)
 
         variables = self.separator.trainable_variables
-        targets = data.get(PAIRED_SOURCES)
+        mixture, targets = data[PAIRED_MIXTURE], data.get(PAIRED_SOURCES)
         if targets is None:  # adaptation: the teacher's estimates stand in for the stems
             if self._teacher.network is None:
                 raise ValueError("a batch without paired_sources needs a teacher (set_teacher)")
-            targets = tf.stop_gradient(tf.cast(self._teacher.network(data[PAIRED_MIXTURE], training=False), tf.float32))
+            targets = tf.stop_gradient(tf.cast(self._teacher.network(mixture, training=False), tf.float32))
+            mixture, targets = self._with_solo_excerpts(data, mixture, targets)
         pseudo_weight = cfg.training.pseudo_label_weight
         if pseudo_weight > 0:
             pseudo_inputs, pseudo_targets, trust = self.pseudo_labelled(data[PSEUDO_MIXTURE])
         with tf.GradientTape() as tape:
-            estimates = self._separate(data[PAIRED_MIXTURE], training=True)
+            estimates = self._separate(mixture, training=True)
             supervised = losses.supervised_loss(estimates, targets)
             total = supervised
             if pseudo_weight > 0:

@@ -9,6 +9,8 @@ strategy splits every stream across replicas:
     solo_<source>      (batch, n_critic, nb_bins, nb_frames, 1)       one per critic (`solo_key`)
     pseudo_mixture     (batch, nb_bins, nb_frames, 1)   unlabelled, for the teacher to label;
                                                         with training.pseudo_label_weight > 0
+    synthetic_<source> (batch, nb_bins, nb_frames, 1)   solo excerpts, one per source with a solo
+                                                        pool; with teacher_targets and synthetic_pairs
 A validation batch holds the first two.
 
 Every reader takes the training config explicitly: batch size, shuffle buffer, seed, gains and
@@ -52,6 +54,12 @@ PAIRED_MIXTURE = "paired_mixture"
 PAIRED_SOURCES = "paired_sources"
 UNPAIRED_MIXTURES = "unpaired_mixtures"
 PSEUDO_MIXTURE = "pseudo_mixture"
+
+
+def synthetic_key(source: str) -> str:
+    """The training batch's key for solo excerpts of `source` that become synthetic pairs when there
+    is no paired data (adaptation): (batch, F, T, 1)."""
+    return f"synthetic_{source}"
 
 
 def solo_key(source: str) -> str:
@@ -286,6 +294,13 @@ def training_dataset(
     seed = training.seed
     if training.teacher_targets:
         paired = teacher_dataset(shard_set, config, seed + 97, random_offsets)
+        if training.synthetic_pairs > 0:  # no paired stems: solo excerpts join in the model's step
+            for k, source in enumerate(config.sources):
+                if shard_set.examples(f"solo/{source}") > 0:
+                    paired = tf.data.Dataset.zip((paired, role_examples(
+                        shard_set, config, f"solo/{source}", True, True, seed + 503 + k, random_offsets
+                    ).map(lambda e: e["excerpt"]).batch(training.batch_size, drop_remainder=True))).map(
+                        lambda batch, solo, key=synthetic_key(source): {**batch, key: solo})
     else:
         paired = paired_dataset(shard_set, config, "train", True, True, seed, random_offsets, remix_probability,
                                 training.synthetic_pairs)

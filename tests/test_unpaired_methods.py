@@ -237,3 +237,21 @@ def test_the_seed_table_gives_each_models_share_of_the_ceilings_gain():
     table, numbers = seed_table(by_seed, ["vocals", "accompaniment"])
     assert numbers["ceiling_share"]["synthetic"] == {"vocals": pytest.approx(0.5), "accompaniment": pytest.approx(0.25)}
     assert "| synthetic | 50% | 25% |" in table
+
+
+def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_other_sources(tiny_config, tiny_shards):
+    from advsep_tf.data_pipelines.shards import ShardSet
+    from advsep_tf.model import AdversarialSeparator
+
+    config = tiny_config.replace(training={"mode": "supervised", "teacher_targets": True, "synthetic_pairs": 1.0,
+                                           "synthetic_gain": [1.0, 1.0]})
+    batch = next(iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config)))
+    assert set(batch) == {readers.PAIRED_MIXTURE, "synthetic_vocals", "synthetic_accompaniment"}
+    # Only the vocals have a real solo excerpt in this test: the accompaniment stays the teacher's.
+    del batch["synthetic_accompaniment"]
+    model = AdversarialSeparator(config)
+    labels = tf.random.uniform(batch[readers.PAIRED_MIXTURE].shape[:3] + (2,))
+    mixture, targets = model._with_solo_excerpts(batch, batch[readers.PAIRED_MIXTURE], labels)
+    np.testing.assert_allclose(targets[..., 0], batch["synthetic_vocals"][..., 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(targets[..., 1], labels[..., 1], rtol=1e-6)
+    np.testing.assert_allclose(mixture, readers.remix(targets), rtol=1e-5, atol=1e-6)
