@@ -40,7 +40,7 @@ from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 from advsep_tf.export.atomic import load_json_or_yaml
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff")
 PAIRED_ROLES = ("train", "valid")
 HELD_OUT_ROLES = ("valid", "test")
 # The default role of multitrack corpora that feed the unpaired pools (dealt out by `splits`).
