@@ -31,7 +31,7 @@ SUBSTITUTIONS = [
      "the test's own environment is that install"),
     (r"advsep-tf-demo --out demo_output", "advsep-tf-demo --out demo_output --quick --config tiny --no-progress",
      "the demo takes 7.5 minutes"),
-    (r"--config (demo|paper|real|real-ensemble|real-small)\b", "--config tiny", "tiny networks"),
+    (r"--config (demo|paper|real-ensemble|real-small|real)(?![\w-])", "--config tiny", "tiny networks"),
     (r'load_config\("demo"\)', 'load_config("tiny")', "tiny networks"),
     (r"--steps \d+", "--steps 2", "two training steps"),
     (r"steps_per_epoch=100, epochs=10", "steps_per_epoch=2, epochs=1", "two training steps"),
