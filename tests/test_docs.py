@@ -75,7 +75,10 @@ def inputs(tmp_path_factory, tiny_corpus, tiny_shards, tiny_run) -> Path:
     (root / "references" / "song").mkdir(parents=True)
     for source, stem in stems.items():
         sf.write(root / "references" / "song" / f"{source}.wav", stem, 44100)
-    write_song(root / "other.wav", 2.0, 22050, 1, seed=2)
+    other = write_song(root / "other.wav", 2.0, 22050, 1, seed=2)
+    (root / "references" / "other").mkdir()
+    for source, stem in other.items():
+        sf.write(root / "references" / "other" / f"{source}.wav", stem, 22050)
     # my_tracks/<song>/{vocals,accompaniment}.wav: the synthetic corpus's paired songs as a user has them
     for role in ("train", "test"):
         for track in sorted((tiny_corpus / "musdb18hq" / role).iterdir()):
