@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from advsep_tf.cli import common, options
+from advsep_tf.config import PRETRAINED
+
+# The code is MIT; the shipped weights are not. Said in --help and, once per run, on stderr.
+MODEL_TERMS = (
+    "the default model ('pretrained') was trained on MIR-1K and MUSDB18 previews: "
+    "research and non-commercial use only (advsep_tf/pretrained/MODEL_CARD.md)"
+)
+
+
+def uses_shipped_model(model: str) -> bool:
+    """True when --model names the weights shipped in the package (not a local folder of that name)."""
+    return model == PRETRAINED and not os.path.exists(model)
 
 
 def main(argv=None) -> None:
     p = common.parser(
         "advsep-tf-separate", __doc__.splitlines()[0],
         "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...); "
-        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav",
+        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav. "
+        f"Terms: {MODEL_TERMS}; the code is MIT-licensed.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)")
@@ -28,6 +42,8 @@ def main(argv=None) -> None:
     options.add(p, "--overwrite",
                 help="replace files at the stems' paths (an earlier separation's); never an input or the model")
     options.add(p, "--no-progress")
+    p.add_argument("--quiet-terms", action="store_true",
+                   help="do not print the default model's terms of use on stderr")
     args = p.parse_args(argv)
     try:
         names = {args.filename_format.format(track="t", source=s, codec="c") for s in ("a", "b")}
@@ -41,6 +57,8 @@ def main(argv=None) -> None:
         p.error("--out - writes one stem of one input to standard output: give one INPUT and --stem SOURCE")
     if args.stem and not to_stdout:
         p.error("--stem goes with --out - (a folder gets every stem)")
+    if uses_shipped_model(args.model) and not args.quiet_terms:
+        print(f"note: {MODEL_TERMS}; --quiet-terms hides this", file=sys.stderr)
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.separate import Separator, check_paths, separate_files
