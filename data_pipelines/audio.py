@@ -208,10 +208,11 @@ class SoundfileAudioAdapter(AudioAdapter):
                 except AdvsepError as ffmpeg_error:
                     # Both decoders failing is the useful fact; libsndfile's reason comes first
                     # because it is usually the more precise one.
-                    raise AdvsepError(
-                        f"{path}: {soundfile_error}; ffmpeg also failed: "
-                        f"{str(ffmpeg_error).removeprefix(f'{path}: ')}"
-                    ) from None
+                    message = (f"{path}: {soundfile_error}; ffmpeg also failed: "
+                               f"{str(ffmpeg_error).removeprefix(f'{path}: ')}")
+                    if isinstance(ffmpeg_error, TruncatedAudioError):
+                        raise TruncatedAudioError(message, ffmpeg_error.nb_decoded) from None
+                    raise AdvsepError(message) from None
 
         if data.shape[0] == 0:
             raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
@@ -353,6 +354,8 @@ def _soundfile_blocks(path: Path, block_samples: int, allow_truncated: bool = Fa
                 try:
                     block = audio_file.read(block_samples, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as error:
+                    if nb_read == 0:  # nothing decodes: ffmpeg may do better
+                        raise _DecodeError(f"cannot decode audio ({error})") from None
                     raise _truncated(path, nb_read, str(error)) from None
                 if not len(block):
                     break
@@ -604,25 +607,16 @@ def _have_ffmpeg() -> bool:
 
 
 def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        with sf.SoundFile(str(path)) as audio_file:
-            declared_frames = audio_file.frames
-            log = audio_file.extra_info
-            sample_rate = audio_file.samplerate
-            data = audio_file.read(dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise _DecodeError(
-            f"cannot decode audio ({error}); the file is corrupt, truncated "
-            "or not in a supported format"
-        ) from None
-
-    # libsndfile shortens a truncated file without complaint; its header log and the
-    # declared frame count are the only traces of the missing audio. The error is raised
-    # here, not left to the ffmpeg fallback, which would decode the same shortened audio.
-    truncation = _truncation(log, declared_frames, data.shape[0])
-    if truncation:
-        raise _truncated(path, data.shape[0], truncation)
-    return data, sample_rate
+    # Block by block, as read_blocks: a read failing midway (a cut FLAC) keeps the count of the
+    # samples before it for the error. libsndfile shortens a truncated file without complaint;
+    # its header log and the declared frame count are the only traces of the missing audio, and
+    # the error is raised here, not left to the ffmpeg fallback, which would decode the same
+    # shortened audio.
+    audio = _soundfile_blocks(path, BLOCK_SAMPLES)
+    blocks = list(audio._blocks)  # the decoder's own blocks: load checks NaN itself
+    if not blocks:
+        return np.zeros((0, audio.nb_channels), np.float32), audio.sample_rate
+    return np.concatenate(blocks), audio.sample_rate
 
 
 _DATA_SIZE_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
