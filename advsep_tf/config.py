@@ -284,12 +284,14 @@ class Config:
         """Every field whose value is not of its declared type (numbers also finite), by its
         dotted name; source_map is checked by `_source_map_problems`."""
         problems = []
-        fields = [(f.name, f.type, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in _SECTIONS]
+        fields = [(f.name, f.type, getattr(self, f.name))
+                  for f in dataclasses.fields(self) if f.name not in _SECTIONS]
         for section in _SECTIONS:
             if section == "source_map":
                 continue
             value = getattr(self, section)
-            fields += [(f"{section}.{f.name}", f.type, getattr(value, f.name)) for f in dataclasses.fields(value)]
+            fields += [(f"{section}.{f.name}", f.type, getattr(value, f.name))
+                       for f in dataclasses.fields(value)]
         for name, kind, value in fields:
             expected = _type_problem(str(kind), value)
             if expected:
@@ -299,20 +301,28 @@ class Config:
     def _range_problems(self) -> list[str]:
         """The ranges of the fields `validate` does not check on its own."""
         spec, training, optimizer = self.spectrogram, self.training, self.optimizer
+        critic = self.critic
         at_least = {
-            "spectrogram.n_fft": (spec.n_fft, 2), "spectrogram.nb_frames": (spec.nb_frames, 1),
-            "critic.base_filters": (self.critic.base_filters, 1), "critic.max_filters": (self.critic.max_filters, 1),
-            "critic.dense_units": (self.critic.dense_units, 1),
-            "training.steps_per_epoch": (training.steps_per_epoch, 1), "training.max_steps": (training.max_steps, 1),
-            "training.validation_steps": (training.validation_steps, 0), "training.patience": (training.patience, 0),
-            "training.shuffle_buffer": (training.shuffle_buffer, 1), "training.seed": (training.seed, 0),
+            "spectrogram.n_fft": (spec.n_fft, 2),
+            "spectrogram.nb_frames": (spec.nb_frames, 1),
+            "critic.base_filters": (critic.base_filters, 1),
+            "critic.max_filters": (critic.max_filters, 1),
+            "critic.dense_units": (critic.dense_units, 1),
+            "training.steps_per_epoch": (training.steps_per_epoch, 1),
+            "training.max_steps": (training.max_steps, 1),
+            "training.validation_steps": (training.validation_steps, 0),
+            "training.patience": (training.patience, 0),
+            "training.shuffle_buffer": (training.shuffle_buffer, 1),
+            "training.seed": (training.seed, 0),
         }
-        problems = [f"{name} must be >= {low}, got {value}" for name, (value, low) in at_least.items() if value < low]
+        problems = [f"{name} must be >= {low}, got {value}"
+                    for name, (value, low) in at_least.items() if value < low]
         if not optimizer.learning_rate > 0:
             problems.append(f"optimizer.learning_rate must be > 0, got {optimizer.learning_rate}")
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(optimizer, name) < 1:
-                problems.append(f"optimizer.{name} must be in [0, 1), got {getattr(optimizer, name)}")
+                value = getattr(optimizer, name)
+                problems.append(f"optimizer.{name} must be in [0, 1), got {value}")
         return problems
 
     def _source_map_problems(self) -> list[str]:
@@ -394,8 +404,10 @@ def _type_problem(kind: str, value) -> str | None:
         "float": (is_number, "a finite number"),
         "str": (lambda v: isinstance(v, str), "a string"),
         "bool": (lambda v: isinstance(v, bool), "true or false"),
-        "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
-        "list[float]": (lambda v: isinstance(v, list) and all(is_number(x) for x in v), "a list of finite numbers"),
+        "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                      "a list of strings"),
+        "list[float]": (lambda v: isinstance(v, list) and all(is_number(x) for x in v),
+                        "a list of finite numbers"),
     }
     check, expected = checks.get(kind, (lambda v: True, ""))
     return None if check(value) else expected
@@ -420,6 +432,7 @@ def load_config(preset_or_path: str) -> Config:
         return Config.from_dict(load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path)
     names = preset_names()
     if preset_or_path not in names:
-        raise UsageError(f"unknown preset '{preset_or_path}' (presets: {', '.join(names)}; or give a .json/.yaml path)")
+        raise UsageError(f"unknown preset '{preset_or_path}' "
+                         f"(presets: {', '.join(names)}; or give a .json/.yaml path)")
     text = resources.files("advsep_tf").joinpath("configs", f"{preset_or_path}.json").read_text()
     return Config.from_dict(json.loads(text), origin=f"preset '{preset_or_path}'")

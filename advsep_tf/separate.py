@@ -466,16 +466,20 @@ class Separator:
 
         from advsep_tf.data_pipelines.audio import AudioAdapter
 
-        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec, overwrite, protected,
-                                  stdin_name=stdin_name)
+        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec,
+                                  overwrite, protected, stdin_name=stdin_name)
         adapter = audio_adapter or AudioAdapter.default()
-        with folders_removed_on_failure(out_dir, *[os.path.dirname(p) for p in outputs[input_path]]):
+        stem_folders = [os.path.dirname(p) for p in outputs[input_path]]
+        with folders_removed_on_failure(out_dir, *stem_folders):
             # Only asked for when wanted: an adapter written before the option need not know it.
             audio = (adapter.read_blocks(input_path, allow_truncated=True) if allow_truncated
                      else adapter.read_blocks(input_path))
             with ExitStack() as stack:
-                writers = [stack.enter_context(adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
-                           for path in outputs[input_path]]
+                writers = [
+                    stack.enter_context(
+                        adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
+                    for path in outputs[input_path]
+                ]
                 for stems in self._stream_file(audio):
                     for writer, stem in zip(writers, stems.values()):
                         writer.write(stem)
@@ -486,8 +490,8 @@ class Separator:
             truncated.append(audio.truncated)
         return outputs[input_path]
 
-    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav", audio_adapter=None,
-                           allow_truncated: bool = False) -> str | None:
+    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav",
+                           audio_adapter=None, allow_truncated: bool = False) -> str | None:
         """One stem of `input_path` ("-": standard input) to standard output, as it is made.
         Returns None, or with `allow_truncated` the message saying that the input was truncated
         and only its decodable part separated."""
@@ -568,7 +572,8 @@ def plan_separation(
         outputs[path] = []
         for source in config.sources:
             try:
-                relative = filename_format.format(track=track_name(path, stdin_name), source=source, codec=codec)
+                relative = filename_format.format(
+                    track=track_name(path, stdin_name), source=source, codec=codec)
             except (KeyError, IndexError, ValueError) as exc:
                 raise AdvsepError(
                     f"--filename-format {filename_format!r}: {exc.__class__.__name__}: {exc} "
@@ -597,8 +602,8 @@ def plan_separation(
         if os.path.lexists(stem) and os.path.realpath(stem) not in earlier:
             raise AdvsepError(
                 f"{stem}: exists and is not a stem an earlier separation wrote (not listed in "
-                f"{os.path.join(out_dir, SEPARATION_RECORD)}); not replaced, even with --overwrite: "
-                "choose another --out"
+                f"{os.path.join(out_dir, SEPARATION_RECORD)}); not replaced, even with "
+                "--overwrite: choose another --out"
             )
     for path in inputs:
         if path == STDIO:  # libsndfile reads "-" as standard input, and closes it
@@ -696,7 +701,8 @@ def separated_stems(out_dir: str) -> set[str]:
             stems = json.load(f).get("stems", [])
     except (OSError, ValueError, AttributeError):
         return set()
-    return {os.path.realpath(os.path.join(out_dir, stem)) for stem in stems if isinstance(stem, str)}
+    return {os.path.realpath(os.path.join(out_dir, stem))
+            for stem in stems if isinstance(stem, str)}
 
 
 def record_separation(out_dir: str, stems: list[str]) -> None:
@@ -706,7 +712,9 @@ def record_separation(out_dir: str, stems: list[str]) -> None:
     from advsep_tf.export.atomic import write_atomically
 
     root = os.path.realpath(out_dir)
-    known = {os.path.relpath(p, root) for p in separated_stems(out_dir) | {os.path.realpath(p) for p in stems}}
+    paths = separated_stems(out_dir) | {os.path.realpath(p) for p in stems}
+    known = sorted(os.path.relpath(p, root) for p in paths)
     os.makedirs(out_dir, exist_ok=True)
-    write_atomically(os.path.join(out_dir, SEPARATION_RECORD), json.dumps({"stems": sorted(known)}, indent=1) + "\n")
+    record = json.dumps({"stems": known}, indent=1) + "\n"
+    write_atomically(os.path.join(out_dir, SEPARATION_RECORD), record)
 

@@ -365,7 +365,8 @@ def _soundfile_blocks(path: Path, block_samples: int, allow_truncated: bool = Fa
             if truncation:
                 raise _truncated(path, nb_read, truncation)
 
-    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(), allow_truncated)
+    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(),
+                       allow_truncated)
 
 
 def _ffmpeg_blocks(path, probed: Optional[tuple[int, int, Optional[int]]], block_samples: int,

@@ -193,7 +193,8 @@ def _exchange(first: str, second: str) -> bool:
     except (OSError, AttributeError):  # a C library older than glibc 2.28
         return False
     at_fdcwd, rename_exchange = -100, 2
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    path_type, int_type = ctypes.c_char_p, ctypes.c_int
+    renameat2.argtypes = [int_type, path_type, int_type, path_type, ctypes.c_uint]
     if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
         return True
     error = ctypes.get_errno()
@@ -431,8 +432,8 @@ def folders_removed_on_failure(*paths: str):
     """The folders among `paths` and their ancestors that do not exist yet are removed again,
     innermost first, if the block fails and leaves them empty: a failed command leaves no empty
     folder of its own behind."""
-    created = sorted({parent for path in paths for parent in _missing_parents(os.path.join(path, "x"))},
-                     key=len, reverse=True)
+    missing = {parent for path in paths for parent in _missing_parents(os.path.join(path, "x"))}
+    created = sorted(missing, key=len, reverse=True)
     try:
         yield
     except BaseException:

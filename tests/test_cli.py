@@ -187,8 +187,9 @@ def test_evaluate_names_bad_folders_and_files(tmp_path, capsys):
 
 
 def test_verbose_shows_the_traceback(tmp_path, capsys):
-    code, errors, err = run_cli(prepare, ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out",
-                                          str(tmp_path), "--verbose"], capsys)
+    argv = ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path),
+            "--verbose"]
+    code, errors, err = run_cli(prepare, argv, capsys)
     assert code == 1 and "Traceback" in err and errors
 
 

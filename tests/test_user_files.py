@@ -298,7 +298,9 @@ def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_on
 
 
 @pytest.mark.parametrize("exchange", [True, False])
-def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is_put_back(tmp_path, exchange):
+def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is_put_back(
+    tmp_path, exchange
+):
     from advsep_tf.export import atomic
     from advsep_tf.export.atomic import remove_stale_temporaries
 
@@ -408,7 +410,7 @@ def test_no_command_changes_a_user_file_through_any_output_option(user_tree, cap
     assert [key for key, code in refused.items() if code == 2] == [("evaluate", "data/ests")], refused
 
 
-# -- issue 22: truncated input, bad option values, --overwrite's promise, stdin, long names ------------
+# -- issue 22: truncated input, bad option values, --overwrite's promise, stdin, long names ----
 
 
 def _encoded_songs(folder):
@@ -420,11 +422,13 @@ def _encoded_songs(folder):
     t = np.arange(rate) / rate
     rng = np.random.default_rng(3)
     song = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 440 * t)], 1)
-    sf.write(wav, (song + 0.01 * rng.standard_normal(song.shape)).astype(np.float32), rate, subtype="PCM_16")
+    song = (song + 0.01 * rng.standard_normal(song.shape)).astype(np.float32)
+    sf.write(wav, song, rate, subtype="PCM_16")
     songs = {"wav": wav}
     for ext, flags in (("mp3", []), ("flac", []), ("m4a", ["-movflags", "+faststart"])):
         songs[ext] = folder / f"song.{ext}"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), *flags, str(songs[ext])], check=True)
+        command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), *flags, str(songs[ext])]
+        subprocess.run(command, check=True)
     return songs
 
 
@@ -435,7 +439,9 @@ def encoded_songs(tmp_path_factory):
 
 @pytest.mark.parametrize("ext", ["mp3", "m4a", "flac", "wav"])
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
-def test_a_truncated_file_never_yields_samples_the_decoder_did_not_produce(encoded_songs, tmp_path, ext, fraction):
+def test_a_truncated_file_never_yields_samples_the_decoder_did_not_produce(
+    encoded_songs, tmp_path, ext, fraction
+):
     from advsep_tf.data_pipelines.audio import AudioAdapter, TruncatedAudioError
 
     adapter = AudioAdapter.default()
@@ -444,9 +450,10 @@ def test_a_truncated_file_never_yields_samples_the_decoder_did_not_produce(encod
     data = encoded_songs[ext].read_bytes()
     cut.write_bytes(data[: int(len(data) * fraction)])
 
-    with pytest.raises(TruncatedAudioError, match=f"{cut}: .*decoding stopped at sample") as loaded:
+    stopped = f"{cut}: .*decoding stopped at sample"
+    with pytest.raises(TruncatedAudioError, match=stopped) as loaded:
         adapter.load(cut)
-    with pytest.raises(TruncatedAudioError, match=f"{cut}: .*decoding stopped at sample") as streamed:
+    with pytest.raises(TruncatedAudioError, match=stopped) as streamed:
         list(adapter.read_blocks(cut, block_samples=4096))
     assert max(streamed.value.nb_decoded, loaded.value.nb_decoded) < len(whole)
 
@@ -466,7 +473,8 @@ def test_a_truncated_mp3_is_refused_by_separate_and_separated_only_as_far_as_it_
     cut.write_bytes(data[: len(data) // 2])
     argv = [str(cut), "--model", str(tiny_run), "--out", "sep", "--no-progress"]
     code, err = run_cli(separate, argv, capsys)
-    assert code == 1 and f"{cut}: file is truncated or damaged: decoding stopped at sample" in error_line(err), err
+    stopped = f"{cut}: file is truncated or damaged: decoding stopped at sample"
+    assert code == 1 and stopped in error_line(err), err
     assert not (home / "sep").exists()  # the folders it made are gone with the failure
 
     from advsep_tf.data_pipelines.audio import AudioAdapter, TruncatedAudioError
@@ -486,7 +494,8 @@ def test_a_truncated_wav_found_while_streaming_leaves_no_empty_out_folder(tiny_r
     song = write_song(home / "song.wav", seconds=2.0)
     song.write_bytes(song.read_bytes()[:-4000])
     before = checksums(home)
-    code, err = run_cli(separate, [str(song), "--model", str(tiny_run), "--out", "new/sep", "--no-progress"], capsys)
+    argv = [str(song), "--model", str(tiny_run), "--out", "new/sep", "--no-progress"]
+    code, err = run_cli(separate, argv, capsys)
     assert code == 1 and "decoding stopped at sample" in error_line(err), err
     assert not (home / "new").exists()
     assert_intact(before, home)
@@ -500,8 +509,10 @@ def _bad_usages(tiny_run):
     evaluate_args = ["--estimates", "ests", "--references", "refs", "--out", "res"]
     export_args = [*model, "--format", "litert", "--out", "m.tflite"]
     prepare_args = ["--config", "tiny", "--dataset", "synthetic=corpus", "--out", "shards"]
-    cases = [(separate, [*sep, "--mask-power", v], "--mask-power") for v in ("-1", "nan", "inf", "0", "x", "1e9")]
-    cases += [(separate, [*sep, "--chunk-patches", v], "--chunk-patches") for v in ("0", "-3", "1.5")]
+    cases = [(separate, [*sep, "--mask-power", v], "--mask-power")
+             for v in ("-1", "nan", "inf", "0", "x", "1e9")]
+    cases += [(separate, [*sep, "--chunk-patches", v], "--chunk-patches")
+              for v in ("0", "-3", "1.5")]
     cases += [
         (separate, ["-", *model, "--out", "-", "--stem", "drums"], "--stem drums"),
         (separate, [*sep, "--name", "x"], "--name"),
@@ -530,7 +541,9 @@ def _bad_usages(tiny_run):
     return cases
 
 
-def test_every_command_exits_2_for_a_value_wrong_on_its_face_and_writes_nothing(tiny_run, home, capsys):
+def test_every_command_exits_2_for_a_value_wrong_on_its_face_and_writes_nothing(
+    tiny_run, home, capsys
+):
     write_song(home / "song.wav")
     before = checksums(home)
     wrong = []
@@ -549,20 +562,25 @@ def test_every_command_exits_2_for_a_value_wrong_on_its_face_and_writes_nothing(
     ("training.critics", "vocals", "training.critics must be a list of strings"),
     ("training.steps_per_epoch", 0, "training.steps_per_epoch must be >= 1"),
 ])
-def test_a_config_file_field_of_the_wrong_type_is_named_by_its_dotted_name(tiny_shards, home, capsys, field, value,
-                                                                           expected):
+def test_a_config_file_field_of_the_wrong_type_is_named_by_its_dotted_name(
+    tiny_shards, home, capsys, field, value, expected
+):
     from advsep_tf.config import load_config
 
     config = load_config("tiny").to_dict()
     section, name = field.split(".")
     config[section][name] = value
     (home / "bad.json").write_text(json.dumps(config))
-    code, err = run_cli(train, ["--config", "bad.json", "--shards", str(tiny_shards), "--out", "run"], capsys)
-    assert code == 1 and error_line(err).startswith("error: bad.json: ") and expected in error_line(err), err
+    argv = ["--config", "bad.json", "--shards", str(tiny_shards), "--out", "run"]
+    code, err = run_cli(train, argv, capsys)
+    line = error_line(err)
+    assert code == 1 and line.startswith("error: bad.json: ") and expected in line, err
     assert not (home / "run").exists()
 
 
-def test_separate_overwrite_replaces_only_the_stems_of_an_earlier_separation(tiny_run, home, capsys):
+def test_separate_overwrite_replaces_only_the_stems_of_an_earlier_separation(
+    tiny_run, home, capsys
+):
     song = write_song(home / "song.wav")
     (home / "sep" / "song").mkdir(parents=True)
     (home / "sep" / "song" / "vocals.wav").write_bytes(b"someone's file")
@@ -573,11 +591,11 @@ def test_separate_overwrite_replaces_only_the_stems_of_an_earlier_separation(tin
         assert code == 1 and error_line(err).startswith("error: sep/song/vocals.wav: exists"), err
         assert_intact(before, home)
 
-    assert run_cli(separate, [str(song), "--model", str(tiny_run), "--out", "mine", "--no-progress"], capsys)[0] == 0
-    code, err = run_cli(separate, [str(song), "--model", str(tiny_run), "--out", "mine", "--no-progress"], capsys)
+    mine = [str(song), "--model", str(tiny_run), "--out", "mine", "--no-progress"]
+    assert run_cli(separate, mine, capsys)[0] == 0
+    code, err = run_cli(separate, mine, capsys)
     assert code == 1 and "--overwrite" in error_line(err)
-    assert run_cli(separate, [str(song), "--model", str(tiny_run), "--out", "mine", "--no-progress", "--overwrite"],
-                   capsys)[0] == 0
+    assert run_cli(separate, mine + ["--overwrite"], capsys)[0] == 0
 
 
 def test_evaluate_overwrite_never_replaces_results_files_it_did_not_write(home, capsys):
@@ -585,8 +603,8 @@ def test_evaluate_overwrite_never_replaces_results_files_it_did_not_write(home, 
     for folder in ("refs", "ests"):
         for source in ("vocals", "accompaniment"):
             (home / folder / "t1").mkdir(parents=True, exist_ok=True)
-            sf.write(home / folder / "t1" / f"{source}.wav", 0.1 * rng.standard_normal((8192, 1)), 8192,
-                     subtype="FLOAT")
+            noise = 0.1 * rng.standard_normal((8192, 1))
+            sf.write(home / folder / "t1" / f"{source}.wav", noise, 8192, subtype="FLOAT")
     mine = home / "mine"
     mine.mkdir()
     for name in ("results.json", "results.csv", "report.html"):
@@ -594,7 +612,8 @@ def test_evaluate_overwrite_never_replaces_results_files_it_did_not_write(home, 
     before = checksums(home)
     argv = ["--estimates", "ests", "--references", "refs", "--no-progress", "--out"]
     code, err = run_cli(evaluate, [*argv, "mine", "--overwrite"], capsys)
-    assert code == 1 and error_line(err).startswith("error: mine/") and "even with --overwrite" in err, err
+    line = error_line(err)
+    assert code == 1 and line.startswith("error: mine/") and "even with --overwrite" in line, err
     assert_intact(before, home)
 
     assert run_cli(evaluate, [*argv, "results"], capsys)[0] == 0
@@ -606,17 +625,21 @@ def test_evaluate_overwrite_never_replaces_results_files_it_did_not_write(home, 
 @pytest.mark.parametrize("name", [None, "my song"])
 def test_standard_input_separates_into_a_folder(tiny_run, home, name):
     song = write_song(home / "song.wav", seconds=1.5)
-    argv = ["-", "--model", tiny_run, "--out", "sep", "--no-progress"] + (["--name", name] if name else [])
+    argv = ["-", "--model", tiny_run, "--out", "sep", "--no-progress"]
+    argv += ["--name", name] if name else []
+    command = [sys.executable, "-m", "advsep_tf.cli.separate", *map(str, argv)]
     with open(song, "rb") as stdin:
-        result = subprocess.run([sys.executable, "-m", "advsep_tf.cli.separate", *map(str, argv)], stdin=stdin,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, stdin=stdin, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     for source in ("vocals", "accompaniment"):
-        assert sf.info(home / "sep" / (name or "stdin") / f"{source}.wav").frames == sf.info(song).frames
+        stem = home / "sep" / (name or "stdin") / f"{source}.wav"
+        assert sf.info(stem).frames == sf.info(song).frames
 
 
 def test_any_name_the_file_system_accepts_is_written_atomically(tmp_path):
-    from advsep_tf.export.atomic import atomic_output, remove_stale_temporaries, temporary_path, write_atomically
+    from advsep_tf.export.atomic import (
+        atomic_output, remove_stale_temporaries, temporary_path, write_atomically,
+    )
 
     for length in (200, 240, 255):
         path = tmp_path / ("n" * (length - 5) + ".json")
@@ -648,6 +671,8 @@ def test_a_damaged_model_file_is_called_damaged(tiny_run, home, capsys):
     model = home / "model.keras"
     original = (tiny_run / "model.keras").read_bytes()
     model.write_bytes(original[: len(original) // 2])
-    code, err = run_cli(separate, [str(song), "--model", str(model), "--out", "sep", "--no-progress"], capsys)
+    argv = [str(song), "--model", str(model), "--out", "sep", "--no-progress"]
+    code, err = run_cli(separate, argv, capsys)
     line = error_line(err)
-    assert code == 1 and f"{model}: damaged model file" in line and "not found" not in line.lower(), err
+    assert code == 1 and f"{model}: damaged model file" in line, err
+    assert "not found" not in line.lower(), err

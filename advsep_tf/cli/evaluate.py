@@ -122,17 +122,18 @@ def _check_outputs(args, results_json: str) -> None:
     # report.html that happen to share their names: the folder must hold an evaluation's result.
     existing = [p for p in [*paths, os.path.join(args.out, "report_files")] if os.path.lexists(p)]
     if existing and not _is_evaluation_output(args.out, results_json):
-        raise AdvsepError(f"{existing[0]}: exists, and {args.out} holds no results of an earlier evaluation; "
-                          "not replaced, even with --overwrite: choose another --out")
+        raise AdvsepError(f"{existing[0]}: exists, and {args.out} holds no results of an earlier "
+                          "evaluation; not replaced, even with --overwrite: choose another --out")
     for path in existing:
         if path.endswith(results_json) and not _is_result(path):
-            raise AdvsepError(f"{path}: exists and is not an evaluation's results; not replaced, even with "
-                              "--overwrite: choose another --out")
+            raise AdvsepError(f"{path}: exists and is not an evaluation's results; not replaced, "
+                              "even with --overwrite: choose another --out")
 
 
 def _is_evaluation_output(folder: str, results_json: str) -> bool:
     """Whether `folder` holds a results.json that an evaluation wrote (its own or its mixture's)."""
-    return any(_is_result(os.path.join(folder, *parts, results_json)) for parts in ((), ("mixture",)))
+    return any(_is_result(os.path.join(folder, *parts, results_json))
+               for parts in ((), ("mixture",)))
 
 
 def _is_result(path: str) -> bool:

@@ -53,7 +53,9 @@ def main(argv=None) -> None:
     if args.split and not args.dataset:
         p.error("--split applies to --dataset")
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds is not None else None
+        seeds = None
+        if args.seeds is not None:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         seeds = [-1]
     if seeds is not None and (not seeds or min(seeds) < 0 or max(seeds) >= 2**32):

@@ -48,8 +48,8 @@ def number(kind: type, low: float | None = None, high: float | None = None, low_
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if (not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low))
-                or (high is not None and value > high)):
+        below = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or below or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
@@ -91,7 +91,9 @@ OPTIONS: dict[str, dict] = {
         help="a Beam pipeline option for --runner, repeatable, written with '=': --beam-option=--project=my-project",
     ),
     # training
-    "--steps": dict(type=number(int, 1), metavar="N", help="separator steps (default: training.max_steps)"),
+    "--steps": dict(
+        type=number(int, 1), metavar="N", help="separator steps (default: training.max_steps)"
+    ),
     "--mode": dict(choices=MODES, help="overrides training.mode"),
     "--precision": dict(choices=PRECISIONS, help="overrides training.precision"),
     "--strategy": dict(
@@ -125,7 +127,8 @@ OPTIONS: dict[str, dict] = {
              "'independent' masks each channel on its own (for a voice panned hard to one side)",
     ),
     "--chunk-patches": dict(
-        type=number(int, 1), default=DEFAULT_CHUNK_PATCHES, help="patches per separator call (memory bound)"
+        type=number(int, 1), default=DEFAULT_CHUNK_PATCHES,
+        help="patches per separator call (memory bound)",
     ),
     # export
     "--format": dict(default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS),

@@ -26,13 +26,14 @@ def main(argv=None) -> None:
     options.add(p, "--mask-power")
     options.add(p, "--channel-masks")
     options.add(p, "--chunk-patches")
-    p.add_argument("--name", metavar="TRACK", help="with INPUT '-': the track name of standard input's stems "
-                                                  "(default: stdin)")
+    p.add_argument("--name", metavar="TRACK",
+                   help="with INPUT '-': the track name of standard input's stems (default: stdin)")
     p.add_argument("--allow-truncated", action="store_true",
-                   help="separate the decodable part of a truncated or damaged input (and say so) instead of "
-                        "stopping with exit code 1")
+                   help="separate the decodable part of a truncated or damaged input (and say so) "
+                        "instead of stopping with exit code 1")
     options.add(p, "--overwrite",
-                help="replace stems an earlier separation wrote in OUT_DIR; never another file, an input or the model")
+                help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
+                     "an input or the model")
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     try:
@@ -49,7 +50,8 @@ def main(argv=None) -> None:
         p.error("--stem goes with --out - (a folder gets every stem)")
     if args.name is not None and "-" not in args.inputs:
         p.error("--name names standard input's stems: it goes with INPUT '-'")
-    if args.name is not None and (not args.name.strip() or os.sep in args.name or args.name in (".", "..")):
+    bad_name = args.name is not None and (not args.name.strip() or os.sep in args.name)
+    if bad_name or args.name in (".", ".."):
         p.error(f"--name {args.name!r}: must be a file name, without {os.sep}")
     common.quiet_tensorflow(args.verbose)
 
@@ -60,7 +62,8 @@ def main(argv=None) -> None:
         separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,
                                    mask_power=args.mask_power, channel_masks=args.channel_masks)
         if args.stem not in separator.config.sources:
-            p.error(f"--stem {args.stem}: this model separates {', '.join(separator.config.sources)}")
+            sources = ", ".join(separator.config.sources)
+            p.error(f"--stem {args.stem}: this model separates {sources}")
         truncated = separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec,
                                                  allow_truncated=args.allow_truncated)
         if truncated:
@@ -75,8 +78,8 @@ def main(argv=None) -> None:
     summary = separate_files(
         separator, args.inputs, args.out, progress=not args.no_progress,
         filename_format=args.filename_format, codec=args.codec, overwrite=args.overwrite,
-        protected={resolve_model_path(args.model): "the model"}, allow_truncated=args.allow_truncated,
-        stdin_name=args.name or "stdin",
+        protected={resolve_model_path(args.model): "the model"},
+        allow_truncated=args.allow_truncated, stdin_name=args.name or "stdin",
     )
     print(
         f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in {summary['seconds']:.1f} s "

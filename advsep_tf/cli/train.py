@@ -28,7 +28,8 @@ def main(argv=None) -> None:
                         "(training.remix_probability)")
     p.add_argument("--random-offsets", action="store_true",
                    help="cut excerpts at random frame offsets (training.random_offsets)")
-    p.add_argument("--seed", type=options.number(int, 0, 2**32 - 1), metavar="N", help="overrides training.seed")
+    p.add_argument("--seed", type=options.number(int, 0, 2**32 - 1), metavar="N",
+                   help="overrides training.seed")
     p.add_argument("--teacher", action="store_true",
                    help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
                         "--init model (training.teacher_targets); adapts a trained model to new music")
@@ -51,8 +52,9 @@ def main(argv=None) -> None:
         critics = [s.strip() for s in args.critics.split(",") if s.strip()]
         unknown = [s for s in critics if s not in config.sources]
         if unknown or not critics:
-            p.error(f"--critics {args.critics!r}: {'names unknown source(s) ' + ', '.join(unknown) if unknown else 'empty'}"
-                    f" (sources of config '{config.name}': {', '.join(config.sources)})")
+            problem = f"names unknown source(s) {', '.join(unknown)}" if unknown else "empty"
+            p.error(f"--critics {args.critics!r}: {problem} "
+                    f"(sources of config '{config.name}': {', '.join(config.sources)})")
         training["critics"] = critics
     if args.jit_compile:
         training["jit_compile"] = True
