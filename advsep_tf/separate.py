@@ -305,6 +305,13 @@ class Separator:
             raise AdvsepError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{reconstruction}'")
         if channel_masks not in CHANNEL_MASKS:
             raise AdvsepError(f"channel_masks must be one of {', '.join(CHANNEL_MASKS)}, got '{channel_masks}'")
+        # NaN or a negative power would give NaN or inverted masks; far above 10, |S|^p overflows.
+        try:
+            valid_power = 0 < float(mask_power) <= 10
+        except (TypeError, ValueError):
+            valid_power = False
+        if not valid_power:
+            raise AdvsepError(f"mask_power must be a number in (0, 10], got {mask_power!r}")
         self.config = config
         self.chunk_patches = chunk_patches
         self.reconstruction = reconstruction
