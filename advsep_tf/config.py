@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from advsep_tf.errors import AdvsepError
+from advsep_tf.errors import AdvsepError, UsageError
 
 MODES = ("supervised", "adversarial")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -238,7 +239,11 @@ class Config:
         return Config.from_dict(data, origin=f"{self.name} (modified)")
 
     def validate(self, origin: str = "config") -> None:
-        problems = []
+        # Types first: the range checks below would fail with a TypeError on "n_fft": "big".
+        problems = self._type_problems()
+        if problems:
+            raise AdvsepError(f"{origin}: " + "; ".join(problems))
+        problems += self._range_problems()
         if not self.sources or len(set(self.sources)) != len(self.sources):
             problems.append("sources must be a non-empty list of distinct names")
         if self.audio.sample_rate <= 0:
@@ -305,6 +310,51 @@ class Config:
         if problems:
             raise AdvsepError(f"{origin}: " + "; ".join(problems))
 
+    def _type_problems(self) -> list[str]:
+        """Every field whose value is not of its declared type (numbers also finite), by its
+        dotted name; source_map is checked by `_source_map_problems`."""
+        problems = []
+        fields = [(f.name, f.type, getattr(self, f.name))
+                  for f in dataclasses.fields(self) if f.name not in _SECTIONS]
+        for section in _SECTIONS:
+            if section == "source_map":
+                continue
+            value = getattr(self, section)
+            fields += [(f"{section}.{f.name}", f.type, getattr(value, f.name))
+                       for f in dataclasses.fields(value)]
+        for name, kind, value in fields:
+            expected = _type_problem(str(kind), value)
+            if expected:
+                problems.append(f"{name} must be {expected}, got {value!r}")
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        """The ranges of the fields `validate` does not check on its own."""
+        spec, training, optimizer = self.spectrogram, self.training, self.optimizer
+        critic = self.critic
+        at_least = {
+            "spectrogram.n_fft": (spec.n_fft, 2),
+            "spectrogram.nb_frames": (spec.nb_frames, 1),
+            "critic.base_filters": (critic.base_filters, 1),
+            "critic.max_filters": (critic.max_filters, 1),
+            "critic.dense_units": (critic.dense_units, 1),
+            "training.steps_per_epoch": (training.steps_per_epoch, 1),
+            "training.max_steps": (training.max_steps, 1),
+            "training.validation_steps": (training.validation_steps, 0),
+            "training.patience": (training.patience, 0),
+            "training.shuffle_buffer": (training.shuffle_buffer, 1),
+            "training.seed": (training.seed, 0),
+        }
+        problems = [f"{name} must be >= {low}, got {value}"
+                    for name, (value, low) in at_least.items() if value < low]
+        if not optimizer.learning_rate > 0:
+            problems.append(f"optimizer.learning_rate must be > 0, got {optimizer.learning_rate}")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(optimizer, name) < 1:
+                value = getattr(optimizer, name)
+                problems.append(f"optimizer.{name} must be in [0, 1), got {value}")
+        return problems
+
     def _source_map_problems(self) -> list[str]:
         problems = []
         derived, aliases = self.source_map.derived, self.source_map.aliases
@@ -370,6 +420,29 @@ _SECTIONS = {
 }
 
 
+def _type_problem(kind: str, value) -> str | None:
+    """What a field declared as `kind` ("int", "float", "list[str]", ...) must be, when `value`
+    is not that; None when it is."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_number(v):
+        return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+    checks = {
+        "int": (is_int, "an integer"),
+        "float": (is_number, "a finite number"),
+        "str": (lambda v: isinstance(v, str), "a string"),
+        "bool": (lambda v: isinstance(v, bool), "true or false"),
+        "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                      "a list of strings"),
+        "list[float]": (lambda v: isinstance(v, list) and all(is_number(x) for x in v),
+                        "a list of finite numbers"),
+    }
+    check, expected = checks.get(kind, (lambda v: True, ""))
+    return None if check(value) else expected
+
+
 def _yaml():
     import yaml
 
@@ -389,6 +462,7 @@ def load_config(preset_or_path: str) -> Config:
         return Config.from_dict(load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path)
     names = preset_names()
     if preset_or_path not in names:
-        raise AdvsepError(f"unknown preset '{preset_or_path}' (presets: {', '.join(names)}; or give a .json/.yaml path)")
+        raise UsageError(f"unknown preset '{preset_or_path}' "
+                         f"(presets: {', '.join(names)}; or give a .json/.yaml path)")
     text = resources.files("advsep_tf").joinpath("configs", f"{preset_or_path}.json").read_text()
     return Config.from_dict(json.loads(text), origin=f"preset '{preset_or_path}'")

@@ -123,6 +123,12 @@ def load_run_model(run_dir: str, expected: Config | None = None):
     path = run_dir if run_dir.endswith(".keras") else os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(path):
         raise AdvsepError(f"{path}: no trained model there (train first, or point at a .keras file)")
+    import zipfile
+
+    # Keras calls a file it cannot open as a zip archive "not found", even when it is there.
+    if not zipfile.is_zipfile(path):
+        raise AdvsepError(f"{path}: damaged model file ({os.path.getsize(path)} bytes, not a "
+                          "complete .keras archive: truncated or overwritten)")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure to deserialise means a bad file

@@ -38,7 +38,7 @@ import tensorflow as tf
 from advsep_tf import filtering, transforms
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import check_output_files, check_writable
+from advsep_tf.export.atomic import check_output_files, check_writable, folders_removed_on_failure
 
 DEFAULT_CHUNK_PATCHES = 16
 # Model-rate segments of about this length: long enough that the context the segments repeat
@@ -305,6 +305,13 @@ class Separator:
             raise AdvsepError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{reconstruction}'")
         if channel_masks not in CHANNEL_MASKS:
             raise AdvsepError(f"channel_masks must be one of {', '.join(CHANNEL_MASKS)}, got '{channel_masks}'")
+        # NaN or a negative power would give NaN or inverted masks; far above 10, |S|^p overflows.
+        try:
+            valid_power = 0 < float(mask_power) <= 10
+        except (TypeError, ValueError):
+            valid_power = False
+        if not valid_power:
+            raise AdvsepError(f"mask_power must be a number in (0, 10], got {mask_power!r}")
         self.config = config
         self.chunk_patches = chunk_patches
         self.reconstruction = reconstruction
@@ -447,42 +454,65 @@ class Separator:
         overwrite: bool = False,
         protected: dict[str, str] | None = None,
         progress=None,
+        allow_truncated: bool = False,
+        truncated: list[str] | None = None,
+        stdin_name: str = "stdin",
     ) -> list[str]:
         """Separate one audio file; write one file per source as the stems are made; return their paths.
 
         The input is read and the stems written block by block (flat memory); each stem file
-        appears complete at the end, or not at all. Existing files at those paths are replaced
-        only with `overwrite` (see `plan_separation`). `progress(seconds)` is called with the
-        seconds of input separated since its last call.
+        appears complete at the end, or not at all, and holds exactly as many samples as the
+        decoder produced. A truncated or damaged input is an error; with `allow_truncated` its
+        decodable part is separated and the error's message appended to `truncated`. Existing
+        files at those paths are replaced only with `overwrite` (see `plan_separation`), and
+        folders made for the stems are removed again if the separation fails.
+        `progress(seconds)` is called with the seconds of input separated since its last call.
+        Standard input ("-") is named `stdin_name` in the stems' paths.
         """
         from contextlib import ExitStack
 
         from advsep_tf.data_pipelines.audio import AudioAdapter
 
-        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec, overwrite, protected)
+        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec,
+                                  overwrite, protected, stdin_name=stdin_name)
         adapter = audio_adapter or AudioAdapter.default()
-        audio = adapter.read_blocks(input_path)
-        with ExitStack() as stack:
-            writers = [stack.enter_context(adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
-                       for path in outputs[input_path]]
-            for stems in self._stream_file(audio):
-                for writer, stem in zip(writers, stems.values()):
-                    writer.write(stem)
-                if progress is not None:
-                    progress(len(next(iter(stems.values()))) / audio.sample_rate)
+        stem_folders = [os.path.dirname(p) for p in outputs[input_path]]
+        with folders_removed_on_failure(out_dir, *stem_folders):
+            # Only asked for when wanted: an adapter written before the option need not know it.
+            audio = (adapter.read_blocks(input_path, allow_truncated=True) if allow_truncated
+                     else adapter.read_blocks(input_path))
+            with ExitStack() as stack:
+                writers = [
+                    stack.enter_context(
+                        adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
+                    for path in outputs[input_path]
+                ]
+                for stems in self._stream_file(audio):
+                    for writer, stem in zip(writers, stems.values()):
+                        writer.write(stem)
+                    if progress is not None:
+                        progress(len(next(iter(stems.values()))) / audio.sample_rate)
+        record_separation(out_dir, outputs[input_path])
+        if getattr(audio, "truncated", None) and truncated is not None:
+            truncated.append(audio.truncated)
         return outputs[input_path]
 
-    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav", audio_adapter=None) -> None:
-        """One stem of `input_path` ("-": standard input) to standard output, as it is made."""
+    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav",
+                           audio_adapter=None, allow_truncated: bool = False) -> str | None:
+        """One stem of `input_path` ("-": standard input) to standard output, as it is made.
+        Returns None, or with `allow_truncated` the message saying that the input was truncated
+        and only its decodable part separated."""
         from advsep_tf.data_pipelines.audio import STDIO, AudioAdapter
 
         if source not in self.config.sources:
             raise AdvsepError(f"--stem {source}: this model separates {', '.join(self.config.sources)}")
         adapter = audio_adapter or AudioAdapter.default()
-        audio = adapter.read_blocks(input_path)
+        audio = (adapter.read_blocks(input_path, allow_truncated=True) if allow_truncated
+                 else adapter.read_blocks(input_path))
         with adapter.open_writer(STDIO, audio.sample_rate, audio.nb_channels, codec) as writer:
             for stems in self._stream_file(audio):
                 writer.write(stems[source])
+        return getattr(audio, "truncated", None)
 
     def _stream_file(self, audio) -> Iterator[dict[str, np.ndarray]]:
         """`stream` over a file's `AudioBlocks`; every error line names the file."""
@@ -531,13 +561,17 @@ def plan_separation(
     codec: str = "wav",
     overwrite: bool = False,
     protected: dict[str, str] | None = None,
+    stdin_name: str = "stdin",
 ) -> dict[str, list[str]]:
     """{input: its stems' paths, in `config.sources` order}, after refusing, before any work, what
     would fail or destroy something: see `check_paths`; two stems on one path (inputs of the same
     track name, or a --filename-format without {source}); an existing file where a stem goes
-    (replaced only with `overwrite`, never an input or a `protected` path); an input shorter than
-    one model frame (measured from its header, where soundfile reads it)."""
+    (replaced only with `overwrite` and only when `out_dir`'s separation record lists it as a
+    stem written there, never an input or a `protected` path); an input shorter than one model
+    frame (measured from its header, where soundfile reads it)."""
     import soundfile as sf
+
+    from advsep_tf.data_pipelines.audio import STDIO
 
     check_paths(inputs, out_dir)
     outputs, writer = {}, {}
@@ -545,7 +579,8 @@ def plan_separation(
         outputs[path] = []
         for source in config.sources:
             try:
-                relative = filename_format.format(track=track_name(path), source=source, codec=codec)
+                relative = filename_format.format(
+                    track=track_name(path, stdin_name), source=source, codec=codec)
             except (KeyError, IndexError, ValueError) as exc:
                 raise AdvsepError(
                     f"--filename-format {filename_format!r}: {exc.__class__.__name__}: {exc} "
@@ -564,11 +599,22 @@ def plan_separation(
                                   f"written to {stem_path}; include {{source}}")
             writer[key] = (path, source)
             outputs[path].append(stem_path)
+    stems = [p for paths in outputs.values() for p in paths]
     check_output_files(
-        [p for paths in outputs.values() for p in paths], overwrite, "the stems of an earlier separation",
-        {**{path: "an input" for path in inputs}, **(protected or {})},
+        stems, overwrite, "the stems of an earlier separation",
+        {**{path: "an input" for path in inputs if path != STDIO}, **(protected or {})},
     )
+    earlier = separated_stems(out_dir)
+    for stem in stems:
+        if os.path.lexists(stem) and os.path.realpath(stem) not in earlier:
+            raise AdvsepError(
+                f"{stem}: exists and is not a stem an earlier separation wrote (not listed in "
+                f"{os.path.join(out_dir, SEPARATION_RECORD)}); not replaced, even with "
+                "--overwrite: choose another --out"
+            )
     for path in inputs:
+        if path == STDIO:  # libsndfile reads "-" as standard input, and closes it
+            continue
         try:
             info = sf.info(path)
         except Exception:  # noqa: BLE001 - formats soundfile cannot read are measured after decoding
@@ -579,11 +625,11 @@ def plan_separation(
     return outputs
 
 
-def track_name(input_path: str) -> str:
+def track_name(input_path: str, stdin_name: str = "stdin") -> str:
     """The file's name without extension; for MUSDB-style <track>/mixture.wav, the folder's name;
-    "stdin" for standard input ("-")."""
+    `stdin_name` for standard input ("-")."""
     if input_path == "-":
-        return "stdin"
+        return stdin_name
     name = os.path.splitext(os.path.basename(input_path))[0]
     if name == "mixture":
         return os.path.basename(os.path.dirname(os.path.abspath(input_path))) or name
@@ -610,9 +656,14 @@ def separate_files(separator: Separator, inputs: list[str], out_dir: str, progre
     plan_separation(
         inputs, out_dir, separator.config, kwargs.get("filename_format", "{track}/{source}.{codec}"),
         kwargs.get("codec", "wav"), kwargs.get("overwrite", False), kwargs.get("protected"),
+        stdin_name=kwargs.get("stdin_name", "stdin"),
     )
+    truncated = kwargs.setdefault("truncated", [])
     durations = {}
     for path in inputs:
+        if path == "-":  # libsndfile reads "-" as standard input, and closes it
+            durations[path] = None
+            continue
         try:
             durations[path] = sf.info(path).duration
         except Exception:  # noqa: BLE001 - formats soundfile cannot read: their length is learnt as they go
@@ -639,4 +690,38 @@ def separate_files(separator: Separator, inputs: list[str], out_dir: str, progre
         "seconds": round(elapsed, 2),
         "x_real_time": round(audio_seconds / elapsed, 2) if elapsed > 0 else None,
         "outputs": outputs,
+        "truncated": truncated,
     }
+
+
+# Beside the stems, in --out: the stems separations wrote there, the only files --overwrite
+# replaces (a user's own file at a stem's path is not one of them).
+SEPARATION_RECORD = ".advsep-tf-separate.json"
+
+
+def separated_stems(out_dir: str) -> set[str]:
+    """Real paths of the stems that separations into `out_dir` wrote (its SEPARATION_RECORD)."""
+    import json
+
+    try:
+        with open(os.path.join(out_dir, SEPARATION_RECORD), encoding="utf-8") as f:
+            stems = json.load(f).get("stems", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {os.path.realpath(os.path.join(out_dir, stem))
+            for stem in stems if isinstance(stem, str)}
+
+
+def record_separation(out_dir: str, stems: list[str]) -> None:
+    """Add `stems` to `out_dir`'s SEPARATION_RECORD."""
+    import json
+
+    from advsep_tf.export.atomic import write_atomically
+
+    root = os.path.realpath(out_dir)
+    paths = separated_stems(out_dir) | {os.path.realpath(p) for p in stems}
+    known = sorted(os.path.relpath(p, root) for p in paths)
+    os.makedirs(out_dir, exist_ok=True)
+    record = json.dumps({"stems": known}, indent=1) + "\n"
+    write_atomically(os.path.join(out_dir, SEPARATION_RECORD), record)
+

@@ -48,6 +48,9 @@ FFMPEG_CODECS = {
 MAX_CHANNELS = 64
 # Compressed formats only estimate their length in the header, so a small shortfall is normal.
 TRUNCATION_TOLERANCE = 0.01
+# ffprobe's durations count the encoder delay and padding that decoding drops (MP3: about 1,100 to
+# 2,300 samples), so a shortfall of this much is no sign of truncation either.
+TRUNCATION_SLACK_SECONDS = 0.05
 # Samples per block when a file is read or written in blocks.
 BLOCK_SAMPLES = 65536
 # The path that names standard input (read_blocks) or standard output (open_writer).
@@ -108,15 +111,20 @@ class AudioAdapter(abc.ABC):
             AdvsepError: the data is empty, holds NaN/inf, or the codec is unknown.
         """
 
-    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES) -> "AudioBlocks":
+    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES,
+                    allow_truncated: bool = False) -> "AudioBlocks":
         """Decodes a file block by block: memory does not grow with its length.
 
         `path` "-" is standard input (any format ffmpeg reads). The returned `AudioBlocks` knows
         the rate and channel count before the first block; iterating it yields float32 arrays of
-        shape `(<= block_samples, nb_channels)` and raises `AdvsepError` where `load` would (a
-        damaged or truncated file is found when its end is reached). This default loads the whole
-        file with `load`; adapters that can do better override it.
+        shape `(<= block_samples, nb_channels)`, exactly the samples the decoder produced, and
+        raises `AdvsepError` where `load` would (a damaged or truncated file is found when its end
+        is reached: `TruncatedAudioError`, naming the sample where decoding stopped). With
+        `allow_truncated`, a truncated file's blocks end where decoding stopped and
+        `AudioBlocks.truncated` says so. This default loads the whole file with `load`; adapters
+        that can do better override it.
         """
+        # `load` keeps nothing of a truncated file, so here it is an error even when allowed.
         waveform, sample_rate = self.load(path)
         blocks = (waveform[i : i + block_samples] for i in range(0, len(waveform), block_samples))
         return AudioBlocks(str(path), sample_rate, waveform.shape[1], blocks)
@@ -200,10 +208,11 @@ class SoundfileAudioAdapter(AudioAdapter):
                 except AdvsepError as ffmpeg_error:
                     # Both decoders failing is the useful fact; libsndfile's reason comes first
                     # because it is usually the more precise one.
-                    raise AdvsepError(
-                        f"{path}: {soundfile_error}; ffmpeg also failed: "
-                        f"{str(ffmpeg_error).removeprefix(f'{path}: ')}"
-                    ) from None
+                    message = (f"{path}: {soundfile_error}; ffmpeg also failed: "
+                               f"{str(ffmpeg_error).removeprefix(f'{path}: ')}")
+                    if isinstance(ffmpeg_error, TruncatedAudioError):
+                        raise TruncatedAudioError(message, ffmpeg_error.nb_decoded) from None
+                    raise AdvsepError(message) from None
 
         if data.shape[0] == 0:
             raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
@@ -255,49 +264,80 @@ class SoundfileAudioAdapter(AudioAdapter):
         except (RuntimeError, OSError) as error:
             raise AdvsepError(f"{path}: cannot write audio ({error})") from error
 
-    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES) -> "AudioBlocks":
+    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES,
+                    allow_truncated: bool = False) -> "AudioBlocks":
         if str(path) == STDIO:
             if not _have_ffmpeg():
                 raise AdvsepError("standard input: reading audio from a pipe needs ffmpeg on PATH")
-            return _ffmpeg_blocks(STDIO, None, block_samples)
+            return _ffmpeg_blocks(STDIO, None, block_samples, allow_truncated)
         path = Path(path)
         _check_readable(path)
         if path.suffix.lower() not in FFMPEG_EXTENSIONS:
             try:
-                return _soundfile_blocks(path, block_samples)
+                return _soundfile_blocks(path, block_samples, allow_truncated)
             except _DecodeError as soundfile_error:
                 if not _have_ffmpeg():
                     raise AdvsepError(f"{path}: {soundfile_error}") from None
         elif not _have_ffmpeg():
             raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
-        return _ffmpeg_blocks(path, _probe_with_ffmpeg(path, 0), block_samples)
+        return _ffmpeg_blocks(path, _probe_with_ffmpeg(path, 0), block_samples, allow_truncated)
 
     def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
                     codec: Optional[str] = None) -> "AudioWriter":
         return _StreamingWriter(path, sample_rate, nb_channels, codec)
 
 
+class TruncatedAudioError(AdvsepError):
+    """A file's audio ends before its header says, or decoding stopped at damage:
+    `nb_decoded` samples could be decoded."""
+
+    def __init__(self, message: str, nb_decoded: int):
+        super().__init__(message)
+        self.nb_decoded = nb_decoded
+
+
+def _truncated(name, nb_decoded: int, reason: str) -> TruncatedAudioError:
+    return TruncatedAudioError(
+        f"{name}: file is truncated or damaged: decoding stopped at sample {nb_decoded} ({reason})",
+        nb_decoded,
+    )
+
+
 class AudioBlocks:
     """A file's audio, block by block: `name`, `sample_rate`, `nb_channels` and, iterated once,
-    float32 blocks of shape `(nb_samples, nb_channels)`."""
+    float32 blocks of shape `(nb_samples, nb_channels)`.
 
-    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks):
+    With `allow_truncated`, a truncated file ends where decoding stopped, without an error, and
+    `truncated` is then the message the error would have had (None otherwise)."""
+
+    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks,
+                 allow_truncated: bool = False):
         self.name, self.sample_rate, self.nb_channels = name, sample_rate, nb_channels
         self._blocks = blocks
+        self.allow_truncated = allow_truncated
+        self.truncated: Optional[str] = None
 
     def __iter__(self):
         nb_samples = 0
-        for block in self._blocks:
-            nb_bad = int(block.size - np.count_nonzero(np.isfinite(block)))
-            if nb_bad:
-                raise AdvsepError(f"{self.name}: {nb_bad} samples are NaN or infinite (in the block after sample {nb_samples})")
-            nb_samples += len(block)
-            yield np.ascontiguousarray(block, dtype=np.float32)
+        try:
+            for block in self._blocks:
+                nb_bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+                if nb_bad:
+                    raise AdvsepError(
+                        f"{self.name}: {nb_bad} samples are NaN or infinite "
+                        f"(in the block after sample {nb_samples})"
+                    )
+                nb_samples += len(block)
+                yield np.ascontiguousarray(block, dtype=np.float32)
+        except TruncatedAudioError as error:
+            if not self.allow_truncated or nb_samples == 0:
+                raise
+            self.truncated = str(error)
         if nb_samples == 0:
             raise AdvsepError(f"{self.name}: holds no audio samples (0 frames)")
 
 
-def _soundfile_blocks(path: Path, block_samples: int) -> AudioBlocks:
+def _soundfile_blocks(path: Path, block_samples: int, allow_truncated: bool = False) -> AudioBlocks:
     try:
         audio_file = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -306,29 +346,39 @@ def _soundfile_blocks(path: Path, block_samples: int) -> AudioBlocks:
         ) from None
 
     def blocks():
+        # Not SoundFile.blocks: it yields its whole buffer even when a read came back short, so a
+        # truncated MP3 (whose header announces its full length) went on repeating stale samples.
         with audio_file:
             nb_read = 0
-            try:
-                for block in audio_file.blocks(block_samples, dtype="float32", always_2d=True):
-                    nb_read += len(block)
-                    yield block
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise AdvsepError(f"{path}: cannot decode audio after sample {nb_read} ({error})") from None
+            while True:
+                try:
+                    block = audio_file.read(block_samples, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as error:
+                    if nb_read == 0:  # nothing decodes: ffmpeg may do better
+                        raise _DecodeError(f"cannot decode audio ({error})") from None
+                    raise _truncated(path, nb_read, str(error)) from None
+                if not len(block):
+                    break
+                nb_read += len(block)
+                yield block
             truncation = _truncation(audio_file.extra_info, audio_file.frames, nb_read)
             if truncation:
-                raise AdvsepError(f"{path}: file is truncated ({truncation})")
+                raise _truncated(path, nb_read, truncation)
 
-    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks())
+    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(),
+                       allow_truncated)
 
 
-def _ffmpeg_blocks(path, probed: Optional[tuple[int, int]], block_samples: int) -> AudioBlocks:
+def _ffmpeg_blocks(path, probed: Optional[tuple[int, int, Optional[int]]], block_samples: int,
+                   allow_truncated: bool = False) -> AudioBlocks:
     """ffmpeg decodes to float32 on a pipe. From a file, ffprobe has told the layout (`probed`:
-    channels, rate) and ffmpeg writes raw samples; from standard input nothing can be probed
-    first, so ffmpeg writes a WAV stream whose header says it."""
+    channels, rate, declared length) and ffmpeg writes raw samples; from standard input nothing
+    can be probed first, so ffmpeg writes a WAV stream whose header says it."""
     name = "standard input" if path == STDIO else str(path)
     source = ["-i", "pipe:0"] if path == STDIO else ["-i", str(path), "-map", "0:a:0"]
+    declared = None
     if probed:
-        nb_channels, sample_rate = probed
+        nb_channels, sample_rate, declared = probed
         output = ["-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(nb_channels), "-ar", str(sample_rate), "-"]
     else:
         output = ["-f", "wav", "-acodec", "pcm_f32le", "-"]
@@ -346,6 +396,7 @@ def _ffmpeg_blocks(path, probed: Optional[tuple[int, int]], block_samples: int) 
 
     def blocks():
         frame_bytes = 4 * nb_channels
+        nb_read = 0
         try:
             while True:
                 data = process.stdout.read(block_samples * frame_bytes)
@@ -355,18 +406,25 @@ def _ffmpeg_blocks(path, probed: Optional[tuple[int, int]], block_samples: int) 
                 if usable < len(data):  # a partial frame: read the rest of it
                     data += process.stdout.read(frame_bytes - (len(data) - usable))
                     usable = len(data) // frame_bytes * frame_bytes
-                yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, nb_channels)
+                block = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, nb_channels)
+                nb_read += len(block)
+                yield block
             stderr = process.stderr.read().decode("utf-8", "replace")
             if process.wait() != 0:
+                if nb_read:
+                    raise _truncated(name, nb_read, _first_line(stderr))
                 raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr)})")
             if stderr.strip():
-                raise AdvsepError(f"{name}: the file is truncated or damaged ({_first_line(stderr)})")
+                raise _truncated(name, nb_read, _first_line(stderr))
+            shortfall = _shortfall(declared, nb_read, sample_rate)
+            if shortfall:
+                raise _truncated(name, nb_read, shortfall)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
 
-    return AudioBlocks(name, sample_rate, nb_channels, blocks())
+    return AudioBlocks(name, sample_rate, nb_channels, blocks(), allow_truncated)
 
 
 def _read_wav_stream_header(stream) -> tuple[int, int]:
@@ -550,25 +608,16 @@ def _have_ffmpeg() -> bool:
 
 
 def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        with sf.SoundFile(str(path)) as audio_file:
-            declared_frames = audio_file.frames
-            log = audio_file.extra_info
-            sample_rate = audio_file.samplerate
-            data = audio_file.read(dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise _DecodeError(
-            f"cannot decode audio ({error}); the file is corrupt, truncated "
-            "or not in a supported format"
-        ) from None
-
-    # libsndfile shortens a truncated file without complaint; its header log and the
-    # declared frame count are the only traces of the missing audio. The error is raised
-    # here, not left to the ffmpeg fallback, which would decode the same shortened audio.
-    truncation = _truncation(log, declared_frames, data.shape[0])
-    if truncation:
-        raise AdvsepError(f"{path}: file is truncated ({truncation})")
-    return data, sample_rate
+    # Block by block, as read_blocks: a read failing midway (a cut FLAC) keeps the count of the
+    # samples before it for the error. libsndfile shortens a truncated file without complaint;
+    # its header log and the declared frame count are the only traces of the missing audio, and
+    # the error is raised here, not left to the ffmpeg fallback, which would decode the same
+    # shortened audio.
+    audio = _soundfile_blocks(path, BLOCK_SAMPLES)
+    blocks = list(audio._blocks)  # the decoder's own blocks: load checks NaN itself
+    if not blocks:
+        return np.zeros((0, audio.nb_channels), np.float32), audio.sample_rate
+    return np.concatenate(blocks), audio.sample_rate
 
 
 _DATA_SIZE_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -583,6 +632,8 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
             return f"the header announces {declared} bytes of audio data, only {present} are there"
     if "ended unexpectedly" in log:
         return "the stream ends without its end-of-stream marker"
+    if "Junk after the last page" in log:  # an Ogg file cut inside a page
+        return "the last Ogg page is incomplete"
     nb_missing = declared_frames - nb_frames_read
     if declared_frames > 0 and nb_missing > TRUNCATION_TOLERANCE * declared_frames:
         return (
@@ -592,12 +643,23 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
     return None
 
 
-def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int]:
-    """(nb_channels, sample_rate) of audio stream `stream`, by ffprobe."""
+def _shortfall(declared: Optional[int], nb_decoded: int, sample_rate: int) -> Optional[str]:
+    """Says how far `nb_decoded` falls short of the `declared` length (ffprobe's), or None."""
+    if not declared:
+        return None
+    slack = max(TRUNCATION_TOLERANCE * declared, TRUNCATION_SLACK_SECONDS * sample_rate)
+    if declared - nb_decoded <= slack:
+        return None
+    return f"the file announces {declared} samples, only {nb_decoded} could be decoded"
+
+
+def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int, Optional[int]]:
+    """(nb_channels, sample_rate, declared nb_samples or None) of audio stream `stream`, by
+    ffprobe."""
     probe = subprocess.run(
         [
             *f"ffprobe -v error -select_streams a:{stream} -of json".split(),
-            *("-show_entries", "stream=channels,sample_rate", str(path)),
+            *("-show_entries", "stream=channels,sample_rate,duration", str(path)),
         ],
         capture_output=True,
         text=True,
@@ -614,11 +676,15 @@ def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int]:
     sample_rate = int(streams[0].get("sample_rate") or 0)
     if nb_channels <= 0 or sample_rate <= 0:
         raise AdvsepError(f"{path}: cannot read the channel count and sample rate")
-    return nb_channels, sample_rate
+    try:
+        declared = round(float(streams[0]["duration"]) * sample_rate)
+    except (KeyError, TypeError, ValueError):
+        declared = None  # not every container states it
+    return nb_channels, sample_rate, declared
 
 
 def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
-    nb_channels, sample_rate = _probe_with_ffmpeg(path, stream)
+    nb_channels, sample_rate, declared = _probe_with_ffmpeg(path, stream)
 
     # Naming -ac and -ar pins the output layout to what the reshape below assumes.
     decoded = subprocess.run(
@@ -630,13 +696,19 @@ def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
         capture_output=True,
     )
     stderr = decoded.stderr.decode("utf-8", "replace")
+    nb_frames = len(decoded.stdout) // (4 * nb_channels)
     if decoded.returncode != 0:
+        if nb_frames:
+            raise _truncated(path, nb_frames, _first_line(stderr))
         raise AdvsepError(f"{path}: cannot decode audio ({_first_line(stderr)})")
     if stderr.strip():
         # ffmpeg decodes what it can of a damaged file and only logs the damage.
-        raise AdvsepError(f"{path}: the file is truncated or damaged ({_first_line(stderr)})")
+        raise _truncated(path, nb_frames, _first_line(stderr))
+    # A truncated MP3 decodes without a word from ffmpeg: only its announced length tells.
+    shortfall = _shortfall(declared, nb_frames, sample_rate)
+    if shortfall:
+        raise _truncated(path, nb_frames, shortfall)
     data = np.frombuffer(decoded.stdout, dtype="<f4")
-    nb_frames = data.size // nb_channels
     data = data[: nb_frames * nb_channels].reshape(nb_frames, nb_channels)
     return data.astype(np.float32), sample_rate
 
@@ -689,4 +761,5 @@ def _as_samples_by_channels(path: Path, data: np.ndarray) -> np.ndarray:
 
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "no error message"
+    # ffmpeg's "[aac @ 0x55a8c2ad8b00] " names a memory address, of no use to a reader.
+    return re.sub(r"^\[(\w+) @ 0x[0-9a-f]+\] ", r"\1: ", lines[0]) if lines else "no error message"

@@ -9,11 +9,17 @@ any work.
 
 Every file a later command reads is written under a temporary name in the destination's folder,
 `.NAME.PID.TOKEN.tmp[SUFFIX]`, and renamed into place only when complete, so a failed or killed
-command leaves the destination as it was. A folder that replaces another (an export with
-`--overwrite`) cannot be renamed over it: the old one is first moved aside as
-`.NAME.PID.TOKEN.old`, and removed once the new one is in place. What a killed process left
-behind (its pid no longer runs) is cleaned up by the next write to the same place: temporaries
-are removed, and an output moved aside but never replaced is put back.
+command leaves the destination as it was. Where that name would pass the file system's 255-byte
+limit, NAME is `#` and a hash of the final name, so any name the file system accepts can be
+written. A folder that replaces another (an export with `--overwrite`) cannot be renamed over it:
+the two are swapped in one step (Linux's renameat2 RENAME_EXCHANGE), so a reader of the path
+finds the old folder or the new one at every instant, and the old one, now under the temporary
+name, is removed. Where the system cannot swap (another OS, a file system without it), the old
+one is first moved aside as `.NAME.PID.TOKEN.old` and the new one renamed in: for that instant
+the path is missing (TF Serving's convention of numbered version folders, `serving/advsep/2`
+beside `serving/advsep/1`, avoids replacing a folder at all). What a killed process left behind
+(its pid no longer runs) is cleaned up by the next write to the same place: temporaries are
+removed, and an output moved aside but never replaced is put back.
 
 Deterministic kills for tests: with ADVSEP_TF_KILL_AT=POINT in the environment, the process
 SIGKILLs itself on reaching POINT: "replace:NAME" just before NAME is renamed into place (its
@@ -29,6 +35,8 @@ that made it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -79,13 +87,26 @@ def open_file(path: str | os.PathLike, mode: str = "r"):
     return open(path, mode, encoding=None if "b" in mode else "utf-8")
 
 
+# The longest file name (in bytes) of the file systems in use: ext4, XFS, btrfs, APFS, NTFS.
+NAME_MAX = 255
+
+
+def _short_name(name: str) -> str:
+    """What a temporary of output `name` is named after when `name` itself is too long for it."""
+    return "#" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def temporary_path(path: str, suffix: str = "", kind: str = "tmp") -> str:
-    """A fresh name beside `path` that a reader globbing for outputs does not match.
+    """A fresh name beside `path` that a reader globbing for outputs does not match, and that is
+    no longer than NAME_MAX bytes whatever the length of `path`'s name.
 
     `suffix` is for writers that choose the format by extension (Keras: ".keras", ".weights.h5").
     """
     folder, name = _split(path)
-    leaf = f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}"
+    tail = f".{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}"
+    leaf = f".{name}{tail}"
+    if len(leaf.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        leaf = f".{_short_name(name)}{tail}"
     return f"{folder}/{leaf}" if is_url(path) else os.path.join(folder, leaf)
 
 
@@ -144,16 +165,42 @@ def remove_stale_temporaries(folder: str, name: str | None = None) -> list[str]:
     cleaned = []
     for entry in entries:
         match = _LEFTOVER.match(entry)
-        if not match or (name is not None and match["name"] != name) or _running(int(match["pid"])):
+        if not match or (name is not None and match["name"] not in (name, _short_name(name))):
+            continue
+        if _running(int(match["pid"])):
             continue
         path = os.path.join(folder, entry)
-        original = os.path.join(folder, match["name"])
+        hashed = match["name"].startswith("#")
+        original = os.path.join(folder, name if hashed and name is not None else match["name"])
         if match["kind"] == "old" and not os.path.lexists(original):
+            if hashed and name is None:
+                continue  # whose it is only a write of that name can tell: left for it
             os.replace(path, original)
         else:
             remove(path)
         cleaned.append(path)
     return cleaned
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Swap the two paths in one step (renameat2 RENAME_EXCHANGE); False where this system or
+    file system cannot, having changed nothing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # a C library older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    path_type, int_type = ctypes.c_char_p, ctypes.c_int
+    renameat2.argtypes = [int_type, path_type, int_type, path_type, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), second)
 
 
 @contextlib.contextmanager
@@ -330,11 +377,15 @@ def atomic_output(
             raise AdvsepError(f"{path}: nothing was produced")
         if os.path.isdir(path) and not os.path.islink(path):
             kill_point(f"replace:{name}")
-            aside = temporary_path(path, kind="old")
-            os.replace(path, aside)
-            kill_point(f"swap:{name}")
-            os.replace(tmp, path)
-            remove(aside)
+            if _exchange(tmp, path):
+                kill_point(f"swap:{name}")
+                remove(tmp)  # the old folder, now under the temporary name
+            else:
+                aside = temporary_path(path, kind="old")
+                os.replace(path, aside)
+                kill_point(f"swap:{name}")
+                os.replace(tmp, path)
+                remove(aside)
         else:
             move_into_place(tmp, path)
     except BaseException:
@@ -374,6 +425,24 @@ def check_replaceable(
         raise AdvsepError(
             f"{path}: {_found(path)}, not {what}; not replaced, even with --overwrite: choose another {option}"
         )
+
+
+@contextlib.contextmanager
+def folders_removed_on_failure(*paths: str):
+    """The folders among `paths` and their ancestors that do not exist yet are removed again,
+    innermost first, if the block fails and leaves them empty: a failed command leaves no empty
+    folder of its own behind."""
+    missing = {parent for path in paths for parent in _missing_parents(os.path.join(path, "x"))}
+    created = sorted(missing, key=len, reverse=True)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty, or not made: kept
+        raise
 
 
 def _missing_parents(path: str) -> list[str]:

@@ -35,9 +35,9 @@ def run_cli(module, argv, capsys):
     return code, [line for line in err.splitlines() if line.startswith("error:")], err
 
 
-def assert_clear_error(module, argv, capsys, *fragments):
+def assert_clear_error(module, argv, capsys, *fragments, exit_code=1):
     code, errors, err = run_cli(module, argv, capsys)
-    assert code == 1, err
+    assert code == exit_code, err
     assert len(errors) == 1 and "Traceback" not in err, err
     for fragment in fragments:
         assert str(fragment) in errors[0], errors[0]
@@ -126,13 +126,13 @@ def test_prepare_names_a_missing_stem_and_mismatched_lengths(tiny_corpus, tmp_pa
 
 def test_unknown_preset_and_dataset_kind(tmp_path, capsys):
     assert_clear_error(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out", str(tmp_path)],
-                       capsys, "unknown preset 'nope'")
+                       capsys, "unknown preset 'nope'", exit_code=2)  # bad usage
     with pytest.raises(SystemExit) as exit_info:  # bad usage: argparse's exit code 2
         run_cli(prepare, ["--config", "tiny", "--dataset", f"karaoke={tmp_path}", "--out", str(tmp_path)], capsys)
     assert exit_info.value.code == 2 and "unknown dataset kind 'karaoke'" in capsys.readouterr().err
     assert_clear_error(prepare, ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path)],
                        capsys, tmp_path / "absent", "not found")
-    assert_clear_error(demo, ["--config", "nope"], capsys, "unknown preset 'nope'")
+    assert_clear_error(demo, ["--config", "nope"], capsys, "unknown preset 'nope'", exit_code=2)
 
 
 def test_train_refuses_mismatched_shards_and_runs(tiny_shards, tiny_run, tmp_path, capsys):
@@ -160,7 +160,7 @@ def test_export_and_separate_refuse_mismatched_or_corrupt_checkpoints(tiny_run, 
     shutil.copy(tiny_run / "config.json", broken / "config.json")
     (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
     assert_clear_error(export, ["--model", str(broken), "--out", str(tmp_path / "sm")], capsys,
-                       broken / "model.keras", "cannot load")
+                       broken / "model.keras", "damaged model file")
     assert not (tmp_path / "sm").exists() and not (tmp_path / "sm.tmp").exists()
     song = tmp_path / "song.wav"
     sf.write(song, np.zeros((8192, 1), np.float32) + 0.1, 8192)
@@ -187,8 +187,9 @@ def test_evaluate_names_bad_folders_and_files(tmp_path, capsys):
 
 
 def test_verbose_shows_the_traceback(tmp_path, capsys):
-    code, errors, err = run_cli(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out",
-                                          str(tmp_path), "--verbose"], capsys)
+    argv = ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path),
+            "--verbose"]
+    code, errors, err = run_cli(prepare, argv, capsys)
     assert code == 1 and "Traceback" in err and errors
 
 

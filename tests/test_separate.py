@@ -242,7 +242,7 @@ def test_a_pipe_in_and_one_stem_out_equal_the_files(tiny_run, separator, tmp_pat
     # A stem the model does not have: one line, nothing on standard output.
     with open(path, "rb") as stdin:
         bad = subprocess.run(command[:-1] + ["drums"], stdin=stdin, capture_output=True, timeout=600)
-    assert bad.returncode == 1 and bad.stdout == b""
+    assert bad.returncode == 2 and bad.stdout == b""
     assert "--stem drums: this model separates vocals, accompaniment" in bad.stderr.decode()
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,19 +142,6 @@ def test_separate_refuses_inputs_whose_stems_would_collide_before_any_work(tiny_
     assert code == 1 and str(first) in line and str(second) in line and "sep/song/" in line, err
     assert not (home / "sep").exists()  # refused before the first song was separated
     assert_intact(before, home)
-
-
-def test_separate_replaces_an_existing_stem_only_with_overwrite(tiny_run, home, capsys):
-    song = write_song(home / "song.wav")
-    (home / "sep" / "song").mkdir(parents=True)
-    (home / "sep" / "song" / "vocals.wav").write_bytes(b"someone's file")
-    before = checksums(home)
-    code, err = run_cli(separate, [str(song), "--model", str(tiny_run), "--out", "sep", "--no-progress"], capsys)
-    assert code == 1 and "sep/song/vocals.wav: exists; pass --overwrite" in error_line(err)
-    assert_intact(before, home)
-    argv = [str(song), "--model", str(tiny_run), "--out", "sep", "--no-progress", "--overwrite"]
-    assert run_cli(separate, argv, capsys)[0] == 0
-    assert sf.info(home / "sep" / "song" / "vocals.wav").frames == sf.info(song).frames
 
 
 # -- 4: model.keras and checkpoints: atomic, verified, with a fall-back --------------------------------
@@ -309,27 +297,39 @@ def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_on
     assert_intact(before, home)
 
 
-def test_a_folder_replacement_killed_between_its_renames_is_put_back_by_the_next_run(tmp_path):
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is_put_back(
+    tmp_path, exchange
+):
+    from advsep_tf.export import atomic
     from advsep_tf.export.atomic import remove_stale_temporaries
 
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir(), probe_b.mkdir()
+    if exchange and not atomic._exchange(str(probe_a), str(probe_b)):
+        pytest.skip("this system or file system cannot swap two paths in one step")
     out = tmp_path / "export"
     out.mkdir()
     (out / "saved_model.pb").write_bytes(b"the earlier export")
     before = checksums(tmp_path)
     replace = (
         "import os, sys\n"
-        "from advsep_tf.export.atomic import atomic_output\n"
-        "with atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
+        "from advsep_tf.export import atomic\n"
+        + ("" if exchange else "atomic._exchange = lambda first, second: False\n") +
+        "with atomic.atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
         "    os.makedirs(tmp)\n"
         "    open(os.path.join(tmp, 'saved_model.pb'), 'wb').write(b'the new export')\n"
     )
     killed = subprocess.run([sys.executable, "-c", replace, str(out)], capture_output=True, text=True, timeout=300,
                             env={**os.environ, KILL_AT_ENV: "swap:export"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not out.exists()  # moved aside, the new one not yet in place
     remove_stale_temporaries(str(tmp_path), "export")
-    assert_intact(before, tmp_path)
-    assert sorted(checksums(tmp_path)) == sorted(before)
+    assert not leftovers(tmp_path)
+    if exchange:  # swapped in one step: the new export in place, never a moment without one
+        assert (out / "saved_model.pb").read_bytes() == b"the new export"
+    else:  # moved aside, the new one not yet in place: the next run puts the old one back
+        assert_intact(before, tmp_path)
+        assert sorted(checksums(tmp_path)) == sorted(before)
 
 
 # -- every command's output options against a tree of the user's files ---------------------------------
@@ -408,3 +408,271 @@ def test_no_command_changes_a_user_file_through_any_output_option(user_tree, cap
     assert {key: outcomes[key] for key in SUCCEEDS} == dict.fromkeys(SUCCEEDS, 0)
     assert set(refused.values()) <= {1, 2} and refused[("evaluate", "data/ests")] == 2, refused
     assert [key for key, code in refused.items() if code == 2] == [("evaluate", "data/ests")], refused
+
+
+# -- issue 22: truncated input, bad option values, --overwrite's promise, stdin, long names ----
+
+
+def _encoded_songs(folder):
+    """{extension: path} of one short stereo song in each format (m4a with its index first, as
+    streaming encoders write it, so that a cut file still decodes up to the cut)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wav = folder / "song.wav"
+    rate = 44100
+    t = np.arange(rate) / rate
+    rng = np.random.default_rng(3)
+    song = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 440 * t)], 1)
+    song = (song + 0.01 * rng.standard_normal(song.shape)).astype(np.float32)
+    sf.write(wav, song, rate, subtype="PCM_16")
+    songs = {"wav": wav}
+    for ext, flags in (("mp3", []), ("flac", []), ("m4a", ["-movflags", "+faststart"])):
+        songs[ext] = folder / f"song.{ext}"
+        command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), *flags, str(songs[ext])]
+        subprocess.run(command, check=True)
+    return songs
+
+
+@pytest.fixture(scope="module")
+def encoded_songs(tmp_path_factory):
+    return _encoded_songs(tmp_path_factory.mktemp("encoded"))
+
+
+@pytest.mark.parametrize("ext", ["mp3", "m4a", "flac", "wav"])
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
+def test_a_truncated_file_never_yields_samples_the_decoder_did_not_produce(
+    encoded_songs, tmp_path, ext, fraction
+):
+    from advsep_tf.data_pipelines.audio import AudioAdapter, TruncatedAudioError
+
+    adapter = AudioAdapter.default()
+    whole = np.concatenate(list(adapter.read_blocks(encoded_songs[ext], block_samples=4096)))
+    cut = tmp_path / f"cut.{ext}"
+    data = encoded_songs[ext].read_bytes()
+    cut.write_bytes(data[: int(len(data) * fraction)])
+
+    stopped = f"{cut}: .*decoding stopped at sample"
+    with pytest.raises(TruncatedAudioError, match=stopped) as loaded:
+        adapter.load(cut)
+    with pytest.raises(TruncatedAudioError, match=stopped) as streamed:
+        list(adapter.read_blocks(cut, block_samples=4096))
+    assert max(streamed.value.nb_decoded, loaded.value.nb_decoded) < len(whole)
+
+    blocks = adapter.read_blocks(cut, block_samples=4096, allow_truncated=True)
+    decoded = np.concatenate(list(blocks))
+    assert blocks.truncated and f"decoding stopped at sample {len(decoded)}" in blocks.truncated
+    # Exactly what the decoder produced: the whole file's first samples, nothing after them.
+    assert len(decoded) == streamed.value.nb_decoded
+    np.testing.assert_array_equal(decoded, whole[: len(decoded)])
+
+
+def test_a_truncated_mp3_is_refused_by_separate_and_separated_only_as_far_as_it_decodes(
+    tiny_run, encoded_songs, home, capsys
+):
+    data = encoded_songs["mp3"].read_bytes()
+    cut = home / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2])
+    argv = [str(cut), "--model", str(tiny_run), "--out", "sep", "--no-progress"]
+    code, err = run_cli(separate, argv, capsys)
+    stopped = f"{cut}: file is truncated or damaged: decoding stopped at sample"
+    assert code == 1 and stopped in error_line(err), err
+    assert not (home / "sep").exists()  # the folders it made are gone with the failure
+
+    from advsep_tf.data_pipelines.audio import AudioAdapter, TruncatedAudioError
+
+    with pytest.raises(TruncatedAudioError) as truncated:
+        AudioAdapter.default().load(cut)
+    code = common.run(separate.main, argv + ["--allow-truncated"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"truncated input: {cut}: file is truncated" in out
+    for source in ("vocals", "accompaniment"):
+        stem, rate = sf.read(home / "sep" / "cut" / f"{source}.wav")
+        assert rate == 44100 and len(stem) == truncated.value.nb_decoded
+
+
+def test_a_truncated_wav_found_while_streaming_leaves_no_empty_out_folder(tiny_run, home, capsys):
+    song = write_song(home / "song.wav", seconds=2.0)
+    song.write_bytes(song.read_bytes()[:-4000])
+    before = checksums(home)
+    argv = [str(song), "--model", str(tiny_run), "--out", "new/sep", "--no-progress"]
+    code, err = run_cli(separate, argv, capsys)
+    assert code == 1 and "decoding stopped at sample" in error_line(err), err
+    assert not (home / "new").exists()
+    assert_intact(before, home)
+
+
+def _bad_usages(tiny_run):
+    """(command, argv, what the error line names) of command-line values wrong on their face."""
+    model = ["--model", str(tiny_run)]
+    sep = ["song.wav", *model, "--out", "sep"]
+    fit = ["--config", "tiny", "--shards", "shards", "--out", "run"]
+    evaluate_args = ["--estimates", "ests", "--references", "refs", "--out", "res"]
+    export_args = [*model, "--format", "litert", "--out", "m.tflite"]
+    prepare_args = ["--config", "tiny", "--dataset", "synthetic=corpus", "--out", "shards"]
+    cases = [(separate, [*sep, "--mask-power", v], "--mask-power")
+             for v in ("-1", "nan", "inf", "0", "x", "1e9")]
+    cases += [(separate, [*sep, "--chunk-patches", v], "--chunk-patches")
+              for v in ("0", "-3", "1.5")]
+    cases += [
+        (separate, ["-", *model, "--out", "-", "--stem", "drums"], "--stem drums"),
+        (separate, [*sep, "--name", "x"], "--name"),
+        (separate, ["-", *model, "--out", "sep", "--name", "a/b"], "--name"),
+        (prepare, [*prepare_args, "--examples-per-shard", "0"], "--examples-per-shard"),
+        (prepare, [*prepare_args, "--workers", "-1"], "--workers"),
+        (prepare, ["--config", "nosuch", *prepare_args[2:]], "unknown preset 'nosuch'"),
+        (train, ["--config", "nosuch", *fit[2:]], "unknown preset 'nosuch'"),
+        (train, [*fit, "--critics", "drums"], "--critics"),
+        (train, [*fit, "--steps", "0"], "--steps"),
+        (train, [*fit, "--steps", "nan"], "--steps"),
+        (train, [*fit, "--remix-probability", "nan"], "--remix-probability"),
+        (train, [*fit, "--remix-probability", "1.5"], "--remix-probability"),
+        (train, [*fit, "--seed", "-1"], "--seed"),
+        (evaluate, [*evaluate_args, "--excerpt-seconds", "inf"], "--excerpt-seconds"),
+        (evaluate, [*evaluate_args, "--excerpt-seconds", "nan"], "--excerpt-seconds"),
+        (export, [*export_args, "--segment-seconds", "nan"], "--segment-seconds"),
+        (export, [*export_args, "--segment-seconds", "0"], "--segment-seconds"),
+        (export, [*model, "--out", "m", "--config", "nosuch"], "unknown preset 'nosuch'"),
+        (experiment, ["--out", "exp", "--test-rate", "0"], "--test-rate"),
+        (experiment, ["--out", "exp", "--warm-start-steps", "inf"], "--warm-start-steps"),
+        (experiment, ["--out", "exp", "--seeds", "1,-2"], "--seeds"),
+        (experiment, ["--out", "exp", "--config", "nosuch"], "unknown preset 'nosuch'"),
+        (demo, ["--out", "d", "--config", "nosuch"], "unknown preset 'nosuch'"),
+    ]
+    return cases
+
+
+def test_every_command_exits_2_for_a_value_wrong_on_its_face_and_writes_nothing(
+    tiny_run, home, capsys
+):
+    write_song(home / "song.wav")
+    before = checksums(home)
+    wrong = []
+    for module, argv, named in _bad_usages(tiny_run):
+        code, err = run_cli(module, argv, capsys)
+        if code != 2 or named not in error_line(err):
+            wrong.append((module.__name__, argv, code, err.strip().splitlines()[-1:]))
+    assert not wrong, wrong
+    assert_intact(before, home)
+    assert sorted(os.listdir(home)) == ["notes.txt", "photos", "song.wav"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("spectrogram.n_fft", "big", "spectrogram.n_fft must be an integer, got 'big'"),
+    ("optimizer.learning_rate", float("nan"), "optimizer.learning_rate must be a finite number"),
+    ("training.critics", "vocals", "training.critics must be a list of strings"),
+    ("training.steps_per_epoch", 0, "training.steps_per_epoch must be >= 1"),
+])
+def test_a_config_file_field_of_the_wrong_type_is_named_by_its_dotted_name(
+    tiny_shards, home, capsys, field, value, expected
+):
+    from advsep_tf.config import load_config
+
+    config = load_config("tiny").to_dict()
+    section, name = field.split(".")
+    config[section][name] = value
+    (home / "bad.json").write_text(json.dumps(config))
+    argv = ["--config", "bad.json", "--shards", str(tiny_shards), "--out", "run"]
+    code, err = run_cli(train, argv, capsys)
+    line = error_line(err)
+    assert code == 1 and line.startswith("error: bad.json: ") and expected in line, err
+    assert not (home / "run").exists()
+
+
+def test_separate_overwrite_replaces_only_the_stems_of_an_earlier_separation(
+    tiny_run, home, capsys
+):
+    song = write_song(home / "song.wav")
+    (home / "sep" / "song").mkdir(parents=True)
+    (home / "sep" / "song" / "vocals.wav").write_bytes(b"someone's file")
+    before = checksums(home)
+    argv = [str(song), "--model", str(tiny_run), "--out", "sep", "--no-progress"]
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli(separate, argv + extra, capsys)
+        assert code == 1 and error_line(err).startswith("error: sep/song/vocals.wav: exists"), err
+        assert_intact(before, home)
+
+    mine = [str(song), "--model", str(tiny_run), "--out", "mine", "--no-progress"]
+    assert run_cli(separate, mine, capsys)[0] == 0
+    code, err = run_cli(separate, mine, capsys)
+    assert code == 1 and "--overwrite" in error_line(err)
+    assert run_cli(separate, mine + ["--overwrite"], capsys)[0] == 0
+
+
+def test_evaluate_overwrite_never_replaces_results_files_it_did_not_write(home, capsys):
+    rng = np.random.default_rng(0)
+    for folder in ("refs", "ests"):
+        for source in ("vocals", "accompaniment"):
+            (home / folder / "t1").mkdir(parents=True, exist_ok=True)
+            noise = 0.1 * rng.standard_normal((8192, 1))
+            sf.write(home / folder / "t1" / f"{source}.wav", noise, 8192, subtype="FLOAT")
+    mine = home / "mine"
+    mine.mkdir()
+    for name in ("results.json", "results.csv", "report.html"):
+        (mine / name).write_text(f"my own {name}\n")
+    before = checksums(home)
+    argv = ["--estimates", "ests", "--references", "refs", "--no-progress", "--out"]
+    code, err = run_cli(evaluate, [*argv, "mine", "--overwrite"], capsys)
+    line = error_line(err)
+    assert code == 1 and line.startswith("error: mine/") and "even with --overwrite" in line, err
+    assert_intact(before, home)
+
+    assert run_cli(evaluate, [*argv, "results"], capsys)[0] == 0
+    assert run_cli(evaluate, [*argv, "results"], capsys)[0] == 1
+    assert run_cli(evaluate, [*argv, "results", "--overwrite"], capsys)[0] == 0
+    assert_intact(before, home)
+
+
+@pytest.mark.parametrize("name", [None, "my song"])
+def test_standard_input_separates_into_a_folder(tiny_run, home, name):
+    song = write_song(home / "song.wav", seconds=1.5)
+    argv = ["-", "--model", tiny_run, "--out", "sep", "--no-progress"]
+    argv += ["--name", name] if name else []
+    command = [sys.executable, "-m", "advsep_tf.cli.separate", *map(str, argv)]
+    with open(song, "rb") as stdin:
+        result = subprocess.run(command, stdin=stdin, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for source in ("vocals", "accompaniment"):
+        stem = home / "sep" / (name or "stdin") / f"{source}.wav"
+        assert sf.info(stem).frames == sf.info(song).frames
+
+
+def test_any_name_the_file_system_accepts_is_written_atomically(tmp_path):
+    from advsep_tf.export.atomic import (
+        atomic_output, remove_stale_temporaries, temporary_path, write_atomically,
+    )
+
+    for length in (200, 240, 255):
+        path = tmp_path / ("n" * (length - 5) + ".json")
+        assert len(os.path.basename(temporary_path(str(path)))) <= 255
+        write_atomically(path, "{}")
+        assert path.read_text() == "{}"
+    folder = tmp_path / ("e" * 250)
+    for content in (b"old", b"new"):
+        with atomic_output(str(folder), directory=True, overwrite=True) as tmp:
+            os.makedirs(tmp)
+            (Path(tmp) / "saved_model.pb").write_bytes(content)
+    assert (folder / "saved_model.pb").read_bytes() == b"new"
+    # A killed writer's temporary of a long name is recognised by the next write of that name.
+    leftover = Path(temporary_path(str(folder)).replace(f".{os.getpid()}.", ".999999999."))
+    leftover.mkdir()
+    assert remove_stale_temporaries(str(tmp_path), folder.name) == [str(leftover)]
+    assert not leftovers(tmp_path)
+
+
+def test_export_to_a_long_folder_name(tiny_run, tmp_path, capsys):
+    out = tmp_path / ("v" * 250)
+    code, err = run_cli(export, ["--model", str(tiny_run), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "saved_model.pb").is_file() and not leftovers(tmp_path)
+
+
+def test_a_damaged_model_file_is_called_damaged(tiny_run, home, capsys):
+    song = write_song(home / "song.wav")
+    model = home / "model.keras"
+    original = (tiny_run / "model.keras").read_bytes()
+    model.write_bytes(original[: len(original) // 2])
+    argv = [str(song), "--model", str(model), "--out", "sep", "--no-progress"]
+    code, err = run_cli(separate, argv, capsys)
+    line = error_line(err)
+    assert code == 1 and f"{model}: damaged model file" in line, err
+    assert "not found" not in line.lower(), err

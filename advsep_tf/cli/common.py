@@ -62,8 +62,9 @@ def console_script(main):
 
 
 def run(main, argv=None) -> int:
-    """Call `main(argv)` and turn the package's errors into exit code 1 and one line."""
-    from advsep_tf.errors import AdvsepError
+    """Call `main(argv)` and turn the package's errors into one line and exit code 1 (bad input)
+    or 2 (`UsageError`, bad usage, as argparse's own errors)."""
+    from advsep_tf.errors import AdvsepError, UsageError
 
     verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -73,7 +74,7 @@ def run(main, argv=None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
                    help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
     p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
-    p.add_argument("--excerpt-seconds", type=float, metavar="S",
+    p.add_argument("--excerpt-seconds", type=options.number(float, 0, low_open=True), metavar="S",
                    help="length of the audio excerpts in report.html (default: 10)")
     options.add(p, "--overwrite", help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
     options.add(p, "--no-progress")
@@ -115,8 +115,36 @@ def _check_outputs(args, results_json: str) -> None:
             raise AdvsepError(f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an earlier "
                               "evaluation, or choose another --out")
     inputs = [folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder]
-    check_output_files([os.path.join(args.out, name) for name in names], args.overwrite,
-                       "the results of an earlier evaluation", {folder: "an input folder" for folder in inputs})
+    paths = [os.path.join(args.out, name) for name in names]
+    check_output_files(paths, args.overwrite, "the results of an earlier evaluation",
+                       {folder: "an input folder" for folder in inputs})
+    # --overwrite replaces an earlier evaluation's files, not a user's own results.json or
+    # report.html that happen to share their names: the folder must hold an evaluation's result.
+    existing = [p for p in [*paths, os.path.join(args.out, "report_files")] if os.path.lexists(p)]
+    if existing and not _is_evaluation_output(args.out, results_json):
+        raise AdvsepError(f"{existing[0]}: exists, and {args.out} holds no results of an earlier "
+                          "evaluation; not replaced, even with --overwrite: choose another --out")
+    for path in existing:
+        if path.endswith(results_json) and not _is_result(path):
+            raise AdvsepError(f"{path}: exists and is not an evaluation's results; not replaced, "
+                              "even with --overwrite: choose another --out")
+
+
+def _is_evaluation_output(folder: str, results_json: str) -> bool:
+    """Whether `folder` holds a results.json that an evaluation wrote (its own or its mixture's)."""
+    return any(_is_result(os.path.join(folder, *parts, results_json))
+               for parts in ((), ("mixture",)))
+
+
+def _is_result(path: str) -> bool:
+    from advsep_tf.errors import AdvsepError
+    from advsep_tf.evaluate import load_result
+
+    try:
+        load_result(path)
+        return True
+    except AdvsepError:
+        return False
 
 
 def _evaluate(evaluate, estimates, references, out, sources, no_progress, description="evaluate"):

@@ -26,10 +26,10 @@ def main(argv=None) -> None:
     options.add(p, "--dataset", default=[], help="a corpus in its own layout, as advsep-tf-prepare's --dataset "
                                                  "(repeatable)")
     options.add(p, "--split", help="split spec for --dataset; its test tracks are the test set")
-    p.add_argument("--test-rate", type=int, default=44100, metavar="HZ",
+    p.add_argument("--test-rate", type=options.number(int, 1), default=44100, metavar="HZ",
                    help="rate of the test references written from the split (default 44100: museval's)")
     p.add_argument("--seeds", metavar="N,N,...", help="train every model once per seed (default: the config's seed)")
-    p.add_argument("--warm-start-steps", type=int, metavar="N",
+    p.add_argument("--warm-start-steps", type=options.number(int, 1), metavar="N",
                    help="adversarial models start from the same seed's trained baseline and train N more steps; "
                         "a 'baseline+' control trains the baseline N more steps supervised")
     p.add_argument("--models", default="baseline,V,VA", metavar="NAME,...",
@@ -61,9 +61,13 @@ def main(argv=None) -> None:
     if args.split and not args.dataset:
         p.error("--split applies to --dataset")
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+        seeds = None
+        if args.seeds is not None:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        p.error(f"--seeds: expected integers separated by commas, got '{args.seeds}'")
+        seeds = [-1]
+    if seeds is not None and (not seeds or min(seeds) < 0 or max(seeds) >= 2**32):
+        p.error(f"--seeds: expected integers in [0, 2**32) separated by commas, got '{args.seeds}'")
     if args.warm_start_steps is not None and args.warm_start_steps < 1:
         p.error("--warm-start-steps must be >= 1")
     if args.warm_start_steps and "baseline" not in names:

@@ -11,6 +11,7 @@ TensorFlow's start-up lines are silenced (`common.quiet_tensorflow`).
 from __future__ import annotations
 
 import argparse
+import math
 
 from advsep_tf.config import MODES, PRECISIONS, PRETRAINED, STRATEGIES, preset_names
 from advsep_tf.data_pipelines.audio import SOUNDFILE_CODECS
@@ -29,6 +30,33 @@ EXPORT_FORMATS = ("saved_model", "litert")
 # Beam runs on any runner it knows; these are the ones README.md documents.
 BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 
+# The largest --mask-power: |S|^p of float32 magnitudes overflows not far above it.
+MAX_MASK_POWER = 10.0
+
+
+def number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):
+    """An argparse `type`: a finite `kind` (int or float) in [low, high] (low excluded with
+    `low_open`); anything else is refused by argparse (exit 2), naming the option and the range."""
+    expected = "an integer" if kind is int else "a finite number"
+    if low is not None and high is not None:
+        expected += f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        expected += f" {'>' if low_open else '>='} {low:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        below = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or below or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # what argparse would print for an error this function did not word
+    return parse
+
+
 OPTIONS: dict[str, dict] = {
     # every command
     "--verbose": dict(action="store_true", help="show tracebacks and TensorFlow's own logging"),
@@ -43,14 +71,14 @@ OPTIONS: dict[str, dict] = {
     "--dataset": dict(action="append", metavar="KIND=PATH"),
     "--split": dict(metavar="SPLIT_FILE"),
     "--shards": dict(metavar="SHARD_DIR"),
-    "--examples-per-shard": dict(type=int, default=EXAMPLES_PER_SHARD, metavar="N"),
+    "--examples-per-shard": dict(type=number(int, 1), default=EXAMPLES_PER_SHARD, metavar="N"),
     "--on-error": dict(
         choices=ON_ERROR, default=ON_ERROR[0],
         help="bad input: stop with exit code 1 (fail, the default), or leave that track out and list it in the "
              "summary and the manifest (skip)",
     ),
     "--workers": dict(
-        type=int, default=1, metavar="N",
+        type=number(int, 0), default=1, metavar="N",
         help="processes decoding and patching tracks (0: one per CPU core); the shards do not depend on it",
     ),
     "--runner": dict(
@@ -63,7 +91,9 @@ OPTIONS: dict[str, dict] = {
         help="a Beam pipeline option for --runner, repeatable, written with '=': --beam-option=--project=my-project",
     ),
     # training
-    "--steps": dict(type=int, metavar="N", help="separator steps (default: training.max_steps)"),
+    "--steps": dict(
+        type=number(int, 1), metavar="N", help="separator steps (default: training.max_steps)"
+    ),
     "--mode": dict(choices=MODES, help="overrides training.mode"),
     "--precision": dict(choices=PRECISIONS, help="overrides training.precision"),
     "--strategy": dict(
@@ -86,14 +116,19 @@ OPTIONS: dict[str, dict] = {
         help="for input above the model's rate: 'mask' (default) applies the estimates as soft masks to the "
              "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
     ),
-    "--mask-power": dict(type=float, default=1.0, help="1: magnitude ratio masks; 2: Wiener-style"),
+    "--mask-power": dict(
+        type=number(float, 0, MAX_MASK_POWER, low_open=True), default=1.0,
+        help=f"the power p of the masks |S_k|^p / sum_j |S_j|^p, in (0, {MAX_MASK_POWER:g}]: "
+             "1 magnitude ratio masks (default), 2 Wiener-style",
+    ),
     "--channel-masks": dict(
         default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS,
         help="with 'mask': 'shared' (default) masks every channel alike, from the estimates of all channels; "
              "'independent' masks each channel on its own (for a voice panned hard to one side)",
     ),
     "--chunk-patches": dict(
-        type=int, default=DEFAULT_CHUNK_PATCHES, help="patches per separator call (memory bound)"
+        type=number(int, 1), default=DEFAULT_CHUNK_PATCHES,
+        help="patches per separator call (memory bound)",
     ),
     # export
     "--format": dict(default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS),
@@ -102,7 +137,7 @@ OPTIONS: dict[str, dict] = {
         help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
     ),
     "--segment-seconds": dict(
-        type=float, default=None, metavar="S",
+        type=number(float, 0, low_open=True), default=None, metavar="S",
         help="litert only: the model's fixed segment length, rounded up to half-patch hops "
              f"(default: {DEFAULT_SEGMENT_HOPS} half-patch hops, e.g. 4 s for the demo preset)",
     ),

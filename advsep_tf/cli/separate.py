@@ -39,8 +39,14 @@ def main(argv=None) -> None:
     options.add(p, "--mask-power")
     options.add(p, "--channel-masks")
     options.add(p, "--chunk-patches")
+    p.add_argument("--name", metavar="TRACK",
+                   help="with INPUT '-': the track name of standard input's stems (default: stdin)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="separate the decodable part of a truncated or damaged input (and say so) "
+                        "instead of stopping with exit code 1")
     options.add(p, "--overwrite",
-                help="replace files at the stems' paths (an earlier separation's); never an input or the model")
+                help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
+                     "an input or the model")
     options.add(p, "--no-progress")
     p.add_argument("--quiet-terms", action="store_true",
                    help="do not print the default model's terms of use on stderr")
@@ -57,6 +63,11 @@ def main(argv=None) -> None:
         p.error("--out - writes one stem of one input to standard output: give one INPUT and --stem SOURCE")
     if args.stem and not to_stdout:
         p.error("--stem goes with --out - (a folder gets every stem)")
+    if args.name is not None and "-" not in args.inputs:
+        p.error("--name names standard input's stems: it goes with INPUT '-'")
+    bad_name = args.name is not None and (not args.name.strip() or os.sep in args.name)
+    if bad_name or args.name in (".", ".."):
+        p.error(f"--name {args.name!r}: must be a file name, without {os.sep}")
     if uses_shipped_model(args.model) and not args.quiet_terms:
         print(f"note: {MODEL_TERMS}; --quiet-terms hides this", file=sys.stderr)
     common.quiet_tensorflow(args.verbose)
@@ -67,7 +78,13 @@ def main(argv=None) -> None:
     if to_stdout:
         separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,
                                    mask_power=args.mask_power, channel_masks=args.channel_masks)
-        separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec)
+        if args.stem not in separator.config.sources:
+            sources = ", ".join(separator.config.sources)
+            p.error(f"--stem {args.stem}: this model separates {sources}")
+        truncated = separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec,
+                                                 allow_truncated=args.allow_truncated)
+        if truncated:
+            print(f"warning: {truncated}; separated the decodable part only", file=sys.stderr)
         return
 
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
@@ -79,11 +96,14 @@ def main(argv=None) -> None:
         separator, args.inputs, args.out, progress=not args.no_progress,
         filename_format=args.filename_format, codec=args.codec, overwrite=args.overwrite,
         protected={resolve_model_path(args.model): "the model"},
+        allow_truncated=args.allow_truncated, stdin_name=args.name or "stdin",
     )
     print(
         f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in {summary['seconds']:.1f} s "
         f"({summary['x_real_time']}x real time) into {args.out}"
     )
+    for message in summary["truncated"]:
+        print(f"  truncated input: {message}; separated the decodable part only")
 
 cli = common.console_script(main)
 

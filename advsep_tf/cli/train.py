@@ -23,12 +23,13 @@ def main(argv=None) -> None:
     p.add_argument("--init", metavar="RUN_DIR_OR_MODEL",
                    help="start from a trained separator (and its critics): a run directory, a .keras file or "
                         "'pretrained'; its config must match in sources, audio, spectrogram and separator")
-    p.add_argument("--remix-probability", type=float, metavar="P",
+    p.add_argument("--remix-probability", type=options.number(float, 0, 1), metavar="P",
                    help="remix this fraction of paired examples from stems of different tracks "
                         "(training.remix_probability)")
     p.add_argument("--random-offsets", action="store_true",
                    help="cut excerpts at random frame offsets (training.random_offsets)")
-    p.add_argument("--seed", type=int, metavar="N", help="overrides training.seed")
+    p.add_argument("--seed", type=options.number(int, 0, 2**32 - 1), metavar="N",
+                   help="overrides training.seed")
     p.add_argument("--teacher", action="store_true",
                    help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
                         "--init model (training.teacher_targets); adapts a trained model to new music")
@@ -59,8 +60,14 @@ def main(argv=None) -> None:
     training = {}
     if args.mode:
         training["mode"] = args.mode
-    if args.critics:
-        training["critics"] = [s.strip() for s in args.critics.split(",") if s.strip()]
+    if args.critics is not None:
+        critics = [s.strip() for s in args.critics.split(",") if s.strip()]
+        unknown = [s for s in critics if s not in config.sources]
+        if unknown or not critics:
+            problem = f"names unknown source(s) {', '.join(unknown)}" if unknown else "empty"
+            p.error(f"--critics {args.critics!r}: {problem} "
+                    f"(sources of config '{config.name}': {', '.join(config.sources)})")
+        training["critics"] = critics
     if args.jit_compile:
         training["jit_compile"] = True
     if args.precision:
