@@ -1,8 +1,10 @@
 """The separator shipped inside the package: it loads with no network and no training, it is the
 default of advsep-tf-separate, and it separates real music."""
 
+import json
 import os
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,12 @@ from conftest import shared_data_or_skip
 # model card lists every clip.)
 IKALA_CLIP = "paired_2stem/ikala_10161_chorus_Lacc_Rvoc.wav"
 MUSDB_TEST_CLIP = "paired_4stem/musdb18_The_Easton_Ellises_-_Falcon_69"
+MIR1K_TEST_CLIP = "paired_2stem/mir1k_abjones_4_08"
+# The shipped model's scores on those three clips, as open-unmix's regression test keeps them: a
+# change to the model, the STFT, the masking or the resampling that moves any score by more than
+# REGRESSION_TOLERANCE_DB fails until the stored scores are deliberately updated.
+REGRESSION_SCORES = Path(__file__).parent / "data" / "pretrained_scores.json"
+REGRESSION_TOLERANCE_DB = 0.3
 
 
 def museval_sdr(reference: np.ndarray, estimate: np.ndarray, other_reference, other_estimate, rate: int):
@@ -27,8 +35,7 @@ def museval_sdr(reference: np.ndarray, estimate: np.ndarray, other_reference, ot
 
 @pytest.fixture(scope="module")
 def unseen_clip():
-    stereo, rate = sf.read(shared_data_or_skip() / IKALA_CLIP, dtype="float32")
-    return stereo[:, 1].copy(), stereo[:, 0].copy(), rate
+    return unseen_clip_audio()
 
 
 def musdb_test_clip():
@@ -38,6 +45,40 @@ def musdb_test_clip():
     n = min(len(x) for x, _ in stems.values())
     mono = {s: x[:n].mean(axis=1) for s, (x, _) in stems.items()}
     return mono["vocals"], mono["drums"] + mono["bass"] + mono["other"], rate
+
+
+def mir1k_test_clip():
+    folder = shared_data_or_skip() / MIR1K_TEST_CLIP
+    vocals, rate = sf.read(folder / "vocal.wav", dtype="float32")
+    accompaniment, _ = sf.read(folder / "music.wav", dtype="float32")
+    return vocals, accompaniment, rate
+
+
+CLIPS = {"ikala": lambda: unseen_clip_audio(), "musdb_test": lambda: musdb_test_clip(),
+         "mir1k_test": lambda: mir1k_test_clip()}
+
+
+def unseen_clip_audio():
+    stereo, rate = sf.read(shared_data_or_skip() / IKALA_CLIP, dtype="float32")
+    return stereo[:, 1].copy(), stereo[:, 0].copy(), rate
+
+
+def clip_scores(clip: str) -> dict:
+    """The shipped model's museval SDR on a clip: {"vocals": dB, "accompaniment": dB}."""
+    from advsep_tf.separate import Separator
+
+    vocals, accompaniment, rate = CLIPS[clip]()
+    stems = Separator.load("pretrained").separate(vocals + accompaniment, rate)
+    sdr = museval_sdr(vocals, stems["vocals"], accompaniment, stems["accompaniment"], rate)
+    return {"vocals": round(sdr[0], 2), "accompaniment": round(sdr[1], 2)}
+
+
+@pytest.mark.parametrize("clip", list(CLIPS))
+def test_pretrained_scores_stay_where_they_were_stored(clip):
+    stored = json.loads(REGRESSION_SCORES.read_text())[clip]
+    got = clip_scores(clip)
+    for source, value in stored.items():
+        assert abs(got[source] - value) <= REGRESSION_TOLERANCE_DB, (clip, got, stored)
 
 
 def test_pretrained_model_ships_inside_the_package():
