@@ -45,13 +45,15 @@ def train_run(command: list[str], run_dir: str) -> None:
 
 
 def train_seed(tool, args, seed: int) -> dict[str, str]:
-    """{label: run folder} of one seed's starting model and its two adaptations."""
+    """{label: run folder} of one seed's starting model, its adaptations and the control."""
     out = os.path.join(args.out, f"seed{seed}")
     source = os.path.join(out, "source")
     train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_source"),
                "--out", source, "--seed", str(seed)], source)
     runs = {START: source}
     for label, (folder, options) in ADAPTATIONS.items():
+        if folder not in args.methods:
+            continue
         run_dir = os.path.join(out, folder)
         train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_target"),
                    "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), "--seed", str(seed),
@@ -67,7 +69,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--config", default="real-small")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
+    p.add_argument("--methods", default="adapted,synthetic,teacher_only",
+                   help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, teacher_only")
     args = p.parse_args(argv)
+    args.methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     bin_dir = os.path.dirname(sys.executable)
     tool = lambda name: os.path.join(bin_dir, name)  # noqa: E731
@@ -114,8 +119,9 @@ def main(argv=None):
                          f"{agg['vocals']['SAR']['mean']:.2f} |")
     lines += ["", "| difference, paired by seed | vocals SDR | accompaniment SDR | seeds better (vocals) |",
               "|---|---|---|---|"]
-    for adapted in (CRITIC, SYNTHETIC):
-        for minus in (START, CONTROL):
+    ran = set(next(iter(runs_by_seed.values())))
+    for adapted in [a for a in (CRITIC, SYNTHETIC) if a in ran]:
+        for minus in [m for m in (START, CONTROL) if m in ran]:
             cells = []
             for source in ("vocals", "accompaniment"):
                 stats = seed_statistics([sdr[seed, adapted, source] - sdr[seed, minus, source] for seed in seeds])
