@@ -95,45 +95,13 @@ def test_checkpoints_are_atomic_and_only_the_last_ones_kept(tiny_config, tiny_sh
     assert state["epoch"] == 4 and state["weights"] == "epoch-00004.weights.h5" and state["separator_steps"] == 4
 
 
-KILLED_RUN = """
-import os, signal, sys
-import keras
-from advsep_tf.config import load_config
-from advsep_tf.train import train
-
-class KillAfterFirstStepOf(keras.callbacks.Callback):
-    \"\"\"SIGKILL this process after the first step of epoch `epoch` (0-based): a kill mid-epoch,
-    at the same point on every run.\"\"\"
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.kill_epoch, self.epoch = epoch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == self.kill_epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-config = load_config("tiny").replace(training={"steps_per_epoch": 2, "patience": 100})
-train(config, sys.argv[1], sys.argv[2], steps=400, resume=True, verbose=0,
-      callbacks=[KillAfterFirstStepOf(int(sys.argv[3]))])
-"""
-
-
 def test_a_killed_run_resumes_with_its_step_counter_and_optimizer_state(tiny_shards, tmp_path):
-    import signal
-    import subprocess
-    import sys
-
     from advsep_tf.config import load_config
+    from killed_run import kill_run
 
     run_dir = tmp_path / "run"
     # Killed one step into its third epoch: two epochs checkpointed, one step lost.
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tiny_shards), str(run_dir), "2"],
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    kill_run(tiny_shards, run_dir, 2)
     state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 2 and state["separator_steps"] == 4
 

@@ -1,17 +1,13 @@
 """The ways of learning from unpaired audio besides the paper's critics: synthetic pairs from the
 solo pools, teacher-student on unlabelled mixtures, spectrally normalised critics."""
 
-import json
-import signal
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from advsep_tf import losses
 from advsep_tf.data_pipelines import readers
+from killed_run import kill_run, resumable_sections
 
 
 def _log1p(x):
@@ -169,29 +165,6 @@ def test_spectrally_normalised_critics_need_no_gradient_penalty(tiny_config, tin
     assert np.linalg.svd(kernel, compute_uv=False)[0] < 1.5
 
 
-KILLED_RUN = """
-import json, os, signal, sys
-import keras
-from advsep_tf.config import load_config
-from advsep_tf.train import train
-
-class KillAfterFirstStepOf(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.kill_epoch, self.epoch = epoch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == self.kill_epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-sections = json.loads(sys.argv[4])
-config = load_config("tiny").replace(**sections)
-train(config, sys.argv[1], sys.argv[2], steps=400, resume=True, verbose=0, teacher=sys.argv[5] or None,
-      callbacks=[KillAfterFirstStepOf(int(sys.argv[3]))])
-"""
 
 METHODS = {
     "synthetic pairs": {"training": {"mode": "supervised", "synthetic_pairs": 0.5}},
@@ -206,13 +179,10 @@ def test_each_method_trains_resumes_after_kill_9_and_saves(method, tiny_shards, 
     from advsep_tf.runs import load_run_model
     from advsep_tf.train import train
 
-    sections = {**METHODS[method]}
-    sections["training"] = {**sections.get("training", {}), "steps_per_epoch": 2, "patience": 100}
+    sections = resumable_sections(METHODS[method])
     teacher = str(tiny_run) if "pseudo_label_weight" in sections["training"] else ""
     run_dir = tmp_path / "run"
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tiny_shards), str(run_dir), "1",
-                             json.dumps(sections), teacher], capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    kill_run(tiny_shards, run_dir, 1, METHODS[method], teacher)
     config = load_config("tiny").replace(**sections)
     summary = train(config, str(tiny_shards), str(run_dir), steps=4, resume=True, verbose=0, teacher=teacher or None)
     assert summary["separator_steps"] == 4
