@@ -32,8 +32,8 @@ def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
     if nb_samples >= needed:
         return None
     return (
-        f"too short to separate: {nb_samples} sample(s) at {sample_rate} Hz; the model needs at least one "
-        f"frame ({needed} samples, {needed / sample_rate * 1000:.1f} ms)"
+        f"too short to separate: {nb_samples} sample(s) at {sample_rate} Hz; the model needs at "
+        f"least one frame ({needed} samples, {needed / sample_rate * 1000:.1f} ms)"
     )
 
 
@@ -45,7 +45,8 @@ def check_paths(inputs: list[str], out_dir: str) -> None:
         if path == STDIO:  # standard input: read when separating
             continue
         if os.path.isdir(path):
-            raise AdvsepError(f"{path}: is a folder; give the audio files in it (e.g. {os.path.join(path, '*.wav')})")
+            example = os.path.join(path, "*.wav")
+            raise AdvsepError(f"{path}: is a folder; give the audio files in it (e.g. {example})")
         if not os.path.exists(path):
             raise AdvsepError(f"{path}: input file not found")
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
@@ -93,12 +94,12 @@ def plan_separation(
             if key in writer:
                 other, other_source = writer[key]
                 if other != path:
-                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; separate them "
-                                      "into different --out folders, or rename one")
+                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; "
+                                      "separate them into different --out folders, or rename one")
                 if other_source == source:
                     raise AdvsepError(f"{path}: given twice")
-                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} would be "
-                                  f"written to {stem_path}; include {{source}}")
+                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} "
+                                  f"would be written to {stem_path}; include {{source}}")
             writer[key] = (path, source)
             outputs[path].append(stem_path)
     stems = [p for paths in outputs.values() for p in paths]
@@ -119,7 +120,7 @@ def plan_separation(
             continue
         try:
             info = sf.info(path)
-        except Exception:  # noqa: BLE001 - formats soundfile cannot read are measured after decoding
+        except Exception:  # noqa: BLE001 - what soundfile cannot read is measured once decoded
             continue
         problem = too_short(config, info.frames, info.samplerate)
         if problem:
@@ -163,20 +164,23 @@ def separate_files(
             continue
         try:
             durations[path] = sf.info(path).duration
-        except Exception:  # noqa: BLE001 - formats soundfile cannot read: their length is learnt as they go
+        except Exception:  # noqa: BLE001 - what soundfile cannot read: length learnt as it goes
             durations[path] = None
     # A bar with a total only when every length is known up front (a pipe's is not).
     total = sum(durations.values()) if all(durations.values()) else None
     start, audio_seconds, outputs = time.time(), 0.0, {}
-    with tqdm(total=total, desc="separate", unit="s", unit_scale=True, disable=not progress, dynamic_ncols=True,
-              bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]") as bar:
+    bar_format = ("{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio "
+                  "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    with tqdm(total=total, desc="separate", unit="s", unit_scale=True, disable=not progress,
+              dynamic_ncols=True, bar_format=bar_format) as bar:
         for i, path in enumerate(inputs):
             bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
             seconds = []
 
             def advance(step, seconds=seconds):
                 seconds.append(step)
-                bar.update(step if bar.total is None else min(step, bar.total - bar.n))  # no float overshoot
+                # No float overshoot past the total.
+                bar.update(step if bar.total is None else min(step, bar.total - bar.n))
 
             outputs[path] = separator.separate_to_file(path, out_dir, progress=advance, **kwargs)
             audio_seconds += sum(seconds)

@@ -122,7 +122,8 @@ class _FixedLatency:
         if due <= 0:
             return None
         if self.held.size < due:
-            raise RuntimeError(f"internal error: the separation trails its input by more than {self.latency} samples")
+            raise RuntimeError("internal error: the separation trails its input by more than "
+                               f"{self.latency} samples")
         self.released += due
         return self.held.take(due)
 
@@ -130,7 +131,8 @@ class _FixedLatency:
         for part in parts:
             self.held.append(part)
         if self.held.size != received - self.released:
-            raise RuntimeError(f"internal error: {self.held.size} samples left for {received - self.released} still due")
+            due = received - self.released
+            raise RuntimeError(f"internal error: {self.held.size} samples left for {due} still due")
         return self.held.take(self.held.size)
 
 
@@ -146,11 +148,13 @@ class _Resampler:
     def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
         if self.stream is None:
             return block
-        return np.ascontiguousarray(self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T)
+        resampled = self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        return np.ascontiguousarray(resampled.T)
 
 
 class StreamPipeline:
-    """One song through the stages of `Separator.stream`, block by block ((nb_channels, n) arrays)."""
+    """One song through the stages of `Separator.stream`, block by block ((nb_channels, n)
+    arrays)."""
 
     def __init__(self, separator, sample_rate: int, nb_channels: int):
         """`separator`: the `advsep_tf.separate.Separator` whose graphs and layouts run here."""
@@ -162,7 +166,8 @@ class StreamPipeline:
         self.from_model = _Resampler(model_rate, sample_rate, nb_channels * config.nb_stems)
         self.band_walk = None
         if separator.reconstruction == "mask" and sample_rate > model_rate:
-            self.band_walk = SegmentWalk(separator.band_masks_function(sample_rate), separator.band_layout(sample_rate))
+            self.band_walk = SegmentWalk(separator.band_masks_function(sample_rate),
+                                         separator.band_layout(sample_rate))
             self.mixture = _Fifo()  # the input-rate mixture, until its stems arrive
         self.output = _FixedLatency(separator.latency(sample_rate))
         self.received = self.stems_out = 0
@@ -181,7 +186,8 @@ class StreamPipeline:
 
     def _to_input_rate(self, parts: list[np.ndarray], last: bool) -> list[np.ndarray]:
         """Model-rate stems [(c, K, n)] -> input-rate stems, masked where the band walk runs."""
-        stems = np.concatenate(parts, axis=-1) if parts else np.zeros((self.nb_channels, self.nb_stems, 0), np.float32)
+        empty = np.zeros((self.nb_channels, self.nb_stems, 0), np.float32)
+        stems = np.concatenate(parts, axis=-1) if parts else empty
         if self.from_model.stream is not None:
             rows = self.nb_channels * self.nb_stems
             flat = self.from_model.push(stems.reshape(rows, stems.shape[-1]), last=last)
@@ -190,7 +196,8 @@ class StreamPipeline:
         stems = stems[..., : self.received - self.stems_out]
         if last and self.stems_out + stems.shape[-1] < self.received:
             missing = self.received - self.stems_out - stems.shape[-1]
-            stems = np.concatenate([stems, np.zeros(stems.shape[:-1] + (missing,), np.float32)], axis=-1)
+            silence = np.zeros(stems.shape[:-1] + (missing,), np.float32)
+            stems = np.concatenate([stems, silence], axis=-1)
         self.stems_out += stems.shape[-1]
         if self.band_walk is None:
             return [stems]

@@ -57,6 +57,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        uninstall()  # once imported, TensorFlow has printed its start-up lines
         # The module's loader is TensorFlow's own again once it runs (importlib.resources and
         # friends ask it for files).
         module.__loader__ = module.__spec__.loader = self.loader
@@ -65,13 +66,19 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as the rest of sys.meta_path would, and hands it a quiet loader; once."""
+    """Finds `tensorflow` as the rest of sys.meta_path would, and hands it a quiet loader (until
+    it is imported: a `find_spec` that only looks, as Keras's, changes nothing)."""
+
+    searching = False
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != "tensorflow":
+        if fullname != "tensorflow" or self.searching:
             return None
-        uninstall()
-        spec = importlib.util.find_spec(fullname)
+        self.searching = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self.searching = False
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader)
         return spec
