@@ -403,7 +403,7 @@ class Config:
             if path.endswith((".yaml", ".yml"))
             else json.dumps(self.to_dict(), indent=2) + "\n"
         )
-        from advsep_tf.export.atomic import write_atomically
+        from advsep_tf.files import write_atomically
 
         write_atomically(path, text)
 
@@ -457,7 +457,7 @@ def preset_names() -> list[str]:
 def load_config(preset_or_path: str) -> Config:
     """A preset name (`paper`, `musdb4`, `demo`, `tiny`) or a path to a JSON/YAML config file."""
     if os.path.sep in preset_or_path or preset_or_path.endswith((".json", ".yaml", ".yml")):
-        from advsep_tf.export.atomic import load_json_or_yaml
+        from advsep_tf.files import load_json_or_yaml
 
         return Config.from_dict(load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path)
     names = preset_names()

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import load_json_or_yaml, save_figure_atomically, write_atomically
+from advsep_tf.files import load_json_or_yaml, save_figure_atomically, write_atomically
 
 METRICS = ("SDR", "SIR", "SAR", "ISR", "leakage")
 # Leakage: an estimate's energy over the mixture's in the windows where its reference is silent,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advsep_tf.config import Config
-from advsep_tf.export.atomic import check_output_folder, load_json_or_yaml, save_figure_atomically, write_atomically
+from advsep_tf.files import check_output_folder, load_json_or_yaml, save_figure_atomically, write_atomically
 
 MARKER = "experiment.json"
 MARKER_FORMAT = "advsep-tf-experiment"
@@ -389,8 +389,9 @@ def run_experiment(
         write_oracle_estimates,
     )
     from advsep_tf.report import write_experiment_report
-    from advsep_tf.separate import Separator, separate_files
     from advsep_tf.runs import load_run_model
+    from advsep_tf.separate import Separator
+    from advsep_tf.stem_files import separate_files
     from advsep_tf.train import train
 
     start = time.time()

@@ -34,7 +34,7 @@ import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
 from advsep_tf.evaluate import EvaluationResult, track_mixture
-from advsep_tf.export.atomic import atomic_output, write_atomically
+from advsep_tf.files import atomic_output, write_atomically
 
 REPORT_HTML = "report.html"
 ASSETS_DIR = "report_files"

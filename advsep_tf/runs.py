@@ -24,7 +24,7 @@ import keras
 
 from advsep_tf.config import PRETRAINED, Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
-from advsep_tf.export.atomic import (
+from advsep_tf.files import (
     atomic_file,
     check_output_folder,
     load_json_or_yaml,

@@ -1,4 +1,5 @@
-"""Whole-song separation, any length, in memory that does not grow with the song.
+"""The separator: one graph that separates a stretch of a song, and `Separator`, which runs it on
+songs of any length.
 
 One graph separates a stretch of a song (`separate_segment`): STFT, log1p magnitudes, patches half
 a patch apart, the separator, cross-faded patches, the mixture's phase, inverse STFT. It is the
@@ -8,28 +9,20 @@ LiteRT model's segment function (with the "dft_matmul" STFT) and, on segments of
 the model's context (`transforms.model_segment_layout`), and each keeps only the samples that saw
 all their context, so the segmented result equals the whole-song pass to float round-off.
 
-`Separator.stream` is the pipeline, block by block: the input's blocks are resampled to the
-model's rate (soxr, streaming: bit-identical to resampling the whole song), separated segment by
-segment, resampled back, and for input above the model's rate turned into soft masks on the
-input-rate mixture (`filtering.band_masks`, also on exact segments). Each stage holds a bounded
-buffer, so `separate_to_file`, which reads and writes files block by block, runs in flat memory.
-The output trails the input by a fixed `Separator.latency(sample_rate)` samples.
+`Separator.stream` runs the streaming pipeline (`advsep_tf.streaming`: resampling, the segment
+walk, band masks above the model's rate) block by block, so `separate_to_file`, which reads and
+writes files block by block, runs in flat memory. The output trails the input by a fixed
+`Separator.latency(sample_rate)` samples. Where the stems go, and what is checked before any work,
+is `advsep_tf.stem_files`.
 
 Multichannel input is separated channel by channel (the model sees mono); every stem has the
 input's length, sample rate and channel count.
-
-Before separating anything, `plan_separation` checks every input and output: inputs that are
-missing, folders, unreadable or shorter than one STFT frame, an --out that is a file or not
-writable, stems of two inputs that would land on the same path, and stems that would replace an
-existing file (only with `overwrite`, and never an input or the model) are refused in one line
-naming the path.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -38,7 +31,9 @@ import tensorflow as tf
 from advsep_tf import filtering, transforms
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import check_output_files, check_writable, folders_removed_on_failure
+from advsep_tf.files import folders_removed_on_failure
+from advsep_tf.stem_files import FILENAME_FORMAT, plan_separation, record_separation, too_short
+from advsep_tf.streaming import RESAMPLER_LATENCY_SECONDS, StreamPipeline
 
 DEFAULT_CHUNK_PATCHES = 16
 # Model-rate segments of about this length: long enough that the context the segments repeat
@@ -46,9 +41,6 @@ DEFAULT_CHUNK_PATCHES = 16
 SEGMENT_SECONDS = 30.0
 # Segments of the band masking at the input's rate (frame-by-frame work: little context).
 BAND_SEGMENT_SECONDS = 10.0
-# How far a streaming resampler (soxr HQ) may trail its input, at the most: measured below 0.2 s
-# for rates from 8 to 48 kHz and blocks of 1 to 10^6 samples.
-RESAMPLER_LATENCY_SECONDS = 0.5
 # How stems reach an input rate above the model's (see Separator): "direct" resamples the model-rate
 # stems (nothing above the model's band); "mask" turns them into soft masks for the input-rate
 # mixture STFT, extended above the band, so the stems keep the high band and sum to the mixture.
@@ -114,174 +106,6 @@ def _estimate_in_chunks(estimate_patches, patches: tf.Tensor, chunk_patches: int
     return tf.reshape(estimates, [-1, nb_bins, nb_frames, nb_stems])[:nb_patches]
 
 
-class SegmentWalk:
-    """Runs `process(segment, valid_samples)` on the segments of `layout` as samples arrive, and
-    returns the samples each segment keeps, in order (`transforms.plan_segments`, block by block).
-
-    Blocks are arrays (..., nb_samples). A segment runs once the sample after its end has arrived
-    (then it is not the song's last, whatever comes next) or at `finish`, so the segments are the
-    same for any block sizes. The buffer holds at most one segment and one block.
-    """
-
-    def __init__(self, process, layout: transforms.SegmentLayout):
-        self.process, self.layout = process, layout
-        self.pending: list[np.ndarray] = []  # blocks not yet joined into `buffer`
-        self.buffer, self.buffer_start = None, 0
-        self.received = 0
-        self.start = 0  # of the next segment
-        self.first = True
-
-    def push(self, block: np.ndarray) -> list[np.ndarray]:
-        self.pending.append(block)
-        self.received += block.shape[-1]
-        kept = []
-        while self.received > self.start + self.layout.size:
-            kept.append(self._run(last=False))
-        return kept
-
-    def finish(self) -> list[np.ndarray]:
-        if self.received == 0:
-            return []
-        return [self._run(last=True)]
-
-    def _run(self, last: bool) -> np.ndarray:
-        layout = self.layout
-        if self.pending:
-            parts = ([self.buffer] if self.buffer is not None else []) + self.pending
-            self.buffer, self.pending = np.concatenate(parts, axis=-1), []
-        offset = self.start - self.buffer_start
-        segment = self.buffer[..., offset : offset + layout.size]
-        valid = segment.shape[-1]
-        if valid < layout.size:
-            segment = np.pad(segment, [(0, 0)] * (segment.ndim - 1) + [(0, layout.size - valid)])
-        output = self.process(segment, valid)
-        keep_from = 0 if self.first else layout.left_margin
-        keep_to = valid if last else layout.left_margin + layout.step
-        self.first = False
-        self.start += layout.step
-        drop = self.start - self.buffer_start
-        self.buffer, self.buffer_start = self.buffer[..., drop:], self.start
-        return output[..., keep_from:keep_to]
-
-
-class _Fifo:
-    """Blocks (..., n) in, any number of samples out, copying only what leaves."""
-
-    def __init__(self):
-        self.parts: list[np.ndarray] = []
-        self.size = 0
-
-    def append(self, block: np.ndarray) -> None:
-        if block.shape[-1]:
-            self.parts.append(block)
-            self.size += block.shape[-1]
-
-    def take(self, nb_samples: int) -> np.ndarray:
-        taken, needed = [], nb_samples
-        while needed:
-            part = self.parts[0]
-            if part.shape[-1] <= needed:
-                taken.append(self.parts.pop(0))
-                needed -= part.shape[-1]
-            else:
-                taken.append(part[..., :needed])
-                self.parts[0] = part[..., needed:]
-                needed = 0
-        self.size -= nb_samples
-        return np.concatenate(taken, axis=-1)
-
-
-class _FixedLatency:
-    """Releases output so that after n input samples exactly max(0, n - latency) have left."""
-
-    def __init__(self, latency: int):
-        self.latency, self.released, self.held = latency, 0, _Fifo()
-
-    def push(self, parts: list[np.ndarray], received: int) -> np.ndarray | None:
-        for part in parts:
-            self.held.append(part)
-        due = max(0, received - self.latency) - self.released
-        if due <= 0:
-            return None
-        if self.held.size < due:
-            raise RuntimeError(f"internal error: the separation trails its input by more than {self.latency} samples")
-        self.released += due
-        return self.held.take(due)
-
-    def finish(self, parts: list[np.ndarray], received: int) -> np.ndarray:
-        for part in parts:
-            self.held.append(part)
-        if self.held.size != received - self.released:
-            raise RuntimeError(f"internal error: {self.held.size} samples left for {received - self.released} still due")
-        return self.held.take(self.held.size)
-
-
-class _Resampler:
-    """soxr's streaming resampler on (nb_channels, n) blocks; identity at equal rates."""
-
-    def __init__(self, in_rate: int, out_rate: int, nb_channels: int):
-        import soxr
-
-        self.stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, nb_channels, dtype="float32", quality="HQ")
-
-    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.stream is None:
-            return block
-        return np.ascontiguousarray(self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T)
-
-
-class _StreamPipeline:
-    """One song through the stages of `Separator.stream`, block by block ((nb_channels, n) arrays)."""
-
-    def __init__(self, separator: "Separator", sample_rate: int, nb_channels: int):
-        config = separator.config
-        model_rate = config.audio.sample_rate
-        self.nb_channels, self.nb_stems = nb_channels, config.nb_stems
-        self.to_model = _Resampler(sample_rate, model_rate, nb_channels)
-        self.model_walk = SegmentWalk(separator.separate_segment, separator.layout)
-        self.from_model = _Resampler(model_rate, sample_rate, nb_channels * config.nb_stems)
-        self.band_walk = None
-        if separator.reconstruction == "mask" and sample_rate > model_rate:
-            self.band_walk = SegmentWalk(separator.band_masks_function(sample_rate), separator.band_layout(sample_rate))
-            self.mixture = _Fifo()  # the input-rate mixture, until its stems arrive
-        self.output = _FixedLatency(separator.latency(sample_rate))
-        self.received = self.stems_out = 0
-
-    def push(self, block: np.ndarray) -> np.ndarray | None:
-        self.received += block.shape[-1]
-        if self.band_walk is not None:
-            self.mixture.append(block)
-        stems = self.model_walk.push(self.to_model.push(block))
-        return self.output.push(self._to_input_rate(stems, last=False), self.received)
-
-    def finish(self) -> np.ndarray:
-        tail = self.to_model.push(np.zeros((self.nb_channels, 0), np.float32), last=True)
-        stems = self.model_walk.push(tail) + self.model_walk.finish()
-        return self.output.finish(self._to_input_rate(stems, last=True), self.received)
-
-    def _to_input_rate(self, parts: list[np.ndarray], last: bool) -> list[np.ndarray]:
-        """Model-rate stems [(c, K, n)] -> input-rate stems, masked where the band walk runs."""
-        stems = np.concatenate(parts, axis=-1) if parts else np.zeros((self.nb_channels, self.nb_stems, 0), np.float32)
-        if self.from_model.stream is not None:
-            rows = self.nb_channels * self.nb_stems
-            flat = self.from_model.push(stems.reshape(rows, stems.shape[-1]), last=last)
-            stems = flat.reshape(self.nb_channels, self.nb_stems, flat.shape[-1])
-        # Resampling rounds lengths: never more stems than input samples, silence for any missing.
-        stems = stems[..., : self.received - self.stems_out]
-        if last and self.stems_out + stems.shape[-1] < self.received:
-            missing = self.received - self.stems_out - stems.shape[-1]
-            stems = np.concatenate([stems, np.zeros(stems.shape[:-1] + (missing,), np.float32)], axis=-1)
-        self.stems_out += stems.shape[-1]
-        if self.band_walk is None:
-            return [stems]
-        kept = []
-        if stems.shape[-1]:
-            mixture = self.mixture.take(stems.shape[-1])
-            kept = self.band_walk.push(np.concatenate([mixture[:, None], stems], axis=1))
-        return kept + (self.band_walk.finish() if last else [])
-
-
 class Separator:
     """Separate songs with a trained model.
 
@@ -343,7 +167,7 @@ class Separator:
     @classmethod
     def from_saved_model(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
         """From a SavedModel written by advsep-tf-export (its `separate_spectrogram` signature)."""
-        from advsep_tf.export.saved_model import read_saved_model
+        from advsep_tf.saved_model_reader import read_saved_model
 
         loaded, config = read_saved_model(path)
         # The closure keeps `loaded` (and so its variables) alive as long as the Separator.
@@ -410,7 +234,7 @@ class Separator:
                 nb_channels = 1 if mono else (block.shape[1] if block.ndim == 2 else 0)
                 if nb_channels == 0:
                     raise AdvsepError(f"expected blocks of shape (nb_samples, nb_channels), got {block.shape}")
-                pipeline = _StreamPipeline(self, sample_rate, nb_channels)
+                pipeline = StreamPipeline(self, sample_rate, nb_channels)
             channels = block[None] if mono else block.T
             if block.ndim != (1 if mono else 2) or channels.shape[0] != pipeline.nb_channels:
                 raise AdvsepError(f"a block of shape {block.shape} in a stream of {pipeline.nb_channels}-channel blocks")
@@ -448,7 +272,7 @@ class Separator:
         self,
         input_path: str,
         out_dir: str,
-        filename_format: str = "{track}/{source}.{codec}",
+        filename_format: str = FILENAME_FORMAT,
         codec: str = "wav",
         audio_adapter=None,
         overwrite: bool = False,
@@ -521,207 +345,3 @@ class Separator:
         except AdvsepError as error:
             message = str(error)
             raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
-
-
-def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
-    """Why `nb_samples` at `sample_rate` cannot be separated (shorter than one STFT frame of the
-    model, whose estimates would be edge padding only), or None."""
-    needed = math.ceil(config.spectrogram.n_fft * sample_rate / config.audio.sample_rate)
-    if nb_samples >= needed:
-        return None
-    return (
-        f"too short to separate: {nb_samples} sample(s) at {sample_rate} Hz; the model needs at least one "
-        f"frame ({needed} samples, {needed / sample_rate * 1000:.1f} ms)"
-    )
-
-
-def check_paths(inputs: list[str], out_dir: str) -> None:
-    """Inputs are readable files and `out_dir` can be a folder: checked before the model loads."""
-    from advsep_tf.data_pipelines.audio import STDIO
-
-    for path in inputs:
-        if path == STDIO:  # standard input: read when separating
-            continue
-        if os.path.isdir(path):
-            raise AdvsepError(f"{path}: is a folder; give the audio files in it (e.g. {os.path.join(path, '*.wav')})")
-        if not os.path.exists(path):
-            raise AdvsepError(f"{path}: input file not found")
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise AdvsepError(f"{path}: not a readable file")
-    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
-        raise AdvsepError(f"{out_dir}: exists and is a file; --out must be a folder")
-    check_writable(out_dir)
-
-
-def plan_separation(
-    inputs: list[str],
-    out_dir: str,
-    config: Config,
-    filename_format: str = "{track}/{source}.{codec}",
-    codec: str = "wav",
-    overwrite: bool = False,
-    protected: dict[str, str] | None = None,
-    stdin_name: str = "stdin",
-) -> dict[str, list[str]]:
-    """{input: its stems' paths, in `config.sources` order}, after refusing, before any work, what
-    would fail or destroy something: see `check_paths`; two stems on one path (inputs of the same
-    track name, or a --filename-format without {source}); an existing file where a stem goes
-    (replaced only with `overwrite` and only when `out_dir`'s separation record lists it as a
-    stem written there, never an input or a `protected` path); an input shorter than one model
-    frame (measured from its header, where soundfile reads it)."""
-    import soundfile as sf
-
-    from advsep_tf.data_pipelines.audio import STDIO
-
-    check_paths(inputs, out_dir)
-    outputs, writer = {}, {}
-    for path in inputs:
-        outputs[path] = []
-        for source in config.sources:
-            try:
-                relative = filename_format.format(
-                    track=track_name(path, stdin_name), source=source, codec=codec)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise AdvsepError(
-                    f"--filename-format {filename_format!r}: {exc.__class__.__name__}: {exc} "
-                    "(placeholders: {track}, {source}, {codec})"
-                ) from None
-            stem_path = os.path.normpath(os.path.join(out_dir, relative))
-            key = os.path.realpath(stem_path)
-            if key in writer:
-                other, other_source = writer[key]
-                if other != path:
-                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; separate them "
-                                      "into different --out folders, or rename one")
-                if other_source == source:
-                    raise AdvsepError(f"{path}: given twice")
-                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} would be "
-                                  f"written to {stem_path}; include {{source}}")
-            writer[key] = (path, source)
-            outputs[path].append(stem_path)
-    stems = [p for paths in outputs.values() for p in paths]
-    check_output_files(
-        stems, overwrite, "the stems of an earlier separation",
-        {**{path: "an input" for path in inputs if path != STDIO}, **(protected or {})},
-    )
-    earlier = separated_stems(out_dir)
-    for stem in stems:
-        if os.path.lexists(stem) and os.path.realpath(stem) not in earlier:
-            raise AdvsepError(
-                f"{stem}: exists and is not a stem an earlier separation wrote (not listed in "
-                f"{os.path.join(out_dir, SEPARATION_RECORD)}); not replaced, even with "
-                "--overwrite: choose another --out"
-            )
-    for path in inputs:
-        if path == STDIO:  # libsndfile reads "-" as standard input, and closes it
-            continue
-        try:
-            info = sf.info(path)
-        except Exception:  # noqa: BLE001 - formats soundfile cannot read are measured after decoding
-            continue
-        problem = too_short(config, info.frames, info.samplerate)
-        if problem:
-            raise AdvsepError(f"{path}: {problem}")
-    return outputs
-
-
-def track_name(input_path: str, stdin_name: str = "stdin") -> str:
-    """The file's name without extension; for MUSDB-style <track>/mixture.wav, the folder's name;
-    `stdin_name` for standard input ("-")."""
-    if input_path == "-":
-        return stdin_name
-    name = os.path.splitext(os.path.basename(input_path))[0]
-    if name == "mixture":
-        return os.path.basename(os.path.dirname(os.path.abspath(input_path))) or name
-    return name
-
-
-def _fit_length(stems: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad the last axis to `length`."""
-    if stems.shape[-1] >= length:
-        return stems[..., :length]
-    return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
-
-
-def separate_files(separator: Separator, inputs: list[str], out_dir: str, progress: bool = True, **kwargs) -> dict:
-    """Many files, with a progress bar in seconds of audio; returns a summary (files, seconds of
-    audio, x real time).
-
-    Every input and output is checked (`plan_separation`) before the first file is separated;
-    `kwargs` are `separate_to_file`'s.
-    """
-    import soundfile as sf
-    from tqdm.auto import tqdm
-
-    plan_separation(
-        inputs, out_dir, separator.config, kwargs.get("filename_format", "{track}/{source}.{codec}"),
-        kwargs.get("codec", "wav"), kwargs.get("overwrite", False), kwargs.get("protected"),
-        stdin_name=kwargs.get("stdin_name", "stdin"),
-    )
-    truncated = kwargs.setdefault("truncated", [])
-    durations = {}
-    for path in inputs:
-        if path == "-":  # libsndfile reads "-" as standard input, and closes it
-            durations[path] = None
-            continue
-        try:
-            durations[path] = sf.info(path).duration
-        except Exception:  # noqa: BLE001 - formats soundfile cannot read: their length is learnt as they go
-            durations[path] = None
-    # A bar with a total only when every length is known up front (a pipe's is not).
-    total = sum(durations.values()) if all(durations.values()) else None
-    start, audio_seconds, outputs = time.time(), 0.0, {}
-    with tqdm(total=total, desc="separate", unit="s", unit_scale=True, disable=not progress, dynamic_ncols=True,
-              bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]") as bar:
-        for i, path in enumerate(inputs):
-            bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
-            seconds = []
-
-            def advance(step, seconds=seconds):
-                seconds.append(step)
-                bar.update(step if bar.total is None else min(step, bar.total - bar.n))  # no float overshoot
-
-            outputs[path] = separator.separate_to_file(path, out_dir, progress=advance, **kwargs)
-            audio_seconds += sum(seconds)
-    elapsed = time.time() - start
-    return {
-        "files": len(inputs),
-        "audio_seconds": round(audio_seconds, 2),
-        "seconds": round(elapsed, 2),
-        "x_real_time": round(audio_seconds / elapsed, 2) if elapsed > 0 else None,
-        "outputs": outputs,
-        "truncated": truncated,
-    }
-
-
-# Beside the stems, in --out: the stems separations wrote there, the only files --overwrite
-# replaces (a user's own file at a stem's path is not one of them).
-SEPARATION_RECORD = ".advsep-tf-separate.json"
-
-
-def separated_stems(out_dir: str) -> set[str]:
-    """Real paths of the stems that separations into `out_dir` wrote (its SEPARATION_RECORD)."""
-    import json
-
-    try:
-        with open(os.path.join(out_dir, SEPARATION_RECORD), encoding="utf-8") as f:
-            stems = json.load(f).get("stems", [])
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {os.path.realpath(os.path.join(out_dir, stem))
-            for stem in stems if isinstance(stem, str)}
-
-
-def record_separation(out_dir: str, stems: list[str]) -> None:
-    """Add `stems` to `out_dir`'s SEPARATION_RECORD."""
-    import json
-
-    from advsep_tf.export.atomic import write_atomically
-
-    root = os.path.realpath(out_dir)
-    paths = separated_stems(out_dir) | {os.path.realpath(p) for p in stems}
-    known = sorted(os.path.relpath(p, root) for p in paths)
-    os.makedirs(out_dir, exist_ok=True)
-    record = json.dumps({"stems": known}, indent=1) + "\n"
-    write_atomically(os.path.join(out_dir, SEPARATION_RECORD), record)
-

@@ -12,7 +12,7 @@ import time
 import keras
 
 from advsep_tf.config import Config
-from advsep_tf.export.atomic import save_figure_atomically
+from advsep_tf.files import save_figure_atomically
 
 
 class ProgressLines(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ agree to float32 round-off (tests/test_litert.py).
 
 The arithmetic that says which frames and patches a stretch of samples has, and where a segment
 of a song is separated exactly as the whole song would be (`model_segment_layout`), is plain Python so
-that the numpy-only segment walk (`plan_segments`) and the graphs share it.
+that the numpy-only segment walk (`advsep_tf.streaming.SegmentWalk`) and the graphs share it.
 """
 
 from __future__ import annotations
@@ -76,12 +76,6 @@ class SegmentLayout:
     right_margin: int
     quantum: int
 
-    @property
-    def latency(self) -> int:
-        """Samples after its arrival by which a sample's output is known, at the most: a segment
-        runs once the sample after its end has arrived (or the song ended)."""
-        return self.size - self.left_margin
-
     def to_dict(self) -> dict:
         return {"segment_samples": self.size, "step": self.step, "left_margin": self.left_margin,
                 "right_margin": self.right_margin, "quantum": self.quantum}
@@ -135,17 +129,6 @@ def frame_segment_layout(n_fft: int, n_hop: int, segment_samples: int) -> Segmen
     if step < n_hop:
         raise ValueError(f"a segment of {segment_samples} samples is too short for n_fft {n_fft}")
     return SegmentLayout(segment_samples, step, left, right, n_hop)
-
-
-def plan_segments(nb_samples: int, layout: SegmentLayout) -> list[tuple[int, int, int]]:
-    """[(start, keep_from, keep_to)]: run a segment at `start`, keep its output on
-    [keep_from, keep_to). The kept ranges tile [0, nb_samples). A segment is the last one when it
-    reaches the song's end (start + size >= nb_samples)."""
-    starts = [0]
-    while starts[-1] + layout.size < nb_samples:
-        starts.append(starts[-1] + layout.step)
-    keeps = [0] + [s + layout.left_margin for s in starts[1:]] + [nb_samples]
-    return [(s, keeps[i], keeps[i + 1]) for i, s in enumerate(starts)]
 
 
 # -- STFT ------------------------------------------------------------------------------------------

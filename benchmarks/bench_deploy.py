@@ -139,9 +139,9 @@ def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np
         vocals, music = np.concatenate(vocals), np.concatenate(music)
         description = f"the {len(clips)} MIR-1K clips ({len(vocals) / rate:.1f} s) joined and repeated"
     else:
-        from advsep_tf.export.verification import probe
+        from advsep_tf.data_pipelines.synthetic import generate_song
 
-        _, stems = probe(["vocals", "accompaniment"], rate, 30.0)
+        stems = generate_song(20180415, 30.0, rate, ["vocals", "accompaniment"])
         vocals, music = stems["vocals"], stems["accompaniment"]
         description = "a synthetic test song (../shared/data absent)"
     n = int(seconds * rate)
@@ -187,28 +187,26 @@ def main(argv=None):
 
     import advsep_tf  # noqa: F401 - before TensorFlow
 
-    from advsep_tf.export.litert import export_litert
-    from advsep_tf.export.saved_model import export_saved_model
-    from advsep_tf.export.verification import format_result
-    from advsep_tf.runs import load_run_model
+    from advsep_tf.cli.export import main as export  # the command, which prints its verification
+    from advsep_tf.config import load_config
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     run = trained_run(out, args.steps)
     print(f"model: demo preset, {args.steps} supervised steps ({time.time() - start:.0f} s incl. cache)", flush=True)
-    model = load_run_model(str(run))
-    rate = model.separation_config.audio.sample_rate
+    rate = load_config("demo").audio.sample_rate
     artifacts = {"python": (run, None)}
-    summary = export_saved_model(model, str(out / "saved_model"), overwrite=True)  # this benchmark's own earlier export
+    # --overwrite: this benchmark's own earlier exports.
+    summary = export(["--model", str(run), "--format", "saved_model",
+                      "--out", str(out / "saved_model"), "--overwrite"])
     artifacts["saved_model"] = (out / "saved_model", summary)
-    print(f"saved_model: {summary['bytes'] / 1e6:.2f} MB, {format_result(summary)}", flush=True)
     for quantize in ("none", "float16", "int8"):
         name = "litert_" + ("float32" if quantize == "none" else quantize)
         path = out / f"{name}.tflite"
-        summary = export_litert(model, str(path), quantize=quantize, overwrite=True)
+        summary = export(["--model", str(run), "--format", "litert", "--quantize", quantize,
+                          "--out", str(path), "--overwrite"])
         artifacts[name] = (path, summary)
-        print(f"{name}: {summary['bytes'] / 1e6:.2f} MB, {format_result(summary, with_drop=True)}", flush=True)
     keras_bytes = os.path.getsize(run / "model.keras")
 
     mixture, truth, description = benchmark_input(args.seconds, rate)

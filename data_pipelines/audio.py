@@ -24,6 +24,7 @@ import soundfile as sf
 import soxr
 
 from advsep_tf.errors import AdvsepError
+from advsep_tf.files import atomic_file, move_into_place, remove_stale_temporaries, temporary_path
 
 PathLike = Union[str, os.PathLike]
 
@@ -249,8 +250,6 @@ class SoundfileAudioAdapter(AudioAdapter):
             # Integer and lossy encoders wrap around or distort past full scale; float WAV
             # stores any value, so it is written as given.
             data = np.clip(data, -1.0, 1.0)
-
-        from advsep_tf.export.atomic import atomic_file
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,8 +494,6 @@ class _StreamingWriter(AudioWriter):
     output), into a temporary file renamed into place at the end."""
 
     def __init__(self, path: PathLike, sample_rate: int, nb_channels: int, codec: Optional[str]):
-        from advsep_tf.export.atomic import remove_stale_temporaries, temporary_path
-
         self.stdout = str(path) == STDIO
         self.path = Path(path)
         if int(sample_rate) != sample_rate or sample_rate <= 0:
@@ -563,7 +560,7 @@ class _StreamingWriter(AudioWriter):
                 self._abort()
                 raise AdvsepError(f"{self.path}: cannot write audio (ffmpeg: {_first_line(stderr)})")
         if self.temporary is not None:
-            os.replace(self.temporary, self.path)
+            move_into_place(self.temporary, str(self.path))
 
     def _abort(self) -> None:
         if self.file is not None:

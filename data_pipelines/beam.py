@@ -81,7 +81,7 @@ from advsep_tf.data_pipelines.prepare import (
     sharded_roles,
 )
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import atomic_file, is_url, load_json_or_yaml, remove, sha256_of, write_atomically
+from advsep_tf.files import atomic_file, is_url, load_json_or_yaml, remove, sha256_of, write_atomically
 
 _disabled = logging.root.manager.disable
 logging.disable(logging.WARNING)  # apache_beam warns at import that the optional GCP clients are absent

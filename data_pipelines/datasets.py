@@ -32,13 +32,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import load_json_or_yaml
+from advsep_tf.files import load_json_or_yaml
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff")
 PAIRED_ROLES = ("train", "valid")
@@ -54,8 +54,8 @@ MIN_RATE_FRACTION = 0.9
 # Downmix rule: mono is kept, stereo is averaged; more channels have no agreed mono mix.
 MAX_DOWNMIX_CHANNELS = 2
 
-KINDS = ("dsd100", "musdb18", "musdb18hq", "medleydb", "ccmixter", "ikala", "mir1k", "paired", "mixtures",
-         "solo/<source>", "synthetic")
+# The dataset kinds of `--dataset KIND=PATH` are READERS' keys and SOLO (defined below the readers).
+SOLO = "solo/<source>"  # one kind per source of the config: solo/vocals, solo/accompaniment, ...
 
 
 @dataclass(frozen=True)
@@ -661,7 +661,7 @@ def unlabelled_tracks(path: str, role: str, origin: str) -> list[TrackRecord]:
 def synthetic_tracks(path: str, config: Config, origin: str = "synthetic") -> list[TrackRecord]:
     """The built-in synthetic corpus; generated at PATH (with the config's sources) if absent."""
     from advsep_tf.data_pipelines import synthetic
-    from advsep_tf.export.atomic import check_output_folder
+    from advsep_tf.files import check_output_folder
 
     if not os.path.isfile(os.path.join(path, "corpus.json")):
         # Generated only where it destroys nothing: a new or empty folder, or a generation cut short.
@@ -697,33 +697,35 @@ def synthetic_tracks(path: str, config: Config, origin: str = "synthetic") -> li
     return records
 
 
-def dataset_records(kind: str, path: str, config: Config, origin: Optional[str] = None) -> list[TrackRecord]:
-    """Dispatch one `--dataset KIND=PATH`; `origin` labels its tracks (default: the kind)."""
+# Each dataset kind's reader: (path, config, origin) -> its tracks. The solo kinds (SOLO) are
+# read by `unlabelled_tracks`, once their source is known to be the config's.
+READERS: dict[str, Callable[[str, Config, str], list[TrackRecord]]] = {
+    "dsd100": dsd100_tracks,
+    "musdb18": lambda path, config, origin: musdb_tracks(path, config, hq=False, origin=origin),
+    "musdb18hq": lambda path, config, origin: musdb_tracks(path, config, hq=True, origin=origin),
+    "medleydb": medleydb_tracks,
+    "ccmixter": ccmixter_tracks,
+    "ikala": ikala_tracks,
+    "mir1k": mir1k_tracks,
+    "paired": paired_tracks,
+    "mixtures": lambda path, config, origin: unlabelled_tracks(path, "mixtures", origin),
+    "synthetic": synthetic_tracks,
+}
+KINDS = (*READERS, SOLO)
+
+
+def dataset_records(
+    kind: str, path: str, config: Config, origin: Optional[str] = None
+) -> list[TrackRecord]:
+    """Read one `--dataset KIND=PATH` with its kind's reader (READERS); `origin` labels its tracks
+    (default: the kind)."""
+    problem = dataset_kind_problem(kind, path, config)
+    if problem:
+        raise AdvsepError(problem)
     origin = origin or kind
-    if kind == "synthetic":
-        return synthetic_tracks(path, config, origin)
-    if kind == "paired":
-        return paired_tracks(path, config, origin)
-    if kind == "dsd100":
-        return dsd100_tracks(path, config, origin)
-    if kind in ("musdb18", "musdb18hq"):
-        return musdb_tracks(path, config, hq=kind == "musdb18hq", origin=origin)
-    if kind == "medleydb":
-        return medleydb_tracks(path, config, origin)
-    if kind == "ccmixter":
-        return ccmixter_tracks(path, config, origin)
-    if kind == "ikala":
-        return ikala_tracks(path, config, origin)
-    if kind == "mir1k":
-        return mir1k_tracks(path, config, origin)
-    if kind == "mixtures":
-        return unlabelled_tracks(path, "mixtures", origin)
-    if kind.startswith("solo/"):
-        source = kind.split("/", 1)[1]
-        if source not in config.sources:
-            raise AdvsepError(f"--dataset {kind}={path}: '{source}' is not a source of this config ({', '.join(config.sources)})")
-        return unlabelled_tracks(path, kind, origin)
-    raise AdvsepError(dataset_kind_problem(kind, path, config))
+    if kind in READERS:
+        return READERS[kind](path, config, origin)
+    return unlabelled_tracks(path, kind, origin)  # solo/<source>
 
 
 def dataset_kind_problem(kind: str, path: str, config: Config) -> Optional[str]:
@@ -731,9 +733,10 @@ def dataset_kind_problem(kind: str, path: str, config: Config) -> Optional[str]:
     if kind.startswith("solo/"):
         source = kind.split("/", 1)[1]
         if source not in config.sources:
-            return f"--dataset {kind}={path}: '{source}' is not a source of this config ({', '.join(config.sources)})"
+            sources = ", ".join(config.sources)
+            return f"--dataset {kind}={path}: '{source}' is not a source of this config ({sources})"
         return None
-    if kind in KINDS:
+    if kind in READERS:
         return None
     return f"--dataset {kind}={path}: unknown dataset kind '{kind}' (kinds: {', '.join(KINDS)})"
 

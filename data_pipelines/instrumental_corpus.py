@@ -61,7 +61,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export import atomic
+from advsep_tf import files
 
 # Current in Debian 12 (bookworm) when this corpus was built; a version the archive no longer
 # holds is refused by `apt-cache show`, and a newer one is a deliberate edit here.
@@ -144,7 +144,7 @@ def download_deb(name: str, version: str, folder: str, apt_get: list[str] | None
     if len(debs) != 1:
         raise AdvsepError(f"{name}={version}: apt-get download left {len(debs)} .deb files, "
                           "not one")
-    got = atomic.sha256_of(debs[0])
+    got = files.sha256_of(debs[0])
     if got != expected:
         raise AdvsepError(
             f"{name}={version}: refused: the downloaded .deb's SHA256 {got[:16]}... differs from "
@@ -212,7 +212,7 @@ def _empty_manifest() -> dict:
 
 
 def read_manifest(path: str) -> dict:
-    manifest = atomic.load_json_or_yaml(path, "corpus manifest")
+    manifest = files.load_json_or_yaml(path, "corpus manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise AdvsepError(f"{path}: not a manifest of this corpus (format '{FORMAT}')")
     return manifest
@@ -221,7 +221,7 @@ def read_manifest(path: str) -> dict:
 def write_manifest(out: str, manifest: dict) -> None:
     manifest["tracks"].sort(key=lambda t: t["path"])
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    atomic.write_atomically(os.path.join(out, MANIFEST), text)
+    files.write_atomically(os.path.join(out, MANIFEST), text)
 
 
 def _is_corpus(folder: str) -> bool:
@@ -235,7 +235,7 @@ def check_files(out: str, tracks: Iterable[dict]) -> tuple[list[str], list[str]]
         path = os.path.join(out, track["path"])
         if not os.path.isfile(path):
             missing.append(track["path"])
-        elif atomic.sha256_of(path) != track["sha256"]:
+        elif files.sha256_of(path) != track["sha256"]:
             changed.append(track["path"])
     return changed, missing
 
@@ -326,7 +326,7 @@ def _fetch_package(dest: str, name: str, version: str, manifest: dict,
             except Exception as exc:  # noqa: BLE001 - any decoder error means unusable here
                 skipped.append(f"{path} ({exc.__class__.__name__}: {' '.join(str(exc).split())})")
                 continue
-            sha256 = atomic.sha256_of(source)
+            sha256 = files.sha256_of(source)
             if path in reference and reference[path]["sha256"] != sha256:
                 raise AdvsepError(
                     f"{path}: {name}={version} holds another file than the manifest's (sha256 "
@@ -335,7 +335,7 @@ def _fetch_package(dest: str, name: str, version: str, manifest: dict,
             target = os.path.join(dest, rel)
             if not os.path.isfile(target):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                with atomic.atomic_file(target) as part:
+                with files.atomic_file(target) as part:
                     shutil.copyfile(source, part)
             tracks.append({
                 **have.get(path, {}),
@@ -371,7 +371,7 @@ def fetch(out: str, packages: dict[str, str], reference: dict | None = None,
 
     `reference`: a manifest to reproduce; its files must come back with the same sha256.
     """
-    atomic.check_output_folder(out, _is_corpus, "a corpus folder (with manifest.json)")
+    files.check_output_folder(out, _is_corpus, "a corpus folder (with manifest.json)")
     manifest_path = os.path.join(out, MANIFEST)
     manifest = read_manifest(manifest_path) if os.path.isfile(manifest_path) else _empty_manifest()
     for name, version in packages.items():
@@ -408,7 +408,7 @@ def fetch(out: str, packages: dict[str, str], reference: dict | None = None,
             tracks = _fetch_package(folder, name, version, manifest, reference_tracks,
                                     apt_get, apt_cache)
         else:  # a new package appears whole or not at all, so a kill leaves nothing unlisted
-            with atomic.atomic_output(folder, directory=True) as part:
+            with files.atomic_output(folder, directory=True) as part:
                 os.makedirs(part)
                 tracks = _fetch_package(part, name, version, manifest, reference_tracks,
                                         apt_get, apt_cache)
@@ -528,7 +528,7 @@ def _is_links_folder(folder: str) -> bool:
 def link_accompaniment(out: str, tracks: list[dict]) -> None:
     """out/accompaniment/<path>: a relative symlink to each of `tracks`; out/accompaniment.txt."""
     target = os.path.join(out, ACCOMPANIMENT)
-    with atomic.atomic_output(target, directory=True, overwrite=True, looks_like=_is_links_folder,
+    with files.atomic_output(target, directory=True, overwrite=True, looks_like=_is_links_folder,
                               what="a folder of links this command made") as tmp:
         os.makedirs(tmp)
         with open(os.path.join(tmp, LINKS_MARKER), "w", encoding="utf-8") as f:
@@ -541,7 +541,7 @@ def link_accompaniment(out: str, tracks: list[dict]) -> None:
             relative = os.path.relpath(os.path.join(out, track["path"]), os.path.dirname(final))
             os.symlink(relative, link)
     listing = "".join(os.path.abspath(os.path.join(out, t["path"])) + "\n" for t in tracks)
-    atomic.write_atomically(os.path.join(out, ACCOMPANIMENT + ".txt"), listing)
+    files.write_atomically(os.path.join(out, ACCOMPANIMENT + ".txt"), listing)
 
 
 def _report_screen(manifest: dict, kept: list[dict]) -> None:

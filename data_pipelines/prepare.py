@@ -49,7 +49,7 @@ from advsep_tf.data_pipelines.datasets import (
 )
 from advsep_tf.data_pipelines.splits import UNUSED, assign_roles, load_split, role_order, write_split
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import (
+from advsep_tf.files import (
     check_output_folder,
     is_url,
     load_json_or_yaml,
@@ -314,7 +314,7 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
 
 def _is_leftover(name: str) -> bool:
     """A temporary of a shard, the journal, the manifest or the Beam error note: never complete.
-    (`advsep_tf.export.atomic`'s `.NAME.PID.TOKEN.tmp`, or an older `NAME.tmp`.)"""
+    (`advsep_tf.files`'s `.NAME.PID.TOKEN.tmp`, or an older `NAME.tmp`.)"""
     return name.endswith(".tmp") and (
         ".tfrecord-" in name or name.lstrip(".").startswith((shards.MANIFEST, JOURNAL, BEAM_ERROR_NOTE))
     )

@@ -1,7 +1,7 @@
 """Spectrogram patches -> TFRecord shards + manifest.json, written so that nothing half-written
 ever reads as complete.
 
-Every shard is written under a temporary name (`advsep_tf.export.atomic`'s) and renamed when closed
+Every shard is written under a temporary name (`advsep_tf.files`'s) and renamed when closed
 (to `<role>.tfrecord-NNNNN`, then to `...-NNNNN-of-NNNNN` when the role's count is known);
 `manifest.json` (config, examples and sha256 per shard) is written last, atomically. A shard set
 without a manifest is not a shard set: `ShardSet.open` refuses it.
@@ -26,7 +26,7 @@ import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
-from advsep_tf.export.atomic import load_json_or_yaml, move_into_place, sha256_of, temporary_path, write_atomically
+from advsep_tf.files import load_json_or_yaml, move_into_place, sha256_of, temporary_path, write_atomically
 
 # TensorFlow is imported where it is used: the command line takes EXAMPLES_PER_SHARD from here
 # before TensorFlow's start-up lines are silenced.

@@ -42,7 +42,7 @@ from typing import Optional
 from advsep_tf.config import Config
 from advsep_tf.data_pipelines.datasets import HELD_OUT_ROLES, POOL, TrackRecord, role_refusal
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import load_json_or_yaml
+from advsep_tf.files import load_json_or_yaml
 
 PAIRED_SPEC_ROLES = ("train", "valid", "test")
 SPEC_KEYS = (*PAIRED_SPEC_ROLES, "mixtures", "solo", "unused")
@@ -294,7 +294,7 @@ def write_split(path: str, assignment: dict[str, list[TrackRecord]], config: Con
         text = SPEC_HEADER.format(name=os.path.basename(path)) + yaml.safe_dump(
             content, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000
         )
-    from advsep_tf.export.atomic import write_atomically
+    from advsep_tf.files import write_atomically
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_atomically(path, text)

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import load_json_or_yaml, write_atomically
+from advsep_tf.files import load_json_or_yaml, write_atomically
 
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 DERIVED_SOURCES = {"accompaniment": ("drums", "bass", "other")}

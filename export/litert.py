@@ -36,7 +36,7 @@ import numpy as np
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 from advsep_tf.export import litert_runner, verification
-from advsep_tf.export.atomic import atomic_output, remove, temporary_path
+from advsep_tf.files import atomic_output, remove, temporary_path
 
 QUANTIZATIONS = ("none", "float16", "int8")
 # Max abs difference (float32 waveforms) between the float32 model and the Python separator.

@@ -41,8 +41,9 @@ def plan_segments(nb_samples: int, layout: dict) -> list[tuple[int, int, int]]:
     """[(start, keep_from, keep_to)] in song samples: run a segment at `start`, keep its output on
     [keep_from, keep_to). The kept ranges tile [0, nb_samples).
 
-    A copy of `advsep_tf.transforms.plan_segments` (this file runs without advsep_tf); the
-    layout itself is computed once, at export, and read from the model's metadata.
+    The segments `advsep_tf.streaming.SegmentWalk` runs, planned for a whole song (this file runs
+    without advsep_tf; tests/test_layers.py checks that the two agree); the layout itself is
+    computed once, at export, and read from the model's metadata.
     """
     size, step, left = layout["segment_samples"], layout["step"], layout["left_margin"]
     starts = [0]

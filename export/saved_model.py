@@ -7,7 +7,8 @@ Signatures:
     separate_spectrogram   patches (batch, nb_bins, nb_frames, 1) log1p magnitudes
                            -> {"estimates": (batch, nb_bins, nb_frames, nb_stems)}
     config                 () -> {"config_json": the full config, "version": advsep-tf version}
-The config is also written as assets/advsep_tf_config.json.
+The config is also written as assets/advsep_tf_config.json. `advsep_tf.saved_model_reader` reads
+what this module writes (for `Separator.load`, which never imports the exporter).
 
 The directory is written under a temporary name, reloaded with `tf.saved_model.load`, run on a
 fixed probe (`advsep_tf.export.verification.probe`) and compared with the Python separator; it
@@ -20,21 +21,13 @@ import json
 import os
 
 from advsep_tf.config import Config
-from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import atomic_output
+from advsep_tf.files import atomic_output
+from advsep_tf.saved_model_reader import CONFIG_ASSET, is_saved_model_export
 
-CONFIG_ASSET = "advsep_tf_config.json"
 # Max abs difference (float32 waveform) allowed between the SavedModel and the Python separator.
 VERIFY_TOLERANCE = 1e-4
 # Length of the verification probe (advsep_tf.export.verification.probe), seconds.
 PROBE_SECONDS = 2.5
-
-
-def is_saved_model_export(path: str) -> bool:
-    """Whether `path` looks like a SavedModel this module wrote (what --overwrite may replace)."""
-    return os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isfile(
-        os.path.join(path, "assets", CONFIG_ASSET)
-    )
 
 
 def export_saved_model(
@@ -123,16 +116,3 @@ def _verify(path: str, final_path: str, reference, config: Config) -> dict:
     verification.judge(final_path, result, max_abs=VERIFY_TOLERANCE)
     result.update(tolerance=f"max abs <= {VERIFY_TOLERANCE:g}", probe_seconds=PROBE_SECONDS)
     return result
-
-
-def read_saved_model(path: str):
-    """(loaded SavedModel, its Config)."""
-    import tensorflow as tf
-
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise AdvsepError(f"{path}: not a SavedModel (no saved_model.pb)")
-    loaded = tf.saved_model.load(path)
-    if not hasattr(loaded, "config"):
-        raise AdvsepError(f"{path}: not an advsep-tf SavedModel (no 'config' endpoint)")
-    config_json = loaded.config()["config_json"].numpy().decode()
-    return loaded, Config.from_dict(json.loads(config_json), origin=f"{path} (embedded config)")

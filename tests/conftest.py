@@ -51,3 +51,25 @@ def tiny_run(tmp_path_factory, tiny_config, tiny_shards):
     run_dir = tmp_path_factory.mktemp("run") / "adversarial"
     train(tiny_config, str(tiny_shards), str(run_dir), steps=4, verbose=0)
     return run_dir
+
+
+def walked_segments(nb_samples: int, layout, block: int | None = None) -> list[tuple[int, int, int]]:
+    """[(start, keep_from, keep_to)]: the segments `advsep_tf.streaming.SegmentWalk` runs on a
+    song of `nb_samples` arriving in blocks of `block` samples (None: one block), and the part of
+    each it keeps, read off the walk itself (the song's samples are their own indices)."""
+    import numpy as np
+
+    from advsep_tf.streaming import SegmentWalk
+
+    starts = []
+
+    def process(segment, valid):
+        starts.append(int(segment[0, 0]))
+        return segment
+
+    walk = SegmentWalk(process, layout)
+    song = np.arange(nb_samples, dtype=np.float64)[None]
+    block = block or nb_samples
+    kept = [k for i in range(0, nb_samples, block) for k in walk.push(song[:, i : i + block])]
+    kept += walk.finish()
+    return [(start, int(k[0, 0]), int(k[0, -1]) + 1) for start, k in zip(starts, kept, strict=True)]

@@ -54,7 +54,7 @@ def test_the_savedmodel_computes_the_trained_separator(saved_model, tiny_run, ti
     import tensorflow as tf
 
     from advsep_tf.export import verification
-    from advsep_tf.export.atomic import is_temporary
+    from advsep_tf.files import is_temporary
     from advsep_tf.export.saved_model import VERIFY_TOLERANCE
     from advsep_tf.separate import Separator
     from advsep_tf.runs import load_run_model

@@ -22,7 +22,7 @@ from advsep_tf import transforms
 from advsep_tf.cli import common
 from advsep_tf.cli.export import main as export_main
 from advsep_tf.export import litert, litert_runner, verification
-from conftest import shared_data_or_skip
+from conftest import shared_data_or_skip, walked_segments
 
 RUNNER_FILE = Path(litert_runner.__file__)
 # Stated tolerances for the real clip, the export's own (advsep_tf/export/litert.py): float32
@@ -120,7 +120,7 @@ def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment)
         whole = separate_waveforms(estimate, tf.constant(song[None]), config, 16).numpy()[0]
         chunked = np.zeros_like(whole)
         plan = litert_runner.plan_segments(length, layout.to_dict())
-        assert plan == transforms.plan_segments(length, layout)  # the runner's copy walks alike
+        assert plan == walked_segments(length, layout)  # the runner's copy walks alike
         for start, keep_from, keep_to in plan:
             part = np.zeros(size, np.float32)
             piece = song[start : start + size]
@@ -167,7 +167,7 @@ def test_export_prints_what_each_tflite_file_computes(exported, tiny_run, tiny_c
     .tflite file (ai-edge-litert) against the Python separator gives them back."""
     import re
 
-    from advsep_tf.export.atomic import is_temporary
+    from advsep_tf.files import is_temporary
     from advsep_tf.separate import Separator
 
     python_separator = Separator.from_checkpoint(str(tiny_run))

@@ -19,7 +19,7 @@ from advsep_tf.config import load_config
 from advsep_tf.data_pipelines.prepare import JOURNAL, prepare
 from advsep_tf.data_pipelines.shards import MANIFEST, ShardSet
 from advsep_tf.errors import AdvsepError
-from advsep_tf.export.atomic import KILL_AT_ENV
+from advsep_tf.files import KILL_AT_ENV
 
 import layouts
 
@@ -312,7 +312,7 @@ def test_bad_input_fails_naming_the_file_or_is_skipped_and_listed(case, tmp_path
 # -- resuming and workers -------------------------------------------------------------------------
 
 def prepare_killed_at(point, corpus, out, *extra):
-    """Run advsep-tf-prepare until it SIGKILLs itself at `point` (advsep_tf.export.atomic's
+    """Run advsep-tf-prepare until it SIGKILLs itself at `point` (advsep_tf.files's
     ADVSEP_TF_KILL_AT: "replace:NAME" is just before NAME is renamed into place)."""
     command = [sys.executable, "-m", "advsep_tf.cli.prepare", "--config", "tiny", "--dataset", f"synthetic={corpus}",
                "--out", str(out), "--no-progress", *extra]

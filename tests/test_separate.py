@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from advsep_tf.separate import Separator
+from conftest import walked_segments
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def test_band_masks_on_segments_equal_one_pass(separator):
     """The input-rate band masking, run on the segments of its frame layout, equals one pass."""
     import tensorflow as tf
 
-    from advsep_tf import filtering, transforms
-    from advsep_tf.separate import SegmentWalk
+    from advsep_tf import filtering
+    from advsep_tf.streaming import SegmentWalk
 
     rate = 44100
     rng = np.random.default_rng(5)
@@ -67,7 +68,7 @@ def test_band_masks_on_segments_equal_one_pass(separator):
     whole = filtering.band_masks(tf.constant(parts[:, 0]), tf.constant(parts[:, 1:]), separator.config, rate,
                                  shared_channels=True).numpy()
     layout = separator.band_layout(rate)
-    assert len(transforms.plan_segments(parts.shape[-1], layout)) >= 3
+    assert len(walked_segments(parts.shape[-1], layout)) >= 3
     walk = SegmentWalk(separator.band_masks_function(rate), layout)
     pieces = [out for i in range(0, parts.shape[-1], 30000) for out in walk.push(parts[..., i : i + 30000])]
     segmented = np.concatenate(pieces + walk.finish(), axis=-1)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from advsep_tf import transforms
+from conftest import walked_segments
 
 
 def _signal(n, seed=0):
@@ -81,9 +82,13 @@ def test_frame_count_is_the_stfts(n_fft, n_hop):
     transforms.model_segment_layout(64, 32, 16, transforms.minimum_model_segment(64, 32, 16)),
     transforms.frame_segment_layout(4096, 2048, 441000),
 ])
-def test_planned_segments_tile_any_song(layout):
+def test_walked_segments_tile_any_song(layout):
+    """The segment walker's segments, whatever the block sizes, tile the song with parts that
+    saw all their context."""
     for length in (1, layout.size - 1, layout.size, layout.size + 1, 7 * layout.size + 123):
-        plan = transforms.plan_segments(length, layout)
+        plan = walked_segments(length, layout)
+        for block in (1000, layout.step + 1):
+            assert walked_segments(length, layout, block) == plan
         assert plan[0][1] == 0 and plan[-1][2] == length
         assert all(a[2] == b[1] for a, b in zip(plan, plan[1:]))
         assert all(start % layout.quantum == 0 for start, _, _ in plan)

@@ -1,6 +1,6 @@
 """No command deletes or replaces a file it did not create (issue 9): every case is checked against
 a tree of the user's files, whose checksums must be the same afterwards, not only by exit codes.
-The kill cases kill at a deterministic point (ADVSEP_TF_KILL_AT, see advsep_tf.export.atomic)."""
+The kill cases kill at a deterministic point (ADVSEP_TF_KILL_AT, see advsep_tf.files)."""
 
 import hashlib
 import json
@@ -17,7 +17,7 @@ import soundfile as sf
 
 from advsep_tf.cli import common
 from advsep_tf.cli import demo, evaluate, experiment, export, prepare, separate, train
-from advsep_tf.export.atomic import KILL_AT_ENV
+from advsep_tf.files import KILL_AT_ENV
 
 
 def checksums(root) -> dict[str, str]:
@@ -33,7 +33,7 @@ def checksums(root) -> dict[str, str]:
 
 def leftovers(root) -> list[str]:
     """Temporaries (.NAME.PID.TOKEN.tmp / .old) anywhere under `root`."""
-    from advsep_tf.export.atomic import _LEFTOVER
+    from advsep_tf.files import _LEFTOVER
 
     return sorted(os.path.relpath(os.path.join(folder, n), root)
                   for folder, dirs, files in os.walk(root) for n in dirs + files if _LEFTOVER.match(n))
@@ -115,7 +115,7 @@ def test_export_never_replaces_a_folder_that_is_not_an_earlier_export(tiny_run, 
 
 
 def test_export_overwrite_replaces_an_earlier_export_and_nothing_else(tiny_run, home, capsys):
-    from advsep_tf.export.saved_model import is_saved_model_export
+    from advsep_tf.saved_model_reader import is_saved_model_export
 
     out = home / "serving" / "advsep" / "1"
     assert run_cli(export, ["--model", str(tiny_run), "--out", str(out)], capsys)[0] == 0
@@ -301,12 +301,12 @@ def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_on
 def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is_put_back(
     tmp_path, exchange
 ):
-    from advsep_tf.export import atomic
-    from advsep_tf.export.atomic import remove_stale_temporaries
+    from advsep_tf import files
+    from advsep_tf.files import remove_stale_temporaries
 
     probe_a, probe_b = tmp_path / "a", tmp_path / "b"
     probe_a.mkdir(), probe_b.mkdir()
-    if exchange and not atomic._exchange(str(probe_a), str(probe_b)):
+    if exchange and not files._exchange(str(probe_a), str(probe_b)):
         pytest.skip("this system or file system cannot swap two paths in one step")
     out = tmp_path / "export"
     out.mkdir()
@@ -314,9 +314,9 @@ def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is
     before = checksums(tmp_path)
     replace = (
         "import os, sys\n"
-        "from advsep_tf.export import atomic\n"
-        + ("" if exchange else "atomic._exchange = lambda first, second: False\n") +
-        "with atomic.atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
+        "from advsep_tf import files\n"
+        + ("" if exchange else "files._exchange = lambda first, second: False\n") +
+        "with files.atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
         "    os.makedirs(tmp)\n"
         "    open(os.path.join(tmp, 'saved_model.pb'), 'wb').write(b'the new export')\n"
     )
@@ -637,7 +637,7 @@ def test_standard_input_separates_into_a_folder(tiny_run, home, name):
 
 
 def test_any_name_the_file_system_accepts_is_written_atomically(tmp_path):
-    from advsep_tf.export.atomic import (
+    from advsep_tf.files import (
         atomic_output, remove_stale_temporaries, temporary_path, write_atomically,
     )
 

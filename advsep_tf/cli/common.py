@@ -32,28 +32,17 @@ def command_line(prog: str, argv=None) -> str:
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow and find its devices with stderr silenced.
+    """Import TensorFlow once the arguments are parsed: quietly (`advsep_tf.tensorflow_logging`,
+    which `import advsep_tf` set up), or with `verbose` with its own logging.
 
-    TensorFlow's C++ side prints start-up lines (oneDNN, CUDA probing) before its logging is
-    configured, so TF_CPP_MIN_LOG_LEVEL cannot hide them; users of a command-line tool should see
-    its progress and its errors, not these.
+    Users of a command-line tool should see its progress and its errors, not TensorFlow's
+    start-up lines (oneDNN, CUDA probing).
     """
-    import os
+    from advsep_tf import tensorflow_logging
 
-    if verbose or "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    if verbose:
+        tensorflow_logging.show()
+    import tensorflow  # noqa: F401
 
 
 def console_script(main):

@@ -98,7 +98,7 @@ def _check_outputs(args, results_json: str) -> None:
     """Before any work: the files this run writes replace nothing but an earlier evaluation's
     results, and those only with --overwrite."""
     from advsep_tf.errors import AdvsepError
-    from advsep_tf.export.atomic import check_output_files, check_writable
+    from advsep_tf.files import check_output_files, check_writable
 
     check_writable(args.out)
     if os.path.lexists(args.out) and not os.path.isdir(args.out):
@@ -182,7 +182,7 @@ def _write_comparison(results, out, format_comparison, plot_boxplots):
     if len(results) > 1:
         table = format_comparison(results, ("SDR", "SIR", "SAR", "ISR"))
         print(table)
-        from advsep_tf.export.atomic import write_atomically
+        from advsep_tf.files import write_atomically
 
         write_atomically(os.path.join(out, "comparison.md"), table + "\n")
 

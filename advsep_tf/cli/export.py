@@ -2,7 +2,7 @@
 
 Both artifacts are reloaded after writing and compared with the Python separator on a fixed probe;
 beyond tolerance the command fails (exit 1) and leaves nothing at --out. An existing --out is
-replaced only with --overwrite, and only when it is an earlier export (see advsep_tf.export.atomic).
+replaced only with --overwrite, and only when it is an earlier export (see advsep_tf.files).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from advsep_tf.cli import common, options
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     p = common.parser(
         "advsep-tf-export", __doc__.splitlines()[0],
         "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
-    from advsep_tf.export.atomic import check_replaceable
+    from advsep_tf.files import check_replaceable
     from advsep_tf.export.litert import is_litert_export
     from advsep_tf.export.saved_model import is_saved_model_export
     from advsep_tf.runs import load_run_model
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
             f"Python separator on a {summary['probe_seconds']:g} s probe: {format_result(summary)} "
             f"(tolerance: {summary['tolerance']})"
         )
-        return
+        return summary
     from advsep_tf.export.litert import export_litert
 
     summary = export_litert(model, args.out, quantize=args.quantize, segment_seconds=args.segment_seconds,
@@ -72,6 +72,7 @@ def main(argv=None) -> None:
         f"on a {summary['probe_seconds']:g} s probe: {format_result(summary, with_drop=kind != 'float32')} "
         f"(tolerance: {summary['tolerance']})"
     )
+    return summary
 
 cli = common.console_script(main)
 

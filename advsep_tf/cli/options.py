@@ -18,6 +18,7 @@ from advsep_tf.data_pipelines.audio import SOUNDFILE_CODECS
 from advsep_tf.data_pipelines.prepare import ON_ERROR
 from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
 from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
+from advsep_tf.stem_files import FILENAME_FORMAT
 
 # advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS, CHANNEL_MASKS and
 # DEFAULT_CHUNK_PATCHES are repeated here; tests/test_cli.py fails when the two differ.
@@ -25,7 +26,6 @@ RECONSTRUCTIONS = ("mask", "direct")
 CHANNEL_MASKS = ("shared", "independent")
 DEFAULT_CHUNK_PATCHES = 16
 CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
-FILENAME_FORMAT = "{track}/{source}.{codec}"
 EXPORT_FORMATS = ("saved_model", "litert")
 # Beam runs on any runner it knows; these are the ones README.md documents.
 BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")

@@ -88,7 +88,7 @@ def main(argv=None) -> None:
             p.error(problem)
     if args.write_split:
         from advsep_tf.data_pipelines.splits import is_split_spec
-        from advsep_tf.export.atomic import check_replaceable
+        from advsep_tf.files import check_replaceable
 
         check_replaceable(args.write_split, directory=False, overwrite=args.overwrite, looks_like=is_split_spec,
                           what="a split spec", protected={args.split: "the split spec being read"} if args.split else None,

@@ -72,8 +72,9 @@ def main(argv=None) -> None:
         print(f"note: {MODEL_TERMS}; --quiet-terms hides this", file=sys.stderr)
     common.quiet_tensorflow(args.verbose)
 
-    from advsep_tf.separate import Separator, check_paths, separate_files
     from advsep_tf.runs import resolve_model_path
+    from advsep_tf.separate import Separator
+    from advsep_tf.stem_files import check_paths, separate_files
 
     if to_stdout:
         separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,

@@ -91,8 +91,9 @@ def main(argv=None):
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
     from advsep_tf.evaluate import evaluate_folders, load_result
     from advsep_tf.experiment import seed_statistics, write_test_references
-    from advsep_tf.export.atomic import write_atomically
-    from advsep_tf.separate import Separator, separate_files
+    from advsep_tf.files import write_atomically
+    from advsep_tf.separate import Separator
+    from advsep_tf.stem_files import separate_files
 
     config = load_config(args.config)
     datasets = [("mir1k", f"{args.real}/mir1k"), ("musdb18", f"{args.real}/musdb18_7")]

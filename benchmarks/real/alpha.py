@@ -30,8 +30,9 @@ def main(argv=None) -> None:
     from advsep_tf.config import Config
     from advsep_tf.evaluate import evaluate_folders, load_result
     from advsep_tf.experiment import seed_table
-    from advsep_tf.export.atomic import load_json_or_yaml, write_atomically
-    from advsep_tf.separate import Separator, separate_files
+    from advsep_tf.files import load_json_or_yaml, write_atomically
+    from advsep_tf.separate import Separator
+    from advsep_tf.stem_files import separate_files
     from advsep_tf.train import train
 
     changes: dict = {}

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def shared_clips(data_dir: str, out_dir: str) -> str:
     """../shared/data's paired clips as <track>/{mixture,vocals,accompaniment}.wav at their own rate."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
-    from advsep_tf.export.atomic import write_atomically
+    from advsep_tf.files import write_atomically
 
     adapter = AudioAdapter.default()
     marker = os.path.join(out_dir, ".complete")
@@ -64,7 +64,7 @@ def stereo_references(records, out_dir: str, config, rate: int = 44100) -> str:
     project's data pipeline reads mono), each source the sum of its stems' streams."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
     from advsep_tf.data_pipelines.datasets import role_inputs
-    from advsep_tf.export.atomic import write_atomically
+    from advsep_tf.files import write_atomically
 
     marker = os.path.join(out_dir, ".complete")
     if os.path.isfile(marker):
@@ -90,7 +90,7 @@ def resampled_references(references: str, out_dir: str, rate: int) -> str:
     """A copy of a references folder (<track>/<name>.wav) with every file resampled to `rate`: the
     data pipeline refuses to upsample a corpus itself (the model's band would be empty above it)."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
-    from advsep_tf.export.atomic import write_atomically
+    from advsep_tf.files import write_atomically
 
     marker = os.path.join(out_dir, ".complete")
     if os.path.isfile(marker):
@@ -113,7 +113,7 @@ def write_track(adapter, folder, vocals, accompaniment, rate):
 
 def score_set(separator, references: str, out_dir: str, config) -> dict:
     from advsep_tf.evaluate import evaluate_folders, evaluate_mixture_as_estimate, load_result, write_oracle_estimates
-    from advsep_tf.separate import separate_files
+    from advsep_tf.stem_files import separate_files
 
     sources = config.sources
     mixtures = [os.path.join(references, t, "mixture.wav") for t in sorted(os.listdir(references))
@@ -143,7 +143,7 @@ def main(argv=None):
     from advsep_tf.data_pipelines.datasets import all_records
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
     from advsep_tf.experiment import write_test_references
-    from advsep_tf.export.atomic import write_atomically
+    from advsep_tf.files import write_atomically
     from advsep_tf.separate import CHANNEL_MASKS, Separator
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,5 +1,6 @@
-"""Writing outputs without ever destroying a user's files, and reading back what was written: the one
-place every command writes through and reads its JSON/YAML files with.
+"""File safety and structured I/O, the bottom layer every other module writes and reads through:
+writing outputs without ever destroying a user's files (atomic writes, the overwrite policy),
+reading JSON/YAML back, SHA-256 checksums, and paths that are URLs (`gs://`).
 
 The rule: a command never deletes or replaces anything it did not create, unless the user asked
 (`--overwrite`), and even then never the current directory, a folder holding one of its inputs
@@ -21,10 +22,7 @@ beside `serving/advsep/1`, avoids replacing a folder at all). What a killed proc
 (its pid no longer runs) is cleaned up by the next write to the same place: temporaries are
 removed, and an output moved aside but never replaced is put back.
 
-Deterministic kills for tests: with ADVSEP_TF_KILL_AT=POINT in the environment, the process
-SIGKILLs itself on reaching POINT: "replace:NAME" just before NAME is renamed into place (its
-temporary complete), "swap:NAME" between moving an old folder NAME aside and renaming the new
-one in.
+Deterministic kills for tests go through one hook, `kill_point_for_tests` (see there).
 
 Paths with a scheme (`gs://bucket/shards`) go through `tf.io.gfile` (TensorFlow is imported only
 for them): a Beam preparation may write its shard set to a bucket. There a rename is a copy, so a
@@ -53,8 +51,15 @@ KILL_AT_ENV = "ADVSEP_TF_KILL_AT"
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?P<kind>tmp|old)(?:\..*)?$")
 
 
-def kill_point(point: str) -> None:
-    """SIGKILL this process when ADVSEP_TF_KILL_AT names `point` (see the module's docstring)."""
+def kill_point_for_tests(point: str) -> None:
+    """Test seam, and the only one: SIGKILL this process when the environment variable
+    ADVSEP_TF_KILL_AT (KILL_AT_ENV) equals `point`; otherwise do nothing.
+
+    The tests use it to kill a command at a deterministic instant and check what it leaves. The
+    points, all in this module: "replace:NAME" just before NAME is renamed into place (its
+    temporary complete), "swap:NAME" between moving an old folder NAME aside and renaming the new
+    one in. Unset (as in any real use), it costs one dictionary look-up.
+    """
     if os.environ.get(KILL_AT_ENV) == point:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -116,9 +121,9 @@ def is_temporary(name: str) -> bool:
 
 
 def move_into_place(tmp: str, path: str) -> None:
-    """Rename the complete temporary `tmp` to `path`, replacing what is there (the kill point
+    """Rename the complete temporary `tmp` to `path`, replacing what is there (the test seam
     "replace:NAME" is here)."""
-    kill_point(f"replace:{_split(path)[1]}")
+    kill_point_for_tests(f"replace:{_split(path)[1]}")
     if is_url(path):
         _gfile().rename(tmp, path, overwrite=True)
     else:
@@ -376,14 +381,14 @@ def atomic_output(
         if not os.path.lexists(tmp):
             raise AdvsepError(f"{path}: nothing was produced")
         if os.path.isdir(path) and not os.path.islink(path):
-            kill_point(f"replace:{name}")
+            kill_point_for_tests(f"replace:{name}")
             if _exchange(tmp, path):
-                kill_point(f"swap:{name}")
+                kill_point_for_tests(f"swap:{name}")
                 remove(tmp)  # the old folder, now under the temporary name
             else:
                 aside = temporary_path(path, kind="old")
                 os.replace(path, aside)
-                kill_point(f"swap:{name}")
+                kill_point_for_tests(f"swap:{name}")
                 os.replace(tmp, path)
                 remove(aside)
         else:
