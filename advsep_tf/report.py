@@ -27,7 +27,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -208,18 +208,17 @@ def write_experiment_report(
     title: str,
     notes: str = "",
     progress: bool = True,
+    mixture: EvaluationResult | None = None,
 ) -> WrittenReport:
-    """The report of `experiment.run_experiment`: scores the mixture as estimate into
-    `results/mixture/`, then writes the page with the experiment's figures and configuration."""
-    from advsep_tf.evaluate import evaluate_mixture_as_estimate
+    """The report of `experiment.run_experiment`, with the experiment's figures and
+    configuration; `mixture`: the mixture as estimate's scores (None: scored here, into
+    `results/mixture/`)."""
+    from advsep_tf.evaluate import MIXTURE, evaluate_all
 
     out_dir = Path(out_dir)
-    mixture = evaluate_mixture_as_estimate(
-        test_dir,
-        out_dir=out_dir / "results" / "mixture",
-        sources=config.sources,
-        progress=progress_bar("mixture as estimate", progress),
-    )
+    if mixture is None:
+        mixture = evaluate_all(test_dir, out_dir=out_dir / "results", sources=config.sources,
+                               progress=progress)[MIXTURE]
     return write_report(
         out_dir,
         results,
@@ -230,22 +229,6 @@ def write_experiment_report(
         notes=notes,
         progress=progress,
     )
-
-
-def progress_bar(description: str, enabled: bool = True) -> Callable[[int, int], None]:
-    """A `progress(done, total)` callback that draws a tqdm bar, closed when done == total."""
-    from tqdm.auto import tqdm
-
-    bars = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc=description, unit="track", disable=not enabled, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-        if done >= total:
-            bars[0].close()
-
-    return progress
 
 
 def format_size(nb_bytes: int) -> str:
