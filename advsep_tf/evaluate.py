@@ -386,7 +386,7 @@ def format_table(
             "artefact term is zero (museval prints about 169 dB); not a measurement."
         )
     if ORACLE in named:
-        lines.append("oracle: the ideal ratio mask (the upper bound of a magnitude-mask separator).")
+        lines.append("oracle: the ideal ratio mask (the upper bound of a mask-based separator).")
     if MIXTURE in named:
         lines.append("mixture as estimate: the score of not separating at all.")
     return "\n".join(lines)

@@ -135,7 +135,8 @@ class LiteRTSeparator:
 
 
 def main(argv=None) -> int:
-    """python litert_runner.py MODEL.tflite INPUT [INPUT ...] OUT_DIR  ->  OUT_DIR/<track>/<source>.wav
+    """python litert_runner.py MODEL.tflite INPUT [INPUT ...] OUT_DIR
+    -> OUT_DIR/<track>/<source>.wav
 
     The stems have each input's sample rate, channel count and length, as advsep-tf-separate's
     (32-bit float WAV). Input at another rate than the model's is resampled to it with soxr and

@@ -224,7 +224,8 @@ def assert_fits_window(seen: dict) -> None:
     assert seen["saysBold"] == (seen["boldCells"] > 0), seen
 
 
-def screenshot(driver, page_path: Path, png_path: Path, width: int = 1366, height: int = 900) -> Path:
+def screenshot(driver, page_path: Path, png_path: Path, width: int = 1366,
+               height: int = 900) -> Path:
     """A picture of the page's top in a window `width` px wide."""
     driver.set_window_size(width, height)
     driver.get(Path(page_path).resolve().as_uri())

@@ -355,7 +355,8 @@ def test_runner_writes_stems_at_the_inputs_rate_like_separate(tflite_models, tmp
     assert refused.returncode == 1 and "empty.wav" in refused.stderr, refused.stderr[-2000:]
     assert not (tmp_path / "refused").exists()
     result = subprocess.run(
-        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"), str(tmp_path / "out")],
+        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"),
+         str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -325,10 +325,10 @@ def test_reports_fit_a_1366_px_window_in_chromium(tmp_path, reports):
     many["oracle"] = load_result(root / "out_a" / "oracle" / "results.json")
     wide = tmp_path / "wide"
     with contextlib.redirect_stdout(io.StringIO()):
-        write_report(wide, many, mixture=load_result(root / "compared" / "mixture" / "results.json"),
-                     excerpt_seconds=1.0, progress=False)
-    pages = {"evaluate": root / "out_a" / "report.html", "compare": root / "compared" / "report.html",
-             "wide": wide / "report.html"}
+        mixture = load_result(root / "compared" / "mixture" / "results.json")
+        write_report(wide, many, mixture=mixture, excerpt_seconds=1.0, progress=False)
+    pages = {"evaluate": root / "out_a" / "report.html",
+             "compare": root / "compared" / "report.html", "wide": wide / "report.html"}
     with browser.chromium() as driver:
         seen = {}
         for name, page in pages.items():
