@@ -10,6 +10,13 @@ metric (frames where a reference is silent are NaN in museval and are ignored), 
 mean and the median of those over tracks, since the field reports both.
 
 A per-track score is None when every frame of it is NaN. SDR is +inf for a bit-exact estimate.
+SAR is +inf (shown as "∞") for an estimate that is the track's mixture, the mixture as estimate:
+the mixture is the sum of the references, so BSS Eval's artefact term is zero and SAR unbounded;
+museval returns about 169 dB there, a number made of its epsilon, not a measurement.
+
+`evaluate_all` scores, in one call, models (estimate folders or separators), the ideal-ratio-mask
+oracle and the mixture as estimate: what `advsep-tf-evaluate`, `advsep-tf-experiment`, the demo
+and the benchmarks run.
 """
 
 from __future__ import annotations
@@ -40,6 +47,12 @@ RESULTS_CSV = "results.csv"
 # MUSDB reference folders hold mixture.wav next to the stems; it is the input, not a source.
 MIXTURE_NAME = "mixture"
 RESULT_FORMAT_VERSION = 1
+# The SAR of an estimate equal to the mixture (see the module's docstring).
+DEGENERATE_SAR = math.inf
+# evaluate_all's names for the bounds it scores beside the models.
+ORACLE = "oracle"
+MIXTURE = "mixture"
+ORACLE_RATES = ("input", "model")
 
 
 @dataclass
@@ -254,6 +267,7 @@ def evaluate_mixture_as_estimate(
         )
         for row, reference in zip(scores, references):
             row["leakage"] = leakage_db(mixture, reference, mixture, sample_rate)
+            row["SAR"] = DEGENERATE_SAR
         return scores
 
     return _score_tracks(
@@ -329,25 +343,57 @@ def load_result(path: str | os.PathLike) -> EvaluationResult:
         raise AdvsepError(f"{path}: {error}") from error
 
 
-def format_table(result: EvaluationResult, title: str | None = None) -> str:
-    """A markdown table: one row per source, each metric as "mean / median" over tracks in dB."""
+def format_table(
+    results: EvaluationResult | Mapping[str, EvaluationResult], title: str | None = None
+) -> str:
+    """One markdown table: a row per source and model (one result: a row per source), each metric
+    as "mean / median" over tracks in dB. Pass the oracle and the mixture as estimate (as
+    `evaluate_all` names them) among `results` to have their rows beside the models'.
+    """
+    single = isinstance(results, EvaluationResult)
+    named = {"": results} if single else dict(results)
+    if not named:
+        raise AdvsepError("format_table needs at least one evaluation result")
+    sources = list(dict.fromkeys(s for result in named.values() for s in result.sources))
     lines = [f"### {title}", ""] if title else []
-    lines.append("| source | " + " | ".join(METRICS) + " | tracks |")
-    lines.append("|---" * (len(METRICS) + 2) + "|")
-    for source, per_metric in result.aggregate.items():
-        cells = [
-            f"{_format_db(per_metric[metric]['mean'])} / {_format_db(per_metric[metric]['median'])}"
-            for metric in METRICS
-        ]
-        lines.append(f"| {source} | " + " | ".join(cells) + f" | {result.nb_tracks(source)} |")
+    first = "| source | " if single else "| source | model | "
+    lines.append(first + " | ".join(METRICS) + " | tracks |")
+    lines.append("|---" * (len(METRICS) + (2 if single else 3)) + "|")
+    for source in sources:
+        for name, result in named.items():
+            per_metric = result.aggregate.get(source)
+            if per_metric is None:
+                continue
+            cells = [
+                f"{_format_db(per_metric[m]['mean'])} / {_format_db(per_metric[m]['median'])}"
+                for m in METRICS
+            ]
+            label = f"| {source} | " if single else f"| {source} | {_display_name(name)} | "
+            lines.append(label + " | ".join(cells) + f" | {result.nb_tracks(source)} |")
     lines.append("")
+    win = _format_seconds(next(iter(named.values())).win_seconds)
     lines.append(
-        "dB, mean / median over tracks of the per-track median over "
-        f"{_format_seconds(result.win_seconds)} s frames (BSS Eval v4, museval); leakage: the "
-        f"estimate's energy over the mixture's where the reference is {LEAKAGE_SILENCE_DB:g} dB or more "
-        f"below its loudest {_format_seconds(LEAKAGE_WINDOW_SECONDS)} s window."
+        f"dB, mean / median over tracks of the per-track median over {win} s frames (BSS Eval v4, "
+        f"museval); leakage: the estimate's energy over the mixture's where the reference is "
+        f"{LEAKAGE_SILENCE_DB:g} dB or more below its loudest "
+        f"{_format_seconds(LEAKAGE_WINDOW_SECONDS)} s window."
     )
+    if any(
+        row.scores.get("SAR") == DEGENERATE_SAR for result in named.values() for row in result.rows
+    ):
+        lines.append(
+            "SAR ∞: the estimate is the mixture, the sum of the references, so BSS Eval's "
+            "artefact term is zero (museval prints about 169 dB); not a measurement."
+        )
+    if ORACLE in named:
+        lines.append("oracle: the ideal ratio mask (the upper bound of a mask-based separator).")
+    if MIXTURE in named:
+        lines.append("mixture as estimate: the score of not separating at all.")
     return "\n".join(lines)
+
+
+def _display_name(name: str) -> str:
+    return "mixture as estimate" if name == MIXTURE else name
 
 
 def format_comparison(
@@ -430,25 +476,38 @@ def plot_boxplots(
 
 
 def write_oracle_estimates(
-    references_dir: str | os.PathLike, out_dir: str | os.PathLike, config, sources: Sequence[str] | None = None
+    references_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config,
+    sources: Sequence[str] | None = None,
+    rate: str = "input",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Ideal-ratio-mask estimates for every reference track, written as `<track>/<source>.wav`.
 
-    The upper bound of any magnitude-domain separator with the mixture's phase at `config`'s STFT
-    settings: each channel is resampled to the config's rate, masked with |S_k| / sum_j |S_j|
-    (`filtering.mask_mixture`) and resampled back. The mixture is `mixture.wav`, or the sum of the stems where there is none.
+    The mixture (`mixture.wav`, or the sum of the stems where there is none) is masked with
+    |S_k| / sum_j |S_j| (`filtering.mask_mixture`) with its own phase. `rate` "input" (the
+    default): at each track's own rate, with the STFT that spans the config's window in time
+    (`filtering.band_stft`), over the whole band: the upper bound of a separator whose masks are
+    applied at the input's rate, as `advsep-tf-separate` does by default. "model": resampled to
+    the config's rate, masked at its STFT settings and resampled back, so band-limited to half
+    the model's rate (the bound of a model's own band). `progress(done, total)` after each track.
     """
     import tensorflow as tf
 
     from advsep_tf import filtering, transforms
     from advsep_tf.data_pipelines.audio import AudioAdapter, resample
 
+    if rate not in ORACLE_RATES:
+        raise AdvsepError(f"oracle rate must be one of {ORACLE_RATES}, got {rate!r}")
     references_dir, out_dir = Path(references_dir), Path(out_dir)
     adapter = AudioAdapter.default()
     tracks = _list_tracks(references_dir, "references")
-    sources = list(sources) if sources else sorted(set.intersection(*tracks.values()) - {MIXTURE_NAME})
-    stft, rate = transforms.STFT.from_config(config.spectrogram), config.audio.sample_rate
-    for track in sorted(tracks):
+    if not sources:
+        sources = sorted(set.intersection(*tracks.values()) - {MIXTURE_NAME})
+    sources = list(sources)
+    model_rate = config.audio.sample_rate
+    for done, track in enumerate(sorted(tracks), start=1):
         stems = []
         for source in sources:
             data, track_rate = _read_checked(references_dir / track / f"{source}.wav")
@@ -456,24 +515,209 @@ def write_oracle_estimates(
         length = min(len(x) for x in stems)
         stems = np.stack([x[:length] for x in stems])  # (K, n, c)
         mixture_path = references_dir / track / f"{MIXTURE_NAME}.wav"
-        mixture = _read_checked(mixture_path)[0][:length] if mixture_path.is_file() else stems.sum(0)
+        if mixture_path.is_file():
+            mixture = _read_checked(mixture_path)[0][:length]
+        else:
+            mixture = stems.sum(0)
         channels = np.concatenate([mixture.T[None], stems.transpose(0, 2, 1)])  # (1 + K, c, n)
         flat = channels.reshape(-1, length)
-        if track_rate != rate:
-            flat = resample(flat.T, track_rate, rate).T
-        parts = np.ascontiguousarray(flat, np.float32).reshape(channels.shape[0], channels.shape[1], -1)
-        mixture_parts, stem_parts = tf.constant(parts[0]), tf.constant(parts[1:].transpose(1, 0, 2))  # (c, n), (c, K, n)
+        at_model_rate = rate == "model" and track_rate != model_rate
+        if at_model_rate:
+            flat = resample(flat.T, track_rate, model_rate).T
+        if rate == "model":
+            stft = transforms.STFT.from_config(config.spectrogram)
+        else:
+            stft = filtering.band_stft(config, track_rate)
+        parts = np.ascontiguousarray(flat, np.float32).reshape(*channels.shape[:2], -1)
+        mixture_parts = tf.constant(parts[0])  # (c, n)
+        stem_parts = tf.constant(parts[1:].transpose(1, 0, 2))  # (c, K, n)
         waveforms = filtering.mask_mixture(mixture_parts, stem_parts, stft).numpy()  # (c, K, n)
         waveforms = waveforms.transpose(1, 0, 2).reshape(-1, waveforms.shape[-1])
-        if track_rate != rate:
-            waveforms = resample(waveforms.T, rate, track_rate).T
+        if at_model_rate:
+            waveforms = resample(waveforms.T, model_rate, track_rate).T
         waveforms = waveforms[:, :length]
         if waveforms.shape[1] < length:
             waveforms = np.pad(waveforms, [(0, 0), (0, length - waveforms.shape[1])])
         waveforms = waveforms.reshape(len(sources), channels.shape[1], length)
         for source, estimate in zip(sources, waveforms):
-            adapter.save(out_dir / track / f"{source}.wav", np.ascontiguousarray(estimate.T), track_rate)
+            adapter.save(
+                out_dir / track / f"{source}.wav", np.ascontiguousarray(estimate.T), track_rate
+            )
+        if progress is not None:
+            progress(done, len(tracks))
     return out_dir
+
+
+def folder_bytes(folder: str | os.PathLike) -> int:
+    """The size of the files under `folder`, in bytes (0 when it does not exist)."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
+
+
+def progress_bar(description: str, enabled: bool = True) -> Callable[[int, int], None]:
+    """A `progress(done, total)` callback that draws a tqdm bar labelled `description`, made on
+    the first call (so that an input error is not printed after an empty bar) and closed when
+    done == total."""
+    from tqdm.auto import tqdm
+
+    bars = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=description, unit="track", disable=not enabled,
+                             dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+        if done >= total:
+            bars[0].close()
+
+    return progress
+
+
+def evaluate_all(
+    references_dir: str | os.PathLike,
+    estimates: Mapping[str, object] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    oracle=None,
+    oracle_rate: str = "input",
+    oracle_audio: str | os.PathLike | None = None,
+    mixture: bool = True,
+    sources: Sequence[str] | None = None,
+    result_dirs: Mapping[str, str | os.PathLike] | None = None,
+    separated_dir: str | os.PathLike | None = None,
+    reuse: bool = False,
+    progress: bool | Callable[[str], Callable[[int, int], None]] = True,
+    with_audio: Callable[[dict], object] | None = None,
+    win_seconds: float = 1.0,
+    hop_seconds: float = 1.0,
+) -> dict[str, EvaluationResult]:
+    """Score models, the ideal-ratio-mask oracle and the mixture as estimate on one reference
+    folder (`<track>/<source>.wav`, `mixture.wav` optional); returns {name: result}, the models
+    in the order given, then "oracle" and "mixture" where asked for.
+
+    Args:
+        estimates: {name: a folder of estimates (`<track>/<source>.wav`), or a separator (an
+            object with `config`, as `advsep_tf.separate.Separator`), which separates every
+            track's mixture into `separated_dir/<name>` first}.
+        out_dir: each name's `results.json` and `results.csv` go to `out_dir/<name>/`, unless
+            `result_dirs` names another folder for it; None and no `result_dirs`: nothing saved.
+        oracle: a `Config` (or preset name): also score the ideal ratio mask at its STFT window,
+            at the rate `oracle_rate` says (see `write_oracle_estimates`; "input": full band).
+        oracle_audio: a folder to keep the oracle's stems in; None: they are written to a
+            temporary folder and removed before returning (after `with_audio`).
+        mixture: also score the mixture as estimate (`evaluate_mixture_as_estimate`).
+        sources: the sources scored, jointly, for every name (None: as `evaluate_folders`
+            chooses for the first name, then the same for the others).
+        reuse: load a name's results where its `results.json` exists instead of scoring again.
+        progress: True/False for tqdm bars labelled by what they do ("score <name>",
+            "separate <name>", "oracle estimates"), or a function of that label that returns a
+            `progress(done, total)` callback.
+        with_audio: called with the results while every estimate's audio is still on disk
+            (the report's excerpts are taken there).
+        win_seconds, hop_seconds: BSS Eval frames, as `evaluate_folders`.
+    """
+    import shutil
+    import tempfile
+
+    references_dir = Path(references_dir)
+    estimates = dict(estimates or {})
+    reserved = [name for name in estimates if name in (ORACLE, MIXTURE)]
+    if reserved:
+        raise AdvsepError(f"model name(s) {reserved} are the oracle's and the mixture's")
+    if callable(progress):
+        bar = progress
+    else:
+        enabled = bool(progress)
+        def bar(label):
+            return progress_bar(label, enabled)
+
+    def result_dir(name: str) -> Path | None:
+        if result_dirs and name in result_dirs:
+            return Path(result_dirs[name])
+        return Path(out_dir) / name if out_dir is not None else None
+
+    def reused(name: str) -> EvaluationResult | None:
+        folder = result_dir(name)
+        if reuse and folder is not None and (folder / RESULTS_JSON).is_file():
+            return load_result(folder / RESULTS_JSON)
+        return None
+
+    def score(name: str, folder: Path) -> EvaluationResult:
+        return evaluate_folders(folder, references_dir, result_dir(name), sources, win_seconds,
+                                hop_seconds, bar(f"score {name}"))
+
+    results: dict[str, EvaluationResult] = {}
+    for name, estimate in estimates.items():
+        result = reused(name)
+        if result is None:
+            if isinstance(estimate, (str, os.PathLike)):
+                folder = Path(estimate)
+            else:
+                folder = _separate_references(estimate, references_dir, name, separated_dir,
+                                              out_dir, bar(f"separate {name}"))
+            result = score(name, folder)
+        results[name] = result
+        sources = sources or result.sources
+    temporary = None
+    try:
+        if oracle is not None:
+            result = reused(ORACLE)
+            if result is None:
+                if isinstance(oracle, str):
+                    from advsep_tf.config import load_config
+
+                    oracle = load_config(oracle)
+                if oracle_audio is None:
+                    temporary = tempfile.mkdtemp(prefix="advsep-oracle-")
+                folder = Path(oracle_audio or temporary)
+                write_oracle_estimates(references_dir, folder, oracle, sources, oracle_rate,
+                                       bar("oracle estimates"))
+                result = score(ORACLE, folder)
+            results[ORACLE] = result
+        if mixture:
+            result = reused(MIXTURE)
+            if result is None:
+                result = evaluate_mixture_as_estimate(
+                    references_dir, result_dir(MIXTURE), sources, win_seconds, hop_seconds,
+                    bar("score mixture as estimate"))
+            results[MIXTURE] = result
+        if with_audio is not None:
+            with_audio(results)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    if temporary is not None:
+        # The stems are gone: the saved result says so rather than naming a removed folder.
+        results[ORACLE].estimates_dir = ""
+        if result_dir(ORACLE) is not None:
+            save_result(results[ORACLE], result_dir(ORACLE))
+    return results
+
+
+def _separate_references(separator, references_dir: Path, name: str, separated_dir, out_dir,
+                         progress) -> Path:
+    """Separate every reference track's mixture into `<separated_dir>/<name>/<track>/`."""
+    from advsep_tf.data_pipelines.audio import AudioAdapter
+    from advsep_tf.stem_files import separate_files
+
+    if separated_dir is None and out_dir is None:
+        raise AdvsepError(f"{name}: a separator's stems need a folder: give separated_dir")
+    root = Path(separated_dir) if separated_dir is not None else Path(out_dir) / "separated"
+    folder = root / name
+    tracks = _list_tracks(references_dir, "references")
+    mixtures = []
+    for track in sorted(tracks):
+        path = references_dir / track / f"{MIXTURE_NAME}.wav"
+        if not path.is_file():  # the stems' sum, written beside the separated stems
+            stems = sorted(tracks[track] - {MIXTURE_NAME})
+            audio, rate, _ = track_mixture(references_dir / track, stems)
+            path = root / f"{name}_mixtures" / track / f"{MIXTURE_NAME}.wav"
+            AudioAdapter.default().save(path, audio, rate)
+        mixtures.append(str(path))
+    for done, path in enumerate(mixtures, start=1):
+        # overwrite: stems there are an earlier, unfinished evaluation's.
+        separate_files(separator, [path], str(folder), progress=False, overwrite=True)
+        progress(done, len(mixtures))
+    return folder
 
 
 def _evaluate_track(
@@ -518,6 +762,8 @@ def _evaluate_track(
     mixture, _, _ = track_mixture(reference_track_dir, sources)
     for row, reference, estimate in zip(scores, references, estimates):
         row["leakage"] = leakage_db(estimate, reference, mixture, first_reference[1])
+        if estimate.shape == mixture.shape and np.array_equal(estimate, mixture):
+            row["SAR"] = DEGENERATE_SAR  # the mixture as estimate: no artefact term
     return scores
 
 
@@ -750,7 +996,11 @@ def _nan_to_none(value: float) -> float | None:
 
 
 def _format_db(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+    if value is None:
+        return "n/a"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:.2f}"
 
 
 def _format_seconds(seconds: float) -> str:

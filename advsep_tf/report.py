@@ -27,13 +27,13 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.evaluate import EvaluationResult, track_mixture
+from advsep_tf.evaluate import LEAKAGE_SILENCE_DB, EvaluationResult, track_mixture
 from advsep_tf.files import atomic_output, write_atomically
 
 REPORT_HTML = "report.html"
@@ -204,18 +204,17 @@ def write_experiment_report(
     title: str,
     notes: str = "",
     progress: bool = True,
+    mixture: EvaluationResult | None = None,
 ) -> WrittenReport:
-    """The report of `experiment.run_experiment`: scores the mixture as estimate into
-    `results/mixture/`, then writes the page with the experiment's figures and configuration."""
-    from advsep_tf.evaluate import evaluate_mixture_as_estimate
+    """The report of `experiment.run_experiment`, with the experiment's figures and
+    configuration; `mixture`: the mixture as estimate's scores (None: scored here, into
+    `results/mixture/`)."""
+    from advsep_tf.evaluate import MIXTURE, evaluate_all
 
     out_dir = Path(out_dir)
-    mixture = evaluate_mixture_as_estimate(
-        test_dir,
-        out_dir=out_dir / "results" / "mixture",
-        sources=config.sources,
-        progress=progress_bar("mixture as estimate", progress),
-    )
+    if mixture is None:
+        mixture = evaluate_all(test_dir, out_dir=out_dir / "results", sources=config.sources,
+                               progress=progress)[MIXTURE]
     return write_report(
         out_dir,
         results,
@@ -226,22 +225,6 @@ def write_experiment_report(
         notes=notes,
         progress=progress,
     )
-
-
-def progress_bar(description: str, enabled: bool = True) -> Callable[[int, int], None]:
-    """A `progress(done, total)` callback that draws a tqdm bar, closed when done == total."""
-    from tqdm.auto import tqdm
-
-    bars = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc=description, unit="track", disable=not enabled, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-        if done >= total:
-            bars[0].close()
-
-    return progress
 
 
 def format_size(nb_bytes: int) -> str:
@@ -468,12 +451,31 @@ def _render_page(
         parts.append(f'<details class="notes"><summary>About this run</summary><pre>{e(notes)}</pre></details>')
 
     # Summary.
+    metrics = _summary_metrics(scored)
+    bests = {}
+    for source in sources:
+        present = [name for name in columns if source in scored[name].sources]
+        contenders = [name for name in present if name in names and name != ORACLE]
+        bests[source] = _best_means(scored, contenders, source, metrics)
+    any_bold = any(bests.values())
+    degenerate = any(
+        row.scores.get("SAR") == math.inf for result in scored.values() for row in result.rows
+    )
     parts.append('<section id="summary-section"><h2>Summary</h2>')
     parts.append(
         "<p>BSS Eval v4 (museval) in dB: per track the median over frames, then the mean and the "
-        "median over tracks, as in each model's <code>results.json</code>. Bold: the best model "
-        "mean per column (the oracle and the mixture are bounds, not contenders). The oracle is "
-        "the ideal ratio mask; the mixture as estimate is the score of doing nothing.</p>"
+        "median over tracks, as in each model's <code>results.json</code>. "
+        + ("<b>Bold</b>: the best model mean per column (the oracle and the mixture are bounds, "
+           "not contenders; lowest is best for leakage). " if any_bold else "")
+        + "The oracle is the ideal ratio mask; the mixture as estimate is the score of doing "
+        "nothing."
+        + (" Leakage: the estimate's energy over the mixture's where the reference is silent "
+           f"({LEAKAGE_SILENCE_DB:g} dB or more below its loudest window), lower is better; n/a "
+           "where a source is never silent." if "leakage" in metrics else "")
+        + (" SAR \u221e: the mixture as estimate is the sum of the references, so BSS Eval's "
+           "artefact term is zero (museval returns about 169 dB there, not a measurement)."
+           if degenerate else "")
+        + "</p>"
     )
     absent = []
     if ORACLE not in names:
@@ -484,13 +486,13 @@ def _render_page(
         parts.append(f'<p class="warning">This report has {" and ".join(absent)}.</p>')
     parts.append('<div class="scroll"><table id="summary" class="scores"><thead><tr>'
                  '<th scope="col">source</th><th scope="col">model</th>')
-    for metric in SUMMARY_METRICS:
+    for metric in metrics:
         for stat in STATS:
             parts.append(f'<th scope="col">{metric} {stat}</th>')
     parts.append('<th scope="col">tracks</th></tr></thead>')
     for source in sources:
         present = [name for name in columns if source in scored[name].sources]
-        best = _best_means(scored, [name for name in present if name in names and name != ORACLE], source)
+        best = bests[source]
         parts.append("<tbody>")
         for row_index, name in enumerate(present):
             result = scored[name]
@@ -499,27 +501,40 @@ def _render_page(
             if row_index == 0:
                 parts.append(f'<th scope="rowgroup" rowspan="{len(present)}">{e(source)}</th>')
             parts.append(f'<td class="name">{e(name)}</td>')
-            for metric in SUMMARY_METRICS:
+            for metric in metrics:
                 for stat in STATS:
                     value = aggregate[metric][stat]
-                    bold = ' class="best"' if stat == "mean" and best.get(metric) == name else ""
+                    is_best = stat == "mean" and best.get(metric) == name
+                    text = f"<b>{_format_db(value)}</b>" if is_best else _format_db(value)
+                    best_class = ' class="best"' if is_best else ""
                     parts.append(
-                        f'<td{bold} data-model="{e(name)}" data-source="{e(source)}" data-metric="{metric}" '
-                        f'data-stat="{stat}" data-value="{_data_value(value)}">{_format_db(value)}</td>'
+                        f'<td{best_class} data-model="{e(name)}" '
+                        f'data-source="{e(source)}" data-metric="{metric}" data-stat="{stat}" '
+                        f'data-value="{_data_value(value)}">{text}</td>'
                     )
             parts.append(f'<td data-tracks="{result.nb_tracks(source)}">{result.nb_tracks(source)}</td></tr>')
         parts.append("</tbody>")
     parts.append("</table></div></section>")
 
-    # Per track, sortable.
+    # Per track, sortable; three header rows (model, source, metric) keep the columns narrow, and
+    # a wider table scrolls inside its own box, the track names staying in view.
     parts.append('<section id="per-track-section"><h2>Per track</h2>')
-    parts.append("<p>Median over frames per track, dB. Click a column header to sort by it; click "
-                 "again to reverse. Track names lead to their spectrograms and players.</p>")
-    parts.append('<div class="scroll"><table id="per-track" class="scores sortable"><thead><tr>')
-    parts.append('<th scope="col" rowspan="2" data-column="0" data-sort="text" tabindex="0">track</th>')
+    parts.append("<p>Median over frames per track, dB. Click a metric's header to sort by it; "
+                 "click again to reverse. Track names lead to their spectrograms and players. "
+                 "A table wider than the page scrolls sideways inside its box.</p>")
+    parts.append('<div class="scroll" id="per-track-box"><table id="per-track" '
+                 'class="scores sortable"><thead><tr>')
+    parts.append('<th scope="col" rowspan="3" data-column="0" data-sort="text" tabindex="0">'
+                 "track</th>")
     for name in columns:
         span = sum(len(SUMMARY_METRICS) for s in sources if s in scored[name].sources)
         parts.append(f'<th scope="colgroup" colspan="{span}" class="{_role(name, names)}">{e(name)}</th>')
+    parts.append("</tr><tr>")
+    for name in columns:
+        for source in sources:
+            if source in scored[name].sources:
+                parts.append(f'<th scope="colgroup" colspan="{len(SUMMARY_METRICS)}" '
+                             f'class="group">{e(source)}</th>')
     parts.append("</tr><tr>")
     column = 1
     for name in columns:
@@ -530,7 +545,7 @@ def _render_page(
                 parts.append(
                     f'<th scope="col" data-column="{column}" data-sort="number" tabindex="0" '
                     f'data-model="{e(name)}" data-source="{e(source)}" data-metric="{metric}" '
-                    f'title="{e(name)}: {e(source)} {metric}">{e(source)} {metric}</th>'
+                    f'title="{e(name)}: {e(source)} {metric}">{metric}</th>'
                 )
                 column += 1
     parts.append("</tr></thead><tbody>")
@@ -633,7 +648,9 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 header { border-bottom: 1px solid #ddd; margin-bottom: 1em; }
 h1 { font-size: 1.6em; margin: .8em 0 .2em; } h2 { margin-top: 1.6em; } h3 { margin: 1.2em 0 .3em; }
 nav a { margin-right: 1em; } .meta { color: #555; font-size: .9em; margin: .2em 0 .6em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+#per-track-box { overflow-x: auto; }
+th.group { text-align: center; font-weight: 600; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: .9em; }
 th, td { border: 1px solid #ddd; padding: .25em .55em; text-align: right; white-space: nowrap; }
 th { background: #f4f4f6; }
@@ -643,7 +660,7 @@ tr.oracle td, th.oracle { color: #1f5fa8; } tr.mixture td, th.mixture { color: #
 tbody + tbody { border-top: 2px solid #999; }
 th[scope=colgroup] { text-align: center; }
 /* The track names stay in view while a wide per-track table scrolls sideways. */
-#per-track tr > :first-child { position: sticky; left: 0; background: #fff; }
+#per-track tr > :first-child { position: sticky; left: 0; background: #fff; z-index: 2; }
 #per-track thead tr > :first-child { background: #f4f4f6; }
 td.best { font-weight: 700; }
 table.sortable th[data-sort] { cursor: pointer; user-select: none; }
@@ -651,7 +668,7 @@ table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 .figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .85em; color: #444; }
 .track { border-top: 1px solid #ddd; padding-top: .3em; }
-.stems { display: grid; gap: .5em .6em; align-items: start; }
+.stems { display: grid; gap: .5em .6em; align-items: start; overflow-x: auto; }
 .stem { margin: 0; min-width: 0; }
 .stem figcaption { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; height: 18px;
   line-height: 18px; }
@@ -712,18 +729,34 @@ def _role(name: str, names: Sequence[str]) -> str:
     return "model" if name in names else "mixture"
 
 
-def _best_means(scored: Mapping[str, EvaluationResult], contenders: Sequence[str], source: str) -> dict[str, str]:
+def _summary_metrics(scored: Mapping[str, EvaluationResult]) -> tuple[str, ...]:
+    """SUMMARY_METRICS, and the leakage where some result has a leakage score."""
+    has_leakage = any(
+        row.scores.get("leakage") is not None for result in scored.values() for row in result.rows
+    )
+    return SUMMARY_METRICS + (("leakage",) if has_leakage else ())
+
+
+def _best_means(
+    scored: Mapping[str, EvaluationResult],
+    contenders: Sequence[str],
+    source: str,
+    metrics: Sequence[str] = SUMMARY_METRICS,
+) -> dict[str, str]:
+    """{metric: the contender with the best mean} (highest; lowest for the leakage), where two or
+    more contenders have a mean and they differ."""
     best = {}
     if len(contenders) < 2:
         return best
-    for metric in SUMMARY_METRICS:
+    for metric in metrics:
         means = {
             name: scored[name].aggregate[source][metric]["mean"]
             for name in contenders
             if scored[name].aggregate[source][metric]["mean"] is not None
         }
-        if means:
-            best[metric] = max(means, key=means.get)
+        if len(means) >= 2 and len(set(means.values())) > 1:
+            pick = min if metric == "leakage" else max
+            best[metric] = pick(means, key=means.get)
     return best
 
 
@@ -747,7 +780,7 @@ def _format_db(value: float | None) -> str:
     if value is None:
         return "n/a"
     if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+        return "\u221e" if value > 0 else "-\u221e"
     return f"{value:.2f}"
 
 

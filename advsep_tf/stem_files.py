@@ -37,9 +37,12 @@ def too_short(config: Config, nb_samples: int, sample_rate: int) -> str | None:
     )
 
 
-def check_paths(inputs: list[str], out_dir: str) -> None:
-    """Inputs are readable files and `out_dir` can be a folder: checked before the model loads."""
-    from advsep_tf.data_pipelines.audio import STDIO
+def check_paths(inputs: list[str], out_dir: str) -> dict[str, tuple[int, int, int | None]]:
+    """Every input is a readable file whose header parses and whose first samples decode, and
+    `out_dir` can be a folder: checked before the model loads, so that a bad input among many
+    stops the command before any is separated. Returns {input: (nb_channels, sample_rate,
+    nb_samples or None)} (`data_pipelines.audio.probe`); standard input is not probed."""
+    from advsep_tf.data_pipelines.audio import STDIO, probe
 
     for path in inputs:
         if path == STDIO:  # standard input: read when separating
@@ -54,6 +57,7 @@ def check_paths(inputs: list[str], out_dir: str) -> None:
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise AdvsepError(f"{out_dir}: exists and is a file; --out must be a folder")
     check_writable(out_dir)
+    return {path: probe(path) for path in dict.fromkeys(inputs) if path != STDIO}
 
 
 def plan_separation(
@@ -71,12 +75,10 @@ def plan_separation(
     track name, or a --filename-format without {source}); an existing file where a stem goes
     (replaced only with `overwrite` and only when `out_dir`'s separation record lists it as a
     stem written there, never an input or a `protected` path); an input shorter than one model
-    frame (measured from its header, where soundfile reads it)."""
-    import soundfile as sf
-
+    frame (measured from its header, or ffprobe's)."""
     from advsep_tf.data_pipelines.audio import STDIO
 
-    check_paths(inputs, out_dir)
+    probed = check_paths(inputs, out_dir)
     outputs, writer = {}, {}
     for path in inputs:
         outputs[path] = []
@@ -115,14 +117,9 @@ def plan_separation(
                 f"{os.path.join(out_dir, SEPARATION_RECORD)}); not replaced, even with "
                 "--overwrite: choose another --out"
             )
-    for path in inputs:
-        if path == STDIO:  # libsndfile reads "-" as standard input, and closes it
-            continue
-        try:
-            info = sf.info(path)
-        except Exception:  # noqa: BLE001 - what soundfile cannot read is measured once decoded
-            continue
-        problem = too_short(config, info.frames, info.samplerate)
+    for path, (_, sample_rate, nb_samples) in probed.items():
+        # nb_samples None: the container does not say; measured as it decodes.
+        problem = nb_samples is not None and too_short(config, nb_samples, sample_rate)
         if problem:
             raise AdvsepError(f"{path}: {problem}")
     return outputs

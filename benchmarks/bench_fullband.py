@@ -8,7 +8,8 @@ scores, at the clips' own rate:
   8k mask        the same estimates as soft masks on the input-rate mixture (the default)
   22k direct     the full-band model's stems resampled up
   22k mask       the full-band model with masks (above 11 kHz)
-and the ideal-ratio-mask oracle at both STFT settings, the ceiling of each representation.
+and the ideal-ratio-mask oracle at both STFT settings, the ceiling of each representation, each
+band-limited at the model's rate and full band at the clips' rate; and the mixture as estimate.
 
     python benchmarks/bench_fullband.py [--steps 1000] [--out /tmp/bench_fullband]
 """
@@ -22,7 +23,7 @@ import advsep_tf  # noqa: F401 - before TensorFlow
 import soundfile as sf
 
 from advsep_tf.config import load_config
-from advsep_tf.evaluate import evaluate_folders, format_comparison, write_oracle_estimates
+from advsep_tf.evaluate import MIXTURE, ORACLE, evaluate_all, format_table
 from advsep_tf.separate import Separator
 from benchmark_support import trained_supervised_run
 
@@ -72,26 +73,29 @@ def main(argv=None):
         spectrogram={"n_fft": 512, "n_hop": 256, "nb_bins": 256, "nb_frames": 32, "patch_hop": 16},
     )
     refs = real_clip_references(out)
+    configs = {"8k": band_limited, "22k": full_band}
     runs = {"8k": trained_supervised_run(band_limited, out, args.steps, "run_8192"),
             "22k": trained_supervised_run(full_band, out, args.steps, "run_22050")}
     print(f"trained both models in {time.time() - start:.0f} s", flush=True)
 
     results = {}
+    sources = ["vocals", "accompaniment"]
     for model, run in runs.items():
-        for reconstruction in ("direct", "mask"):
-            name = f"{model} {reconstruction}"
-            separator = Separator.from_checkpoint(str(run), reconstruction=reconstruction)
-            estimates = out / "estimates" / name.replace(" ", "_")
-            for track in sorted(refs.iterdir()):
-                separator.separate_to_file(str(track / "mixture.wav"), str(estimates), overwrite=True)
-            results[name] = evaluate_folders(estimates, refs, sources=["vocals", "accompaniment"])
-    for model, config in (("8k", band_limited), ("22k", full_band)):
-        oracle = out / "estimates" / f"oracle_{model}"
-        write_oracle_estimates(refs, oracle, config, ["vocals", "accompaniment"])
-        results[f"oracle {model}"] = evaluate_folders(oracle, refs, sources=["vocals", "accompaniment"])
+        separators = {
+            f"{model} {how}": Separator.from_checkpoint(str(run), reconstruction=how)
+            for how in ("direct", "mask")
+        }
+        # The oracle at this model's STFT settings, at its rate (band-limited) and full band.
+        for oracle_rate in ("model", "input"):
+            scored = evaluate_all(refs, separators, oracle=configs[model], oracle_rate=oracle_rate,
+                                  mixture=MIXTURE not in results, sources=sources,
+                                  separated_dir=out / "estimates")
+            separators = {}
+            results.update({name: r for name, r in scored.items() if name != ORACLE})
+            results[f"oracle {model} ({oracle_rate} rate)"] = scored[ORACLE]
     print(f"\nReal clips ({len(list(refs.iterdir()))} tracks, scored at their own rate: 44.1 kHz and 16 kHz), "
           f"models trained on the synthetic corpus for {args.steps} supervised steps:\n")
-    print(format_comparison(results, ("SDR",)))
+    print(format_table(results))
     print(f"\nwall time {time.time() - start:.0f} s")
 
 

@@ -286,6 +286,44 @@ class SoundfileAudioAdapter(AudioAdapter):
         return _StreamingWriter(path, sample_rate, nb_channels, codec)
 
 
+def probe(path: PathLike) -> tuple[int, int, Optional[int]]:
+    """(nb_channels, sample_rate, nb_samples or None where the container does not say) of an
+    audio file, checked before any work: it exists, is a readable non-empty file, its header
+    parses and its first samples decode (libsndfile, or ffprobe and ffmpeg for what libsndfile
+    cannot read). Raises AdvsepError naming the file otherwise."""
+    path = Path(path)
+    _check_readable(path)
+    if not os.access(path, os.R_OK):
+        raise AdvsepError(f"{path}: not a readable file (permission denied)")
+    error = None
+    if path.suffix.lower() not in FFMPEG_EXTENSIONS:
+        try:
+            with sf.SoundFile(str(path)) as audio_file:
+                audio_file.read(min(BLOCK_SAMPLES, 4096), dtype="float32", always_2d=True)
+                return audio_file.channels, audio_file.samplerate, audio_file.frames
+        except (sf.LibsndfileError, RuntimeError) as soundfile_error:
+            error = soundfile_error
+    if not _have_ffmpeg():
+        if error is not None:
+            raise AdvsepError(
+                f"{path}: cannot decode audio ({error}); the file is corrupt, truncated or not "
+                "in a supported format"
+            ) from None
+        raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
+    nb_channels, sample_rate, declared = _probe_with_ffmpeg(path, 0)
+    first = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-t", "0.5",
+         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        capture_output=True,
+    )
+    if first.returncode != 0:
+        stderr = first.stderr.decode("utf-8", "replace")
+        raise AdvsepError(f"{path}: cannot decode audio ({_first_line(stderr)})")
+    if not first.stdout:
+        raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
+    return nb_channels, sample_rate, declared
+
+
 class TruncatedAudioError(AdvsepError):
     """A file's audio ends before its header says, or decoding stopped at damage:
     `nb_decoded` samples could be decoded."""

@@ -3,7 +3,8 @@
 This file imports neither TensorFlow nor advsep_tf: copy it next to a `.tflite` file written by
 `advsep-tf-export --format litert` and run it where only `pip install ai-edge-litert numpy` is
 available (`python litert_runner.py model.tflite song.wav out/` also needs soundfile to read and
-write audio files, and resamples with soxr when it is installed).
+write audio files, and soxr for input at another rate than the model's). Its stems have the
+input's rate, channels and length, as advsep-tf-separate's; see `main`.
 
 The model (signature "separate") works on one fixed-length segment of mono audio at the model's
 sample rate:
@@ -135,17 +136,38 @@ class LiteRTSeparator:
 
 
 def main(argv=None) -> int:
-    """python litert_runner.py MODEL.tflite INPUT [INPUT ...] OUT_DIR  ->  OUT_DIR/<track>/<source>.wav"""
+    """python litert_runner.py MODEL.tflite INPUT [INPUT ...] OUT_DIR
+    -> OUT_DIR/<track>/<source>.wav
+
+    The stems have each input's sample rate, channel count and length, as advsep-tf-separate's
+    (32-bit float WAV). Input at another rate than the model's is resampled to it with soxr and
+    the stems back to the input's rate; they are then band-limited to half the model's rate,
+    like advsep-tf-separate --reconstruction direct (its default, mask, keeps the band above).
+    Every input is read before the first is separated: a bad one stops the command (exit 1)
+    before any stem is written. Needs numpy, ai-edge-litert, soundfile, and soxr for input at
+    another rate than the model's.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3 or args[0] in ("-h", "--help"):
         print(main.__doc__)
-        return 2
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
     import soundfile as sf
 
     model_path, inputs, out_dir = args[0], args[1:-1], args[-1]
+    songs = {}
+    for path in inputs:  # all read and checked first: nothing is written for a bad input list
+        try:
+            waveform, rate = sf.read(path, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError) as error:
+            print(f"error: {path}: cannot read audio ({error})", file=sys.stderr)
+            return 1
+        if waveform.shape[0] == 0:
+            print(f"error: {path}: holds no audio samples (0 frames)", file=sys.stderr)
+            return 1
+        songs[path] = (waveform, rate)
     separator = LiteRTSeparator(model_path)
-    for path in inputs:
-        waveform, rate = sf.read(path, dtype="float32", always_2d=True)
+    for path, (waveform, rate) in songs.items():
+        length = waveform.shape[0]
         if rate != separator.sample_rate:
             import soxr
 
@@ -153,8 +175,12 @@ def main(argv=None) -> int:
         track = os.path.splitext(os.path.basename(path))[0]
         os.makedirs(os.path.join(out_dir, track), exist_ok=True)
         for source, stem in separator.separate(waveform).items():
+            if rate != separator.sample_rate:
+                stem = soxr.resample(stem, separator.sample_rate, rate).astype(np.float32)
+                # soxr's output length is rounded: the stem keeps the input's exactly.
+                stem = np.pad(stem[:length], [(0, max(0, length - stem.shape[0])), (0, 0)])
             target = os.path.join(out_dir, track, f"{source}.wav")
-            sf.write(target, stem, separator.sample_rate, subtype="FLOAT")
+            sf.write(target, stem, rate, subtype="FLOAT")
             print(target)
     return 0
 

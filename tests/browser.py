@@ -160,10 +160,14 @@ def click_per_track_header(driver, model: str, source: str, metric: str) -> str:
 def assert_summary_matches(cells: list[dict], results_json: dict[str, Path]) -> None:
     """Every summary number is the one in its model's results.json, and every one is there."""
     expected = {}
+    # The leakage is shown where the report has it (a column of every model then).
+    shown_metrics = ("SDR", "SIR", "SAR") + (
+        ("leakage",) if any(cell["metric"] == "leakage" for cell in cells) else ()
+    )
     for model, path in results_json.items():
         aggregate = json.loads(Path(path).read_text())["aggregate"]
         for source, metrics in aggregate.items():
-            for metric in ("SDR", "SIR", "SAR"):
+            for metric in shown_metrics:
                 for stat in ("mean", "median"):
                     expected[(model, source, metric, stat)] = metrics[metric][stat]
     shown = {(c["model"], c["source"], c["metric"], c["stat"]): c for c in cells}
@@ -175,6 +179,55 @@ def assert_summary_matches(cells: list[dict], results_json: dict[str, Path]) -> 
             assert (cell["value"], cell["text"]) == ("", "n/a"), (key, cell)
         elif value in ("inf", "-inf"):
             assert cell["value"] == ("Infinity" if value == "inf" else "-Infinity"), (key, cell)
+            assert cell["text"] == ("\u221e" if value == "inf" else "-\u221e"), (key, cell)
         else:
             assert float(cell["value"]) == value, (key, cell, value)
             assert cell["text"] == f"{value:.2f}", (key, cell, value)
+
+
+# The page's width, the per-track table's box and the bold cells, as laid out in the window.
+_LAYOUT = """
+var box = document.getElementById('per-track-box');
+var table = document.getElementById('per-track');
+var style = getComputedStyle(box);
+var headers = table.querySelectorAll('thead th[data-column]');
+var last = headers[headers.length - 1];
+box.scrollLeft = box.scrollWidth;
+var boxRect = box.getBoundingClientRect(), lastRect = last.getBoundingClientRect();
+var reached = lastRect.right <= boxRect.right + 1 && lastRect.left >= boxRect.left - 1;
+box.scrollLeft = 0;
+return {innerWidth: window.innerWidth, documentWidth: document.documentElement.scrollWidth,
+        bodyWidth: document.body.scrollWidth, boxRight: boxRect.right,
+        boxClientWidth: box.clientWidth, boxScrollWidth: box.scrollWidth,
+        tableWidth: table.getBoundingClientRect().width, overflowX: style.overflowX,
+        lastColumnReachable: reached,
+        boldCells: document.querySelectorAll('#summary td.best b').length,
+        saysBold: document.getElementById('summary-section').textContent.indexOf('Bold') >= 0};
+"""
+
+
+def layout(driver, page_path: Path, width: int = 1366, height: int = 900) -> dict:
+    """Opens a report in a window `width` px wide; returns the widths that matter (see _LAYOUT)."""
+    driver.set_window_size(width, height)
+    driver.get(Path(page_path).resolve().as_uri())
+    return driver.execute_script(_LAYOUT)
+
+
+def assert_fits_window(seen: dict) -> None:
+    """The page is no wider than the window; the per-track table fits or scrolls in its box, whose
+    last column can be scrolled into view; bold cells exist exactly where the text says so."""
+    assert seen["documentWidth"] <= seen["innerWidth"], seen
+    assert seen["boxRight"] <= seen["innerWidth"], seen
+    if seen["boxScrollWidth"] > seen["boxClientWidth"]:
+        assert seen["overflowX"] in ("auto", "scroll"), seen
+    assert seen["lastColumnReachable"], seen
+    assert seen["saysBold"] == (seen["boldCells"] > 0), seen
+
+
+def screenshot(driver, page_path: Path, png_path: Path, width: int = 1366,
+               height: int = 900) -> Path:
+    """A picture of the page's top in a window `width` px wide."""
+    driver.set_window_size(width, height)
+    driver.get(Path(page_path).resolve().as_uri())
+    driver.save_screenshot(str(png_path))
+    return Path(png_path)

@@ -373,3 +373,58 @@ def test_results_hold_the_leakage_and_old_results_without_it_still_load(tmp_path
     assert EvaluationResult.from_dict(data).aggregate["vocals"]["leakage"]["mean"] == -30.0
     del data["tracks"]["t"]["vocals"]["leakage"]
     assert EvaluationResult.from_dict(data).aggregate["vocals"]["leakage"]["mean"] is None
+
+
+def test_the_mixture_as_estimate_has_a_degenerate_sar(scored):
+    # BSS Eval's artefact term is zero for the sum of the references: SAR is +inf, not ~169 dB.
+    for result in (scored["mixture"], evaluate_mixture_as_estimate(scored["references_dir"])):
+        assert all(row.scores["SAR"] == float("inf") for row in result.rows)
+    assert all(row.scores["SAR"] < 100 for row in scored["good"].rows)
+
+
+def test_evaluate_all_scores_models_oracle_and_mixture(scored, tmp_path):
+    from advsep_tf.evaluate import MIXTURE, ORACLE, evaluate_all
+
+    labels, seen = [], {}
+
+    def progress(label):
+        labels.append(label)
+        return lambda done, total: None
+
+    good_dir = Path(scored["good"].estimates_dir)
+    results = evaluate_all(
+        scored["references_dir"], {"good": good_dir}, tmp_path / "out", oracle="tiny",
+        progress=progress, with_audio=lambda r: seen.update(
+            {name: Path(result.estimates_dir).is_dir() for name, result in r.items()
+             if result.estimates_dir}),
+    )
+    assert list(results) == ["good", ORACLE, MIXTURE]
+    assert labels == ["score good", "oracle estimates", "score oracle",
+                      "score mixture as estimate"]
+    assert results["good"].rows == scored["good"].rows
+    assert results[MIXTURE].rows == evaluate_mixture_as_estimate(scored["references_dir"]).rows
+    for name in results:
+        assert (tmp_path / "out" / name / "results.json").is_file()
+        assert all("leakage" in row.scores for row in results[name].rows)
+    # The oracle's audio was there for `with_audio`, then removed; its results say so.
+    assert seen == {"good": True, ORACLE: True}
+    assert results[ORACLE].estimates_dir == ""
+    assert load_result(tmp_path / "out" / ORACLE / "results.json").estimates_dir == ""
+    for source in SOURCES:
+        oracle_sdr = results[ORACLE].aggregate[source]["SDR"]["mean"]
+        assert oracle_sdr > results[MIXTURE].aggregate[source]["SDR"]["mean"]
+
+    # reuse: what is saved is loaded, nothing is scored again.
+    labels.clear()
+    again = evaluate_all(scored["references_dir"], {"good": good_dir}, tmp_path / "out",
+                         oracle="tiny", progress=progress, reuse=True)
+    assert labels == [] and again == results
+
+    table = format_table(results, title="all")
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| source | model | SDR | SIR | SAR | ISR | leakage | tracks |"
+    assert [row.split("|")[2].strip() for row in rows[1:4]] == [
+        "good", "oracle", "mixture as estimate"]
+    assert "∞ / ∞" in rows[3] and "SAR ∞" in table
+    with pytest.raises(AdvsepError, match="oracle"):
+        evaluate_all(scored["references_dir"], {"oracle": good_dir})

@@ -335,6 +335,45 @@ def test_runner_command_line_writes_stems(tflite_models, tmp_path, tiny_config):
     assert np.abs(separated[tiny_config.sources[0]]).max() > 1e-3
 
 
+def test_runner_writes_stems_at_the_inputs_rate_like_separate(tflite_models, tmp_path, tiny_config):
+    """One output contract: the runner's stems have the input's rate, channels and length, as
+    advsep-tf-separate's; a bad input among several stops it before anything is written."""
+    import soundfile as sf
+    import soxr
+
+    rate = 22050
+    song, _ = verification.probe(tiny_config.sources, rate, 1.3)
+    stereo = np.stack([song, 0.5 * song], axis=1).astype(np.float32)
+    sf.write(tmp_path / "song.wav", stereo, rate, subtype="FLOAT")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    model = str(tflite_models["none"])
+    refused = subprocess.run(
+        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"),
+         str(tmp_path / "empty.wav"), str(tmp_path / "refused")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 1 and "empty.wav" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "refused").exists()
+    result = subprocess.run(
+        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"),
+         str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    model_rate = tiny_config.audio.sample_rate
+    at_model_rate = soxr.resample(stereo, rate, model_rate).astype(np.float32)
+    separated = litert_runner.LiteRTSeparator(model).separate(at_model_rate)
+    for source in tiny_config.sources:
+        stem, stem_rate = sf.read(tmp_path / "out" / "song" / f"{source}.wav", dtype="float32",
+                                  always_2d=True)
+        assert stem_rate == rate and stem.shape == stereo.shape
+        expected = soxr.resample(separated[source], model_rate, rate)[: len(stereo)]
+        np.testing.assert_allclose(stem[: len(expected)], expected, atol=1e-5)
+    shown = subprocess.run([sys.executable, str(RUNNER_FILE), "--help"], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and "input's sample rate" in shown.stdout
+
+
 def test_runner_file_imports_neither_tensorflow_nor_advsep_tf():
     tree = ast.parse(RUNNER_FILE.read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

@@ -230,5 +230,113 @@ def test_non_positive_excerpt_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         evaluate_cli.main(["--estimates", str(tmp_path), "--references", str(tmp_path), "--out", str(tmp_path / "out"),
                            "--excerpt-seconds", "0"])
-    assert caught.value.code == 2 and "--excerpt-seconds must be positive" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "--excerpt-seconds" in err and "> 0" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_prints_one_table_with_the_bounds(reports):
+    printed = reports["printed"]
+    tables = [block for block in printed.split("\n\n") if block.lstrip().startswith(("|", "###"))]
+    assert sum(line.startswith("| source |") for line in printed.splitlines()) == 1, printed
+    rows = [line for line in printed.splitlines() if line.startswith("| ") and "---" not in line]
+    names = {row.split("|")[2].strip() for row in rows[1:]}
+    assert names == {"model_a", "oracle", "mixture as estimate"}, printed
+    assert tables
+    # leakage is a column, and the mixture's degenerate SAR is shown as such, with its note.
+    assert "leakage" in rows[0]
+    mixture_rows = [row for row in rows if "mixture as estimate" in row]
+    assert all(row.split("|")[5].strip() == "∞ / ∞" for row in mixture_rows), mixture_rows
+    assert "SAR ∞" in printed and "168" not in printed
+    # The oracle's audio went once the report had its excerpts; its size was said.
+    out = reports["root"] / "out_a"
+    assert not (out / "oracle_estimates").exists()
+    assert re.search(r"Oracle audio: [\d.]+ (B|kB|MB), removed", printed), printed
+    oracle = json.loads((out / "oracle" / "results.json").read_text())
+    assert oracle["settings"]["estimates_dir"] == ""
+    assert json.loads((out / "mixture" / "results.json").read_text())["tracks"]["song_two"][
+        "vocals"]["SAR"] == "inf"
+
+
+def test_the_oracle_is_full_band_at_the_input_rate(tmp_path, reports):
+    """At a rate above the config's, the default oracle keeps the band above the model's half
+    rate (the `tiny` preset runs at 8192 Hz); --oracle-rate model is band-limited to it."""
+    from advsep_tf.config import load_config
+    from advsep_tf.evaluate import write_oracle_estimates
+
+    rate = 22050
+    t = np.arange(rate * 2) / rate
+    refs = tmp_path / "refs" / "song"
+    refs.mkdir(parents=True)
+    high = 0.2 * np.sin(2 * np.pi * 7000 * t)[:, None]  # above 4096 Hz
+    low = 0.2 * np.sin(2 * np.pi * 300 * t)[:, None]
+    sf.write(refs / "vocals.wav", high.astype(np.float32), rate, subtype="FLOAT")
+    sf.write(refs / "accompaniment.wav", low.astype(np.float32), rate, subtype="FLOAT")
+    config = load_config("tiny")
+    energy = {}
+    for mode in ("input", "model"):
+        out = write_oracle_estimates(tmp_path / "refs", tmp_path / mode, config, None, mode)
+        vocals, vocals_rate = sf.read(out / "song" / "vocals.wav")
+        assert vocals_rate == rate
+        energy[mode] = float(np.sum(vocals**2) / np.sum(high**2))
+    assert energy["input"] > 0.9, energy
+    assert energy["model"] < 0.01, energy
+
+
+def test_keep_oracle_audio_keeps_it_and_says_its_size(tmp_path, reports):
+    root = reports["root"]
+    printed = _run_cli([
+        "--estimates", str(root / "model_b"), "--references", str(root / "references"),
+        "--out", str(tmp_path / "out"), "--oracle", "tiny", "--keep-oracle-audio",
+        "--excerpt-seconds", "1", "--no-progress",
+    ])
+    kept = tmp_path / "out" / "oracle_estimates"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(TRACKS)
+    assert f"Oracle audio: {kept} (" in printed
+
+
+def test_progress_bars_are_labelled_by_what_they_score(tmp_path, reports):
+    root = reports["root"]
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+        code = common.run(evaluate_cli.main, [
+            "--estimates", str(root / "model_b"), "--references", str(root / "references"),
+            "--out", str(tmp_path / "out"), "--oracle", "tiny", "--excerpt-seconds", "1",
+        ])
+    assert code == 0
+    bars = errors.getvalue()
+    for label in ("score model_b", "oracle estimates", "score oracle", "score mixture as estimate",
+                  "report"):
+        assert f"{label}: 100%" in bars, (label, bars[-2000:])
+    assert "evaluate:" not in bars
+
+
+def test_reports_fit_a_1366_px_window_in_chromium(tmp_path, reports):
+    """No report is wider than the window: the per-track table scrolls inside its own box (its
+    last column reachable there), and bold marks the best where the text says it does."""
+    from advsep_tf.evaluate import load_result
+    from advsep_tf.report import write_report
+
+    root = reports["root"]
+    # Eight models: a per-track table far wider than the window.
+    base = {"a": load_result(root / "out_a" / "results.json"),
+            "b": load_result(root / "out_b" / "results.json")}
+    many = {f"model {i} {key}": result for i in range(4) for key, result in base.items()}
+    many["oracle"] = load_result(root / "out_a" / "oracle" / "results.json")
+    wide = tmp_path / "wide"
+    with contextlib.redirect_stdout(io.StringIO()):
+        mixture = load_result(root / "compared" / "mixture" / "results.json")
+        write_report(wide, many, mixture=mixture, excerpt_seconds=1.0, progress=False)
+    pages = {"evaluate": root / "out_a" / "report.html",
+             "compare": root / "compared" / "report.html", "wide": wide / "report.html"}
+    with browser.chromium() as driver:
+        seen = {}
+        for name, page in pages.items():
+            seen[name] = browser.layout(driver, page)
+            browser.assert_fits_window(seen[name])
+        browser.screenshot(driver, pages["compare"], tmp_path / "compare_1366.png")
+    assert seen["wide"]["boxScrollWidth"] > seen["wide"]["boxClientWidth"], seen["wide"]
+    # One model and the bounds: nothing to call best; two models: the best are bold.
+    assert seen["evaluate"]["boldCells"] == 0 and not seen["evaluate"]["saysBold"]
+    assert seen["compare"]["boldCells"] > 0 and seen["compare"]["saysBold"]
+    assert seen["wide"]["boldCells"] > 0

@@ -278,3 +278,30 @@ def test_mask_reconstruction_keeps_the_high_band_and_sums_to_the_mixture(tiny_ru
     assert high_band_energy(total_masked) > 0.9 * high_band_energy(song)
     inner = slice(rate // 10, -rate // 10)
     assert np.max(np.abs(total_masked[inner] - song[inner])) < 0.02
+
+
+@pytest.mark.parametrize("bad", ["empty", "header_only", "corrupt", "too_short", "missing"])
+def test_every_input_is_checked_before_any_is_separated(tiny_run, tmp_path, capsys, bad):
+    """advsep-tf-separate X.mp3 bad.wav: exit 1 naming bad.wav, and no stem of X.mp3 written."""
+    from advsep_tf.cli import common
+    from advsep_tf.cli import separate as separate_cli
+
+    song = tmp_path / "X.mp3"
+    sf.write(song, _song(2.0, 16000, 1)[:, 0], 16000, format="MP3", subtype="MPEG_LAYER_III")
+    path = tmp_path / f"{bad}.wav"
+    if bad == "empty":
+        path.write_bytes(b"")
+    elif bad == "header_only":
+        sf.write(path, np.zeros((0, 1), np.float32), 8192, subtype="PCM_16")
+    elif bad == "corrupt":
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" + os.urandom(300))
+    elif bad == "too_short":
+        sf.write(path, np.zeros((3, 1), np.float32), 8192, subtype="PCM_16")
+    out = tmp_path / "out"
+    code = common.run(separate_cli.main, [str(song), str(path), "--model", str(tiny_run),
+                                          "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1, err
+    assert str(path) in errors[0], errors[0]
+    assert not (out / "X").exists() and not list(tmp_path.rglob("vocals.wav")), err

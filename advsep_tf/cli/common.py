@@ -15,7 +15,12 @@ from advsep_tf.cli import options
 
 
 def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
-    """A command's parser, with --verbose; an epilog keeps its line breaks."""
+    """A command's parser, with --verbose; an epilog keeps its line breaks. `description` may be
+    the command module's docstring: its first paragraph is the description, never cut off."""
+    import textwrap
+
+    # Wrapped here: with a multi-line epilog, argparse prints the description as it is given.
+    description = textwrap.fill(" ".join(description.strip().split("\n\n")[0].split()), 79)
     p = argparse.ArgumentParser(
         prog=prog, description=description, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter if epilog and "\n" in epilog else argparse.HelpFormatter,

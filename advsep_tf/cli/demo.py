@@ -10,12 +10,15 @@ from advsep_tf.cli import common, options
 def main(argv=None) -> None:
     p = common.parser(
         "advsep-tf-demo", __doc__.splitlines()[0],
-        "example: advsep-tf-demo --out demo_output   (about 10-15 minutes on 2 CPU cores; --quick: about 2)",
+        "example: advsep-tf-demo --out demo_output   (about 10 minutes on 2 CPU cores; "
+        "--quick: about 1 minute)",
     )
     options.add(p, "--out", required=False, default="demo_output", metavar="DIR",
                 help="output folder (default: demo_output)")
-    p.add_argument("--quick", action="store_true", help="a much smaller run, to check the installation")
-    options.add(p, "--config", required=False)
+    p.add_argument("--quick", action="store_true",
+                   help="a much smaller run, to check the installation (about 1 minute)")
+    options.add(p, "--config", required=False,
+                help="the preset or config file the models use (default: demo)")
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)

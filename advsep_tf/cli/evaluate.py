@@ -1,5 +1,6 @@
-"""advsep-tf-evaluate: BSS Eval (museval v4) of estimates against references, both <track>/<source>.wav;
-or a side-by-side comparison of several results folders."""
+"""advsep-tf-evaluate: BSS Eval (museval v4) of estimates against references, both laid out as
+<track>/<source>.wav, beside the mixture as estimate (and, on request, the ideal-ratio-mask
+oracle), or a side-by-side comparison of finished results folders."""
 
 from __future__ import annotations
 
@@ -8,24 +9,50 @@ import sys
 
 from advsep_tf.cli import common, options
 
+DESCRIPTION = (
+    "BSS Eval (museval v4) of separated stems against references, both laid out as "
+    "<track>/<source>.wav, printed as one table with the mixture as estimate (the score of not "
+    "separating) and, with --oracle, the ideal ratio mask; or a comparison of finished results "
+    "folders (--compare). Writes results.json, results.csv, report.html and a box plot."
+)
+EPILOG = """examples:
+  advsep-tf-evaluate --estimates separated/ --references corpus/musdb18hq/test --out results/
+  advsep-tf-evaluate --estimates separated/ --references refs/ --out results/ --oracle demo
+  advsep-tf-evaluate --compare results/baseline results/va --out comparison/
+
+A SAR of ∞ is the mixture as estimate's: it is the sum of the references, so BSS Eval's
+artefact term is zero (museval returns about 169 dB there, a number of no meaning)."""
+
 
 def main(argv=None) -> None:
-    p = common.parser(
-        "advsep-tf-evaluate", __doc__.splitlines()[0],
-        "examples:\n"
-        "  advsep-tf-evaluate --estimates separated/ --references corpus/musdb18hq/test --out results/ --oracle demo\n"
-        "  advsep-tf-evaluate --compare results/baseline results/va --out comparison/",
-    )
-    p.add_argument("--estimates", metavar="EST_DIR")
-    p.add_argument("--references", metavar="REF_DIR")
-    options.add(p, "--out", metavar="RESULTS_DIR")
-    p.add_argument("--sources", metavar="SOURCE,...", help="sources to score (default: all in both folders)")
+    p = common.parser("advsep-tf-evaluate", DESCRIPTION, EPILOG)
+    p.add_argument("--estimates", metavar="EST_DIR",
+                   help="the separated stems to score, <track>/<source>.wav (as advsep-tf-separate "
+                        "writes them)")
+    p.add_argument("--references", metavar="REF_DIR",
+                   help="the true stems, <track>/<source>.wav (a MUSDB18-HQ folder works as is; "
+                        "its mixture.wav is the mixture as estimate)")
+    options.add(p, "--out", metavar="RESULTS_DIR",
+                help="folder for results.json, results.csv, report.html and the box plot")
+    p.add_argument("--sources", metavar="SOURCE,...",
+                   help="sources to score (default: all in both folders)")
     p.add_argument("--oracle", metavar="PRESET_OR_FILE",
-                   help="also score the ideal ratio mask at this config's STFT settings (the upper bound)")
-    p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead")
+                   help="also score the ideal ratio mask at this config's STFT window (the upper "
+                        "bound of a mask-based separator)")
+    p.add_argument("--oracle-rate", choices=("input", "model"), default="input",
+                   help="the oracle at each track's own rate over the full band (input, the "
+                        "default, as advsep-tf-separate's mask reconstruction) or at the config's "
+                        "rate, band-limited to half of it (model)")
+    p.add_argument("--keep-oracle-audio", action="store_true",
+                   help="keep the oracle's stems in RESULTS_DIR/oracle_estimates (default: they "
+                        "are removed once scored and excerpted for the report; their size is "
+                        "printed either way)")
+    p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR",
+                   help="compare finished results folders instead")
     p.add_argument("--excerpt-seconds", type=options.number(float, 0, low_open=True), metavar="S",
                    help="length of the audio excerpts in report.html (default: 10)")
-    options.add(p, "--overwrite", help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
+    options.add(p, "--overwrite",
+                help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -33,23 +60,27 @@ def main(argv=None) -> None:
         p.error("--compare takes results folders; do not combine it with --estimates/--references")
     if not args.compare and not (args.estimates and args.references):
         p.error("give --estimates and --references (or --compare RESULTS_DIR ...)")
+    if (args.keep_oracle_audio or args.oracle_rate != "input") and not args.oracle:
+        p.error("--keep-oracle-audio and --oracle-rate go with --oracle")
     if args.excerpt_seconds is not None and not args.excerpt_seconds > 0:
         p.error(f"--excerpt-seconds must be positive, got {args.excerpt_seconds}")
     for option, folder in (("--estimates", args.estimates), ("--references", args.references)):
         if folder and _inside(args.out, folder):
-            p.error(f"--out {args.out} is inside {option} {folder}: its files would be read as tracks")
+            p.error(f"--out {args.out} is inside {option} {folder}: its files would be read as "
+                    "tracks")
 
     from advsep_tf.evaluate import (
+        MIXTURE,
+        ORACLE,
         RESULTS_JSON,
-        evaluate_folders,
-        evaluate_mixture_as_estimate,
-        format_comparison,
+        evaluate_all,
+        folder_bytes,
         format_table,
         load_result,
         plot_boxplots,
-        write_oracle_estimates,
     )
-    from advsep_tf.report import DEFAULT_EXCERPT_SECONDS, write_report
+    from advsep_tf.files import write_atomically
+    from advsep_tf.report import DEFAULT_EXCERPT_SECONDS, format_size, write_report
 
     report_options = dict(
         figures=[(os.path.join(args.out, "boxplot_sdr.png"), BOXPLOT_CAPTION)],
@@ -59,34 +90,57 @@ def main(argv=None) -> None:
     )
     _check_outputs(args, RESULTS_JSON)
     os.makedirs(args.out, exist_ok=True)
+
+    def finish(results, title, config=None):
+        """One table printed (and in comparison.md), the box plot and the report."""
+        models = {name: result for name, result in results.items() if name != MIXTURE}
+        table = format_table(results, title=title)
+        print(table)
+        if len(models) > 1:
+            write_atomically(os.path.join(args.out, "comparison.md"), table + "\n")
+        plot_boxplots(models, os.path.join(args.out, "boxplot_sdr.png"))
+        print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png"
+              if not args.compare else f"Wrote {args.out}/boxplot_sdr.png")
+        write_report(args.out, models, mixture=results.get(MIXTURE), config=config,
+                     title=title, **report_options)
+
     if args.compare:
-        results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON)) for d in args.compare}
-        _write_comparison(results, args.out, format_comparison, plot_boxplots)
+        results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON))
+                   for d in args.compare}
         shared = _shared_references(results)
-        mixture = shared and _evaluate(evaluate_mixture_as_estimate, None, shared[0], os.path.join(args.out, "mixture"),
-                                       shared[1], args.no_progress, "mixture as estimate")
-        write_report(args.out, results, mixture=mixture, title=f"Comparison of {', '.join(results)}", **report_options)
+        if shared:
+            results.update(evaluate_all(
+                shared[0], out_dir=args.out, sources=shared[1], progress=not args.no_progress))
+        finish(results, f"Comparison of {', '.join(n for n in results if n != MIXTURE)}")
         return
 
     sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
-    result = _evaluate(evaluate_folders, args.estimates, args.references, args.out, sources, args.no_progress)
-    print(format_table(result, title=f"BSS Eval v4 of {args.estimates} ({len(result.tracks)} tracks), mean / median dB"))
-    results = {os.path.basename(os.path.normpath(args.estimates)) or "estimates": result}
+    name = os.path.basename(os.path.normpath(args.estimates)) or "estimates"
+    if name in (ORACLE, MIXTURE):
+        name = f"{name} (estimates)"
     config = None
     if args.oracle:
         from advsep_tf.config import load_config
 
         config = load_config(args.oracle)
-        oracle_dir = os.path.join(args.out, "oracle_estimates")
-        write_oracle_estimates(args.references, oracle_dir, config, result.sources)
-        results["oracle"] = _evaluate(evaluate_folders, oracle_dir, args.references, os.path.join(args.out, "oracle"),
-                                      result.sources, args.no_progress)
-    _write_comparison(results, args.out, format_comparison, plot_boxplots)
-    mixture = _evaluate(evaluate_mixture_as_estimate, None, args.references, os.path.join(args.out, "mixture"),
-                        result.sources, args.no_progress, "mixture as estimate")
-    print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png")
-    write_report(args.out, results, mixture=mixture, config={"oracle": config.to_dict()} if config else None,
-                 title=f"BSS Eval of {args.estimates}", **report_options)
+    oracle_dir = os.path.join(args.out, "oracle_estimates")
+    title = f"BSS Eval v4 of {args.estimates}"
+
+    def with_audio(results):
+        if ORACLE in results:
+            size = format_size(folder_bytes(results[ORACLE].estimates_dir))
+            print(f"Oracle audio: {oracle_dir} ({size})" if args.keep_oracle_audio else
+                  f"Oracle audio: {size}, removed once the report has its excerpts "
+                  f"(--keep-oracle-audio keeps it in {oracle_dir})")
+        finish(results, title, {"oracle": config.to_dict(), "oracle_rate": args.oracle_rate}
+               if config else None)
+
+    evaluate_all(
+        args.references, {name: args.estimates}, args.out, oracle=config,
+        oracle_rate=args.oracle_rate, oracle_audio=oracle_dir if args.keep_oracle_audio else None,
+        sources=sources, result_dirs={name: args.out}, progress=not args.no_progress,
+        with_audio=with_audio,
+    )
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -111,7 +165,8 @@ def _check_outputs(args, results_json: str) -> None:
     if args.oracle:
         names += [os.path.join("oracle", results_json), os.path.join("oracle", "results.csv")]
         oracle_dir = os.path.join(args.out, "oracle_estimates")
-        if os.path.isdir(oracle_dir) and os.listdir(oracle_dir) and not args.overwrite:
+        if (args.keep_oracle_audio and os.path.isdir(oracle_dir) and os.listdir(oracle_dir)
+                and not args.overwrite):
             raise AdvsepError(f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an earlier "
                               "evaluation, or choose another --out")
     inputs = [folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder]
@@ -147,26 +202,6 @@ def _is_result(path: str) -> bool:
         return False
 
 
-def _evaluate(evaluate, estimates, references, out, sources, no_progress, description="evaluate"):
-    """`evaluate_folders` (or, without estimates, `evaluate_mixture_as_estimate`) with a bar."""
-    from tqdm.auto import tqdm
-
-    bars = []
-
-    def progress(done, total):
-        # Created on the first finished track, so that an input error is not printed after a bar.
-        if not bars:
-            bars.append(tqdm(total=total, desc=description, unit="track", disable=no_progress, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-
-    folders = (references,) if estimates is None else (estimates, references)
-    try:
-        return evaluate(*folders, out_dir=out, sources=sources, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
-
-
 def _shared_references(results):
     """(references folder, sources) of compared results where all have the same and the folder is
     still there, so that the mixture as estimate can be scored beside them; None otherwise."""
@@ -175,16 +210,6 @@ def _shared_references(results):
         return None
     references, sources = settings.pop()
     return (references, list(sources)) if os.path.isdir(references) else None
-
-
-def _write_comparison(results, out, format_comparison, plot_boxplots):
-    plot_boxplots(results, os.path.join(out, "boxplot_sdr.png"))
-    if len(results) > 1:
-        table = format_comparison(results, ("SDR", "SIR", "SAR", "ISR"))
-        print(table)
-        from advsep_tf.files import write_atomically
-
-        write_atomically(os.path.join(out, "comparison.md"), table + "\n")
 
 
 BOXPLOT_CAPTION = "SDR per track: a panel per source, a box per model; triangles are means."

@@ -11,7 +11,7 @@ from advsep_tf.cli import common, options
 
 def main(argv=None) -> None:
     p = common.parser(
-        "advsep-tf-experiment", __doc__.splitlines()[0],
+        "advsep-tf-experiment", __doc__,
         "examples:\n"
         "  advsep-tf-experiment --out experiment/                      # synthetic corpus, demo preset\n"
         "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out paper_run/\n"
@@ -19,7 +19,8 @@ def main(argv=None) -> None:
         "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 --out real_exp/",
     )
     options.add(p, "--config", required=False)
-    options.add(p, "--out", metavar="DIR")
+    options.add(p, "--out", metavar="DIR",
+                help="the experiment's folder: runs, stems, results, comparison.md, report.html")
     options.add(p, "--shards", help="a prepared shard set (default: generate a synthetic corpus)")
     p.add_argument("--test-dir", metavar="DIR", help="held-out tracks as <track>/<source>.wav (with --shards)")
     options.add(p, "--steps", help="separator steps per model (default: training.max_steps)")

@@ -18,8 +18,9 @@ def main(argv=None) -> dict:
         "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
         "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16",
     )
-    options.add(p, "--model", default=None, required=True, metavar="RUN_DIR",
-                help="a training run directory or a .keras file")
+    options.add(p, "--model", default=None, required=True, metavar="RUN_DIR_OR_MODEL",
+                help="a training run directory, a .keras file, or 'pretrained' (the "
+                     "vocals/accompaniment separator shipped with the package)")
     options.add(p, "--format")
     options.add(p, "--out", metavar="PATH", help="SavedModel directory, or the .tflite file")
     options.add(p, "--quantize")

@@ -64,14 +64,27 @@ OPTIONS: dict[str, dict] = {
         required=True, metavar="PRESET_OR_FILE",
         help=f"a preset ({', '.join(preset_names())}) or a JSON/YAML config file",
     ),
-    "--out": dict(required=True),
-    "--overwrite": dict(action="store_true"),
-    "--no-progress": dict(action="store_true"),
+    "--out": dict(required=True, help="the output folder"),
+    "--overwrite": dict(
+        action="store_true",
+        help="replace what an earlier run of this command wrote at --out (never other files)",
+    ),
+    "--no-progress": dict(action="store_true", help="no progress bars (for log files)"),
     # data
-    "--dataset": dict(action="append", metavar="KIND=PATH"),
-    "--split": dict(metavar="SPLIT_FILE"),
-    "--shards": dict(metavar="SHARD_DIR"),
-    "--examples-per-shard": dict(type=number(int, 1), default=EXAMPLES_PER_SHARD, metavar="N"),
+    "--dataset": dict(
+        action="append", metavar="KIND=PATH",
+        help="a corpus in its own layout (kinds: advsep-tf-prepare --help), repeatable",
+    ),
+    "--split": dict(
+        metavar="SPLIT_FILE",
+        help="a YAML/JSON split spec: which tracks train, validate, test or fill the "
+             "unpaired pools",
+    ),
+    "--shards": dict(metavar="SHARD_DIR", help="a shard set written by advsep-tf-prepare"),
+    "--examples-per-shard": dict(
+        type=number(int, 1), default=EXAMPLES_PER_SHARD, metavar="N",
+        help=f"patches per TFRecord file (default: {EXAMPLES_PER_SHARD})",
+    ),
     "--on-error": dict(
         choices=ON_ERROR, default=ON_ERROR[0],
         help="bad input: stop with exit code 1 (fail, the default), or leave that track out and list it in the "
@@ -131,7 +144,11 @@ OPTIONS: dict[str, dict] = {
         help="patches per separator call (memory bound)",
     ),
     # export
-    "--format": dict(default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS),
+    "--format": dict(
+        default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS,
+        help="saved_model (a folder for TF Serving, the default) or litert (a .tflite file for "
+             "devices)",
+    ),
     "--quantize": dict(
         default=QUANTIZATIONS[0], choices=QUANTIZATIONS,
         help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",

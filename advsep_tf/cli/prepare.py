@@ -13,6 +13,8 @@ EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable; several go into one 
   medleydb       PATH/Audio/<track>/<track>_MIX.wav, <track>_STEMS/, <track>_METADATA.yaml
   ccmixter       PATH/<track>/mix.wav, source-01.wav (accompaniment), source-02.wav (vocals)
   ikala          PATH/Wavfile/<track>.wav (left: accompaniment, right: vocals)
+  mir1k          PATH/Wavfile/<singer>_<song>_<clip>.wav (left: accompaniment, right: vocals;
+                 paired, split by singer)
   paired         PATH/<track>/<source>.wav, optional PATH/<track>/mixture.wav
   mixtures       any tree of audio files: unlabelled mixtures
   solo/<source>  any tree of audio files: solo recordings of <source>

@@ -15,7 +15,8 @@ def main(argv=None) -> None:
     )
     options.add(p, "--config")
     options.add(p, "--shards", required=True)
-    options.add(p, "--out", metavar="RUN_DIR")
+    options.add(p, "--out", metavar="RUN_DIR",
+                help="the run directory: checkpoints, history.csv, logs/ for TensorBoard")
     options.add(p, "--mode")
     p.add_argument("--critics", metavar="SOURCE,...", help="sources that get a critic (default: all)")
     options.add(p, "--steps")

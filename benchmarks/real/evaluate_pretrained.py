@@ -14,7 +14,9 @@ with nothing above 8 kHz make BSS Eval's projection ill-conditioned: measured SI
 `--role valid` scores the validation singer and previews instead (mono, no other sets): what a
 choice between models is made on before their test scores are looked at.
 
-Writes OUT/<set>/results/{model,mixture,oracle}/results.json and prints one markdown table.
+Writes OUT/<set>/results/{model,mixture,oracle}/results.json (the oracle full band at the set's
+rate; results written before it was band-limited to the model's 4 kHz: delete them to rescore)
+and prints one markdown table.
 Finished parts are reused when the command is run again.
 """
 
@@ -112,28 +114,18 @@ def write_track(adapter, folder, vocals, accompaniment, rate):
 
 
 def score_set(separator, references: str, out_dir: str, config) -> dict:
-    from advsep_tf.evaluate import evaluate_folders, evaluate_mixture_as_estimate, load_result, write_oracle_estimates
-    from advsep_tf.stem_files import separate_files
+    """The model, the oracle (full band, at the references' rate) and the mixture as estimate, by
+    `advsep_tf.evaluate.evaluate_all`; finished parts are reused."""
+    from advsep_tf.evaluate import evaluate_all
 
-    sources = config.sources
-    mixtures = [os.path.join(references, t, "mixture.wav") for t in sorted(os.listdir(references))
-                if os.path.isdir(os.path.join(references, t))]
-    results = {}
-    for name in ("model", "mixture", "oracle"):
-        result_dir = os.path.join(out_dir, "results", name)
-        if not os.path.isfile(os.path.join(result_dir, "results.json")):
-            estimates = os.path.join(out_dir, "estimates", name)
-            start = time.time()
-            if name == "mixture":
-                evaluate_mixture_as_estimate(references, out_dir=result_dir, sources=sources)
-            else:
-                if name == "model":
-                    separate_files(separator, mixtures, estimates, progress=sys.stderr.isatty())  # a log file gets no bar
-                else:
-                    write_oracle_estimates(references, estimates, config, sources)
-                evaluate_folders(estimates, references, out_dir=result_dir, sources=sources)
-            print(f"  {name}: {time.time() - start:.0f} s", flush=True)
-        results[name] = load_result(os.path.join(result_dir, "results.json"))
+    start = time.time()
+    results = evaluate_all(
+        references, {"model": separator}, os.path.join(out_dir, "results"), oracle=config,
+        oracle_audio=os.path.join(out_dir, "estimates", "oracle"), sources=config.sources,
+        separated_dir=os.path.join(out_dir, "estimates"), reuse=True,
+        progress=sys.stderr.isatty(),  # a log file gets no bar
+    )
+    print(f"  scored in {time.time() - start:.0f} s", flush=True)
     return results
 
 
