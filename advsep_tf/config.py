@@ -21,7 +21,8 @@ from advsep_tf.errors import AdvsepError, UsageError
 
 MODES = ("supervised", "adversarial")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# tf.distribute strategies of advsep-tf-train: mirrored = all local GPUs; multi_worker = TF_CONFIG's cluster.
+# tf.distribute strategies of advsep-tf-train: mirrored = all local GPUs; multi_worker =
+# TF_CONFIG's cluster.
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # The name that selects the separator shipped in advsep_tf/pretrained/ wherever a model is named.
 PRETRAINED = "pretrained"
@@ -126,7 +127,8 @@ class TrainingConfig:
     synthetic_pairs: float = 0.0
     synthetic_gain: list[float] = field(default_factory=lambda: [0.5, 1.25])
     # Teacher-student on unlabelled mixtures: each step adds a batch of unlabelled mixtures that a
-    # frozen teacher (advsep-tf-train --teacher-model) labels, weighted by this in the loss (0: off).
+    # frozen teacher (advsep-tf-train --teacher-model) labels, weighted by this in the loss (0:
+    # off).
     # The student sees them augmented (a random gain, and the teacher's stems remixed across the
     # batch); a patch whose teacher estimates do not add up to the mixture (relative error of the
     # linear magnitudes above pseudo_label_max_error) is not trusted and gets no weight.
@@ -204,12 +206,16 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "config") -> "Config":
         if not isinstance(data, dict):
-            raise AdvsepError(f"{origin}: expected a mapping of config sections, got {type(data).__name__}")
+            raise AdvsepError(
+                f"{origin}: expected a mapping of config sections, got {type(data).__name__}"
+            )
         kwargs = {}
         section_types = {f.name: f.type for f in dataclasses.fields(cls)}
         for key, value in data.items():
             if key not in section_types:
-                raise AdvsepError(f"{origin}: unknown config field '{key}' (known: {', '.join(section_types)})")
+                raise AdvsepError(
+                    f"{origin}: unknown config field '{key}' (known: {', '.join(section_types)})"
+                )
             section_cls = _SECTIONS.get(key)
             if section_cls is None:
                 kwargs[key] = value
@@ -249,25 +255,32 @@ class Config:
         if self.audio.sample_rate <= 0:
             problems.append("audio.sample_rate must be positive")
         if self.audio.nb_channels != 1:
-            problems.append("audio.nb_channels must be 1 (the model sees a mono downmix; stereo is separated per channel)")
+            problems.append(
+                "audio.nb_channels must be 1 (the model sees a mono downmix; stereo is separated "
+                "per channel)"
+            )
         spec = self.spectrogram
         if spec.n_fft & (spec.n_fft - 1):
             problems.append(f"spectrogram.n_fft must be a power of two, got {spec.n_fft}")
         if not 0 < spec.n_hop <= spec.n_fft:
             problems.append("spectrogram.n_hop must be in (0, n_fft]")
         if not 0 < spec.nb_bins <= spec.n_fft // 2 + 1:
-            problems.append(f"spectrogram.nb_bins must be in (0, n_fft/2+1 = {spec.n_fft // 2 + 1}]")
+            problems.append(
+                f"spectrogram.nb_bins must be in (0, n_fft/2+1 = {spec.n_fft // 2 + 1}]"
+            )
         if not 0 < spec.patch_hop <= spec.nb_frames:
             problems.append("spectrogram.patch_hop must be in (0, nb_frames]")
-        scale = 2 ** self.separator.depth
+        scale = 2**self.separator.depth
         if spec.nb_bins % scale or spec.nb_frames % scale:
             problems.append(
                 f"spectrogram.nb_bins ({spec.nb_bins}) and nb_frames ({spec.nb_frames}) must be "
                 f"multiples of 2**separator.depth ({scale})"
             )
         if self.separator.output_activation not in OUTPUT_ACTIVATIONS:
-            problems.append(f"separator.output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, "
-                            f"got '{self.separator.output_activation}'")
+            problems.append(
+                f"separator.output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, "
+                f"got '{self.separator.output_activation}'"
+            )
         if self.separator.base_filters <= 0 or self.separator.depth < 1:
             problems.append("separator.base_filters must be positive and separator.depth >= 1")
         if self.separator.members < 1:
@@ -275,34 +288,54 @@ class Config:
         if min(spec.nb_bins, spec.nb_frames) < 8:
             problems.append("critic inputs need nb_bins and nb_frames >= 8")
         if self.training.mode not in MODES:
-            problems.append(f"training.mode must be one of {', '.join(MODES)}, got '{self.training.mode}'")
+            problems.append(
+                f"training.mode must be one of {', '.join(MODES)}, got '{self.training.mode}'"
+            )
         unknown = [s for s in self.training.critics if s not in self.sources]
         if unknown:
-            problems.append(f"training.critics names unknown source(s) {', '.join(unknown)} (sources: {', '.join(self.sources)})")
+            problems.append(
+                f"training.critics names unknown source(s) {', '.join(unknown)} (sources: "
+                f"{', '.join(self.sources)})"
+            )
         if self.loss.n_critic < 1:
             problems.append("loss.n_critic must be >= 1")
         if min(self.loss.alpha, self.loss.beta, self.loss.gp_lambda) < 0:
             problems.append("loss.alpha, loss.beta and loss.gp_lambda must be >= 0")
         if self.training.precision not in PRECISIONS:
-            problems.append(f"training.precision must be one of {', '.join(PRECISIONS)}, got '{self.training.precision}'")
+            problems.append(
+                f"training.precision must be one of {', '.join(PRECISIONS)}, got "
+                f"'{self.training.precision}'"
+            )
         if self.training.checkpoints_kept < 1:
             problems.append("training.checkpoints_kept must be >= 1")
         if not 0 <= self.training.remix_probability <= 1:
-            problems.append(f"training.remix_probability must be in [0, 1], got {self.training.remix_probability}")
+            problems.append(
+                f"training.remix_probability must be in [0, 1], got "
+                f"{self.training.remix_probability}"
+            )
         if self.critic.normalization not in CRITIC_NORMALIZATIONS:
-            problems.append(f"critic.normalization must be one of {', '.join(CRITIC_NORMALIZATIONS)}, "
-                            f"got '{self.critic.normalization}'")
+            problems.append(
+                f"critic.normalization must be one of {', '.join(CRITIC_NORMALIZATIONS)}, "
+                f"got '{self.critic.normalization}'"
+            )
         if not 0 <= self.training.synthetic_pairs <= 1:
-            problems.append(f"training.synthetic_pairs must be in [0, 1], got {self.training.synthetic_pairs}")
+            problems.append(
+                f"training.synthetic_pairs must be in [0, 1], got {self.training.synthetic_pairs}"
+            )
         low_high = self.training.synthetic_gain
         if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
             problems.append("training.synthetic_gain must be [low, high] with 0 < low <= high")
         if not self.training.pseudo_label_weight >= 0:
-            problems.append(f"training.pseudo_label_weight must be >= 0, got {self.training.pseudo_label_weight}")
+            problems.append(
+                f"training.pseudo_label_weight must be >= 0, got "
+                f"{self.training.pseudo_label_weight}"
+            )
         if not self.training.pseudo_label_max_error > 0:
             problems.append("training.pseudo_label_max_error must be > 0")
         if self.training.batch_size < 2:
-            problems.append("training.batch_size must be >= 2 (the gradient penalty shuffles real excerpts)")
+            problems.append(
+                "training.batch_size must be >= 2 (the gradient penalty shuffles real excerpts)"
+            )
         gain = self.training.unpaired_gain
         if len(gain) != 2 or not 0 < gain[0] <= gain[1]:
             problems.append("training.unpaired_gain must be [low, high] with 0 < low <= high")
@@ -314,14 +347,19 @@ class Config:
         """Every field whose value is not of its declared type (numbers also finite), by its
         dotted name; source_map is checked by `_source_map_problems`."""
         problems = []
-        fields = [(f.name, f.type, getattr(self, f.name))
-                  for f in dataclasses.fields(self) if f.name not in _SECTIONS]
+        fields = [
+            (f.name, f.type, getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in _SECTIONS
+        ]
         for section in _SECTIONS:
             if section == "source_map":
                 continue
             value = getattr(self, section)
-            fields += [(f"{section}.{f.name}", f.type, getattr(value, f.name))
-                       for f in dataclasses.fields(value)]
+            fields += [
+                (f"{section}.{f.name}", f.type, getattr(value, f.name))
+                for f in dataclasses.fields(value)
+            ]
         for name, kind, value in fields:
             expected = _type_problem(str(kind), value)
             if expected:
@@ -345,8 +383,11 @@ class Config:
             "training.shuffle_buffer": (training.shuffle_buffer, 1),
             "training.seed": (training.seed, 0),
         }
-        problems = [f"{name} must be >= {low}, got {value}"
-                    for name, (value, low) in at_least.items() if value < low]
+        problems = [
+            f"{name} must be >= {low}, got {value}"
+            for name, (value, low) in at_least.items()
+            if value < low
+        ]
         if not optimizer.learning_rate > 0:
             problems.append(f"optimizer.learning_rate must be > 0, got {optimizer.learning_rate}")
         for name in ("beta_1", "beta_2"):
@@ -362,19 +403,29 @@ class Config:
             isinstance(k, str) and isinstance(v, list) and v and all(isinstance(p, str) for p in v)
             for k, v in derived.items()
         ):
-            problems.append("source_map.derived must map source names to non-empty lists of stem names")
+            problems.append(
+                "source_map.derived must map source names to non-empty lists of stem names"
+            )
         else:
             circular = sorted(k for k, v in derived.items() if k in v)
             if circular:
-                problems.append(f"source_map.derived: {', '.join(circular)} cannot be a sum that includes itself")
-        if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+                problems.append(
+                    f"source_map.derived: {', '.join(circular)} cannot be a sum that includes "
+                    f"itself"
+                )
+        if not isinstance(aliases, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+        ):
             problems.append("source_map.aliases must map file names to stem names")
         elif any(k != k.lower() for k in aliases):
-            problems.append("source_map.aliases: file names must be lower case (matching is case-insensitive)")
+            problems.append(
+                "source_map.aliases: file names must be lower case (matching is case-insensitive)"
+            )
         return problems
 
     def differences(self, other: "Config", sections: tuple[str, ...]) -> list[str]:
-        """Dotted names of the fields in `sections` whose values differ, e.g. ['spectrogram.n_fft']."""
+        """Dotted names of the fields in `sections` whose values differ, e.g.
+        ['spectrogram.n_fft']."""
         mine, theirs = self.to_dict(), other.to_dict()
         diffs = []
         for section in sections:
@@ -423,6 +474,7 @@ _SECTIONS = {
 def _type_problem(kind: str, value) -> str | None:
     """What a field declared as `kind` ("int", "float", "list[str]", ...) must be, when `value`
     is not that; None when it is."""
+
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -434,10 +486,14 @@ def _type_problem(kind: str, value) -> str | None:
         "float": (is_number, "a finite number"),
         "str": (lambda v: isinstance(v, str), "a string"),
         "bool": (lambda v: isinstance(v, bool), "true or false"),
-        "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                      "a list of strings"),
-        "list[float]": (lambda v: isinstance(v, list) and all(is_number(x) for x in v),
-                        "a list of finite numbers"),
+        "list[str]": (
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "a list of strings",
+        ),
+        "list[float]": (
+            lambda v: isinstance(v, list) and all(is_number(x) for x in v),
+            "a list of finite numbers",
+        ),
     }
     check, expected = checks.get(kind, (lambda v: True, ""))
     return None if check(value) else expected
@@ -459,10 +515,14 @@ def load_config(preset_or_path: str) -> Config:
     if os.path.sep in preset_or_path or preset_or_path.endswith((".json", ".yaml", ".yml")):
         from advsep_tf.files import load_json_or_yaml
 
-        return Config.from_dict(load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path)
+        return Config.from_dict(
+            load_json_or_yaml(preset_or_path, "config file"), origin=preset_or_path
+        )
     names = preset_names()
     if preset_or_path not in names:
-        raise UsageError(f"unknown preset '{preset_or_path}' "
-                         f"(presets: {', '.join(names)}; or give a .json/.yaml path)")
+        raise UsageError(
+            f"unknown preset '{preset_or_path}' "
+            f"(presets: {', '.join(names)}; or give a .json/.yaml path)"
+        )
     text = resources.files("advsep_tf").joinpath("configs", f"{preset_or_path}.json").read_text()
     return Config.from_dict(json.loads(text), origin=f"preset '{preset_or_path}'")

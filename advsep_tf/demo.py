@@ -25,7 +25,12 @@ QUICK_SCALE = CorpusScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=4, dura
 QUICK_STEPS = 20
 
 
-def run_demo(out_dir: str = "demo_output", quick: bool = False, config: Config | None = None, progress: bool = True) -> dict:
+def run_demo(
+    out_dir: str = "demo_output",
+    quick: bool = False,
+    config: Config | None = None,
+    progress: bool = True,
+) -> dict:
     config = config or load_config("demo")
     return run_experiment(
         out_dir,
@@ -33,6 +38,7 @@ def run_demo(out_dir: str = "demo_output", quick: bool = False, config: Config |
         runs=DEMO_RUNS,
         steps=QUICK_STEPS if quick else FULL_STEPS,
         scale=QUICK_SCALE if quick else DEFAULT_SCALE,
-        title=f"advsep-tf demo: supervised baseline, adversarial, synthetic pairs ({'quick' if quick else 'full'} scale)",
+        title=f"advsep-tf demo: supervised baseline, adversarial, synthetic pairs "
+        f"({'quick' if quick else 'full'} scale)",
         progress=progress,
     )

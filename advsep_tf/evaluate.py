@@ -212,9 +212,18 @@ def evaluate_folders(
         tracks,
         selected_sources,
         lambda track: _evaluate_track(
-            estimates_dir / track, references_dir / track, selected_sources, win_seconds, hop_seconds
+            estimates_dir / track,
+            references_dir / track,
+            selected_sources,
+            win_seconds,
+            hop_seconds,
         ),
-        win_seconds, hop_seconds, str(estimates_dir), references_dir, out_dir, progress,
+        win_seconds,
+        hop_seconds,
+        str(estimates_dir),
+        references_dir,
+        out_dir,
+        progress,
     )
 
 
@@ -246,16 +255,23 @@ def evaluate_mixture_as_estimate(
         references_dir,
         sources,
     )
+
     def score_track(track):
         references, sample_rate = [], None
         for source in selected_sources:
             reference, sample_rate = _read_checked(references_dir / track / f"{source}.wav")
             references.append(reference)
-        mixture, mixture_rate, mixture_path = track_mixture(references_dir / track, selected_sources)
+        mixture, mixture_rate, mixture_path = track_mixture(
+            references_dir / track, selected_sources
+        )
         for source, reference in zip(selected_sources, references):
             _check_pair(
-                mixture_path, mixture, mixture_rate,
-                references_dir / track / f"{source}.wav", reference, sample_rate,
+                mixture_path,
+                mixture,
+                mixture_rate,
+                references_dir / track / f"{source}.wav",
+                reference,
+                sample_rate,
             )
         scores = _bss_eval(
             references,
@@ -271,7 +287,15 @@ def evaluate_mixture_as_estimate(
         return scores
 
     return _score_tracks(
-        tracks, selected_sources, score_track, win_seconds, hop_seconds, "", references_dir, out_dir, progress
+        tracks,
+        selected_sources,
+        score_track,
+        win_seconds,
+        hop_seconds,
+        "",
+        references_dir,
+        out_dir,
+        progress,
     )
 
 
@@ -283,7 +307,15 @@ def _check_windows(win_seconds: float, hop_seconds: float) -> None:
 
 
 def _score_tracks(
-    tracks, sources, score_track, win_seconds, hop_seconds, estimates_dir: str, references_dir, out_dir, progress
+    tracks,
+    sources,
+    score_track,
+    win_seconds,
+    hop_seconds,
+    estimates_dir: str,
+    references_dir,
+    out_dir,
+    progress,
 ) -> EvaluationResult:
     """The result of `score_track(track)` (one score dict per source) for every track, with the
     settings, saved to `out_dir` when given; `progress(done, total)` after each track."""
@@ -309,7 +341,9 @@ def _score_tracks(
     return result
 
 
-def track_mixture(track_dir: str | os.PathLike, sources: Sequence[str]) -> tuple[np.ndarray, int, Path]:
+def track_mixture(
+    track_dir: str | os.PathLike, sources: Sequence[str]
+) -> tuple[np.ndarray, int, Path]:
     """(audio, sample_rate, path) of a reference track's mixture: `mixture.wav`, or else the sum of
     the stems in `sources` (then `path` is the track folder).
     """
@@ -453,14 +487,18 @@ def plot_boxplots(
     import matplotlib.pyplot as plt
 
     sources = list(dict.fromkeys(s for result in results.values() for s in result.sources))
-    fig, axes = plt.subplots(1, len(sources), figsize=(2.2 + 1.4 * len(results) * len(sources), 3.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(sources), figsize=(2.2 + 1.4 * len(results) * len(sources), 3.8), squeeze=False
+    )
     for ax, source in zip(axes[0], sources):
         data, labels = [], []
         for name, result in results.items():
             values = [
                 row.scores[metric]
                 for row in result.rows
-                if row.source == source and row.scores.get(metric) is not None and math.isfinite(row.scores[metric])
+                if row.source == source
+                and row.scores.get(metric) is not None
+                and math.isfinite(row.scores[metric])
             ]
             data.append(values)
             labels.append(name)
@@ -563,8 +601,15 @@ def progress_bar(description: str, enabled: bool = True) -> Callable[[int, int],
 
     def progress(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, desc=description, unit="track", disable=not enabled,
-                             dynamic_ncols=True))
+            bars.append(
+                tqdm(
+                    total=total,
+                    desc=description,
+                    unit="track",
+                    disable=not enabled,
+                    dynamic_ncols=True,
+                )
+            )
         bars[0].update(done - bars[0].n)
         if done >= total:
             bars[0].close()
@@ -627,6 +672,7 @@ def evaluate_all(
         bar = progress
     else:
         enabled = bool(progress)
+
         def bar(label):
             return progress_bar(label, enabled)
 
@@ -642,8 +688,15 @@ def evaluate_all(
         return None
 
     def score(name: str, folder: Path) -> EvaluationResult:
-        return evaluate_folders(folder, references_dir, result_dir(name), sources, win_seconds,
-                                hop_seconds, bar(f"score {name}"))
+        return evaluate_folders(
+            folder,
+            references_dir,
+            result_dir(name),
+            sources,
+            win_seconds,
+            hop_seconds,
+            bar(f"score {name}"),
+        )
 
     results: dict[str, EvaluationResult] = {}
     for name, estimate in estimates.items():
@@ -652,8 +705,9 @@ def evaluate_all(
             if isinstance(estimate, (str, os.PathLike)):
                 folder = Path(estimate)
             else:
-                folder = _separate_references(estimate, references_dir, name, separated_dir,
-                                              out_dir, bar(f"separate {name}"))
+                folder = _separate_references(
+                    estimate, references_dir, name, separated_dir, out_dir, bar(f"separate {name}")
+                )
             result = score(name, folder)
         results[name] = result
         sources = sources or result.sources
@@ -669,16 +723,22 @@ def evaluate_all(
                 if oracle_audio is None:
                     temporary = tempfile.mkdtemp(prefix="advsep-oracle-")
                 folder = Path(oracle_audio or temporary)
-                write_oracle_estimates(references_dir, folder, oracle, sources, oracle_rate,
-                                       bar("oracle estimates"))
+                write_oracle_estimates(
+                    references_dir, folder, oracle, sources, oracle_rate, bar("oracle estimates")
+                )
                 result = score(ORACLE, folder)
             results[ORACLE] = result
         if mixture:
             result = reused(MIXTURE)
             if result is None:
                 result = evaluate_mixture_as_estimate(
-                    references_dir, result_dir(MIXTURE), sources, win_seconds, hop_seconds,
-                    bar("score mixture as estimate"))
+                    references_dir,
+                    result_dir(MIXTURE),
+                    sources,
+                    win_seconds,
+                    hop_seconds,
+                    bar("score mixture as estimate"),
+                )
             results[MIXTURE] = result
         if with_audio is not None:
             with_audio(results)
@@ -693,8 +753,9 @@ def evaluate_all(
     return results
 
 
-def _separate_references(separator, references_dir: Path, name: str, separated_dir, out_dir,
-                         progress) -> Path:
+def _separate_references(
+    separator, references_dir: Path, name: str, separated_dir, out_dir, progress
+) -> Path:
     """Separate every reference track's mixture into `<separated_dir>/<name>/<track>/`."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
     from advsep_tf.stem_files import separate_files
@@ -789,7 +850,11 @@ def leakage_db(
         return None
 
     def energies(audio):
-        return np.square(audio[:length].astype(np.float64)).reshape(-1, window, audio.shape[-1]).sum(axis=(1, 2))
+        return (
+            np.square(audio[:length].astype(np.float64))
+            .reshape(-1, window, audio.shape[-1])
+            .sum(axis=(1, 2))
+        )
 
     reference_energy = energies(reference)
     loudest = reference_energy.max()
@@ -842,7 +907,9 @@ SILENT_ESTIMATE_LEVEL = 1e-7
 
 def _silent_estimate(shape, name: str) -> np.ndarray:
     seed = int.from_bytes(name.encode()[-8:].rjust(8, b"\0"), "little")
-    return (SILENT_ESTIMATE_LEVEL * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+    return (SILENT_ESTIMATE_LEVEL * np.random.default_rng(seed).standard_normal(shape)).astype(
+        np.float32
+    )
 
 
 def _read_checked(path: Path, silent_ok: bool = False) -> tuple[np.ndarray, int]:

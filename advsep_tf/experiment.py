@@ -31,7 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from advsep_tf.config import Config
-from advsep_tf.files import check_output_folder, load_json_or_yaml, save_figure_atomically, write_atomically
+from advsep_tf.files import (
+    check_output_folder,
+    load_json_or_yaml,
+    save_figure_atomically,
+    write_atomically,
+)
 
 MARKER = "experiment.json"
 MARKER_FORMAT = "advsep-tf-experiment"
@@ -55,11 +60,20 @@ METHODS = {
     # (c) synthetic pairs from the solo pools, trained from scratch to early stopping
     "synthetic": {"mode": "supervised", "synthetic_pairs": 0.5},
     # (b) teacher-student: the converged baseline labels the unlabelled mixtures
-    "teacher": {"mode": "supervised", "pseudo_label_weight": 1.0, "teacher": "baseline",
-                "start_from": "baseline"},
+    "teacher": {
+        "mode": "supervised",
+        "pseudo_label_weight": 1.0,
+        "teacher": "baseline",
+        "start_from": "baseline",
+    },
     # (b) + (c): the synthetic-pairs model teaches itself on the unlabelled mixtures
-    "synthetic+teacher": {"mode": "supervised", "synthetic_pairs": 0.5, "pseudo_label_weight": 1.0,
-                          "teacher": "synthetic", "start_from": "synthetic"},
+    "synthetic+teacher": {
+        "mode": "supervised",
+        "synthetic_pairs": 0.5,
+        "pseudo_label_weight": 1.0,
+        "teacher": "synthetic",
+        "start_from": "synthetic",
+    },
     # the oracle-supervised ceiling: every pool used as paired data with its true stems
     "ceiling": {"mode": "supervised", "ceiling": True},
 }
@@ -112,8 +126,24 @@ def open_experiment_dir(out_dir: str, title: str) -> None:
     check_output_folder(out_dir, is_experiment_dir, "an earlier experiment's folder")
     os.makedirs(out_dir, exist_ok=True)
     if not is_experiment_dir(out_dir):
-        write_atomically(os.path.join(out_dir, MARKER), json.dumps(
-            {"format": MARKER_FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+        write_atomically(
+            os.path.join(out_dir, MARKER),
+            json.dumps(
+                {
+                    "format": MARKER_FORMAT,
+                    "title": title,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
+
+
+def _nb_tracks(role_info: dict) -> int:
+    """A manifest role's track count (older manifests list the tracks)."""
+    tracks = role_info["tracks"]
+    return tracks if isinstance(tracks, int) else len(tracks)
 
 
 def stage(message: str, start: float) -> None:
@@ -134,10 +164,17 @@ def plot_training_curves(run_dirs: dict[str, str], png_path: str) -> None:
         with open(os.path.join(run_dir, "history.csv")) as f:
             rows = list(csv.DictReader(f))
         epochs = [int(r["epoch"]) + 1 for r in rows]
-        (line,) = ax.plot(epochs, [float(r["supervised_loss"]) for r in rows], "--", label=f"{name} train")
+        (line,) = ax.plot(
+            epochs, [float(r["supervised_loss"]) for r in rows], "--", label=f"{name} train"
+        )
         if rows and "val_supervised_loss" in rows[0]:
-            ax.plot(epochs, [float(r["val_supervised_loss"]) for r in rows], "-o", color=line.get_color(),
-                    label=f"{name} validation")
+            ax.plot(
+                epochs,
+                [float(r["val_supervised_loss"]) for r in rows],
+                "-o",
+                color=line.get_color(),
+                label=f"{name} validation",
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("L_s (MSE of log1p magnitudes)")
     ax.set_title("Supervised loss per model")
@@ -154,7 +191,9 @@ def loudest_patch(waveform: np.ndarray, config: Config) -> np.ndarray:
 
     spec = config.spectrogram
     spectrum = transforms.stft(waveform[None].astype(np.float32), spec.n_fft, spec.n_hop)
-    patches = transforms.to_patches(transforms.log_magnitude(spectrum, spec.nb_bins), spec.nb_frames, spec.nb_frames)
+    patches = transforms.to_patches(
+        transforms.log_magnitude(spectrum, spec.nb_bins), spec.nb_frames, spec.nb_frames
+    )
     patches = patches.numpy()
     return patches[np.argmax(patches.sum(axis=(1, 2, 3)))][None]
 
@@ -189,7 +228,9 @@ def plot_critic_gradients(model, mixture_patch: np.ndarray, png_path: str) -> No
         row[1].imshow(estimate, origin="lower", aspect="auto", cmap="magma")
         row[1].set_title(f"{source} estimate")
         limit = float(np.max(np.abs(gradient))) or 1.0
-        image = row[2].imshow(gradient, origin="lower", aspect="auto", cmap="coolwarm", vmin=-limit, vmax=limit)
+        image = row[2].imshow(
+            gradient, origin="lower", aspect="auto", cmap="coolwarm", vmin=-limit, vmax=limit
+        )
         row[2].set_title(f"d critic_{source} / d estimate")
         fig.colorbar(image, ax=row[2])
         for ax in row:
@@ -215,7 +256,11 @@ def test_mixtures(test_dir: str, out_dir: str) -> list[str]:
             continue
         path = os.path.join(folder, "mixture.wav")
         if not os.path.isfile(path):
-            stems = [adapter.load(os.path.join(folder, f)) for f in sorted(os.listdir(folder)) if f.endswith(".wav")]
+            stems = [
+                adapter.load(os.path.join(folder, f))
+                for f in sorted(os.listdir(folder))
+                if f.endswith(".wav")
+            ]
             if not stems:
                 raise AdvsepError(f"{folder}: no stems to mix")
             rate = stems[0][1]
@@ -258,40 +303,62 @@ def seed_statistics(values: list[float]) -> dict:
     mean = float(np.mean(values))
     if len(values) < 2:
         return {"mean": mean, "ci95": None, "n": 1}
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    half = float(
+        stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+    )
     return {"mean": mean, "ci95": half, "n": len(values)}
 
 
-def seed_table(results_by_seed: dict[int, dict], sources: list[str], oracle=None) -> tuple[str, dict]:
+def seed_table(
+    results_by_seed: dict[int, dict], sources: list[str], oracle=None
+) -> tuple[str, dict]:
     """Markdown: per model and source, mean over seeds ± 95% interval of the per-seed mean over
     tracks; then each model minus the baseline, paired by seed. Returns (markdown, numbers)."""
     METRICS = ("SDR", "SIR", "SAR")
     models = list(next(iter(results_by_seed.values())))
     numbers: dict = {"models": {}, "minus_baseline": {}}
-    lines = ["| model | source | " + " | ".join(f"{m} dB" for m in METRICS) + " | seeds |",
-             "|---|---|" + "---|" * len(METRICS) + "---|"]
+    lines = [
+        "| model | source | " + " | ".join(f"{m} dB" for m in METRICS) + " | seeds |",
+        "|---|---|" + "---|" * len(METRICS) + "---|",
+    ]
 
     def cell(stat):
         if stat["mean"] is None:
             return "n/a"
-        return f"{stat['mean']:.2f}" + (f" ± {stat['ci95']:.2f}" if stat["ci95"] is not None else "")
+        return f"{stat['mean']:.2f}" + (
+            f" ± {stat['ci95']:.2f}" if stat["ci95"] is not None else ""
+        )
 
     for model in models:
         numbers["models"][model] = {}
         for source in sources:
-            stats_ = {m: seed_statistics([r[model].aggregate[source][m]["mean"] for r in results_by_seed.values()])
-                      for m in METRICS}
+            stats_ = {
+                m: seed_statistics(
+                    [r[model].aggregate[source][m]["mean"] for r in results_by_seed.values()]
+                )
+                for m in METRICS
+            }
             numbers["models"][model][source] = stats_
-            lines.append(f"| {model} | {source} | " + " | ".join(cell(stats_[m]) for m in METRICS)
-                         + f" | {stats_[METRICS[0]]['n']} |")
+            lines.append(
+                f"| {model} | {source} | "
+                + " | ".join(cell(stats_[m]) for m in METRICS)
+                + f" | {stats_[METRICS[0]]['n']} |"
+            )
     if oracle is not None:
         for source in sources:
-            lines.append(f"| oracle (IRM) | {source} | "
-                         + " | ".join(f"{oracle.aggregate[source][m]['mean']:.2f}" for m in METRICS) + " | - |")
+            lines.append(
+                f"| oracle (IRM) | {source} | "
+                + " | ".join(f"{oracle.aggregate[source][m]['mean']:.2f}" for m in METRICS)
+                + " | - |"
+            )
     table = "\n".join(lines)
     if "baseline" in models and len(models) > 1:
-        diff = ["| model minus baseline | source | " + " | ".join(f"{m} dB" for m in METRICS)
-                + " | better in seeds |", "|---|---|" + "---|" * len(METRICS) + "---|"]
+        diff = [
+            "| model minus baseline | source | "
+            + " | ".join(f"{m} dB" for m in METRICS)
+            + " | better in seeds |",
+            "|---|---|" + "---|" * len(METRICS) + "---|",
+        ]
         for model in models:
             if model == "baseline":
                 continue
@@ -299,16 +366,27 @@ def seed_table(results_by_seed: dict[int, dict], sources: list[str], oracle=None
             for source in sources:
                 per_metric, wins = {}, 0
                 for m in METRICS:
-                    deltas = [r[model].aggregate[source][m]["mean"] - r["baseline"].aggregate[source][m]["mean"]
-                              for r in results_by_seed.values()]
+                    deltas = [
+                        r[model].aggregate[source][m]["mean"]
+                        - r["baseline"].aggregate[source][m]["mean"]
+                        for r in results_by_seed.values()
+                    ]
                     per_metric[m] = seed_statistics(deltas)
                     if m == METRICS[0]:
                         wins = sum(d > 0 for d in deltas)
                 numbers["minus_baseline"][model][source] = per_metric
-                diff.append(f"| {model} - baseline | {source} | " + " | ".join(
-                    ("+" if per_metric[m]["mean"] >= 0 else "") + cell(per_metric[m]) for m in METRICS)
-                    + f" | {wins}/{len(results_by_seed)} |")
-        table += "\n\nPaired by seed (same seed, same tracks), mean ± 95% interval:\n\n" + "\n".join(diff)
+                diff.append(
+                    f"| {model} - baseline | {source} | "
+                    + " | ".join(
+                        ("+" if per_metric[m]["mean"] >= 0 else "") + cell(per_metric[m])
+                        for m in METRICS
+                    )
+                    + f" | {wins}/{len(results_by_seed)} |"
+                )
+        table += (
+            "\n\nPaired by seed (same seed, same tracks), mean ± 95% interval:\n\n"
+            + "\n".join(diff)
+        )
     if "ceiling" in numbers["minus_baseline"]:
         table += "\n\n" + _ceiling_shares(numbers, sources)
     return table, numbers
@@ -318,8 +396,13 @@ def _ceiling_shares(numbers: dict, sources: list[str]) -> str:
     """Markdown: the share of the oracle-supervised ceiling's SDR gain over the baseline that each
     model recovers (mean gain over mean ceiling gain); also stored in `numbers['ceiling_share']`."""
     ceiling = numbers["minus_baseline"]["ceiling"]
-    lines = ["Share of the ceiling's SDR gain over the baseline recovered (mean gain / ceiling's mean gain):", "",
-             "| model | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    lines = [
+        "Share of the ceiling's SDR gain over the baseline recovered (mean gain / ceiling's mean "
+        "gain):",
+        "",
+        "| model | " + " | ".join(sources) + " |",
+        "|---|" + "---|" * len(sources),
+    ]
     numbers["ceiling_share"] = {}
     for model, per_source in numbers["minus_baseline"].items():
         if model == "ceiling":
@@ -330,24 +413,33 @@ def _ceiling_shares(numbers: dict, sources: list[str]) -> str:
             gain = per_source[source]["SDR"]["mean"]
             shares[source] = gain / gap if gap and gap > 0 and gain is not None else None
         numbers["ceiling_share"][model] = shares
-        lines.append(f"| {model} | " + " | ".join("n/a" if v is None else f"{100 * v:.0f}%" for v in shares.values())
-                     + " |")
+        lines.append(
+            f"| {model} | "
+            + " | ".join("n/a" if v is None else f"{100 * v:.0f}%" for v in shares.values())
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def training_time_table(run_dirs_by_seed: dict[int, dict[str, str]]) -> str:
-    """Markdown: each model's training time (wall minutes, loading included), mean and range over seeds."""
+    """Markdown: each model's training time (wall minutes, loading included), mean and range over
+    seeds."""
     times: dict[str, list[float]] = {}
     for run_dirs in run_dirs_by_seed.values():
         for name, run_dir in run_dirs.items():
             path = os.path.join(run_dir, TRAINING_TIME)
             if os.path.isfile(path):
-                times.setdefault(name, []).append(load_json_or_yaml(path, "training time")["seconds"] / 60)
+                times.setdefault(name, []).append(
+                    load_json_or_yaml(path, "training time")["seconds"] / 60
+                )
     if not times:
         return ""
     lines = ["| model | training time, min (mean) | min-max | seeds |", "|---|---|---|---|"]
     for name, values in times.items():
-        lines.append(f"| {name} | {np.mean(values):.1f} | {min(values):.1f}-{max(values):.1f} | {len(values)} |")
+        lines.append(
+            f"| {name} | {np.mean(values):.1f} | {min(values):.1f}-{max(values):.1f} | "
+            f"{len(values)} |"
+        )
     return "\n".join(lines)
 
 
@@ -407,21 +499,33 @@ def run_experiment(
         shard_dir = shard_dir or os.path.join(out_dir, "shards")
         if not os.path.isfile(os.path.join(shard_dir, "manifest.json")):
             stage(f"preparing shards from {', '.join(f'{k}={p}' for k, p in datasets)}", start)
-            manifest = prepare(config, datasets, shard_dir, split_file=split_file, progress=progress)
+            manifest = prepare(
+                config, datasets, shard_dir, split_file=split_file, progress=progress
+            )
             print(format_summary(manifest, shard_dir))
         manifest = load_json_or_yaml(os.path.join(shard_dir, "manifest.json"), "shard manifest")
         if test_dir is None:
-            assignment = assign_roles(all_records(datasets, config), config, load_split(split_file, config))
+            assignment = assign_roles(
+                all_records(datasets, config), config, load_split(split_file, config)
+            )
             if not assignment.get("test"):
-                raise AdvsepError(f"{split_file or 'default split'}: no test tracks (give --test-dir)")
-            stage(f"writing {len(assignment['test'])} held-out test tracks at {test_rate} Hz", start)
-            test_dir = write_test_references(assignment["test"], os.path.join(out_dir, "test_references"), config,
-                                             test_rate)
+                raise AdvsepError(
+                    f"{split_file or 'default split'}: no test tracks (give --test-dir)"
+                )
+            stage(
+                f"writing {len(assignment['test'])} held-out test tracks at {test_rate} Hz", start
+            )
+            test_dir = write_test_references(
+                assignment["test"], os.path.join(out_dir, "test_references"), config, test_rate
+            )
         roles = manifest["roles"]
         corpus_note = (
-            f"Data: {', '.join(f'{k}={p}' for k, p in datasets)}, split {split_file or '(default)'}: "
-            + ", ".join(f"{role} {info['tracks'] if isinstance(info['tracks'], int) else len(info['tracks'])} tracks "
-                        f"({info.get('examples', '?')} patches)" for role, info in roles.items())
+            f"Data: {', '.join(f'{k}={p}' for k, p in datasets)}, split "
+            f"{split_file or '(default)'}: "
+            + ", ".join(
+                f"{role} {_nb_tracks(info)} tracks ({info.get('examples', '?')} patches)"
+                for role, info in roles.items()
+            )
             + f"; {len(manifest.get('test_tracks', []))} held-out test tracks.\n\n"
         )
     elif shard_dir is None:
@@ -430,23 +534,36 @@ def run_experiment(
         if not os.path.isfile(os.path.join(corpus_dir, "corpus.json")):
             stage(f"generating the synthetic corpus in {corpus_dir}", start)
             synthetic.write_corpus(
-                corpus_dir, config.sources, sample_rate=config.audio.sample_rate, nb_train=scale.nb_train,
-                nb_valid=scale.nb_valid, nb_test=scale.nb_test, nb_mixtures=scale.nb_unpaired,
-                nb_solo=scale.nb_unpaired, duration=scale.duration, seed=config.training.seed,
+                corpus_dir,
+                config.sources,
+                sample_rate=config.audio.sample_rate,
+                nb_train=scale.nb_train,
+                nb_valid=scale.nb_valid,
+                nb_test=scale.nb_test,
+                nb_mixtures=scale.nb_unpaired,
+                nb_solo=scale.nb_unpaired,
+                duration=scale.duration,
+                seed=config.training.seed,
             )
         corpus = synthetic.read_corpus(corpus_dir)
         if not os.path.isfile(os.path.join(shard_dir, "manifest.json")):
             stage("preparing shards", start)
-            manifest = prepare(config, [("synthetic", corpus_dir)], shard_dir, overwrite=True, progress=progress)
+            manifest = prepare(
+                config, [("synthetic", corpus_dir)], shard_dir, overwrite=True, progress=progress
+            )
             print(format_summary(manifest, shard_dir))
         test_dir = os.path.join(corpus_dir, "musdb18hq", "test")
         corpus_note = (
             f"Synthetic corpus: {len(corpus['tracks']['train'])} paired training songs, "
-            f"{len(corpus['tracks']['mixtures'])} unlabelled mixtures and {scale.nb_unpaired} solo recordings per "
-            f"source (all from other songs), {len(corpus['tracks']['test'])} held-out test songs.\n\n"
+            f"{len(corpus['tracks']['mixtures'])} unlabelled mixtures and {scale.nb_unpaired} "
+            f"solo recordings per "
+            f"source (all from other songs), {len(corpus['tracks']['test'])} held-out test "
+            f"songs.\n\n"
         )
     elif test_dir is None:
-        raise AdvsepError(f"{shard_dir}: with prepared shards, give the held-out test folder too (--test-dir)")
+        raise AdvsepError(
+            f"{shard_dir}: with prepared shards, give the held-out test folder too (--test-dir)"
+        )
 
     mixtures = test_mixtures(test_dir, out_dir)
     # Seeds given: each seed's models in their own folders, so that invocations with disjoint
@@ -454,31 +571,56 @@ def run_experiment(
     per_seed = seeds is not None
     seeds = seeds or [config.training.seed]
     names = list(runs)
-    if warm_start_steps and "baseline" in runs and any(model_config(config, runs[n]).critic_sources for n in runs):
+    if (
+        warm_start_steps
+        and "baseline" in runs
+        and any(model_config(config, runs[n]).critic_sources for n in runs)
+    ):
         names.append(CONTINUED_BASELINE)
     # The control trains as the baseline does; the paper's models start from it when warm.
     training_of = {name: dict(runs.get(name, runs.get("baseline", {}))) for name in names}
     start_from = {}
     for name in names:
         adversarial = bool(model_config(config, training_of[name]).critic_sources)
-        origin = training_of[name].get("start_from",
-                                       "baseline" if adversarial or name == CONTINUED_BASELINE else None)
-        if warm_start_steps and origin in names and names.index(origin) < names.index(name) and \
-                not training_of[name].get("ceiling"):
+        origin = training_of[name].get(
+            "start_from", "baseline" if adversarial or name == CONTINUED_BASELINE else None
+        )
+        if (
+            warm_start_steps
+            and origin in names
+            and names.index(origin) < names.index(name)
+            and not training_of[name].get("ceiling")
+        ):
             start_from[name] = origin
-    teacher_missing = [n for n in names if training_of[n].get("teacher") and training_of[n]["teacher"] not in names]
+    teacher_missing = [
+        n for n in names if training_of[n].get("teacher") and training_of[n]["teacher"] not in names
+    ]
     if teacher_missing:
-        raise AdvsepError(f"model(s) {', '.join(teacher_missing)} learn from a teacher model that is not run: "
-                          + ", ".join(training_of[n]["teacher"] for n in teacher_missing))
+        raise AdvsepError(
+            f"model(s) {', '.join(teacher_missing)} learn from a teacher model that is not run: "
+            + ", ".join(training_of[n]["teacher"] for n in teacher_missing)
+        )
     if any(training_of[n].get("ceiling") for n in names):
         if not (datasets and ceiling_split):
-            raise AdvsepError("the ceiling model trains on the unpaired pools with their labels: give --dataset "
-                              "and --ceiling-split")
+            raise AdvsepError(
+                "the ceiling model trains on the unpaired pools with their labels: give --dataset "
+                "and --ceiling-split"
+            )
         ceiling_shards = os.path.join(out_dir, "shards_ceiling")
         if not os.path.isfile(os.path.join(ceiling_shards, "manifest.json")):
             stage(f"preparing the ceiling's shards ({ceiling_split})", start)
-            print(format_summary(prepare(config, datasets, ceiling_shards, split_file=ceiling_split,
-                                         progress=progress), ceiling_shards))
+            print(
+                format_summary(
+                    prepare(
+                        config,
+                        datasets,
+                        ceiling_shards,
+                        split_file=ceiling_split,
+                        progress=progress,
+                    ),
+                    ceiling_shards,
+                )
+            )
     run_dirs_by_seed, summaries, results_by_seed = {}, {}, {}
     for seed in seeds:
         prefix = f"seed{seed}" if per_seed else ""
@@ -493,7 +635,8 @@ def run_experiment(
             if os.path.isfile(os.path.join(result_dir, "results.json")):
                 stage(f"{label}: done in an earlier invocation (results in {result_dir})", start)
             else:
-                described = f"{run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
+                critics = ", ".join(run_config.critic_sources) or "none"
+                described = f"{run_config.training.mode}, critics: {critics}"
                 if origin:
                     described += f", warm start from {origin} + at most {warm_start_steps} steps"
                 teacher = training_of[name].get("teacher")
@@ -502,31 +645,57 @@ def run_experiment(
                 stage(f"training {label} ({described})", start)
                 model_start = time.time()
                 summaries[f"{prefix}/{name}".strip("/")] = train(
-                    run_config, ceiling_shards if training_of[name].get("ceiling") else shard_dir, run_dir,
-                    steps=warm_start_steps if origin else steps, resume=os.path.isdir(run_dir),
+                    run_config,
+                    ceiling_shards if training_of[name].get("ceiling") else shard_dir,
+                    run_dir,
+                    steps=warm_start_steps if origin else steps,
+                    resume=os.path.isdir(run_dir),
                     init=run_dirs[origin] if origin else None,
-                    teacher=run_dirs[teacher] if teacher else None)
-                write_atomically(os.path.join(run_dir, TRAINING_TIME),
-                                 json.dumps({"seconds": round(time.time() - model_start, 1)}) + "\n")
+                    teacher=run_dirs[teacher] if teacher else None,
+                )
+                write_atomically(
+                    os.path.join(run_dir, TRAINING_TIME),
+                    json.dumps({"seconds": round(time.time() - model_start, 1)}) + "\n",
+                )
                 stage(f"separating {len(mixtures)} held-out tracks with {label}", start)
                 separated = os.path.join(out_dir, "separated", prefix, name)
                 # overwrite: stems there are an earlier, unfinished invocation's of this experiment.
-                separate_files(Separator.from_checkpoint(run_dir), mixtures, separated, progress=progress,
-                               overwrite=True)
+                separate_files(
+                    Separator.from_checkpoint(run_dir),
+                    mixtures,
+                    separated,
+                    progress=progress,
+                    overwrite=True,
+                )
                 stage(f"evaluating {label} with museval", start)
-                evaluate_all(test_dir, {name: separated}, result_dirs={name: result_dir},
-                             mixture=False, sources=config.sources, progress=progress)
+                evaluate_all(
+                    test_dir,
+                    {name: separated},
+                    result_dirs={name: result_dir},
+                    mixture=False,
+                    sources=config.sources,
+                    progress=progress,
+                )
             # What is reported is what was written.
             results[name] = load_result(os.path.join(result_dir, "results.json"))
         run_dirs_by_seed[seed], results_by_seed[seed] = run_dirs, results
     run_dirs, results = run_dirs_by_seed[seeds[0]], dict(results_by_seed[seeds[0]])
 
-    stage("oracle (ideal ratio mask, the STFT window of the models, the test tracks' rate) and "
-          "the mixture as estimate", start)
+    stage(
+        "oracle (ideal ratio mask, the STFT window of the models, the test tracks' rate) and "
+        "the mixture as estimate",
+        start,
+    )
     # Kept: the report shows the oracle's stems beside the models'.
-    bounds = evaluate_all(test_dir, out_dir=os.path.join(out_dir, "results"), oracle=config,
-                          oracle_audio=os.path.join(out_dir, "oracle_estimates"),
-                          sources=config.sources, reuse=True, progress=progress)
+    bounds = evaluate_all(
+        test_dir,
+        out_dir=os.path.join(out_dir, "results"),
+        oracle=config,
+        oracle_audio=os.path.join(out_dir, "oracle_estimates"),
+        sources=config.sources,
+        reuse=True,
+        progress=progress,
+    )
     results[ORACLE] = bounds[ORACLE]
 
     plot_training_curves(run_dirs, os.path.join(out_dir, "training_curves.png"))
@@ -534,15 +703,21 @@ def run_experiment(
     adversarial = [name for name in runs if model_config(config, runs[name]).critic_sources]
     if adversarial:
         name = max(adversarial, key=lambda n: len(model_config(config, runs[n]).critic_sources))
-        waveform, _ = AudioAdapter.default().load(mixtures[0], sample_rate=config.audio.sample_rate, mono=True)
-        plot_critic_gradients(load_run_model(run_dirs[name]), loudest_patch(waveform[:, 0], config),
-                              os.path.join(out_dir, "critic_gradients.png"))
+        waveform, _ = AudioAdapter.default().load(
+            mixtures[0], sample_rate=config.audio.sample_rate, mono=True
+        )
+        plot_critic_gradients(
+            load_run_model(run_dirs[name]),
+            loudest_patch(waveform[:, 0], config),
+            os.path.join(out_dir, "critic_gradients.png"),
+        )
 
     table = format_comparison({**results, "mixture as estimate": bounds[MIXTURE]})
     described = []
     for name in names:
         run_config = model_config(config, training_of[name])
-        text = f"{name} ({run_config.training.mode}, critics: {', '.join(run_config.critic_sources) or 'none'}"
+        critics = ", ".join(run_config.critic_sources) or "none"
+        text = f"{name} ({run_config.training.mode}, critics: {critics}"
         if run_config.critic_sources and run_config.critic.normalization != "gradient_penalty":
             text += f", {run_config.critic.normalization}-normalised critics"
         if run_config.training.synthetic_pairs:
@@ -562,14 +737,18 @@ def run_experiment(
         seeds_table, numbers = seed_table(results_by_seed, config.sources, results["oracle"])
         if times:
             seeds_table += f"\n\nTraining time per model (this machine):\n\n{times}"
-        seeds_part = (f"Over seeds {', '.join(map(str, seeds))}: mean over seeds of each seed's mean over "
-                      f"{len(mixtures)} tracks, ± the 95% interval (Student's t):\n\n{seeds_table}\n\n"
-                      f"Seed {seeds[0]} alone:\n\n")
+        seeds_part = (
+            f"Over seeds {', '.join(map(str, seeds))}: mean over seeds of each seed's mean over "
+            f"{len(mixtures)} tracks, ± the 95% interval (Student's t):\n\n{seeds_table}\n\n"
+            f"Seed {seeds[0]} alone:\n\n"
+        )
     report = (
         f"# {title}\n\n{corpus_note}"
         f"Models: {'; '.join(described)}; "
-        f"at most {steps or config.training.max_steps} separator steps from scratch (early stopping on validation L_s), "
-        f"preset '{config.name}', seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}. "
+        f"at most {steps or config.training.max_steps} separator steps from scratch (early "
+        f"stopping on validation L_s), "
+        f"preset '{config.name}', seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}. "
         "Oracle: ideal ratio mask with the models' STFT window at the test tracks' rate, full "
         "band (upper bound of a magnitude-mask separator); mixture as estimate: the score of not "
         "separating.\n\n"
@@ -579,12 +758,35 @@ def run_experiment(
     )
     wall = time.time() - start
     write_atomically(os.path.join(out_dir, "comparison.md"), report)
-    summary = {"training": summaries, "results": {k: v.to_dict() for k, v in results.items()},
-               "seeds": seeds, "over_seeds": numbers, "wall_seconds": round(wall, 1)}
+    summary = {
+        "training": summaries,
+        "results": {k: v.to_dict() for k, v in results.items()},
+        "seeds": seeds,
+        "over_seeds": numbers,
+        "wall_seconds": round(wall, 1),
+    }
     write_atomically(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     print("\n" + report)
-    print(f"Figures: {out_dir}/boxplot_sdr.png, training_curves.png, critic_gradients.png; stems in {out_dir}/separated")
+    print(
+        f"Figures: {out_dir}/boxplot_sdr.png, training_curves.png, critic_gradients.png; stems in "
+        f"{out_dir}/separated"
+    )
     stage("report.html", start)
-    write_experiment_report(out_dir, test_dir, config, runs, results, title=title, notes=report,
-                            progress=progress, mixture=bounds[MIXTURE])
-    return {"results": results, "wall_seconds": wall, "table": table, "training": summaries, "report": report}
+    write_experiment_report(
+        out_dir,
+        test_dir,
+        config,
+        runs,
+        results,
+        title=title,
+        notes=report,
+        progress=progress,
+        mixture=bounds[MIXTURE],
+    )
+    return {
+        "results": results,
+        "wall_seconds": wall,
+        "table": table,
+        "training": summaries,
+        "report": report,
+    }

@@ -258,7 +258,9 @@ def load_json_or_yaml(path: str | os.PathLike, what: str):
             return json.load(f)
     except Exception as exc:  # noqa: BLE001 - any read or parse error is the file's
         detail = " ".join(str(exc).split())  # YAML's messages span lines
-        raise AdvsepError(f"{path}: not a valid {what} ({exc.__class__.__name__}: {detail})") from None
+        raise AdvsepError(
+            f"{path}: not a valid {what} ({exc.__class__.__name__}: {detail})"
+        ) from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -296,7 +298,9 @@ def refuse_protected(path: str, protected: dict[str, str], option: str = "--out"
         if real == other_real:
             raise AdvsepError(f"{path}: is {description}; {option} must name a new path")
         if _inside(other_real, real):
-            raise AdvsepError(f"{path}: holds {description} ({other}); {option} must name a new path")
+            raise AdvsepError(
+                f"{path}: holds {description} ({other}); {option} must name a new path"
+            )
 
 
 def check_writable(path: str, option: str = "--out") -> None:
@@ -329,7 +333,10 @@ def check_output_folder(
 
 
 def check_output_files(
-    paths: Iterable[str], overwrite: bool, what: str, protected: dict[str, str] | None = None,
+    paths: Iterable[str],
+    overwrite: bool,
+    what: str,
+    protected: dict[str, str] | None = None,
     option: str = "--out",
 ) -> None:
     """Files a command is about to write: those that exist are replaced only with `overwrite`, only
@@ -339,7 +346,10 @@ def check_output_files(
         real = os.path.realpath(path)
         for other, description in protected_real.items():
             if _inside(other, real):
-                raise AdvsepError(f"{path}: is {description}; this command would replace it: choose another {option}")
+                raise AdvsepError(
+                    f"{path}: is {description}; this command would replace it: choose another "
+                    f"{option}"
+                )
         folder = os.path.dirname(os.path.abspath(path))
         while not os.path.lexists(folder):
             folder = os.path.dirname(folder)
@@ -350,7 +360,9 @@ def check_output_files(
         if os.path.isdir(path):
             raise AdvsepError(f"{path}: exists and is a folder, where this command writes {what}")
         if not overwrite:
-            raise AdvsepError(f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}")
+            raise AdvsepError(
+                f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}"
+            )
 
 
 @contextlib.contextmanager
@@ -425,10 +437,13 @@ def check_replaceable(
     if is_directory and not os.listdir(path):
         return
     if not overwrite:
-        raise AdvsepError(f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}")
+        raise AdvsepError(
+            f"{path}: exists; pass --overwrite to replace {what}, or choose another {option}"
+        )
     if looks_like is not None and not looks_like(path):
         raise AdvsepError(
-            f"{path}: {_found(path)}, not {what}; not replaced, even with --overwrite: choose another {option}"
+            f"{path}: {_found(path)}, not {what}; not replaced, even with --overwrite: choose "
+            f"another {option}"
         )
 
 

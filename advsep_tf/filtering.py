@@ -1,7 +1,8 @@
 """From magnitude estimates to stems: ratio masks, the band above the model's, Griffin-Lim.
 
 Masks are computed on the STFT of what they filter, so a masked set of stems sums to the mixture
-it came from (`ratio_masks`). The ideal ratio mask (the oracle) is `mask_mixture` with the true stems;
+it came from (`ratio_masks`). The ideal ratio mask (the oracle) is `mask_mixture` with the true
+stems;
 `band_masks` uses the model's stems at the input's rate and extends them above the model's band,
 where the model heard nothing.
 """
@@ -41,8 +42,14 @@ def band_stft(config, rate: int) -> transforms.STFT:
     return transforms.STFT(n_fft, max(1, int(round(n_fft * spec.n_hop / spec.n_fft))))
 
 
-def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, power: float = 1.0,
-                 band_top: int | None = None, shared_channels: bool = False) -> tf.Tensor:
+def mask_mixture(
+    mixture: tf.Tensor,
+    stems: tf.Tensor,
+    stft: transforms.STFT,
+    power: float = 1.0,
+    band_top: int | None = None,
+    shared_channels: bool = False,
+) -> tf.Tensor:
     """Stems from the mixture's STFT masked with `ratio_masks` of the stems' STFT.
 
     mixture (batch, n) and stems (batch, nb_stems, n) at one rate; returns (batch, nb_stems, n),
@@ -72,8 +79,14 @@ def mask_mixture(mixture: tf.Tensor, stems: tf.Tensor, stft: transforms.STFT, po
     return tf.reshape(waveforms, [-1, nb_stems, length])
 
 
-def band_masks(mixture: tf.Tensor, stems: tf.Tensor, config, rate: int, power: float = 1.0,
-               shared_channels: bool = False) -> tf.Tensor:
+def band_masks(
+    mixture: tf.Tensor,
+    stems: tf.Tensor,
+    config,
+    rate: int,
+    power: float = 1.0,
+    shared_channels: bool = False,
+) -> tf.Tensor:
     """The model's band-limited stems at the input's `rate` -> full-band stems (`mask_mixture`
     at `band_stft`, extended above the model's band)."""
     spec = config.spectrogram
@@ -82,9 +95,12 @@ def band_masks(mixture: tf.Tensor, stems: tf.Tensor, config, rate: int, power: f
     return mask_mixture(mixture, stems, stft, power, band_top=top, shared_channels=shared_channels)
 
 
-def griffin_lim(magnitude: tf.Tensor, stft: transforms.STFT, iterations: int = 32) -> tuple[tf.Tensor, tf.Tensor, int]:
+def griffin_lim(
+    magnitude: tf.Tensor, stft: transforms.STFT, iterations: int = 32
+) -> tuple[tf.Tensor, tf.Tensor, int]:
     """A phase for a (frames, n_fft // 2 + 1) magnitude that has none of its own (Griffin-Lim):
-    returns the (real, imag) spectrum, each (1, frames, n_fft // 2 + 1), and its length in samples."""
+    returns the (real, imag) spectrum, each (1, frames, n_fft // 2 + 1), and its length in
+    samples."""
     frames = magnitude.shape[0]
     length = (frames + 1) * stft.n_hop - stft.n_fft
     magnitude = tf.convert_to_tensor(magnitude, tf.float32)[tf.newaxis]

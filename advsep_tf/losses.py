@@ -20,7 +20,8 @@ def supervised_loss(estimates: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 
 
 def additive_loss(mixture: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
-    """L_add: MSE between the mixture magnitude and the sum of estimated magnitudes (linear scale)."""
+    """L_add: MSE between the mixture magnitude and the sum of estimated magnitudes (linear
+    scale)."""
     mixture_magnitude = tf.math.expm1(mixture[..., 0])
     estimated_sum = tf.reduce_sum(tf.math.expm1(estimates), axis=-1)
     return tf.reduce_mean(tf.square(mixture_magnitude - estimated_sum))
@@ -56,7 +57,9 @@ def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, seed_generator) -
     return tf.reduce_mean(tf.square(tf.nn.relu(norms - 1.0)))
 
 
-def critic_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, penalty: tf.Tensor, gp_lambda: float) -> tf.Tensor:
+def critic_loss(
+    real_scores: tf.Tensor, fake_scores: tf.Tensor, penalty: tf.Tensor, gp_lambda: float
+) -> tf.Tensor:
     """mean(critic(fake)) - mean(critic(real)) + lambda * GP."""
     return -wasserstein_estimate(real_scores, fake_scores) + gp_lambda * penalty
 
@@ -66,11 +69,17 @@ def consistency_error(mixture: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
     difference of linear magnitudes over the mixture's mean magnitude. (batch,) float32."""
     mixture_magnitude = tf.math.expm1(mixture[..., 0])
     residual = tf.abs(mixture_magnitude - tf.reduce_sum(tf.math.expm1(estimates), axis=-1))
-    return tf.reduce_mean(residual, axis=[1, 2]) / (tf.reduce_mean(mixture_magnitude, axis=[1, 2]) + 1e-6)
+    return tf.reduce_mean(residual, axis=[1, 2]) / (
+        tf.reduce_mean(mixture_magnitude, axis=[1, 2]) + 1e-6
+    )
 
 
-def weighted_supervised_loss(estimates: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+def weighted_supervised_loss(
+    estimates: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor
+) -> tf.Tensor:
     """L_s with a weight per example (batch,): the weighted mean of each example's L_s; 0 when every
     weight is 0. The pseudo-label term: untrusted labels get weight 0."""
-    per_example = tf.reduce_sum(tf.reduce_mean(tf.square(estimates - targets), axis=[1, 2]), axis=-1)
+    per_example = tf.reduce_sum(
+        tf.reduce_mean(tf.square(estimates - targets), axis=[1, 2]), axis=-1
+    )
     return tf.reduce_sum(weights * per_example) / tf.maximum(tf.reduce_sum(weights), 1.0)

@@ -31,7 +31,8 @@ from advsep_tf.networks import build_critic, build_separator
 
 
 class _Frozen:
-    """Holds a network out of Keras's attribute tracking, so that it is neither trained nor saved."""
+    """Holds a network out of Keras's attribute tracking, so that it is neither trained nor
+    saved."""
 
     def __init__(self, network):
         self.network = network
@@ -54,7 +55,9 @@ class AdversarialSeparator(keras.Model):
         if critics is None:
             critics = [build_critic(cfg, name=f"critic_{source}") for source in self.critic_sources]
         if len(critics) != len(self.critic_sources):
-            raise ValueError(f"{len(critics)} critics given for critic sources {self.critic_sources}")
+            raise ValueError(
+                f"{len(critics)} critics given for critic sources {self.critic_sources}"
+            )
         self.critics = list(critics)
         self.seed_generator = keras.random.SeedGenerator(cfg.training.seed)
         self.critic_optimizer = None
@@ -74,7 +77,9 @@ class AdversarialSeparator(keras.Model):
             self.adversarial_loss_tracker = mean(name="adversarial_loss")
             self.additive_loss_tracker = mean(name="additive_loss")
             self.wasserstein_trackers = [mean(name=f"wasserstein_{s}") for s in self.critic_sources]
-            self.penalty_trackers = [mean(name=f"gradient_penalty_{s}") for s in self.critic_sources]
+            self.penalty_trackers = [
+                mean(name=f"gradient_penalty_{s}") for s in self.critic_sources
+            ]
             self.trackers += [self.adversarial_loss_tracker, self.additive_loss_tracker]
             self.trackers += self.wasserstein_trackers + self.penalty_trackers
         # Sub-models are built by construction; nothing is left to infer from a first call.
@@ -91,7 +96,8 @@ class AdversarialSeparator(keras.Model):
         """Targets for batches without paired sources: a frozen copy of `teacher`'s separator.
 
         It labels the unlabelled mixtures of the pseudo-label term (`training.pseudo_label_weight`)
-        and, with `training.teacher_targets`, the batches that replace the paired ones. Adapting a trained model to music that has no paired stems: L_s becomes the distance to
+        and, with `training.teacher_targets`, the batches that replace the paired ones. Adapting a
+        trained model to music that has no paired stems: L_s becomes the distance to
         what the model separated before adaptation, which holds the separator near a known good
         solution while the critics pull it towards the new music's solo recordings. The teacher
         is not part of the model: it is neither trained nor saved.
@@ -130,9 +136,11 @@ class AdversarialSeparator(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # A private Keras hook, overridden because no public one exists: under a distribution
         # strategy, fit (Keras 3.15) pulls a batch and reduces it across replicas to build the
-        # model symbolically, and MultiWorkerMirroredStrategy cannot reduce a dict batch ("unsupported
+        # model symbolically, and MultiWorkerMirroredStrategy cannot reduce a dict batch
+        # ("unsupported
         # type <class 'dict'>"). The networks are built by construction and both optimizers by
-        # compile(), so there is nothing to build. tests/test_model.py fails if Keras changes the hook.
+        # compile(), so there is nothing to build. tests/test_model.py fails if Keras changes the
+        # hook.
         if self.built and self.optimizer is not None and self.optimizer.built:
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -151,7 +159,9 @@ class AdversarialSeparator(keras.Model):
 
     def compile_from_config(self, config):
         self.compile(
-            separator_optimizer=keras.saving.deserialize_keras_object(config["separator_optimizer"]),
+            separator_optimizer=keras.saving.deserialize_keras_object(
+                config["separator_optimizer"]
+            ),
             critic_optimizer=(
                 keras.saving.deserialize_keras_object(config["critic_optimizer"])
                 if "critic_optimizer" in config
@@ -229,9 +239,13 @@ class AdversarialSeparator(keras.Model):
         cfg = self.separation_config
         if self._teacher.network is None:
             raise ValueError("training.pseudo_label_weight needs a teacher (set_teacher)")
-        labels = tf.stop_gradient(tf.cast(self._teacher.network(mixture, training=False), tf.float32))
-        trusted = tf.cast(losses.consistency_error(mixture, labels) <= cfg.training.pseudo_label_max_error,
-                          tf.float32)
+        labels = tf.stop_gradient(
+            tf.cast(self._teacher.network(mixture, training=False), tf.float32)
+        )
+        trusted = tf.cast(
+            losses.consistency_error(mixture, labels) <= cfg.training.pseudo_label_max_error,
+            tf.float32,
+        )
         batch = tf.shape(mixture)[0]
         stems, weights = [labels[..., 0]], trusted
         for k in range(1, cfg.nb_stems):  # unrolled at trace time
@@ -239,14 +253,19 @@ class AdversarialSeparator(keras.Model):
             stems.append(tf.gather(labels[..., k], order))
             weights = weights * tf.gather(trusted, order)
         remixed_targets = tf.stack(stems, axis=-1)
-        use = keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.remix_probability
+        use = (
+            keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.remix_probability
+        )
         pick = tf.reshape(use, [-1, 1, 1, 1])
         targets = tf.where(pick, remixed_targets, labels)
         inputs = tf.where(pick, remix(remixed_targets), mixture)
         weights = tf.where(use, weights, trusted)
         gain = keras.random.uniform([batch, 1, 1, 1], 0.5, 1.5, seed=self.seed_generator)
-        return (tf.math.log1p(gain * tf.math.expm1(inputs)), tf.math.log1p(gain * tf.math.expm1(targets)),
-                weights)
+        return (
+            tf.math.log1p(gain * tf.math.expm1(inputs)),
+            tf.math.log1p(gain * tf.math.expm1(targets)),
+            weights,
+        )
 
     def _with_solo_excerpts(self, data, mixture, targets):
         """Synthetic pairs without paired data (adaptation with `training.synthetic_pairs`): in a
@@ -265,12 +284,16 @@ class AdversarialSeparator(keras.Model):
         for k, source in enumerate(cfg.sources):
             if k in pools:
                 gain = keras.random.uniform([batch, 1, 1], low, high, seed=self.seed_generator)
-                stems.append(tf.math.log1p(gain * tf.math.expm1(data[synthetic_key(source)][..., 0])))
+                stems.append(
+                    tf.math.log1p(gain * tf.math.expm1(data[synthetic_key(source)][..., 0]))
+                )
             else:
                 stems.append(targets[..., k])
         synthetic = tf.stack(stems, axis=-1)
-        use = tf.reshape(keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.synthetic_pairs,
-                         [-1, 1, 1, 1])
+        use = tf.reshape(
+            keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.synthetic_pairs,
+            [-1, 1, 1, 1],
+        )
         return tf.where(use, remix(synthetic), mixture), tf.where(use, synthetic, targets)
 
     def train_step(self, data):
@@ -288,7 +311,9 @@ class AdversarialSeparator(keras.Model):
         if targets is None:  # adaptation: the teacher's estimates stand in for the stems
             if self._teacher.network is None:
                 raise ValueError("a batch without paired_sources needs a teacher (set_teacher)")
-            targets = tf.stop_gradient(tf.cast(self._teacher.network(mixture, training=False), tf.float32))
+            targets = tf.stop_gradient(
+                tf.cast(self._teacher.network(mixture, training=False), tf.float32)
+            )
             mixture, targets = self._with_solo_excerpts(data, mixture, targets)
         pseudo_weight = cfg.training.pseudo_label_weight
         if pseudo_weight > 0:
@@ -299,14 +324,19 @@ class AdversarialSeparator(keras.Model):
             total = supervised
             if pseudo_weight > 0:
                 pseudo = losses.weighted_supervised_loss(
-                    self._separate(pseudo_inputs, training=True), pseudo_targets, trust)
+                    self._separate(pseudo_inputs, training=True), pseudo_targets, trust
+                )
                 total = total + pseudo_weight * pseudo
             if self.critics:
                 unlabelled = unpaired[:, cfg.loss.n_critic]
                 unlabelled_estimates = self._separate(unlabelled, training=True)
                 fake_scores = [
-                    tf.cast(critic(unlabelled_estimates[..., k : k + 1], training=False), tf.float32)
-                    for critic, k in zip(self.critics, (cfg.sources.index(s) for s in self.critic_sources))
+                    tf.cast(
+                        critic(unlabelled_estimates[..., k : k + 1], training=False), tf.float32
+                    )
+                    for critic, k in zip(
+                        self.critics, (cfg.sources.index(s) for s in self.critic_sources)
+                    )
                 ]
                 adversarial = losses.generator_loss(fake_scores)
                 additive = losses.additive_loss(unlabelled, unlabelled_estimates)
@@ -335,5 +365,9 @@ class AdversarialSeparator(keras.Model):
     def _logs(trackers):
         # Keras (3.15) averages logs over workers with reduce("MEAN", axis=0), which needs a
         # batch axis: under MultiWorkerMirroredStrategy give each value one, which the mean removes.
-        multi_worker = isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
-        return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in trackers}
+        multi_worker = isinstance(
+            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy
+        )
+        return {
+            m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in trackers
+        }

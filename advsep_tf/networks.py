@@ -25,7 +25,9 @@ def build_separator(config: Config, name: str = "separator") -> keras.Model:
     spec = config.spectrogram
     mixture = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="mixture")
     estimates = [build_unet(config, name=f"member{i}")(mixture) for i in range(members)]
-    return keras.Model(mixture, layers.Average(dtype="float32", name="mean_estimates")(estimates), name=name)
+    return keras.Model(
+        mixture, layers.Average(dtype="float32", name="mean_estimates")(estimates), name=name
+    )
 
 
 def build_unet(config: Config, name: str = "separator") -> keras.Model:
@@ -40,13 +42,17 @@ def build_unet(config: Config, name: str = "separator") -> keras.Model:
     """
     spec, net = config.spectrogram, config.separator
     mixture = keras.Input((spec.nb_bins, spec.nb_frames, 1), name="mixture")
-    x = layers.Conv2D(net.base_filters, 3, padding="same", activation="relu", name="conv_in")(mixture)
+    x = layers.Conv2D(net.base_filters, 3, padding="same", activation="relu", name="conv_in")(
+        mixture
+    )
     skips = []
     for level in range(net.depth):
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
         filters = net.base_filters * 2 ** (level + 1)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"down{level}_conv")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"down{level}_conv")(
+            x
+        )
     for level in reversed(range(net.depth)):
         filters = net.base_filters * 2**level
         x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level}_deconv")(x)
@@ -56,11 +62,15 @@ def build_unet(config: Config, name: str = "separator") -> keras.Model:
     # float32 outputs whatever the dtype policy: under mixed precision only the hidden layers
     # compute in float16/bfloat16, and every consumer gets float32 estimates.
     estimates = [
-        layers.Conv2D(1, 1, activation=net.output_activation, dtype="float32", name=f"out_{source}")(x)
+        layers.Conv2D(
+            1, 1, activation=net.output_activation, dtype="float32", name=f"out_{source}"
+        )(x)
         for source in config.sources
     ]
     output = (
-        estimates[0] if len(estimates) == 1 else layers.Concatenate(dtype="float32", name="estimates")(estimates)
+        estimates[0]
+        if len(estimates) == 1
+        else layers.Concatenate(dtype="float32", name="estimates")(estimates)
     )
     return keras.Model(mixture, output, name=name)
 
@@ -93,9 +103,11 @@ def build_critic(config: Config, name: str = "critic") -> keras.Model:
     """
     spec, net = config.spectrogram, config.critic
     if net.normalization == "spectral":
+
         def normalised(layer):
             return layers.SpectralNormalization(layer, name=f"{layer.name}_sn")
     else:
+
         def normalised(layer):
             return layer
 
@@ -104,10 +116,17 @@ def build_critic(config: Config, name: str = "critic") -> keras.Model:
     while bins > 4 and frames > 4:
         x = normalised(layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv{i}"))(x)
         x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
-        bins, frames, filters, i = (bins + 1) // 2, (frames + 1) // 2, min(filters * 2, net.max_filters), i + 1
+        bins, frames, filters, i = (
+            (bins + 1) // 2,
+            (frames + 1) // 2,
+            min(filters * 2, net.max_filters),
+            i + 1,
+        )
     filters = min(filters, net.max_filters)
     while bins > 4:
-        x = normalised(layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}"))(x)
+        x = normalised(
+            layers.Conv2D(filters, (4, 2), strides=(2, 1), padding="same", name=f"conv{i}")
+        )(x)
         x = CriticLeakyReLU(0.2, name=f"conv{i}_act")(x)
         bins, i = (bins + 1) // 2, i + 1
     x = layers.Flatten(name="flatten")(x)

@@ -136,7 +136,9 @@ def write_report(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [name for name in results if name != ORACLE] + [name for name in results if name == ORACLE]
+    names = [name for name in results if name != ORACLE] + [
+        name for name in results if name == ORACLE
+    ]
     scored = {name: results[name] for name in names}
     if mixture is not None:
         scored[MIXTURE_LABEL] = mixture
@@ -148,15 +150,20 @@ def write_report(
 
     # Built aside and swapped in, so that an interrupted run leaves the previous report whole.
     assets = out_dir / ASSETS_DIR
-    with atomic_output(str(assets), directory=True, overwrite=True, what="an earlier report's assets") as building:
+    with atomic_output(
+        str(assets), directory=True, overwrite=True, what="an earlier report's assets"
+    ) as building:
         building = Path(building)
         building.mkdir()
         sections = []
         for index, track in enumerate(
-            tqdm(tracks, desc="report", unit="track", disable=not progress, dynamic_ncols=True), start=1
+            tqdm(tracks, desc="report", unit="track", disable=not progress, dynamic_ncols=True),
+            start=1,
         ):
             sections.append(
-                _track_section(index, track, names, results, sources, references_dir, building, excerpt_seconds)
+                _track_section(
+                    index, track, names, results, sources, references_dir, building, excerpt_seconds
+                )
             )
         figure_entries = []
         for figure_path, caption in figures:
@@ -213,14 +220,18 @@ def write_experiment_report(
 
     out_dir = Path(out_dir)
     if mixture is None:
-        mixture = evaluate_all(test_dir, out_dir=out_dir / "results", sources=config.sources,
-                               progress=progress)[MIXTURE]
+        mixture = evaluate_all(
+            test_dir, out_dir=out_dir / "results", sources=config.sources, progress=progress
+        )[MIXTURE]
     return write_report(
         out_dir,
         results,
         mixture=mixture,
         figures=[(out_dir / name, caption) for name, caption in EXPERIMENT_FIGURES],
-        config={"runs": {name: dict(overrides) for name, overrides in runs.items()}, "config": config.to_dict()},
+        config={
+            "runs": {name: dict(overrides) for name, overrides in runs.items()},
+            "config": config.to_dict(),
+        },
         title=title,
         notes=notes,
         progress=progress,
@@ -267,7 +278,9 @@ def _track_section(
         except AdvsepError as error:
             section.description = f"No mixture: {error}. "
         else:
-            start_seconds, length_seconds = _loudest_excerpt(mixture.mean(axis=1), rate, excerpt_seconds)
+            start_seconds, length_seconds = _loudest_excerpt(
+                mixture.mean(axis=1), rate, excerpt_seconds
+            )
             mixture_excerpt = _excerpt(mixture, rate, start_seconds, length_seconds)
             del mixture  # whole tracks can be large; only the excerpt is kept
     if mixture_excerpt is None:
@@ -282,18 +295,28 @@ def _track_section(
     # The mixture's loudest bin is the 0 dB of every image of the track, so it is drawn first.
     scale = {}
 
-    def stem(label: str, audio_and_rate, asset_name: str, score: str = "", missing: str = "") -> _Stem:
+    def stem(
+        label: str, audio_and_rate, asset_name: str, score: str = "", missing: str = ""
+    ) -> _Stem:
         if audio_and_rate is None:
             return _Stem(label=label, score=score, missing=missing or "not available")
         audio, audio_rate = audio_and_rate
         mp3 = folder / f"{asset_name}.mp3"
         mp3_audio, mp3_rate = _to_mp3_rate(audio, audio_rate)
-        sf.write(mp3, mp3_audio, mp3_rate, format="MP3", subtype="MPEG_LAYER_III",
-                 compression_level=MP3_COMPRESSION_LEVEL)
+        sf.write(
+            mp3,
+            mp3_audio,
+            mp3_rate,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            compression_level=MP3_COMPRESSION_LEVEL,
+        )
         # Drawn before the MP3's resampling: the image shows the stem's whole band.
         power, top_hz = _spectrogram(audio, audio_rate)
         if not scale:
-            scale.update(power=float(power.max()) or 1.0, top_hz=top_hz, rate=audio_rate, mp3_rate=mp3_rate)
+            scale.update(
+                power=float(power.max()) or 1.0, top_hz=top_hz, rate=audio_rate, mp3_rate=mp3_rate
+            )
         image = folder / f"{asset_name}.jpg"
         _write_spectrogram_jpeg(power, scale["power"], image)
         return _Stem(
@@ -305,13 +328,21 @@ def _track_section(
         )
 
     def from_file(path: Path | None):
-        return _read_excerpt(path, start_seconds, length_seconds) if path and path.is_file() else None
+        return (
+            _read_excerpt(path, start_seconds, length_seconds) if path and path.is_file() else None
+        )
 
     section.rows.append(("mixture", [stem("mixture", mixture_excerpt, "mixture")]))
     for source_index, source in enumerate(sources):
         reference = track_dir / f"{source}.wav" if track_dir else None
-        cells = [stem("reference", from_file(reference), f"s{source_index}_reference",
-                      missing=f"not found: {reference}" if reference else "")]
+        cells = [
+            stem(
+                "reference",
+                from_file(reference),
+                f"s{source_index}_reference",
+                missing=f"not found: {reference}" if reference else "",
+            )
+        ]
         for model_index, name in enumerate(names):
             estimate = estimate_paths[name] / f"{source}.wav" if estimate_paths[name] else None
             cells.append(
@@ -330,7 +361,8 @@ def _track_section(
         section.frequency_labels = (_format_hz(top_hz), _format_hz(top_hz / 2), "0")
         section.description += (
             f"Excerpt {start_seconds:.2f}-{start_seconds + length_seconds:.2f} s, mono, MP3 at "
-            f"{scale['mp3_rate']} Hz. Spectrograms at {scale['rate']} Hz: linear frequency 0-{_format_hz(top_hz)}, "
+            f"{scale['mp3_rate']} Hz. Spectrograms at {scale['rate']} Hz: linear frequency "
+            f"0-{_format_hz(top_hz)}, "
             f"colour over {SPECTROGRAM_RANGE_DB:.0f} dB below the "
             f"{'mixture' if mixture_excerpt is not None else 'first image'}'s loudest bin; every "
             "image of the track shares both scales."
@@ -350,7 +382,9 @@ def _loudest_excerpt(mono: np.ndarray, rate: int, seconds: float) -> tuple[float
     return best / rate, length / rate
 
 
-def _read_excerpt(path: Path, start_seconds: float, length_seconds: float) -> tuple[np.ndarray, int]:
+def _read_excerpt(
+    path: Path, start_seconds: float, length_seconds: float
+) -> tuple[np.ndarray, int]:
     try:
         rate = sf.info(str(path)).samplerate
         start, length = int(round(start_seconds * rate)), int(round(length_seconds * rate))
@@ -360,7 +394,9 @@ def _read_excerpt(path: Path, start_seconds: float, length_seconds: float) -> tu
     return _excerpt(audio, rate, 0.0, length / rate)
 
 
-def _excerpt(audio: np.ndarray, rate: int, start_seconds: float, length_seconds: float) -> tuple[np.ndarray, int]:
+def _excerpt(
+    audio: np.ndarray, rate: int, start_seconds: float, length_seconds: float
+) -> tuple[np.ndarray, int]:
     """(nb_samples, nb_channels) -> mono float32 at most MAX_AUDIO_RATE, zero-padded where the
     audio ends before the excerpt does."""
     from advsep_tf.data_pipelines.audio import resample
@@ -407,7 +443,9 @@ def _write_spectrogram_jpeg(power: np.ndarray, reference_power: float, path: Pat
     level = np.clip(1 + db / SPECTROGRAM_RANGE_DB, 0.0, 1.0)
     indices = np.round(level * 255).astype(np.uint8)[::-1]  # low frequencies at the bottom
     palette = np.round(colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-    Image.fromarray(np.ascontiguousarray(palette[indices])).save(path, quality=SPECTROGRAM_JPEG_QUALITY)
+    Image.fromarray(np.ascontiguousarray(palette[indices])).save(
+        path, quality=SPECTROGRAM_JPEG_QUALITY
+    )
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -448,7 +486,10 @@ def _render_page(
         + '<a href="#tracks">Listen</a> <a href="#configuration">Configuration</a></nav></header>',
     ]
     if notes:
-        parts.append(f'<details class="notes"><summary>About this run</summary><pre>{e(notes)}</pre></details>')
+        parts.append(
+            f'<details class="notes"><summary>About this '
+            f"run</summary><pre>{e(notes)}</pre></details>"
+        )
 
     # Summary.
     metrics = _summary_metrics(scored)
@@ -465,27 +506,42 @@ def _render_page(
     parts.append(
         "<p>BSS Eval v4 (museval) in dB: per track the median over frames, then the mean and the "
         "median over tracks, as in each model's <code>results.json</code>. "
-        + ("<b>Bold</b>: the best model mean per column (the oracle and the mixture are bounds, "
-           "not contenders; lowest is best for leakage). " if any_bold else "")
+        + (
+            "<b>Bold</b>: the best model mean per column (the oracle and the mixture are bounds, "
+            "not contenders; lowest is best for leakage). "
+            if any_bold
+            else ""
+        )
         + "The oracle is the ideal ratio mask; the mixture as estimate is the score of doing "
         "nothing."
-        + (" Leakage: the estimate's energy over the mixture's where the reference is silent "
-           f"({LEAKAGE_SILENCE_DB:g} dB or more below its loudest window), lower is better; n/a "
-           "where a source is never silent." if "leakage" in metrics else "")
-        + (" SAR \u221e: the mixture as estimate is the sum of the references, so BSS Eval's "
-           "artefact term is zero (museval returns about 169 dB there, not a measurement)."
-           if degenerate else "")
+        + (
+            " Leakage: the estimate's energy over the mixture's where the reference is silent "
+            f"({LEAKAGE_SILENCE_DB:g} dB or more below its loudest window), lower is better; n/a "
+            "where a source is never silent."
+            if "leakage" in metrics
+            else ""
+        )
+        + (
+            " SAR \u221e: the mixture as estimate is the sum of the references, so BSS Eval's "
+            "artefact term is zero (museval returns about 169 dB there, not a measurement)."
+            if degenerate
+            else ""
+        )
         + "</p>"
     )
     absent = []
     if ORACLE not in names:
-        absent.append("no oracle scores (<code>advsep-tf-evaluate --oracle PRESET</code> adds them)")
+        absent.append(
+            "no oracle scores (<code>advsep-tf-evaluate --oracle PRESET</code> adds them)"
+        )
     if MIXTURE_LABEL not in scored:
         absent.append("no mixture-as-estimate scores (they need the results' one reference folder)")
     if absent:
         parts.append(f'<p class="warning">This report has {" and ".join(absent)}.</p>')
-    parts.append('<div class="scroll"><table id="summary" class="scores"><thead><tr>'
-                 '<th scope="col">source</th><th scope="col">model</th>')
+    parts.append(
+        '<div class="scroll"><table id="summary" class="scores"><thead><tr>'
+        '<th scope="col">source</th><th scope="col">model</th>'
+    )
     for metric in metrics:
         for stat in STATS:
             parts.append(f'<th scope="col">{metric} {stat}</th>')
@@ -512,29 +568,40 @@ def _render_page(
                         f'data-source="{e(source)}" data-metric="{metric}" data-stat="{stat}" '
                         f'data-value="{_data_value(value)}">{text}</td>'
                     )
-            parts.append(f'<td data-tracks="{result.nb_tracks(source)}">{result.nb_tracks(source)}</td></tr>')
+            parts.append(
+                f'<td data-tracks="{result.nb_tracks(source)}">{result.nb_tracks(source)}</td></tr>'
+            )
         parts.append("</tbody>")
     parts.append("</table></div></section>")
 
     # Per track, sortable; three header rows (model, source, metric) keep the columns narrow, and
     # a wider table scrolls inside its own box, the track names staying in view.
     parts.append('<section id="per-track-section"><h2>Per track</h2>')
-    parts.append("<p>Median over frames per track, dB. Click a metric's header to sort by it; "
-                 "click again to reverse. Track names lead to their spectrograms and players. "
-                 "A table wider than the page scrolls sideways inside its box.</p>")
-    parts.append('<div class="scroll" id="per-track-box"><table id="per-track" '
-                 'class="scores sortable"><thead><tr>')
-    parts.append('<th scope="col" rowspan="3" data-column="0" data-sort="text" tabindex="0">'
-                 "track</th>")
+    parts.append(
+        "<p>Median over frames per track, dB. Click a metric's header to sort by it; "
+        "click again to reverse. Track names lead to their spectrograms and players. "
+        "A table wider than the page scrolls sideways inside its box.</p>"
+    )
+    parts.append(
+        '<div class="scroll" id="per-track-box"><table id="per-track" '
+        'class="scores sortable"><thead><tr>'
+    )
+    parts.append(
+        '<th scope="col" rowspan="3" data-column="0" data-sort="text" tabindex="0">track</th>'
+    )
     for name in columns:
         span = sum(len(SUMMARY_METRICS) for s in sources if s in scored[name].sources)
-        parts.append(f'<th scope="colgroup" colspan="{span}" class="{_role(name, names)}">{e(name)}</th>')
+        parts.append(
+            f'<th scope="colgroup" colspan="{span}" class="{_role(name, names)}">{e(name)}</th>'
+        )
     parts.append("</tr><tr>")
     for name in columns:
         for source in sources:
             if source in scored[name].sources:
-                parts.append(f'<th scope="colgroup" colspan="{len(SUMMARY_METRICS)}" '
-                             f'class="group">{e(source)}</th>')
+                parts.append(
+                    f'<th scope="colgroup" colspan="{len(SUMMARY_METRICS)}" '
+                    f'class="group">{e(source)}</th>'
+                )
     parts.append("</tr><tr>")
     column = 1
     for name in columns:
@@ -551,7 +618,9 @@ def _render_page(
     parts.append("</tr></thead><tbody>")
     anchors = {section.name: section.anchor for section in sections}
     for track in tracks:
-        parts.append(f'<tr data-track="{e(track)}"><td><a href="#{anchors[track]}">{e(track)}</a></td>')
+        parts.append(
+            f'<tr data-track="{e(track)}"><td><a href="#{anchors[track]}">{e(track)}</a></td>'
+        )
         for name in columns:
             for source in sources:
                 if source not in scored[name].sources:
@@ -579,8 +648,10 @@ def _render_page(
         f"the track's and at most {MAX_AUDIO_RATE} Hz. The scores are those of the whole track.</p>"
     )
     if not has_references:
-        parts.append('<p class="warning">The reference folder of these results was not found, so '
-                     "there is no mixture or reference to show.</p>")
+        parts.append(
+            '<p class="warning">The reference folder of these results was not found, so '
+            "there is no mixture or reference to show.</p>"
+        )
     for section in sections:
         parts.append(_render_track(section, names))
     parts.append("</section>")
@@ -588,13 +659,18 @@ def _render_page(
     parts.append('<section id="configuration"><h2>Configuration</h2>')
     parts.append(f'<h3>Command line</h3><pre id="command">{e(command)}</pre>')
     if config is not None:
-        parts.append(f'<h3>Configuration</h3><pre id="config">{e(json.dumps(config, indent=2))}</pre>')
-    parts.append('<h3>Evaluation settings</h3><div class="scroll"><table class="settings"><thead><tr>'
-                 "<th>model</th><th>tracks</th><th>sources</th><th>window / hop (s)</th>"
-                 "<th>estimates</th><th>references</th><th>museval</th></tr></thead><tbody>")
+        parts.append(
+            f'<h3>Configuration</h3><pre id="config">{e(json.dumps(config, indent=2))}</pre>'
+        )
+    parts.append(
+        '<h3>Evaluation settings</h3><div class="scroll"><table class="settings"><thead><tr>'
+        "<th>model</th><th>tracks</th><th>sources</th><th>window / hop (s)</th>"
+        "<th>estimates</th><th>references</th><th>museval</th></tr></thead><tbody>"
+    )
     for name, result in scored.items():
         parts.append(
-            f"<tr><td>{e(name)}</td><td>{len(result.tracks)}</td><td>{e(', '.join(result.sources))}</td>"
+            f"<tr><td>{e(name)}</td><td>{len(result.tracks)}</td>"
+            f"<td>{e(', '.join(result.sources))}</td>"
             f"<td>{result.win_seconds:g} / {result.hop_seconds:g}</td>"
             f"<td><code>{e(result.estimates_dir or '(the mixture)')}</code></td>"
             f"<td><code>{e(result.references_dir)}</code></td><td>{e(result.museval_version)}</td></tr>"
@@ -611,11 +687,15 @@ def _render_track(section: _TrackSection, names: Sequence[str]) -> str:
         f'<section class="track" id="{section.anchor}" data-track="{e(section.name)}">',
         f"<h3>{e(section.name)}</h3>",
         f'<p class="meta">{e(section.description)}</p>',
-        f'<div class="stems" style="grid-template-columns: 4.2em repeat({nb_columns}, minmax(11em, 1fr))">',
+        f'<div class="stems" style="grid-template-columns: 4.2em repeat({nb_columns}, '
+        f'minmax(11em, 1fr))">',
     ]
     top, middle, bottom = section.frequency_labels
     for row_label, cells in section.rows:
-        parts.append(f'<div class="axis"><span>{e(top)}</span><span>{e(middle)}</span><span>{e(bottom)}</span></div>')
+        parts.append(
+            f'<div class="axis"><span>{e(top)}</span><span>{e(middle)}</span>'
+            f"<span>{e(bottom)}</span></div>"
+        )
         for cell in list(cells) + [None] * (nb_columns - len(cells)):
             if cell is None:
                 parts.append('<div class="stem empty"></div>')
@@ -625,7 +705,8 @@ def _render_track(section: _TrackSection, names: Sequence[str]) -> str:
             full = row_label if cell.label == row_label else f"{row_label} · {cell.label}"
             heading = full if cell is cells[0] else cell.label
             parts.append(
-                f'<figure class="stem"><figcaption title="{e(full)} {e(cell.score)}"><b>{e(heading)}</b> '
+                f'<figure class="stem"><figcaption title="{e(full)} '
+                f'{e(cell.score)}"><b>{e(heading)}</b> '
                 f"{e(cell.score)}</figcaption>"
             )
             if cell.image:
@@ -666,7 +747,8 @@ td.best { font-weight: 700; }
 table.sortable th[data-sort] { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
-.figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .85em; color: #444; }
+.figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .85em; color:
+#444; }
 .track { border-top: 1px solid #ddd; padding-top: .3em; }
 .stems { display: grid; gap: .5em .6em; align-items: start; overflow-x: auto; }
 .stem { margin: 0; min-width: 0; }
@@ -696,7 +778,8 @@ _SCRIPT = """
     var column = Number(header.getAttribute('data-column'));
     var numeric = header.getAttribute('data-sort') === 'number';
     var ascending = header.getAttribute('aria-sort') !== 'ascending';
-    table.querySelectorAll('th[aria-sort]').forEach(function (th) { th.removeAttribute('aria-sort'); });
+    table.querySelectorAll('th[aria-sort]').forEach(function (th) {
+    th.removeAttribute('aria-sort'); });
     header.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
@@ -712,7 +795,8 @@ _SCRIPT = """
     table.querySelectorAll('th[data-sort]').forEach(function (header) {
       header.addEventListener('click', function () { sortBy(table, header); });
       header.addEventListener('keydown', function (event) {
-        if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); sortBy(table, header); }
+        if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); sortBy(table,
+        header); }
       });
     });
   });

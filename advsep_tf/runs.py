@@ -47,16 +47,20 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-# -- the run directory ------------------------------------------------------------------------------
+# -- the run directory
+# ------------------------------------------------------------------------------
 
 
 def is_run_dir(path: str) -> bool:
     """Whether `path` is a training run directory (what --out may continue with --resume)."""
-    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isfile(os.path.join(path, RUN_FILE))
+    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isfile(
+        os.path.join(path, RUN_FILE)
+    )
 
 
 def open_run_dir(run_dir: str) -> None:
-    """Before any work: RUN_DIR is new, empty or a training run, and what killed runs left is gone."""
+    """Before any work: RUN_DIR is new, empty or a training run, and what killed runs left is
+    gone."""
     check_output_folder(run_dir, is_run_dir, "a training run")
     for folder in (run_dir, os.path.join(run_dir, CHECKPOINT_FOLDER)):
         remove_stale_temporaries(folder)
@@ -79,7 +83,10 @@ def check_resumable(run_dir: str, config: Config, resume: bool) -> None:
     if not os.path.isfile(config_path):
         return
     if not resume:
-        raise AdvsepError(f"{run_dir}: already holds a training run (pass --resume to continue it, or choose a new --out)")
+        raise AdvsepError(
+            f"{run_dir}: already holds a training run (pass --resume to continue it, or choose a "
+            f"new --out)"
+        )
     previous = read_run_config(run_dir)
     diffs = config.differences(previous, RESUME_SECTIONS) + (
         ["training.mode"] if previous.critic_sources != config.critic_sources else []
@@ -109,7 +116,9 @@ def resolve_model_path(run_dir: str) -> str:
 
         path = str(resources.files("advsep_tf") / PRETRAINED)
         if not os.path.isfile(os.path.join(path, MODEL_FILE)):
-            raise AdvsepError(f"{path}: this installation has no pretrained model (reinstall advsep-tf)")
+            raise AdvsepError(
+                f"{path}: this installation has no pretrained model (reinstall advsep-tf)"
+            )
         return path
     return run_dir
 
@@ -122,17 +131,23 @@ def load_run_model(run_dir: str, expected: Config | None = None):
     run_dir = resolve_model_path(run_dir)
     path = run_dir if run_dir.endswith(".keras") else os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(path):
-        raise AdvsepError(f"{path}: no trained model there (train first, or point at a .keras file)")
+        raise AdvsepError(
+            f"{path}: no trained model there (train first, or point at a .keras file)"
+        )
     import zipfile
 
     # Keras calls a file it cannot open as a zip archive "not found", even when it is there.
     if not zipfile.is_zipfile(path):
-        raise AdvsepError(f"{path}: damaged model file ({os.path.getsize(path)} bytes, not a "
-                          "complete .keras archive: truncated or overwritten)")
+        raise AdvsepError(
+            f"{path}: damaged model file ({os.path.getsize(path)} bytes, not a "
+            "complete .keras archive: truncated or overwritten)"
+        )
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure to deserialise means a bad file
-        raise AdvsepError(f"{path}: cannot load the model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+        raise AdvsepError(
+            f"{path}: cannot load the model ({exc.__class__.__name__}: {str(exc)[:200]})"
+        ) from None
     if expected is not None:
         diffs = expected.differences(model.separation_config, Config.MODEL_SECTIONS)
         if diffs:
@@ -154,11 +169,17 @@ def ensemble_of(models: list, names: list[str] | None = None):
     for name, model in zip(names[1:], models[1:]):
         diffs = first.differences(model.separation_config, Config.MODEL_SECTIONS)
         if diffs:
-            raise ConfigMismatchError(f"{name}: its separator differs from {names[0]}'s in {', '.join(diffs)}")
+            raise ConfigMismatchError(
+                f"{name}: its separator differs from {names[0]}'s in {', '.join(diffs)}"
+            )
     if len(models) > 1 and first.separator.members != 1:
-        raise AdvsepError(f"{names[0]}: already an ensemble; the members of one must be single U-Nets")
+        raise AdvsepError(
+            f"{names[0]}: already an ensemble; the members of one must be single U-Nets"
+        )
     members = len(models) if len(models) > 1 else first.separator.members
-    config = first.replace(training={"mode": "supervised", "critics": []}, separator={"members": members})
+    config = first.replace(
+        training={"mode": "supervised", "critics": []}, separator={"members": members}
+    )
     ensemble = AdversarialSeparator(config)
     if len(models) == 1:
         ensemble.separator.set_weights(models[0].separator.get_weights())
@@ -168,7 +189,8 @@ def ensemble_of(models: list, names: list[str] | None = None):
 
 
 def save_model_atomically(model, path: str) -> None:
-    """`model.save(path)`, through a temporary name: a kill never leaves a half-written .keras file."""
+    """`model.save(path)`, through a temporary name: a kill never leaves a half-written .keras
+    file."""
     with atomic_file(path, suffix=".keras") as tmp:
         model.save(tmp)
 
@@ -242,10 +264,17 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     STATE = "state.json"
 
-    def __init__(self, run_dir: str, keep: int, early_stopping=None, best_model=None, write: bool = True):
+    def __init__(
+        self, run_dir: str, keep: int, early_stopping=None, best_model=None, write: bool = True
+    ):
         super().__init__()
         self.directory = os.path.join(run_dir, CHECKPOINT_FOLDER)
-        self.keep, self.early_stopping, self.best_model, self.write = keep, early_stopping, best_model, write
+        self.keep, self.early_stopping, self.best_model, self.write = (
+            keep,
+            early_stopping,
+            best_model,
+            write,
+        )
         self._state: dict | None = None
         self._state_read = False
         self._restored: dict | None = None
@@ -267,12 +296,23 @@ class RunCheckpoint(keras.callbacks.Callback):
                 raise ValueError("no epoch or weights")
             return state
         except (OSError, ValueError) as exc:
-            on_disk = sorted(f for f in os.listdir(self.directory) if f.startswith("epoch-") and f.endswith(".weights.h5"))
-            kept = [{"epoch": int(name[len("epoch-"):-len(".weights.h5")]), "weights": name} for name in on_disk]
+            on_disk = sorted(
+                f
+                for f in os.listdir(self.directory)
+                if f.startswith("epoch-") and f.endswith(".weights.h5")
+            )
+            kept = [
+                {"epoch": int(name[len("epoch-") : -len(".weights.h5")]), "weights": name}
+                for name in on_disk
+            ]
             warn(
                 f"{path}: corrupt checkpoint state ({exc}); "
-                + ("resuming from the checkpoint files alone, without the early-stopping and best-model state"
-                   if kept else "and no checkpoint files: starting from the first epoch")
+                + (
+                    "resuming from the checkpoint files alone, without the early-stopping and "
+                    "best-model state"
+                    if kept
+                    else "and no checkpoint files: starting from the first epoch"
+                )
             )
             return {**kept[-1], "kept": kept} if kept else None
 
@@ -288,11 +328,17 @@ class RunCheckpoint(keras.callbacks.Callback):
                 model.load_weights(weights)
                 break
             except Exception as exc:  # noqa: BLE001 - any failure here means an unusable checkpoint
-                broken.append(f"{weights}: cannot restore checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})")
+                broken.append(
+                    f"{weights}: cannot restore checkpoint ({exc.__class__.__name__}: "
+                    f"{str(exc)[:200]})"
+                )
         else:
             raise AdvsepError(f"{broken[0]}; no intact older checkpoint in {self.directory}")
         if broken:
-            warn(f"{'; '.join(broken)}; resuming from {candidate['weights']} (epoch {candidate['epoch']}) instead")
+            warn(
+                f"{'; '.join(broken)}; resuming from {candidate['weights']} (epoch "
+                f"{candidate['epoch']}) instead"
+            )
         self._restored = candidate
         return candidate["epoch"]
 
@@ -320,11 +366,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{epoch:05d}.weights.h5"
         with atomic_file(os.path.join(self.directory, name), suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
-        checkpoint = {"epoch": epoch, "weights": name, "separator_steps": int(model.optimizer.iterations.numpy())}
+        checkpoint = {
+            "epoch": epoch,
+            "weights": name,
+            "separator_steps": int(model.optimizer.iterations.numpy()),
+        }
         if self.early_stopping is not None:
             es = self.early_stopping
             checkpoint["early_stopping"] = {
-                "wait": int(es.wait), "best": None if es.best is None else float(es.best),
+                "wait": int(es.wait),
+                "best": None if es.best is None else float(es.best),
                 "best_epoch": int(es.best_epoch),
                 "stopped_epoch": int(model.stop_training and epoch or 0),
             }
@@ -332,11 +383,15 @@ class RunCheckpoint(keras.callbacks.Callback):
             best = self.best_model.best
             checkpoint["best"] = None if best is None else float(best)
         previous = self.state() or {}
-        earlier = previous.get("kept") or ([{k: v for k, v in previous.items()}] if previous else [])
+        earlier = previous.get("kept") or (
+            [{k: v for k, v in previous.items()}] if previous else []
+        )
         # After a fall-back to an older checkpoint, the broken newer ones are not kept.
-        kept = ([c for c in earlier if c["epoch"] < epoch] + [checkpoint])[-self.keep:]
+        kept = ([c for c in earlier if c["epoch"] < epoch] + [checkpoint])[-self.keep :]
         self._state = {**checkpoint, "kept": kept}
-        write_atomically(os.path.join(self.directory, self.STATE), json.dumps(self._state, indent=2))
+        write_atomically(
+            os.path.join(self.directory, self.STATE), json.dumps(self._state, indent=2)
+        )
         names = {c["weights"] for c in kept}
         for old in os.listdir(self.directory):
             if old.startswith("epoch-") and old.endswith(".weights.h5") and old not in names:
@@ -356,7 +411,8 @@ def load_init(source_path: str, config: Config):
     sections = WEIGHT_SECTIONS if shared else Config.MODEL_SECTIONS
     if config.differences(previous, sections):
         raise ConfigMismatchError(
-            f"{source_path}: --init model was trained with a config whose weights do not fit this one: "
+            f"{source_path}: --init model was trained with a config whose weights do not fit this "
+            f"one: "
             f"{previous.describe_differences(config, sections)}"
         )
     return source
@@ -389,6 +445,8 @@ def warm_start(model, source, config: Config, source_path: str = "--init model")
         if name in source_critics:
             critic.set_weights(source_critics[name].get_weights())
     fresh = [s for s in config.critic_sources if s not in shared]
-    return (f"{source_path}: warm start from its separator"
-            + (f" and the {', '.join(shared)} critic(s)" if shared else "")
-            + (f"; new critic(s) for {', '.join(fresh)}" if fresh else ""))
+    return (
+        f"{source_path}: warm start from its separator"
+        + (f" and the {', '.join(shared)} critic(s)" if shared else "")
+        + (f"; new critic(s) for {', '.join(fresh)}" if fresh else "")
+    )

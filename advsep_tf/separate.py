@@ -55,8 +55,14 @@ RECONSTRUCTIONS = ("mask", "direct")
 CHANNEL_MASKS = ("shared", "independent")
 
 
-def separate_segment(estimate_patches, waveforms: tf.Tensor, valid_samples, config: Config,
-                     stft: transforms.STFT, chunk_patches: int | None = None) -> tf.Tensor:
+def separate_segment(
+    estimate_patches,
+    waveforms: tf.Tensor,
+    valid_samples,
+    config: Config,
+    stft: transforms.STFT,
+    chunk_patches: int | None = None,
+) -> tf.Tensor:
     """(batch, nb_samples) mono waveforms at the model's rate, of which the first `valid_samples`
     are the song's (the rest is past its end) -> (batch, nb_stems, nb_samples).
 
@@ -71,27 +77,42 @@ def separate_segment(estimate_patches, waveforms: tf.Tensor, valid_samples, conf
     valid = tf.clip_by_value(tf.cast(valid_samples, tf.int32), 1, length)
     waveforms = waveforms * tf.cast(tf.range(length) < valid, tf.float32)
     real, imag = stft.forward(waveforms)
-    patches = transforms.to_patches(stft.log_magnitude(real, imag, spec.nb_bins), spec.nb_frames, patch_hop)
+    patches = transforms.to_patches(
+        stft.log_magnitude(real, imag, spec.nb_bins), spec.nb_frames, patch_hop
+    )
     estimates = _estimate_in_chunks(estimate_patches, patches, chunk_patches, config.nb_stems)
     valid_patches = transforms.nb_patches_for(
         transforms.nb_stft_frames(valid, spec.n_fft, spec.n_hop), spec.nb_frames, patch_hop
     )
-    log_estimates = transforms.from_patches(estimates, batch, _dim(real, 1), patch_hop, valid_patches)
+    log_estimates = transforms.from_patches(
+        estimates, batch, _dim(real, 1), patch_hop, valid_patches
+    )
     return stft.reconstruct(log_estimates, real, imag, length)
 
 
-def separate_waveforms(estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int) -> tf.Tensor:
-    """The whole song in one pass: (batch, nb_samples) at the model's rate -> (batch, nb_stems, nb_samples)."""
+def separate_waveforms(
+    estimate_patches, waveforms: tf.Tensor, config: Config, chunk_patches: int
+) -> tf.Tensor:
+    """The whole song in one pass: (batch, nb_samples) at the model's rate -> (batch, nb_stems,
+    nb_samples)."""
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-    return separate_segment(estimate_patches, waveforms, tf.shape(waveforms)[1], config,
-                            transforms.STFT.from_config(config.spectrogram), chunk_patches)
+    return separate_segment(
+        estimate_patches,
+        waveforms,
+        tf.shape(waveforms)[1],
+        config,
+        transforms.STFT.from_config(config.spectrogram),
+        chunk_patches,
+    )
 
 
 def _dim(tensor: tf.Tensor, axis: int):
     return tensor.shape[axis] if tensor.shape[axis] is not None else tf.shape(tensor)[axis]
 
 
-def _estimate_in_chunks(estimate_patches, patches: tf.Tensor, chunk_patches: int | None, nb_stems: int) -> tf.Tensor:
+def _estimate_in_chunks(
+    estimate_patches, patches: tf.Tensor, chunk_patches: int | None, nb_stems: int
+) -> tf.Tensor:
     if chunk_patches is None:
         return estimate_patches(patches)
     nb_patches, nb_bins, nb_frames = tf.shape(patches)[0], patches.shape[1], patches.shape[2]
@@ -101,7 +122,9 @@ def _estimate_in_chunks(estimate_patches, patches: tf.Tensor, chunk_patches: int
         estimate_patches,
         tf.reshape(patches, [nb_chunks, chunk_patches, nb_bins, nb_frames, 1]),
         parallel_iterations=1,  # one chunk at a time: memory stays bounded
-        fn_output_signature=tf.TensorSpec([chunk_patches, nb_bins, nb_frames, nb_stems], tf.float32),
+        fn_output_signature=tf.TensorSpec(
+            [chunk_patches, nb_bins, nb_frames, nb_stems], tf.float32
+        ),
     )
     return tf.reshape(estimates, [-1, nb_bins, nb_frames, nb_stems])[:nb_patches]
 
@@ -109,9 +132,9 @@ def _estimate_in_chunks(estimate_patches, patches: tf.Tensor, chunk_patches: int
 class Separator:
     """Separate songs with a trained model.
 
-    >>> separator = Separator.load("pretrained")                      # or a run directory, .keras, SavedModel
-    >>> stems = separator.separate(waveform, sample_rate)             # {source: (nb_samples, nb_channels)}
-    >>> for stems in separator.stream(blocks, sample_rate): ...       # block by block, fixed latency
+    >>> separator = Separator.load("pretrained")  # or a run directory, .keras, SavedModel
+    >>> stems = separator.separate(waveform, sample_rate)  # {source: (nb_samples, nb_channels)}
+    >>> for stems in separator.stream(blocks, sample_rate): ...  # block by block, fixed latency
     >>> separator.separate_to_file("song.wav", "out/")                # out/song/<source>.wav
     """
 
@@ -126,9 +149,14 @@ class Separator:
         channel_masks: str = CHANNEL_MASKS[0],
     ):
         if reconstruction not in RECONSTRUCTIONS:
-            raise AdvsepError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{reconstruction}'")
+            raise AdvsepError(
+                f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got "
+                f"'{reconstruction}'"
+            )
         if channel_masks not in CHANNEL_MASKS:
-            raise AdvsepError(f"channel_masks must be one of {', '.join(CHANNEL_MASKS)}, got '{channel_masks}'")
+            raise AdvsepError(
+                f"channel_masks must be one of {', '.join(CHANNEL_MASKS)}, got '{channel_masks}'"
+            )
         # NaN or a negative power would give NaN or inverted masks; far above 10, |S|^p overflows.
         try:
             valid_power = 0 < float(mask_power) <= 10
@@ -144,34 +172,58 @@ class Separator:
         spec = config.spectrogram
         quantum = transforms.inference_patch_hop(spec.nb_frames) * spec.n_hop
         shortest = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
-        segment = max(shortest, -(-int(math.ceil(segment_seconds * config.audio.sample_rate)) // quantum) * quantum)
-        self.layout = transforms.model_segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, segment)
+        segment = max(
+            shortest,
+            -(-int(math.ceil(segment_seconds * config.audio.sample_rate)) // quantum) * quantum,
+        )
+        self.layout = transforms.model_segment_layout(
+            spec.n_fft, spec.n_hop, spec.nb_frames, segment
+        )
         self.segment_samples = segment
         self._estimate_patches = estimate_patches
         stft = transforms.STFT.from_config(spec)
         self._separate_segment = tf.function(
-            lambda waveforms, valid: separate_segment(self._estimate_patches, waveforms, valid, config, stft, chunk_patches),
-            input_signature=[tf.TensorSpec([None, segment], tf.float32), tf.TensorSpec([], tf.int32)],
+            lambda waveforms, valid: separate_segment(
+                self._estimate_patches, waveforms, valid, config, stft, chunk_patches
+            ),
+            input_signature=[
+                tf.TensorSpec([None, segment], tf.float32),
+                tf.TensorSpec([], tf.int32),
+            ],
         )
         self._band_masks = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
+    def from_checkpoint(
+        cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs
+    ) -> "Separator":
         """From a training run directory, a .keras file or "pretrained"."""
         from advsep_tf.runs import load_run_model
 
         model = load_run_model(path)
         separator = model.separator
-        return cls(lambda patches: separator(patches, training=False), model.separation_config, chunk_patches, **kwargs)
+        return cls(
+            lambda patches: separator(patches, training=False),
+            model.separation_config,
+            chunk_patches,
+            **kwargs,
+        )
 
     @classmethod
-    def from_saved_model(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
+    def from_saved_model(
+        cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs
+    ) -> "Separator":
         """From a SavedModel written by advsep-tf-export (its `separate_spectrogram` signature)."""
         from advsep_tf.saved_model_reader import read_saved_model
 
         loaded, config = read_saved_model(path)
         # The closure keeps `loaded` (and so its variables) alive as long as the Separator.
-        return cls(lambda patches: loaded.separate_spectrogram(patches)["estimates"], config, chunk_patches, **kwargs)
+        return cls(
+            lambda patches: loaded.separate_spectrogram(patches)["estimates"],
+            config,
+            chunk_patches,
+            **kwargs,
+        )
 
     @classmethod
     def load(cls, path: str, chunk_patches: int = DEFAULT_CHUNK_PATCHES, **kwargs) -> "Separator":
@@ -181,12 +233,17 @@ class Separator:
         return cls.from_checkpoint(path, chunk_patches, **kwargs)
 
     def separate_segment(self, segment: np.ndarray, valid_samples: int) -> np.ndarray:
-        """(nb_channels, segment_samples) at the model's rate -> (nb_channels, nb_stems, segment_samples)."""
-        return self._separate_segment(tf.constant(segment, tf.float32), tf.constant(valid_samples, tf.int32)).numpy()
+        """(nb_channels, segment_samples) at the model's rate -> (nb_channels, nb_stems,
+        segment_samples)."""
+        return self._separate_segment(
+            tf.constant(segment, tf.float32), tf.constant(valid_samples, tf.int32)
+        ).numpy()
 
     def band_layout(self, sample_rate: int) -> transforms.SegmentLayout:
         stft = filtering.band_stft(self.config, sample_rate)
-        return transforms.frame_segment_layout(stft.n_fft, stft.n_hop, int(BAND_SEGMENT_SECONDS * sample_rate))
+        return transforms.frame_segment_layout(
+            stft.n_fft, stft.n_hop, int(BAND_SEGMENT_SECONDS * sample_rate)
+        )
 
     def band_masks_function(self, sample_rate: int):
         """(nb_channels, 1 + nb_stems, n) mixture and stems at `sample_rate`, valid samples ->
@@ -195,7 +252,9 @@ class Separator:
             config, power, shared = self.config, self.mask_power, self.channel_masks == "shared"
             size = self.band_layout(sample_rate).size
             graph = tf.function(
-                lambda parts: filtering.band_masks(parts[:, 0], parts[:, 1:], config, sample_rate, power, shared),
+                lambda parts: filtering.band_masks(
+                    parts[:, 0], parts[:, 1:], config, sample_rate, power, shared
+                ),
                 input_signature=[tf.TensorSpec([None, 1 + config.nb_stems, size], tf.float32)],
             )
             # Past the song's end the segment holds zeros: masked silence, cut off by the walk.
@@ -218,7 +277,9 @@ class Separator:
             latency += self.band_layout(sample_rate).size
         return latency
 
-    def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
+    def stream(
+        self, blocks: Iterable[np.ndarray], sample_rate: int
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Separate a song that arrives in blocks; yield {source: block} as stems become known.
 
         Blocks: float arrays (n,) or (n, nb_channels), any sizes, one channel count. The output
@@ -233,13 +294,20 @@ class Separator:
                 mono = block.ndim == 1
                 nb_channels = 1 if mono else (block.shape[1] if block.ndim == 2 else 0)
                 if nb_channels == 0:
-                    raise AdvsepError(f"expected blocks of shape (nb_samples, nb_channels), got {block.shape}")
+                    raise AdvsepError(
+                        f"expected blocks of shape (nb_samples, nb_channels), got {block.shape}"
+                    )
                 pipeline = StreamPipeline(self, sample_rate, nb_channels)
             channels = block[None] if mono else block.T
             if block.ndim != (1 if mono else 2) or channels.shape[0] != pipeline.nb_channels:
-                raise AdvsepError(f"a block of shape {block.shape} in a stream of {pipeline.nb_channels}-channel blocks")
+                raise AdvsepError(
+                    f"a block of shape {block.shape} in a stream of "
+                    f"{pipeline.nb_channels}-channel blocks"
+                )
             if not np.all(np.isfinite(block)):
-                raise AdvsepError(f"the block after sample {received} holds NaN or infinite samples")
+                raise AdvsepError(
+                    f"the block after sample {received} holds NaN or infinite samples"
+                )
             received += block.shape[0]
             out = pipeline.push(np.ascontiguousarray(channels))
             if out is not None:
@@ -253,13 +321,19 @@ class Separator:
 
     def _as_stems(self, stems: np.ndarray, mono: bool) -> dict[str, np.ndarray]:
         """(nb_channels, nb_stems, n) -> {source: (n,) or (n, nb_channels)}."""
-        return {s: (stems[0, k] if mono else np.ascontiguousarray(stems[:, k].T)) for k, s in enumerate(self.config.sources)}
+        return {
+            s: (stems[0, k] if mono else np.ascontiguousarray(stems[:, k].T))
+            for k, s in enumerate(self.config.sources)
+        }
 
     def separate(self, waveform: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's shape}."""
+        """(nb_samples,) or (nb_samples, nb_channels) float -> {source: array of the input's
+        shape}."""
         waveform = np.asarray(waveform, dtype=np.float32)
         if waveform.ndim not in (1, 2) or waveform.shape[0] == 0:
-            raise AdvsepError(f"expected a (nb_samples, nb_channels) waveform, got shape {waveform.shape}")
+            raise AdvsepError(
+                f"expected a (nb_samples, nb_channels) waveform, got shape {waveform.shape}"
+            )
         if not np.all(np.isfinite(waveform)):
             raise AdvsepError("waveform holds NaN or infinite samples")
         problem = too_short(self.config, waveform.shape[0], sample_rate)
@@ -282,7 +356,8 @@ class Separator:
         truncated: list[str] | None = None,
         stdin_name: str = "stdin",
     ) -> list[str]:
-        """Separate one audio file; write one file per source as the stems are made; return their paths.
+        """Separate one audio file; write one file per source as the stems are made; return their
+        paths.
 
         The input is read and the stems written block by block (flat memory); each stem file
         appears complete at the end, or not at all, and holds exactly as many samples as the
@@ -297,18 +372,30 @@ class Separator:
 
         from advsep_tf.data_pipelines.audio import AudioAdapter
 
-        outputs = plan_separation([input_path], out_dir, self.config, filename_format, codec,
-                                  overwrite, protected, stdin_name=stdin_name)
+        outputs = plan_separation(
+            [input_path],
+            out_dir,
+            self.config,
+            filename_format,
+            codec,
+            overwrite,
+            protected,
+            stdin_name=stdin_name,
+        )
         adapter = audio_adapter or AudioAdapter.default()
         stem_folders = [os.path.dirname(p) for p in outputs[input_path]]
         with folders_removed_on_failure(out_dir, *stem_folders):
             # Only asked for when wanted: an adapter written before the option need not know it.
-            audio = (adapter.read_blocks(input_path, allow_truncated=True) if allow_truncated
-                     else adapter.read_blocks(input_path))
+            audio = (
+                adapter.read_blocks(input_path, allow_truncated=True)
+                if allow_truncated
+                else adapter.read_blocks(input_path)
+            )
             with ExitStack() as stack:
                 writers = [
                     stack.enter_context(
-                        adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec))
+                        adapter.open_writer(path, audio.sample_rate, audio.nb_channels, codec)
+                    )
                     for path in outputs[input_path]
                 ]
                 for stems in self._stream_file(audio):
@@ -321,18 +408,29 @@ class Separator:
             truncated.append(audio.truncated)
         return outputs[input_path]
 
-    def separate_to_stream(self, input_path: str, source: str, codec: str = "wav",
-                           audio_adapter=None, allow_truncated: bool = False) -> str | None:
+    def separate_to_stream(
+        self,
+        input_path: str,
+        source: str,
+        codec: str = "wav",
+        audio_adapter=None,
+        allow_truncated: bool = False,
+    ) -> str | None:
         """One stem of `input_path` ("-": standard input) to standard output, as it is made.
         Returns None, or with `allow_truncated` the message saying that the input was truncated
         and only its decodable part separated."""
         from advsep_tf.data_pipelines.audio import STDIO, AudioAdapter
 
         if source not in self.config.sources:
-            raise AdvsepError(f"--stem {source}: this model separates {', '.join(self.config.sources)}")
+            raise AdvsepError(
+                f"--stem {source}: this model separates {', '.join(self.config.sources)}"
+            )
         adapter = audio_adapter or AudioAdapter.default()
-        audio = (adapter.read_blocks(input_path, allow_truncated=True) if allow_truncated
-                 else adapter.read_blocks(input_path))
+        audio = (
+            adapter.read_blocks(input_path, allow_truncated=True)
+            if allow_truncated
+            else adapter.read_blocks(input_path)
+        )
         with adapter.open_writer(STDIO, audio.sample_rate, audio.nb_channels, codec) as writer:
             for stems in self._stream_file(audio):
                 writer.write(stems[source])
@@ -344,4 +442,6 @@ class Separator:
             yield from self.stream(audio, audio.sample_rate)
         except AdvsepError as error:
             message = str(error)
-            raise AdvsepError(message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}") from None
+            raise AdvsepError(
+                message if message.startswith(f"{audio.name}:") else f"{audio.name}: {message}"
+            ) from None

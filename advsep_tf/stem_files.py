@@ -85,7 +85,8 @@ def plan_separation(
         for source in config.sources:
             try:
                 relative = filename_format.format(
-                    track=track_name(path, stdin_name), source=source, codec=codec)
+                    track=track_name(path, stdin_name), source=source, codec=codec
+                )
             except (KeyError, IndexError, ValueError) as exc:
                 raise AdvsepError(
                     f"--filename-format {filename_format!r}: {exc.__class__.__name__}: {exc} "
@@ -96,17 +97,23 @@ def plan_separation(
             if key in writer:
                 other, other_source = writer[key]
                 if other != path:
-                    raise AdvsepError(f"{other} and {path}: both would be written to {stem_path}; "
-                                      "separate them into different --out folders, or rename one")
+                    raise AdvsepError(
+                        f"{other} and {path}: both would be written to {stem_path}; "
+                        "separate them into different --out folders, or rename one"
+                    )
                 if other_source == source:
                     raise AdvsepError(f"{path}: given twice")
-                raise AdvsepError(f"--filename-format {filename_format!r}: every stem of {path} "
-                                  f"would be written to {stem_path}; include {{source}}")
+                raise AdvsepError(
+                    f"--filename-format {filename_format!r}: every stem of {path} "
+                    f"would be written to {stem_path}; include {{source}}"
+                )
             writer[key] = (path, source)
             outputs[path].append(stem_path)
     stems = [p for paths in outputs.values() for p in paths]
     check_output_files(
-        stems, overwrite, "the stems of an earlier separation",
+        stems,
+        overwrite,
+        "the stems of an earlier separation",
         {**{path: "an input" for path in inputs if path != STDIO}, **(protected or {})},
     )
     earlier = separated_stems(out_dir)
@@ -149,8 +156,13 @@ def separate_files(
     from tqdm.auto import tqdm
 
     plan_separation(
-        inputs, out_dir, separator.config, kwargs.get("filename_format", FILENAME_FORMAT),
-        kwargs.get("codec", "wav"), kwargs.get("overwrite", False), kwargs.get("protected"),
+        inputs,
+        out_dir,
+        separator.config,
+        kwargs.get("filename_format", FILENAME_FORMAT),
+        kwargs.get("codec", "wav"),
+        kwargs.get("overwrite", False),
+        kwargs.get("protected"),
         stdin_name=kwargs.get("stdin_name", "stdin"),
     )
     truncated = kwargs.setdefault("truncated", [])
@@ -166,10 +178,18 @@ def separate_files(
     # A bar with a total only when every length is known up front (a pipe's is not).
     total = sum(durations.values()) if all(durations.values()) else None
     start, audio_seconds, outputs = time.time(), 0.0, {}
-    bar_format = ("{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio "
-                  "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
-    with tqdm(total=total, desc="separate", unit="s", unit_scale=True, disable=not progress,
-              dynamic_ncols=True, bar_format=bar_format) as bar:
+    bar_format = (
+        "{l_bar}{bar}| {n_fmt}/{total_fmt} s of audio [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+    )
+    with tqdm(
+        total=total,
+        desc="separate",
+        unit="s",
+        unit_scale=True,
+        disable=not progress,
+        dynamic_ncols=True,
+        bar_format=bar_format,
+    ) as bar:
         for i, path in enumerate(inputs):
             bar.set_postfix_str(f"file {i + 1}/{len(inputs)}")
             seconds = []
@@ -204,8 +224,9 @@ def separated_stems(out_dir: str) -> set[str]:
             stems = json.load(f).get("stems", [])
     except (OSError, ValueError, AttributeError):
         return set()
-    return {os.path.realpath(os.path.join(out_dir, stem))
-            for stem in stems if isinstance(stem, str)}
+    return {
+        os.path.realpath(os.path.join(out_dir, stem)) for stem in stems if isinstance(stem, str)
+    }
 
 
 def record_separation(out_dir: str, stems: list[str]) -> None:

@@ -122,8 +122,10 @@ class _FixedLatency:
         if due <= 0:
             return None
         if self.held.size < due:
-            raise RuntimeError("internal error: the separation trails its input by more than "
-                               f"{self.latency} samples")
+            raise RuntimeError(
+                "internal error: the separation trails its input by more than "
+                f"{self.latency} samples"
+            )
         self.released += due
         return self.held.take(due)
 
@@ -142,8 +144,11 @@ class _Resampler:
     def __init__(self, in_rate: int, out_rate: int, nb_channels: int):
         import soxr
 
-        self.stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, nb_channels, dtype="float32", quality="HQ")
+        self.stream = (
+            None
+            if in_rate == out_rate
+            else soxr.ResampleStream(in_rate, out_rate, nb_channels, dtype="float32", quality="HQ")
+        )
 
     def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
         if self.stream is None:
@@ -166,8 +171,9 @@ class StreamPipeline:
         self.from_model = _Resampler(model_rate, sample_rate, nb_channels * config.nb_stems)
         self.band_walk = None
         if separator.reconstruction == "mask" and sample_rate > model_rate:
-            self.band_walk = SegmentWalk(separator.band_masks_function(sample_rate),
-                                         separator.band_layout(sample_rate))
+            self.band_walk = SegmentWalk(
+                separator.band_masks_function(sample_rate), separator.band_layout(sample_rate)
+            )
             self.mixture = _Fifo()  # the input-rate mixture, until its stems arrive
         self.output = _FixedLatency(separator.latency(sample_rate))
         self.received = self.stems_out = 0

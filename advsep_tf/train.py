@@ -17,8 +17,6 @@ from advsep_tf.config import STRATEGIES, Config
 from advsep_tf.errors import AdvsepError
 
 
-
-
 def make_strategy(name: str):
     """tf.distribute strategy by name; multi_worker reads the cluster from TF_CONFIG."""
     import tensorflow as tf
@@ -29,13 +27,16 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise AdvsepError("--strategy multi_worker: TF_CONFIG is not set (see README, 'Training at scale')")
+            raise AdvsepError(
+                "--strategy multi_worker: TF_CONFIG is not set (see README, 'Training at scale')"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise AdvsepError(f"unknown strategy '{name}' (strategies: {', '.join(STRATEGIES)})")
 
 
 def is_chief() -> bool:
-    """True unless TF_CONFIG names this process a non-chief worker (worker 0 is chief without one)."""
+    """True unless TF_CONFIG names this process a non-chief worker (worker 0 is chief without
+    one)."""
     try:
         tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     except ValueError:
@@ -43,7 +44,11 @@ def is_chief() -> bool:
     task = tf_config.get("task", {})
     if not task or task.get("type") == "chief":
         return True
-    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in tf_config.get("cluster", {})
+    return (
+        task.get("type") == "worker"
+        and task.get("index", 0) == 0
+        and "chief" not in tf_config.get("cluster", {})
+    )
 
 
 def train(
@@ -85,10 +90,15 @@ def train(
     shard_set = ShardSet.open(shard_dir, expected=config)
     check_training_roles(shard_set, config)  # before the run directory is written
     if config.training.teacher_targets and not init:
-        raise AdvsepError("training.teacher_targets (--teacher) needs a model to start from and learn from (--init)")
+        raise AdvsepError(
+            "training.teacher_targets (--teacher) needs a model to start from and learn from "
+            "(--init)"
+        )
     if config.training.pseudo_label_weight > 0 and not (teacher or init):
-        raise AdvsepError("training.pseudo_label_weight needs a teacher to label the unlabelled mixtures "
-                          "(--teacher-model, or --init)")
+        raise AdvsepError(
+            "training.pseudo_label_weight needs a teacher to label the unlabelled mixtures "
+            "(--teacher-model, or --init)"
+        )
     init_model = runs.load_init(init, config) if init else None
     teacher_model = runs.load_teacher(teacher, config) if teacher else init_model
     chief = is_chief()
@@ -96,8 +106,16 @@ def train(
         runs.open_run_dir(run_dir)
     runs.check_resumable(run_dir, config, resume)
     if chief:
-        runs.record_invocation(run_dir, config, shards=os.path.abspath(shard_dir), steps=steps, resume=resume,
-                               strategy=strategy, init=init, teacher=teacher)
+        runs.record_invocation(
+            run_dir,
+            config,
+            shards=os.path.abspath(shard_dir),
+            steps=steps,
+            resume=resume,
+            strategy=strategy,
+            init=init,
+            teacher=teacher,
+        )
 
     keras.utils.set_random_seed(config.training.seed)
     total_steps = steps or config.training.max_steps
@@ -117,20 +135,36 @@ def train(
     has_validation = shard_set.examples("valid") > 0
     monitor = "val_supervised_loss" if has_validation else "supervised_loss"
     history_csv = os.path.join(run_dir, "history.csv")
-    best_model = runs.BestModelCheckpoint(os.path.join(run_dir, runs.MODEL_FILE), monitor, save_best_only=has_validation)
+    best_model = runs.BestModelCheckpoint(
+        os.path.join(run_dir, runs.MODEL_FILE), monitor, save_best_only=has_validation
+    )
     early_stopping = (
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.training.patience)
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="min", patience=config.training.patience
+        )
         if has_validation
         else None
     )
-    checkpoint = runs.RunCheckpoint(run_dir, config.training.checkpoints_kept, early_stopping, best_model, write=chief)
+    checkpoint = runs.RunCheckpoint(
+        run_dir, config.training.checkpoints_kept, early_stopping, best_model, write=chief
+    )
     state = checkpoint.state() if resume else None
     if state and state.get("early_stopping", {}).get("stopped_epoch"):
-        print(f"{run_dir}: stopped early at epoch {state['epoch']} (validation L_s stopped improving); nothing to resume")
+        print(
+            f"{run_dir}: stopped early at epoch {state['epoch']} (validation L_s stopped "
+            f"improving); nothing to resume"
+        )
         if chief:
             runs.verified_model_file(run_dir)
-        return _summary(config, run_dir, model_steps=state["separator_steps"], critic_steps=None, seconds=0.0,
-                        final={}, best=state.get("best"))
+        return _summary(
+            config,
+            run_dir,
+            model_steps=state["separator_steps"],
+            critic_steps=None,
+            seconds=0.0,
+            final={},
+            best=state.get("best"),
+        )
     # The newest checkpoint that loads: not always the one `state` names (see RunCheckpoint).
     initial_epoch = checkpoint.restore(model) if state else 0
     if config.training.teacher_targets or config.training.pseudo_label_weight > 0:
@@ -150,13 +184,19 @@ def train(
         ]
         if has_validation:
             mixture, sources = training_report.preview_patches(shard_set, config)
-            callbacks.append(training_report.ValidationPreview(os.path.join(run_dir, "logs"), mixture, sources, config))
+            callbacks.append(
+                training_report.ValidationPreview(
+                    os.path.join(run_dir, "logs"), mixture, sources, config
+                )
+            )
 
     dataset = training_dataset(shard_set, config)  # augmentations as config.training asks
     if strategy != "default":
         # Every stream is zipped from several shard lists: shard by element, not by file.
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         dataset = dataset.with_options(options)
     start = time.time()
     history = model.fit(
@@ -177,9 +217,15 @@ def train(
             training_report.plot_history(history_csv, os.path.join(run_dir, "training_curves.png"))
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     return _summary(
-        config, run_dir, model_steps=int(model.optimizer.iterations.numpy()),
-        critic_steps=int(model.critic_optimizer.iterations.numpy()) if model.critic_optimizer else 0,
-        seconds=elapsed, final=final, best=best_model.best if has_validation else None,
+        config,
+        run_dir,
+        model_steps=int(model.optimizer.iterations.numpy()),
+        critic_steps=int(model.critic_optimizer.iterations.numpy())
+        if model.critic_optimizer
+        else 0,
+        seconds=elapsed,
+        final=final,
+        best=best_model.best if has_validation else None,
         traces=model.train_step_traces,
     )
 

@@ -20,7 +20,11 @@ class ProgressLines(keras.callbacks.Callback):
 
     def __init__(self, total_steps: int, steps_per_epoch: int, initial_epoch: int):
         super().__init__()
-        self.total_steps, self.steps_per_epoch, self.initial_epoch = total_steps, steps_per_epoch, initial_epoch
+        self.total_steps, self.steps_per_epoch, self.initial_epoch = (
+            total_steps,
+            steps_per_epoch,
+            initial_epoch,
+        )
         self.start = time.time()
 
     def on_train_begin(self, logs=None):
@@ -31,9 +35,14 @@ class ProgressLines(keras.callbacks.Callback):
         run_steps = done - self.initial_epoch * self.steps_per_epoch
         rate = run_steps / max(time.time() - self.start, 1e-9)
         eta = (self.total_steps - done) / rate if rate else float("inf")
-        shown = {k: v for k, v in (logs or {}).items() if "loss" in k or k.startswith("wasserstein")}
+        shown = {
+            k: v for k, v in (logs or {}).items() if "loss" in k or k.startswith("wasserstein")
+        }
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
-        print(f"step {done}/{self.total_steps} ({rate:.2f} steps/s, ETA {eta:.0f} s) {metrics}", flush=True)
+        print(
+            f"step {done}/{self.total_steps} ({rate:.2f} steps/s, ETA {eta:.0f} s) {metrics}",
+            flush=True,
+        )
 
 
 def audio_summary(name: str, waveform, sample_rate: int) -> None:
@@ -61,8 +70,13 @@ def preview_patches(shard_set, config: Config, nb_patches: int = 8):
 
     from advsep_tf.data_pipelines.readers import role_examples
 
-    examples = list(role_examples(shard_set, config, "valid", shuffle=False, repeat=False).take(nb_patches))
-    return (np.stack([e["mixture"].numpy() for e in examples]), np.stack([e["sources"].numpy() for e in examples]))
+    examples = list(
+        role_examples(shard_set, config, "valid", shuffle=False, repeat=False).take(nb_patches)
+    )
+    return (
+        np.stack([e["mixture"].numpy() for e in examples]),
+        np.stack([e["sources"].numpy() for e in examples]),
+    )
 
 
 class ValidationPreview(keras.callbacks.Callback):
@@ -87,33 +101,55 @@ class ValidationPreview(keras.callbacks.Callback):
         self.total = (mixture.shape[0] - 1) * spec.patch_hop + spec.nb_frames
         self.mixture_log = self._to_spectrogram(mixture)[0]
         self.mixture_real, self.mixture_imag, self.length = filtering.griffin_lim(
-            tf.pad(tf.transpose(tf.math.expm1(self.mixture_log)), [[0, 0], [0, spec.n_fft // 2 + 1 - spec.nb_bins]]),
+            tf.pad(
+                tf.transpose(tf.math.expm1(self.mixture_log)),
+                [[0, 0], [0, spec.n_fft // 2 + 1 - spec.nb_bins]],
+            ),
             self.stft,
         )
         self.references = self._to_spectrogram(sources)
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "preview"))
 
-    def _to_spectrogram(self, patches):  # (n, F, T, c) -> (c, F, total): the separation's cross-fade
+    def _to_spectrogram(
+        self, patches
+    ):  # (n, F, T, c) -> (c, F, total): the separation's cross-fade
         import tensorflow as tf
 
         from advsep_tf import transforms
 
-        return transforms.from_patches(tf.constant(patches), 1, self.total, self.config.spectrogram.patch_hop)[0]
+        return transforms.from_patches(
+            tf.constant(patches), 1, self.total, self.config.spectrogram.patch_hop
+        )[0]
 
-    def _to_audio(self, log_spectrograms):  # (c, F, total) -> (c, length), with the Griffin-Lim phase
-        return self.stft.reconstruct(log_spectrograms[None], self.mixture_real, self.mixture_imag, self.length)[0]
+    def _to_audio(
+        self, log_spectrograms
+    ):  # (c, F, total) -> (c, length), with the Griffin-Lim phase
+        return self.stft.reconstruct(
+            log_spectrograms[None], self.mixture_real, self.mixture_imag, self.length
+        )[0]
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
 
         model, rate = self.model, self.config.audio.sample_rate
-        estimates = self._to_spectrogram(model.separator(tf.constant(self.mixture), training=False).numpy())
+        estimates = self._to_spectrogram(
+            model.separator(tf.constant(self.mixture), training=False).numpy()
+        )
         with self.writer.as_default(step=epoch):
-            tf.summary.scalar("learning_rate/separator", float(tf.convert_to_tensor(model.optimizer.learning_rate)))
+            tf.summary.scalar(
+                "learning_rate/separator",
+                float(tf.convert_to_tensor(model.optimizer.learning_rate)),
+            )
             if model.critic_optimizer is not None:
-                tf.summary.scalar("learning_rate/critic", float(tf.convert_to_tensor(model.critic_optimizer.learning_rate)))
+                tf.summary.scalar(
+                    "learning_rate/critic",
+                    float(tf.convert_to_tensor(model.critic_optimizer.learning_rate)),
+                )
             audio_summary("mixture", self._to_audio(self.mixture_log[None])[0], rate)
-            estimated_audio, reference_audio = self._to_audio(estimates), self._to_audio(self.references)
+            estimated_audio, reference_audio = (
+                self._to_audio(estimates),
+                self._to_audio(self.references),
+            )
             for k, source in enumerate(self.config.sources):
                 audio_summary(f"estimate/{source}", estimated_audio[k], rate)
                 audio_summary(f"reference/{source}", reference_audio[k], rate)
@@ -121,8 +157,11 @@ class ValidationPreview(keras.callbacks.Callback):
                 pair = pair / (tf.reduce_max(pair) + 1e-9)
                 gap = tf.ones([pair.shape[1], 2])
                 image = tf.concat([pair[0], gap, pair[1]], axis=1)  # reference | estimate
-                tf.summary.image(f"spectrogram/{source} (reference | estimate)",
-                                 tf.image.flip_up_down(image[:, :, None])[None], max_outputs=1)
+                tf.summary.image(
+                    f"spectrogram/{source} (reference | estimate)",
+                    tf.image.flip_up_down(image[:, :, None])[None],
+                    max_outputs=1,
+                )
         self.writer.flush()
 
 
@@ -152,8 +191,12 @@ def plot_history(csv_path: str, png_path: str) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
-            ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA") else float("nan") for r in rows],
-                    marker="o", label=key)
+            ax.plot(
+                epochs,
+                [float(r[key]) if r[key] not in ("", "NA") else float("nan") for r in rows],
+                marker="o",
+                label=key,
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)

@@ -4,7 +4,7 @@ whole-song separation, the exports and the previews alike.
 Layouts (the model's, "frequency x time" as in the paper):
     waveform      (batch, nb_samples)                          float32
     stft          (batch, nb_frames_total, n_fft // 2 + 1)     complex64, or (real, imag) float32
-    log spectrum  (batch, nb_bins, nb_frames_total)            float32, log1p(|stft|) of the kept bins
+    log spectrum  (batch, nb_bins, nb_frames_total)            float32, log1p(|stft|), kept bins
     patches       (nb_patches, nb_bins, nb_frames, nb_stems)   float32
 
 Two STFT backends compute the same transform: "tf_signal" (`tf.signal`'s FFT, complex tensors)
@@ -13,7 +13,8 @@ no complex arithmetic among its built-in ops). A separation graph picks one once
 agree to float32 round-off (tests/test_litert.py).
 
 The arithmetic that says which frames and patches a stretch of samples has, and where a segment
-of a song is separated exactly as the whole song would be (`model_segment_layout`), is plain Python so
+of a song is separated exactly as the whole song would be (`model_segment_layout`), is plain Python
+so
 that the numpy-only segment walk (`advsep_tf.streaming.SegmentWalk`) and the graphs share it.
 """
 
@@ -77,11 +78,18 @@ class SegmentLayout:
     quantum: int
 
     def to_dict(self) -> dict:
-        return {"segment_samples": self.size, "step": self.step, "left_margin": self.left_margin,
-                "right_margin": self.right_margin, "quantum": self.quantum}
+        return {
+            "segment_samples": self.size,
+            "step": self.step,
+            "left_margin": self.left_margin,
+            "right_margin": self.right_margin,
+            "quantum": self.quantum,
+        }
 
 
-def model_segment_layout(n_fft: int, n_hop: int, nb_frames: int, segment_samples: int) -> SegmentLayout:
+def model_segment_layout(
+    n_fft: int, n_hop: int, nb_frames: int, segment_samples: int
+) -> SegmentLayout:
     """The layout of the separation graph (`advsep_tf.separate.separate_segment`).
 
     A sample's output depends on the STFT frames that cover it, the patches that cover those
@@ -93,7 +101,9 @@ def model_segment_layout(n_fft: int, n_hop: int, nb_frames: int, segment_samples
     patch_hop = inference_patch_hop(nb_frames)
     quantum = patch_hop * n_hop
     if segment_samples % quantum:
-        raise ValueError(f"segment_samples ({segment_samples}) must be a multiple of {quantum} (half a patch)")
+        raise ValueError(
+            f"segment_samples ({segment_samples}) must be a multiple of {quantum} (half a patch)"
+        )
     # Left: frames before t0 reach before the segment; patches before p0 hold such frames.
     t0 = -(-n_fft // n_hop) - 1
     p0 = -(-t0 // patch_hop)
@@ -187,7 +197,8 @@ def dft_bases(n_fft: int, n_hop: int) -> tuple[np.ndarray, np.ndarray]:
 
     analysis   (n_fft, 2 * nb_freqs): frame @ analysis = [real | imag] of the windowed frame's rfft
     synthesis  (2 * nb_freqs, n_fft): [real | imag] @ synthesis = irfft of the frame times the
-               inverse-STFT window (the imaginary parts of DC and Nyquist are ignored, as irfft does)
+               inverse-STFT window (the imaginary parts of DC and Nyquist are ignored, as irfft
+               does)
     with nb_freqs = n_fft // 2 + 1.
     """
     nb_freqs = n_fft // 2 + 1
@@ -199,9 +210,13 @@ def dft_bases(n_fft: int, n_hop: int) -> tuple[np.ndarray, np.ndarray]:
     if n_fft % 2 == 0:
         weight[-1] = 1.0
     inverse = _inverse_hann(n_fft, n_hop)[None, :]
-    synthesis = np.concatenate(
-        [weight[:, None] * np.cos(angle.T), -weight[:, None] * np.sin(angle.T)], axis=0
-    ) * inverse / n_fft
+    synthesis = (
+        np.concatenate(
+            [weight[:, None] * np.cos(angle.T), -weight[:, None] * np.sin(angle.T)], axis=0
+        )
+        * inverse
+        / n_fft
+    )
     return analysis.astype(np.float32), synthesis.astype(np.float32)
 
 
@@ -220,7 +235,9 @@ def istft_dft(real: tf.Tensor, imag: tf.Tensor, n_fft: int, n_hop: int, length) 
     """`istft` by matrix product: (real, imag), each (batch, nb_frames_total, n_fft // 2 + 1) ->
     (batch, length) float32."""
     _, synthesis = dft_bases(n_fft, n_hop)
-    frames = tf.matmul(tf.concat([real, imag], axis=-1), tf.constant(synthesis))  # (batch, T, n_fft)
+    frames = tf.matmul(
+        tf.concat([real, imag], axis=-1), tf.constant(synthesis)
+    )  # (batch, T, n_fft)
     waveform = tf.signal.overlap_and_add(frames, n_hop)
     pad = edge_padding(n_fft, n_hop)
     return waveform[:, pad : pad + length]
@@ -231,7 +248,7 @@ class STFT:
     """The STFT of one configuration, by one backend, on real and imaginary parts.
 
     >>> transform = STFT.from_config(config.spectrogram)            # "tf_signal"
-    >>> real, imag = transform.forward(waveforms)                    # (batch, frames, n_fft // 2 + 1) each
+    >>> real, imag = transform.forward(waveforms)  # (batch, frames, n_fft // 2 + 1) each
     >>> waveforms = transform.inverse(real, imag, nb_samples)
     """
 
@@ -241,7 +258,9 @@ class STFT:
 
     def __post_init__(self):
         if self.backend not in STFT_BACKENDS:
-            raise ValueError(f"stft backend must be one of {', '.join(STFT_BACKENDS)}, got '{self.backend}'")
+            raise ValueError(
+                f"stft backend must be one of {', '.join(STFT_BACKENDS)}, got '{self.backend}'"
+            )
 
     @classmethod
     def from_config(cls, spectrogram, backend: str = "tf_signal") -> "STFT":
@@ -265,19 +284,28 @@ class STFT:
         log(1 + x) by "dft_matmul": LiteRT has no LOG1P)."""
         real, imag = real[..., :nb_bins], imag[..., :nb_bins]
         magnitude = tf.sqrt(real * real + imag * imag)
-        logs = tf.math.log(1.0 + magnitude) if self.backend == "dft_matmul" else tf.math.log1p(magnitude)
+        logs = (
+            tf.math.log(1.0 + magnitude)
+            if self.backend == "dft_matmul"
+            else tf.math.log1p(magnitude)
+        )
         return tf.transpose(logs, [0, 2, 1])
 
-    def reconstruct(self, log_estimates: tf.Tensor, real: tf.Tensor, imag: tf.Tensor, length) -> tf.Tensor:
+    def reconstruct(
+        self, log_estimates: tf.Tensor, real: tf.Tensor, imag: tf.Tensor, length
+    ) -> tf.Tensor:
         """Estimated log1p magnitudes with the mixture's phase, back to waveforms.
 
-        log_estimates (batch, nb_stems, nb_bins, frames); real, imag (batch, frames, n_fft // 2 + 1),
+        log_estimates (batch, nb_stems, nb_bins, frames); real, imag (batch, frames, n_fft // 2 +
+        1),
         the mixture's STFT. Returns (batch, nb_stems, length). The phase is (real, imag) / |mixture|
         (angle 0 where the mixture is 0, as tf.math.angle); bins above nb_bins (the dropped Nyquist
         bin) are zero.
         """
         nb_stems, nb_bins = log_estimates.shape[1], log_estimates.shape[2]
-        magnitude = tf.transpose(tf.exp(tf.nn.relu(log_estimates)) - 1.0, [0, 1, 3, 2])  # (b, K, T, F)
+        magnitude = tf.transpose(
+            tf.exp(tf.nn.relu(log_estimates)) - 1.0, [0, 1, 3, 2]
+        )  # (b, K, T, F)
         real, imag = real[:, tf.newaxis, :, :nb_bins], imag[:, tf.newaxis, :, :nb_bins]
         mixture = tf.sqrt(real * real + imag * imag)
         nonzero = mixture > 0
@@ -289,7 +317,9 @@ class STFT:
         est_real, est_imag = tf.pad(magnitude * cos, padding), tf.pad(magnitude * sin, padding)
         frames = est_real.shape[2] if est_real.shape[2] is not None else tf.shape(est_real)[2]
         flat_shape = [-1, frames, self.n_fft // 2 + 1]
-        waveforms = self.inverse(tf.reshape(est_real, flat_shape), tf.reshape(est_imag, flat_shape), length)
+        waveforms = self.inverse(
+            tf.reshape(est_real, flat_shape), tf.reshape(est_imag, flat_shape), length
+        )
         return tf.reshape(waveforms, [-1, nb_stems, length])
 
 
@@ -318,25 +348,35 @@ def to_patches(log_spectrum: tf.Tensor, nb_frames: int, patch_hop: int) -> tf.Te
 
 
 def crossfade_window(nb_frames: int, patch_hop: int) -> np.ndarray:
-    """Weights across a patch's frames for overlap-add; sin^2 gives a constant sum at half overlap."""
+    """Weights across a patch's frames for overlap-add; sin^2 gives a constant sum at half
+    overlap."""
     if patch_hop == nb_frames:
         return np.ones(nb_frames, np.float32)
     t = (np.arange(nb_frames) + 0.5) / nb_frames
     return (np.sin(np.pi * t) ** 2).astype(np.float32)
 
 
-def from_patches(patches: tf.Tensor, batch, nb_frames_total, patch_hop: int, nb_valid_patches=None) -> tf.Tensor:
-    """(batch * nb_patches, nb_bins, nb_frames, nb_stems) -> (batch, nb_stems, nb_bins, nb_frames_total).
+def from_patches(
+    patches: tf.Tensor, batch, nb_frames_total, patch_hop: int, nb_valid_patches=None
+) -> tf.Tensor:
+    """(batch * nb_patches, nb_bins, nb_frames, nb_stems) -> (batch, nb_stems, nb_bins,
+    nb_frames_total).
 
     Overlapping patches are cross-faded (weighted overlap-add, normalised by the summed weights),
     so patch borders leave no seam. Patches from `nb_valid_patches` on (per batch row; default:
     all are valid) get no weight: a segment's patches past its song's end.
     """
     nb_bins, nb_frames, nb_stems = patches.shape[1], patches.shape[2], patches.shape[3]
-    nb_patches = patches.shape[0] // batch if isinstance(batch, int) and patches.shape[0] else tf.shape(patches)[0] // batch
+    nb_patches = (
+        patches.shape[0] // batch
+        if isinstance(batch, int) and patches.shape[0]
+        else tf.shape(patches)[0] // batch
+    )
     window = tf.constant(crossfade_window(nb_frames, patch_hop))[tf.newaxis]  # (1, T)
     if nb_valid_patches is not None:
-        window = window * tf.cast(tf.range(nb_patches) < nb_valid_patches, tf.float32)[:, tf.newaxis]
+        window = (
+            window * tf.cast(tf.range(nb_patches) < nb_valid_patches, tf.float32)[:, tf.newaxis]
+        )
     else:
         window = tf.tile(window, [nb_patches, 1])
     patches = tf.reshape(patches, [batch, nb_patches, nb_bins, nb_frames, nb_stems])

@@ -9,7 +9,8 @@ per process): a few warm-up steps (tracing, grappler), then `--steps` timed step
 "remapper failed" lines that process printed. The remapper-off variants show what the remapper
 is worth (tf.config.optimizer.set_experimental_options({"remapping": False}) is process-wide).
 
-    python benchmarks/bench_critic_activation.py [--steps 30] [--rounds 3] [--out /tmp/bench_critic_activation]
+    python benchmarks/bench_critic_activation.py [--steps 30] [--rounds 3] [--out
+    /tmp/bench_critic_activation]
 """
 
 import argparse
@@ -31,7 +32,8 @@ VARIANT = textwrap.dedent(
     from advsep_tf.data_pipelines.shards import ShardSet
     from advsep_tf.model import AdversarialSeparator
 
-    shards, steps, activation, remapping = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "on"
+    shards, steps, activation, remapping = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    == "on"
     if activation == "keras":
         networks.CriticLeakyReLU = keras.layers.LeakyReLU  # the critic as it was built before
     if not remapping:
@@ -66,20 +68,38 @@ def demo_shards(out: Path) -> Path:
     config = load_config("demo")
     corpus, shards = out / "corpus", out / "shards"
     if not (corpus / "corpus.json").is_file():
-        synthetic.write_corpus(corpus, config.sources, sample_rate=config.audio.sample_rate, nb_train=4, nb_valid=1,
-                               nb_test=1, nb_mixtures=4, nb_solo=4, duration=12.0, seed=config.training.seed)
+        synthetic.write_corpus(
+            corpus,
+            config.sources,
+            sample_rate=config.audio.sample_rate,
+            nb_train=4,
+            nb_valid=1,
+            nb_test=1,
+            nb_mixtures=4,
+            nb_solo=4,
+            duration=12.0,
+            seed=config.training.seed,
+        )
     if not (shards / "manifest.json").is_file():
         prepare(config, [("synthetic", str(corpus))], str(shards), overwrite=True, progress=False)
     return shards
 
 
 def run_variant(shards: Path, steps: int, activation: str, remapping: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", VARIANT, str(shards), str(steps), activation, remapping],
-                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    result = subprocess.run(
+        [sys.executable, "-c", VARIANT, str(shards), str(steps), activation, remapping],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
     if result.returncode != 0:
-        return {"error": (result.stderr.strip().splitlines() or ["failed without output"])[-1][:200]}
+        return {
+            "error": (result.stderr.strip().splitlines() or ["failed without output"])[-1][:200]
+        }
     measured = json.loads(result.stdout.strip().splitlines()[-1])
-    measured["remapper_errors"] = sum("remapper failed" in line for line in result.stderr.splitlines())
+    measured["remapper_errors"] = sum(
+        "remapper failed" in line for line in result.stderr.splitlines()
+    )
     return measured
 
 
@@ -91,8 +111,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     shards = demo_shards(Path(args.out))
-    print(f"machine: {os.cpu_count()} cores; preset demo, adversarial; {args.steps} timed steps, "
-          f"{args.rounds} rounds (best shown)\n", flush=True)
+    print(
+        f"machine: {os.cpu_count()} cores; preset demo, adversarial; {args.steps} timed steps, "
+        f"{args.rounds} rounds (best shown)\n",
+        flush=True,
+    )
     results = {name: [] for name, _, _ in VARIANTS}
     for round_ in range(args.rounds):
         for name, activation, remapping in VARIANTS:
@@ -100,7 +123,9 @@ def main(argv=None):
             results[name].append(result)
             print(f"  round {round_ + 1}, {name}: {result}", flush=True)
     reference = None
-    print("\n| critic activation | s/step (best) | all rounds | vs before | 'remapper failed' lines |")
+    print(
+        "\n| critic activation | s/step (best) | all rounds | vs before | 'remapper failed' lines |"
+    )
     print("|---|---|---|---|---|")
     for name, _, _ in VARIANTS:
         good = [r for r in results[name] if "error" not in r]
@@ -110,7 +135,10 @@ def main(argv=None):
         best = min(r["seconds_per_step"] for r in good)
         reference = reference or best
         rounds = ", ".join(f"{r['seconds_per_step']:.3f}" for r in good)
-        print(f"| {name} | {best:.3f} | {rounds} | {reference / best:.2f}x | {good[-1]['remapper_errors']} |")
+        print(
+            f"| {name} | {best:.3f} | {rounds} | {reference / best:.2f}x | "
+            f"{good[-1]['remapper_errors']} |"
+        )
 
 
 if __name__ == "__main__":

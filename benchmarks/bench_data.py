@@ -44,10 +44,29 @@ def build_corpus(root: Path, copies: int) -> list[tuple[str, str]]:
         folder = DATA / "paired_4stem" / excerpt
         target = root / "encoded" / f"{excerpt}.stem.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)
-        inputs = [a for name in ("mixture", "drums", "bass", "other", "vocals") for a in ("-i", str(folder / f"{name}.wav"))]
+        inputs = [
+            a
+            for name in ("mixture", "drums", "bass", "other", "vocals")
+            for a in ("-i", str(folder / f"{name}.wav"))
+        ]
         maps = [a for i in range(5) for a in ("-map", f"{i}:a")]
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, *maps, "-c:a", "aac", "-b:a", "256k", str(target)],
-                       check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                *inputs,
+                *maps,
+                "-c:a",
+                "aac",
+                "-b:a",
+                "256k",
+                str(target),
+            ],
+            check=True,
+        )
         stem_mp4[excerpt] = target
     for copy in range(copies):
         for excerpt in EXCERPTS:
@@ -68,9 +87,13 @@ def build_corpus(root: Path, copies: int) -> list[tuple[str, str]]:
         music, rate = sf.read(clip / "music.wav", dtype="float32")
         vocal, _ = sf.read(clip / "vocal.wav", dtype="float32")
         sf.write(folder / "mix.wav", music + vocal, rate, subtype="FLOAT")
-    return [("musdb18", str(root / "musdb18")), ("musdb18hq", str(root / "musdb18hq")),
-            ("mixtures", str(root / "mixtures")), ("solo/vocals", str(root / "solo_vocals")),
-            ("ccmixter", str(root / "ccmixter"))]
+    return [
+        ("musdb18", str(root / "musdb18")),
+        ("musdb18hq", str(root / "musdb18hq")),
+        ("mixtures", str(root / "mixtures")),
+        ("solo/vocals", str(root / "solo_vocals")),
+        ("ccmixter", str(root / "ccmixter")),
+    ]
 
 
 def time_preparation(config, datasets, out: Path, workers: int) -> tuple[float, dict]:
@@ -111,10 +134,16 @@ def training_rate(shard_set, config, steps: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=24, help="copies of each MUSDB excerpt per layout")
-    parser.add_argument("--repeats", type=int, default=2, help="preparations per worker count (the fastest counts)")
+    parser.add_argument(
+        "--copies", type=int, default=24, help="copies of each MUSDB excerpt per layout"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="preparations per worker count (the fastest counts)"
+    )
     parser.add_argument("--steps", type=int, default=30, help="training steps timed")
-    parser.add_argument("--batches", type=int, default=60, help="training batches read for the reading rate")
+    parser.add_argument(
+        "--batches", type=int, default=60, help="training batches read for the reading rate"
+    )
     parser.add_argument("--out", default="/tmp/bench_data")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -132,40 +161,72 @@ def main() -> int:
     best = {}
     for _ in range(args.repeats):  # interleaved, so that other load on the machine hits both alike
         for workers in sorted({1, cores}):
-            seconds, manifest = time_preparation(config, datasets, out / f"shards_{workers}", workers)
+            seconds, manifest = time_preparation(
+                config, datasets, out / f"shards_{workers}", workers
+            )
             audio = sum(info["seconds"] for info in manifest["roles"].values())
             patches = sum(info["examples"] for info in manifest["roles"].values())
-            print(f"prepare, {workers} worker(s): {audio / 60:.1f} min of audio, {patches} patches in {seconds:.1f} s", flush=True)
+            print(
+                f"prepare, {workers} worker(s): {audio / 60:.1f} min of audio, {patches} patches "
+                f"in {seconds:.1f} s",
+                flush=True,
+            )
             if workers not in best or seconds < best[workers][1]:
                 best[workers] = (workers, seconds, audio, patches)
     rows = [best[w] for w in sorted(best)]
-    checksums = {w: [s["sha256"] for info in ShardSet.open(str(out / f"shards_{w}")).manifest["roles"].values()
-                     for s in info["shards"]] for w, *_ in rows}
+    checksums = {
+        w: [
+            s["sha256"]
+            for info in ShardSet.open(str(out / f"shards_{w}")).manifest["roles"].values()
+            for s in info["shards"]
+        ]
+        for w, *_ in rows
+    }
     identical = len({tuple(c) for c in checksums.values()}) == 1
 
     shard_set = ShardSet.open(str(out / "shards_1"), expected=config)
     read = reading_rate(shard_set, config, args.batches)
-    read_augmented = reading_rate(shard_set, config, args.batches, random_offsets=True, remix_probability=0.5)
+    read_augmented = reading_rate(
+        shard_set, config, args.batches, random_offsets=True, remix_probability=0.5
+    )
     steps_per_second = training_rate(shard_set, config, args.steps)
     per_step = patches_per_step(config)
     consumption = steps_per_second * per_step
 
     print()
-    print(f"machine: {cores} CPU core(s), load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after; "
-          f"preset demo (batch {config.training.batch_size}, n_critic {config.loss.n_critic}, "
-          f"{len(config.critic_sources)} critics: {per_step} patches per step)")
+    print(
+        f"machine: {cores} CPU core(s), load average {load_before:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after; "
+        f"preset demo (batch {config.training.batch_size}, n_critic {config.loss.n_critic}, "
+        f"{len(config.critic_sources)} critics: {per_step} patches per step)"
+    )
     print("| measure | value |")
     print("|---|---|")
     for workers, seconds, audio, patches in rows:
-        print(f"| preparation, {workers} worker(s) | {audio / seconds:.1f} min of audio per min ({patches / seconds:.0f} patches/s) |")
+        print(
+            f"| preparation, {workers} worker(s) | {audio / seconds:.1f} min of audio per min "
+            f"({patches / seconds:.0f} patches/s) |"
+        )
     if len(rows) > 1:
-        print(f"| preparation speed-up, {rows[-1][0]} workers vs 1 | {rows[0][1] / rows[-1][1]:.2f}x (shards identical: {identical}) |")
+        print(
+            f"| preparation speed-up, {rows[-1][0]} workers vs 1 | "
+            f"{rows[0][1] / rows[-1][1]:.2f}x (shards identical: {identical}) |"
+        )
     print(f"| tf.data reading (gain only) | {read:.0f} patches/s |")
     print(f"| tf.data reading (+ random offsets, remix 0.5) | {read_augmented:.0f} patches/s |")
-    print(f"| training step (adversarial, cached batch) | {steps_per_second:.2f} steps/s = {consumption:.0f} patches/s |")
-    print(f"| reading / consumption | {read / consumption:.1f}x (augmented {read_augmented / consumption:.1f}x) |")
+    print(
+        f"| training step (adversarial, cached batch) | {steps_per_second:.2f} steps/s = "
+        f"{consumption:.0f} patches/s |"
+    )
+    print(
+        f"| reading / consumption | {read / consumption:.1f}x (augmented "
+        f"{read_augmented / consumption:.1f}x) |"
+    )
     fastest = max(rows, key=lambda r: r[3] / r[1])
-    print(f"| preparation / consumption (patches) | {fastest[3] / fastest[1] / consumption:.2f}x with {fastest[0]} worker(s) |")
+    print(
+        f"| preparation / consumption (patches) | {fastest[3] / fastest[1] / consumption:.2f}x "
+        f"with {fastest[0]} worker(s) |"
+    )
     return 0
 
 

@@ -7,7 +7,8 @@ advsep_tf; the SavedModel variant imports TensorFlow alone (with oneDNN turned o
 `import advsep_tf` does); the LiteRT variants import numpy and ai-edge-litert alone
 (export/litert_runner.py, loaded by path).
 
-    python benchmarks/bench_deploy.py [--steps 300] [--seconds 120] [--repeats 5] [--rounds 3] [--threads 1,2] [--out /tmp/bench_deploy]
+    python benchmarks/bench_deploy.py [--steps 300] [--seconds 120] [--repeats 5] [--rounds 3]
+    [--threads 1,2] [--out /tmp/bench_deploy]
 
 The model: the `demo` preset trained supervised for --steps on the synthetic corpus (cached in
 --out). The input: the four MIR-1K clips of ../shared/data (vocal + music, resampled to the
@@ -40,13 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RUNNER = ROOT / "export" / "litert_runner.py"
 
-# Each variant: a script run as `python -c SCRIPT MODEL INPUT.npy OUTPUT.npz THREADS REPEATS RUNNER`;
+# Each variant: a script run as `python -c SCRIPT MODEL INPUT.npy OUTPUT.npz THREADS REPEATS
+# RUNNER`;
 # it prints one JSON line.
 COMMON = textwrap.dedent(
     """
     import json, resource, sys, time
     import numpy as np
-    model, input_path, output_path, threads, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    model, input_path, output_path, threads, repeats = sys.argv[1], sys.argv[2], sys.argv[3],
+    int(sys.argv[4]), int(sys.argv[5])
     mixture = np.load(input_path)
     RATE = 8192
     def peak_mb():
@@ -69,7 +72,8 @@ COMMON = textwrap.dedent(
         np.savez(output_path, **stems)
         print(json.dumps(dict(load_seconds=load_seconds, seconds=seconds, cpu_seconds=cpu_seconds,
                               peak_mb=peak_mb(),
-                              modules=sorted(m for m in ("tensorflow", "advsep_tf", "ai_edge_litert") if m in sys.modules),
+                              modules=sorted(m for m in ("tensorflow", "advsep_tf",
+                              "ai_edge_litert") if m in sys.modules),
                               **extra)))
     """
 )
@@ -92,7 +96,8 @@ VARIANTS = {
         """
         start = time.perf_counter()
         import os
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import advsep_tf` does (1.7x on this CPU)
+        # as `import advsep_tf` does (1.7x on this CPU)
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -112,7 +117,8 @@ VARIANTS = {
         runner = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(runner)
         separator = runner.LiteRTSeparator(model, num_threads=threads)
-        report(time.perf_counter() - start, separator.separate, segment_seconds=separator.segment_samples / RATE)
+        report(time.perf_counter() - start, separator.separate,
+        segment_seconds=separator.segment_samples / RATE)
         """
     ),
 }
@@ -120,7 +126,9 @@ VARIANTS = {
 
 def sdr(reference, estimate) -> float:
     reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
-    return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
+    return float(
+        10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30))
+    )
 
 
 def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
@@ -137,7 +145,9 @@ def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np
             vocals.append(soxr.resample(v, r, rate))
             music.append(soxr.resample(m, r, rate))
         vocals, music = np.concatenate(vocals), np.concatenate(music)
-        description = f"the {len(clips)} MIR-1K clips ({len(vocals) / rate:.1f} s) joined and repeated"
+        description = (
+            f"the {len(clips)} MIR-1K clips ({len(vocals) / rate:.1f} s) joined and repeated"
+        )
     else:
         from advsep_tf.data_pipelines.synthetic import generate_song
 
@@ -147,7 +157,11 @@ def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np
     n = int(seconds * rate)
     repeat = -(-n // len(vocals))
     vocals, music = np.tile(vocals, repeat)[:n], np.tile(music, repeat)[:n]
-    return (vocals + music).astype(np.float32), {"vocals": vocals, "accompaniment": music}, description
+    return (
+        (vocals + music).astype(np.float32),
+        {"vocals": vocals, "accompaniment": music},
+        description,
+    )
 
 
 def trained_run(out: Path, steps: int) -> Path:
@@ -170,18 +184,38 @@ def machine() -> str:
         memory = "? RAM"
     from importlib.metadata import version
 
-    packages = ", ".join(f"{p} {version(p)}" for p in ("tensorflow", "keras", "ai-edge-litert", "numpy"))
+    packages = ", ".join(
+        f"{p} {version(p)}" for p in ("tensorflow", "keras", "ai-edge-litert", "numpy")
+    )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, {memory}, load average {load}; Python {platform.python_version()}; {packages}"
+    python = platform.python_version()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory}, load average {load}; Python {python}; {packages}"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="supervised training steps of the demo model")
-    parser.add_argument("--seconds", type=float, default=120.0, help="length of the benchmark input")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per subprocess; the best counts")
-    parser.add_argument("--rounds", type=int, default=3, help="subprocesses per variant, interleaved; the best counts")
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts to measure every variant with")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="supervised training steps of the demo model"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=120.0, help="length of the benchmark input"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per subprocess; the best counts"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="subprocesses per variant, interleaved; the best counts",
+    )
+    parser.add_argument(
+        "--threads",
+        default="1,2",
+        help="comma-separated thread counts to measure every variant with",
+    )
     parser.add_argument("--out", default="/tmp/bench_deploy")
     args = parser.parse_args(argv)
 
@@ -194,18 +228,42 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     run = trained_run(out, args.steps)
-    print(f"model: demo preset, {args.steps} supervised steps ({time.time() - start:.0f} s incl. cache)", flush=True)
+    print(
+        f"model: demo preset, {args.steps} supervised steps ({time.time() - start:.0f} s incl. "
+        f"cache)",
+        flush=True,
+    )
     rate = load_config("demo").audio.sample_rate
     artifacts = {"python": (run, None)}
     # --overwrite: this benchmark's own earlier exports.
-    summary = export(["--model", str(run), "--format", "saved_model",
-                      "--out", str(out / "saved_model"), "--overwrite"])
+    summary = export(
+        [
+            "--model",
+            str(run),
+            "--format",
+            "saved_model",
+            "--out",
+            str(out / "saved_model"),
+            "--overwrite",
+        ]
+    )
     artifacts["saved_model"] = (out / "saved_model", summary)
     for quantize in ("none", "float16", "int8"):
         name = "litert_" + ("float32" if quantize == "none" else quantize)
         path = out / f"{name}.tflite"
-        summary = export(["--model", str(run), "--format", "litert", "--quantize", quantize,
-                          "--out", str(path), "--overwrite"])
+        summary = export(
+            [
+                "--model",
+                str(run),
+                "--format",
+                "litert",
+                "--quantize",
+                quantize,
+                "--out",
+                str(path),
+                "--overwrite",
+            ]
+        )
         artifacts[name] = (path, summary)
     keras_bytes = os.path.getsize(run / "model.keras")
 
@@ -218,8 +276,17 @@ def main(argv=None):
         for count in threads:
             for name, (path, _) in artifacts.items():
                 kind = "litert" if name.startswith("litert") else name
-                command = [sys.executable, "-c", VARIANTS[kind], str(path), str(out / "input.npy"),
-                           str(out / f"{name}.npz"), str(count), str(args.repeats), str(RUNNER)]
+                command = [
+                    sys.executable,
+                    "-c",
+                    VARIANTS[kind],
+                    str(path),
+                    str(out / "input.npy"),
+                    str(out / f"{name}.npz"),
+                    str(count),
+                    str(args.repeats),
+                    str(RUNNER),
+                ]
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -230,8 +297,14 @@ def main(argv=None):
                 if key not in results or result["seconds"] < results[key]["seconds"]:
                     results[key] = result
 
-    cpu_best = {name: min(r["cpu_seconds"] for (n, c, _), r in all_results.items() if n == name and c == threads[0])
-                for name in artifacts}
+    cpu_best = {
+        name: min(
+            r["cpu_seconds"]
+            for (n, c, _), r in all_results.items()
+            if n == name and c == threads[0]
+        )
+        for name in artifacts
+    }
     python_stems = dict(np.load(out / "python.npz"))
     seconds = len(mixture) / rate
     speed_rows, fidelity_rows = [], []
@@ -241,14 +314,17 @@ def main(argv=None):
         speeds = []
         for count in threads:
             xrt = seconds / results[(name, count)]["seconds"]
-            speeds.append(f"{xrt:.0f} ({xrt / (seconds / results[('python', count)]['seconds']):.2f})")
+            speeds.append(
+                f"{xrt:.0f} ({xrt / (seconds / results[('python', count)]['seconds']):.2f})"
+            )
         # CPU time: what the process got, whoever else shares the machine (1 thread: per core).
         cpu = seconds / cpu_best[name]
         speeds.append(f"{cpu:.0f} ({cpu / (seconds / cpu_best['python']):.2f})")
         peak = first["peak_mb"]
         speed_rows.append(
             f"| {name} | {size / 1e6:.2f} | {first['load_seconds']:.2f} | {' | '.join(speeds)} | "
-            f"{peak:.0f} ({peak / results[('python', threads[0])]['peak_mb']:.2f}) | {', '.join(first['modules'])} |"
+            f"{peak:.0f} ({peak / results[('python', threads[0])]['peak_mb']:.2f}) | "
+            f"{', '.join(first['modules'])} |"
         )
         stems = dict(np.load(out / f"{name}.npz"))
         vs_python = min(sdr(python_stems[s], stems[s]) for s in truth)
@@ -260,12 +336,18 @@ def main(argv=None):
             f"{' / '.join(f'{quality[s]:.2f}' for s in truth)} | {drop:+.3f} |"
         )
     print(f"\nInput: {description} to {seconds:.0f} s at {rate} Hz, mono. Machine: {machine()}\n")
-    thread_columns = " | ".join(f"x real time, {c} thread{'s' if c > 1 else ''} (vs Python)" for c in threads)
-    thread_columns += f" | x real time by CPU time, {threads[0]} thread{'s' if threads[0] > 1 else ''} (vs Python)"
+    thread_columns = " | ".join(
+        f"x real time, {c} thread{'s' if c > 1 else ''} (vs Python)" for c in threads
+    )
+    plural = "s" if threads[0] > 1 else ""
+    thread_columns += f" | x real time by CPU time, {threads[0]} thread{plural} (vs Python)"
     print(f"| variant | size MB | load s | {thread_columns} | peak MB (vs Python) | imports |")
     print("|---|---|---|" + "---|" * (len(threads) + 1) + "---|---|")
     print("\n".join(speed_rows))
-    print(f"\n| variant | max abs vs Python | SDR vs Python dB | SDR {' / '.join(truth)} dB | SDR drop dB |")
+    print(
+        f"\n| variant | max abs vs Python | SDR vs Python dB | SDR {' / '.join(truth)} dB | SDR "
+        f"drop dB |"
+    )
     print("|---|---|---|---|---|")
     print("\n".join(fidelity_rows))
     print(f"\nwall time {time.time() - start:.0f} s")

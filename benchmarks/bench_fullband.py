@@ -1,4 +1,5 @@
-"""Band-limited vs full-band separation on the real paired clips in ../shared/data, at the input's rate.
+"""Band-limited vs full-band separation on the real paired clips in ../shared/data, at the input's
+rate.
 
 Trains two small supervised models on the synthetic corpus (same songs, same seed): one at the
 paper's 8192 Hz (the `demo` preset) and one at 22050 Hz (`demo` sizes scaled to 22050 Hz). Then
@@ -37,9 +38,16 @@ def real_clip_references(out: Path) -> Path:
         return refs
     tracks = {}
     for track in sorted((DATA / "paired_4stem").iterdir()):
-        read = {n: sf.read(track / f"{n}.wav", dtype="float32", always_2d=True) for n in ("vocals", "drums", "bass", "other")}
+        read = {
+            n: sf.read(track / f"{n}.wav", dtype="float32", always_2d=True)
+            for n in ("vocals", "drums", "bass", "other")
+        }
         rate = read["vocals"][1]
-        tracks[track.name] = (read["vocals"][0], read["drums"][0] + read["bass"][0] + read["other"][0], rate)
+        tracks[track.name] = (
+            read["vocals"][0],
+            read["drums"][0] + read["bass"][0] + read["other"][0],
+            rate,
+        )
     for track in sorted((DATA / "paired_2stem").glob("mir1k_*")):
         vocals, rate = sf.read(track / "vocal.wav", dtype="float32", always_2d=True)
         music, _ = sf.read(track / "music.wav", dtype="float32", always_2d=True)
@@ -69,13 +77,16 @@ def main(argv=None):
     start = time.time()
     band_limited = load_config("demo").replace(training={"mode": "supervised"})
     full_band = band_limited.replace(
-        name="demo-22k", audio={"sample_rate": 22050},
+        name="demo-22k",
+        audio={"sample_rate": 22050},
         spectrogram={"n_fft": 512, "n_hop": 256, "nb_bins": 256, "nb_frames": 32, "patch_hop": 16},
     )
     refs = real_clip_references(out)
     configs = {"8k": band_limited, "22k": full_band}
-    runs = {"8k": trained_supervised_run(band_limited, out, args.steps, "run_8192"),
-            "22k": trained_supervised_run(full_band, out, args.steps, "run_22050")}
+    runs = {
+        "8k": trained_supervised_run(band_limited, out, args.steps, "run_8192"),
+        "22k": trained_supervised_run(full_band, out, args.steps, "run_22050"),
+    }
     print(f"trained both models in {time.time() - start:.0f} s", flush=True)
 
     results = {}
@@ -87,14 +98,23 @@ def main(argv=None):
         }
         # The oracle at this model's STFT settings, at its rate (band-limited) and full band.
         for oracle_rate in ("model", "input"):
-            scored = evaluate_all(refs, separators, oracle=configs[model], oracle_rate=oracle_rate,
-                                  mixture=MIXTURE not in results, sources=sources,
-                                  separated_dir=out / "estimates")
+            scored = evaluate_all(
+                refs,
+                separators,
+                oracle=configs[model],
+                oracle_rate=oracle_rate,
+                mixture=MIXTURE not in results,
+                sources=sources,
+                separated_dir=out / "estimates",
+            )
             separators = {}
             results.update({name: r for name, r in scored.items() if name != ORACLE})
             results[f"oracle {model} ({oracle_rate} rate)"] = scored[ORACLE]
-    print(f"\nReal clips ({len(list(refs.iterdir()))} tracks, scored at their own rate: 44.1 kHz and 16 kHz), "
-          f"models trained on the synthetic corpus for {args.steps} supervised steps:\n")
+    print(
+        f"\nReal clips ({len(list(refs.iterdir()))} tracks, scored at their own rate: 44.1 kHz "
+        f"and 16 kHz), "
+        f"models trained on the synthetic corpus for {args.steps} supervised steps:\n"
+    )
     print(format_table(results))
     print(f"\nwall time {time.time() - start:.0f} s")
 

@@ -28,7 +28,8 @@ ADVSEP = textwrap.dedent(
     start = time.perf_counter()
     main([song, "--model", model, "--out", out, "--no-progress"])
     elapsed = time.perf_counter() - start
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb":
+    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     """
 )
 
@@ -42,7 +43,13 @@ def write_song(path: Path, minutes: float, rate: int = 44100) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(60 * rate) / rate
     melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (np.floor(t * 2) % 12 / 12) * t)
-    minute = np.stack([melody + 0.05 * rng.standard_normal(t.size), 0.8 * melody + 0.05 * rng.standard_normal(t.size)], 1)
+    minute = np.stack(
+        [
+            melody + 0.05 * rng.standard_normal(t.size),
+            0.8 * melody + 0.05 * rng.standard_normal(t.size),
+        ],
+        1,
+    )
     with sf.SoundFile(path, "w", rate, 2, "PCM_16") as f:
         whole, rest = divmod(int(round(minutes * 60 * rate)), minute.shape[0])
         for _ in range(whole):
@@ -70,7 +77,8 @@ SPLEETER_STYLE = textwrap.dedent(
             x = layers.LeakyReLU(0.2)(layers.BatchNormalization()(x))
             skips.append(x)
         for i, filters in enumerate((256, 128, 64, 32, 16, 1)):
-            x = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", activation="relu")(x if i == 0 else layers.Concatenate()([x, skips[5 - i]]))
+            x = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", activation="relu")(x
+            if i == 0 else layers.Concatenate()([x, skips[5 - i]]))
             x = layers.BatchNormalization()(x)
         mask = layers.Conv2D(2, 4, dilation_rate=2, padding="same", activation="sigmoid")(x)
         return keras.Model(inputs, mask, name=name)
@@ -90,7 +98,8 @@ SPLEETER_STYLE = textwrap.dedent(
             mask = tf.transpose(model(x, training=False), [3, 0, 1, 2])
             mask = tf.reshape(mask, [2, -1, bins])[:, :total]
             mask = tf.pad(mask, [[0, 0], [0, 0], [0, n_fft // 2 + 1 - bins]])
-            outputs.append(tf.signal.inverse_stft(spectrum * tf.cast(mask, tf.complex64), n_fft, hop))
+            outputs.append(tf.signal.inverse_stft(spectrum * tf.cast(mask, tf.complex64), n_fft,
+            hop))
         return outputs
 
     rng = np.random.default_rng(0)
@@ -109,9 +118,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--model", default="pretrained")
-    parser.add_argument("--work", default=None, help="folder for the songs and stems (default: a temporary one)")
+    parser.add_argument(
+        "--work", default=None, help="folder for the songs and stems (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores; stereo 44.1 kHz 16-bit WAV in, float32 WAV stems out; model {args.model}\n")
+    print(
+        f"machine: {os.cpu_count()} cores; stereo 44.1 kHz 16-bit WAV in, float32 WAV stems out; "
+        f"model {args.model}\n"
+    )
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_separation_"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -138,10 +152,20 @@ def main(argv=None):
         if "error" in result:
             print(f"| {name} | failed: {result['error']} | | |")
             continue
-        print(f"| {name} | {result['x_real_time']:.1f} | {result['seconds']:.1f} | {result['peak_rss_mb']:.0f} |")
-    peaks = {minutes: r["peak_rss_mb"] for minutes, (_, r) in zip(args.minutes, rows) if "peak_rss_mb" in r}
+        print(
+            f"| {name} | {result['x_real_time']:.1f} | {result['seconds']:.1f} | "
+            f"{result['peak_rss_mb']:.0f} |"
+        )
+    peaks = {
+        minutes: r["peak_rss_mb"]
+        for minutes, (_, r) in zip(args.minutes, rows)
+        if "peak_rss_mb" in r
+    }
     if 1 in peaks:
-        print("\npeak RSS relative to 1 minute: " + ", ".join(f"{m:g} min {p / peaks[1]:.2f}x" for m, p in peaks.items()))
+        print(
+            "\npeak RSS relative to 1 minute: "
+            + ", ".join(f"{m:g} min {p / peaks[1]:.2f}x" for m, p in peaks.items())
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ separator's forward pass comes to this machine's matmul ceiling.
 Each variant runs in its own process (oneDNN and XLA are process-wide), on the same random
 batches, and reports steps/s after warm-up. The separator's FLOPs are counted from its layers.
 
-    python benchmarks/bench_training.py [--preset demo] [--steps 20] [--forward-preset paper] [--forward-batch 64]
+    python benchmarks/bench_training.py [--preset demo] [--steps 20] [--forward-preset paper]
+    [--forward-batch 64]
 """
 
 import argparse
@@ -21,7 +22,8 @@ VARIANT = textwrap.dedent(
     from advsep_tf.config import load_config
     from advsep_tf.model import AdversarialSeparator
 
-    preset, steps, mode, jit, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5]
+    preset, steps, mode, jit, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    == "1", sys.argv[5]
     overrides = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
     config = load_config(preset).replace(**overrides)
     config = config.replace(training={"mode": mode, "jit_compile": jit, "precision": precision})
@@ -103,10 +105,15 @@ def main(argv=None):
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--forward-batch", type=int, default=64)
-    parser.add_argument("--forward-preset", default="paper", help="preset whose separator forward pass is timed")
+    parser.add_argument(
+        "--forward-preset", default="paper", help="preset whose separator forward pass is timed"
+    )
     args = parser.parse_args(argv)
 
-    print(f"machine: {os.cpu_count()} cores; preset {args.preset}; {args.steps} timed steps per variant\n")
+    print(
+        f"machine: {os.cpu_count()} cores; preset {args.preset}; {args.steps} timed steps per "
+        f"variant\n"
+    )
     variants = [
         ("adversarial", "float32, oneDNN on (default)", {}, "0", "float32"),
         ("adversarial", "float32, oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, "0", "float32"),
@@ -128,20 +135,33 @@ def main(argv=None):
             print(f"| {name} | failed: {result['error']} | | |")
             continue
         ratio = result["steps_per_s"] / reference if reference else float("nan")
-        print(f"| {name} | {result['steps_per_s']:.3f} | {result['seconds_per_step']:.3f} | {ratio:.2f}x |")
+        print(
+            f"| {name} | {result['steps_per_s']:.3f} | {result['seconds_per_step']:.3f} | "
+            f"{ratio:.2f}x |"
+        )
 
     forward = run_in_subprocess(FORWARD, [args.forward_preset, args.forward_batch])
-    forward_off = run_in_subprocess(FORWARD, [args.forward_preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"})
-    print(f"\nSeparator forward pass, preset {args.forward_preset}, batch {args.forward_batch} "
-          f"({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):")
-    print("| oneDNN | forward GFLOP/s | matmul GFLOP/s (ceiling) | fraction of ceiling | x real time |")
+    forward_off = run_in_subprocess(
+        FORWARD, [args.forward_preset, args.forward_batch], {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    )
+    print(
+        f"\nSeparator forward pass, preset {args.forward_preset}, batch {args.forward_batch} "
+        f"({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):"
+    )
+    print(
+        "| oneDNN | forward GFLOP/s | matmul GFLOP/s (ceiling) | fraction of ceiling | x real "
+        "time |"
+    )
     print("|---|---|---|---|---|")
     for label, result in (("on", forward), ("off", forward_off)):
         if "error" in result:
             print(f"| {label} | failed: {result['error']} | | | |")
             continue
-        print(f"| {label} | {result['forward_gflops']:.1f} | {result['matmul_gflops']:.1f} | "
-              f"{result['forward_gflops'] / result['matmul_gflops']:.0%} | {result['x_real_time']:.0f}x |")
+        print(
+            f"| {label} | {result['forward_gflops']:.1f} | {result['matmul_gflops']:.1f} | "
+            f"{result['forward_gflops'] / result['matmul_gflops']:.0%} | "
+            f"{result['x_real_time']:.0f}x |"
+        )
 
 
 if __name__ == "__main__":

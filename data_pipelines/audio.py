@@ -57,8 +57,12 @@ BLOCK_SAMPLES = 65536
 # The path that names standard input (read_blocks) or standard output (open_writer).
 STDIO = "-"
 # codec -> (ffmpeg muxer, ffmpeg encoder) on standard output. WAV keeps float32, as in files.
-STDOUT_CODECS = {"wav": ("wav", "pcm_f32le"), "flac": ("flac", "flac"), "ogg": ("ogg", "libvorbis"),
-                 "mp3": ("mp3", "libmp3lame")}
+STDOUT_CODECS = {
+    "wav": ("wav", "pcm_f32le"),
+    "flac": ("flac", "flac"),
+    "ogg": ("ogg", "libvorbis"),
+    "mp3": ("mp3", "libmp3lame"),
+}
 
 
 class AudioAdapter(abc.ABC):
@@ -112,8 +116,9 @@ class AudioAdapter(abc.ABC):
             AdvsepError: the data is empty, holds NaN/inf, or the codec is unknown.
         """
 
-    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES,
-                    allow_truncated: bool = False) -> "AudioBlocks":
+    def read_blocks(
+        self, path: PathLike, block_samples: int = BLOCK_SAMPLES, allow_truncated: bool = False
+    ) -> "AudioBlocks":
         """Decodes a file block by block: memory does not grow with its length.
 
         `path` "-" is standard input (any format ffmpeg reads). The returned `AudioBlocks` knows
@@ -130,8 +135,9 @@ class AudioAdapter(abc.ABC):
         blocks = (waveform[i : i + block_samples] for i in range(0, len(waveform), block_samples))
         return AudioBlocks(str(path), sample_rate, waveform.shape[1], blocks)
 
-    def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
-                    codec: Optional[str] = None) -> "AudioWriter":
+    def open_writer(
+        self, path: PathLike, sample_rate: int, nb_channels: int, codec: Optional[str] = None
+    ) -> "AudioWriter":
         """A context manager that writes a file block by block (`writer.write(block)`, each block
         `(nb_samples, nb_channels)`), atomically: the file appears complete when the `with` block
         ends without an error, and not at all otherwise. `path` "-" is standard output. This
@@ -209,8 +215,10 @@ class SoundfileAudioAdapter(AudioAdapter):
                 except AdvsepError as ffmpeg_error:
                     # Both decoders failing is the useful fact; libsndfile's reason comes first
                     # because it is usually the more precise one.
-                    message = (f"{path}: {soundfile_error}; ffmpeg also failed: "
-                               f"{str(ffmpeg_error).removeprefix(f'{path}: ')}")
+                    message = (
+                        f"{path}: {soundfile_error}; ffmpeg also failed: "
+                        f"{str(ffmpeg_error).removeprefix(f'{path}: ')}"
+                    )
                     if isinstance(ffmpeg_error, TruncatedAudioError):
                         raise TruncatedAudioError(message, ffmpeg_error.nb_decoded) from None
                     raise AdvsepError(message) from None
@@ -253,7 +261,8 @@ class SoundfileAudioAdapter(AudioAdapter):
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # The temporary name ends in .tmp so that nobody globbing *.wav picks it up half-written.
+            # The temporary name ends in .tmp so that nobody globbing *.wav picks it up
+            # half-written.
             with atomic_file(str(path)) as temporary:
                 if codec in SOUNDFILE_CODECS:
                     file_format, subtype = SOUNDFILE_CODECS[codec]
@@ -263,8 +272,9 @@ class SoundfileAudioAdapter(AudioAdapter):
         except (RuntimeError, OSError) as error:
             raise AdvsepError(f"{path}: cannot write audio ({error})") from error
 
-    def read_blocks(self, path: PathLike, block_samples: int = BLOCK_SAMPLES,
-                    allow_truncated: bool = False) -> "AudioBlocks":
+    def read_blocks(
+        self, path: PathLike, block_samples: int = BLOCK_SAMPLES, allow_truncated: bool = False
+    ) -> "AudioBlocks":
         if str(path) == STDIO:
             if not _have_ffmpeg():
                 raise AdvsepError("standard input: reading audio from a pipe needs ffmpeg on PATH")
@@ -278,11 +288,14 @@ class SoundfileAudioAdapter(AudioAdapter):
                 if not _have_ffmpeg():
                     raise AdvsepError(f"{path}: {soundfile_error}") from None
         elif not _have_ffmpeg():
-            raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
+            raise AdvsepError(
+                f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH"
+            )
         return _ffmpeg_blocks(path, _probe_with_ffmpeg(path, 0), block_samples, allow_truncated)
 
-    def open_writer(self, path: PathLike, sample_rate: int, nb_channels: int,
-                    codec: Optional[str] = None) -> "AudioWriter":
+    def open_writer(
+        self, path: PathLike, sample_rate: int, nb_channels: int, codec: Optional[str] = None
+    ) -> "AudioWriter":
         return _StreamingWriter(path, sample_rate, nb_channels, codec)
 
 
@@ -312,8 +325,23 @@ def probe(path: PathLike) -> tuple[int, int, Optional[int]]:
         raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
     nb_channels, sample_rate, declared = _probe_with_ffmpeg(path, 0)
     first = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-t", "0.5",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-t",
+            "0.5",
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-",
+        ],
         capture_output=True,
     )
     if first.returncode != 0:
@@ -347,8 +375,9 @@ class AudioBlocks:
     With `allow_truncated`, a truncated file ends where decoding stopped, without an error, and
     `truncated` is then the message the error would have had (None otherwise)."""
 
-    def __init__(self, name: str, sample_rate: int, nb_channels: int, blocks,
-                 allow_truncated: bool = False):
+    def __init__(
+        self, name: str, sample_rate: int, nb_channels: int, blocks, allow_truncated: bool = False
+    ):
         self.name, self.sample_rate, self.nb_channels = name, sample_rate, nb_channels
         self._blocks = blocks
         self.allow_truncated = allow_truncated
@@ -379,7 +408,8 @@ def _soundfile_blocks(path: Path, block_samples: int, allow_truncated: bool = Fa
         audio_file = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:
         raise _DecodeError(
-            f"cannot decode audio ({error}); the file is corrupt, truncated or not in a supported format"
+            f"cannot decode audio ({error}); the file is corrupt, truncated or not in a supported "
+            f"format"
         ) from None
 
     def blocks():
@@ -402,12 +432,17 @@ def _soundfile_blocks(path: Path, block_samples: int, allow_truncated: bool = Fa
             if truncation:
                 raise _truncated(path, nb_read, truncation)
 
-    return AudioBlocks(str(path), audio_file.samplerate, audio_file.channels, blocks(),
-                       allow_truncated)
+    return AudioBlocks(
+        str(path), audio_file.samplerate, audio_file.channels, blocks(), allow_truncated
+    )
 
 
-def _ffmpeg_blocks(path, probed: Optional[tuple[int, int, Optional[int]]], block_samples: int,
-                   allow_truncated: bool = False) -> AudioBlocks:
+def _ffmpeg_blocks(
+    path,
+    probed: Optional[tuple[int, int, Optional[int]]],
+    block_samples: int,
+    allow_truncated: bool = False,
+) -> AudioBlocks:
     """ffmpeg decodes to float32 on a pipe. From a file, ffprobe has told the layout (`probed`:
     channels, rate, declared length) and ffmpeg writes raw samples; from standard input nothing
     can be probed first, so ffmpeg writes a WAV stream whose header says it."""
@@ -416,12 +451,31 @@ def _ffmpeg_blocks(path, probed: Optional[tuple[int, int, Optional[int]]], block
     declared = None
     if probed:
         nb_channels, sample_rate, declared = probed
-        output = ["-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(nb_channels), "-ar", str(sample_rate), "-"]
+        output = [
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-ac",
+            str(nb_channels),
+            "-ar",
+            str(sample_rate),
+            "-",
+        ]
     else:
         output = ["-f", "wav", "-acodec", "pcm_f32le", "-"]
     process = subprocess.Popen(
-        ["ffmpeg", "-nostdin" if path != STDIO else "-hide_banner", "-v", "error", *source, *output],
-        stdin=None if path == STDIO else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            "ffmpeg",
+            "-nostdin" if path != STDIO else "-hide_banner",
+            "-v",
+            "error",
+            *source,
+            *output,
+        ],
+        stdin=None if path == STDIO else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     if not probed:
         try:
@@ -429,7 +483,9 @@ def _ffmpeg_blocks(path, probed: Optional[tuple[int, int, Optional[int]]], block
         except AdvsepError as error:
             process.kill()
             stderr = process.communicate()[1].decode("utf-8", "replace")
-            raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr) if stderr.strip() else error})") from None
+            raise AdvsepError(
+                f"{name}: cannot decode audio ({_first_line(stderr) if stderr.strip() else error})"
+            ) from None
 
     def blocks():
         frame_bytes = 4 * nb_channels
@@ -513,7 +569,9 @@ class AudioWriter(abc.ABC):
 
 
 class _GatheringWriter(AudioWriter):
-    def __init__(self, adapter: AudioAdapter, path: PathLike, sample_rate: int, nb_channels: int, codec):
+    def __init__(
+        self, adapter: AudioAdapter, path: PathLike, sample_rate: int, nb_channels: int, codec
+    ):
         self.adapter, self.path, self.sample_rate, self.codec = adapter, path, sample_rate, codec
         self.blocks = []
 
@@ -521,7 +579,9 @@ class _GatheringWriter(AudioWriter):
         self.blocks.append(np.array(block, dtype=np.float32))
 
     def _commit(self) -> None:
-        self.adapter.save(self.path, np.concatenate(self.blocks), self.sample_rate, codec=self.codec)
+        self.adapter.save(
+            self.path, np.concatenate(self.blocks), self.sample_rate, codec=self.codec
+        )
 
     def _abort(self) -> None:
         self.blocks = []
@@ -542,7 +602,10 @@ class _StreamingWriter(AudioWriter):
         self.nb_channels, self.nb_samples = nb_channels, 0
         known = STDOUT_CODECS if self.stdout else {**SOUNDFILE_CODECS, **FFMPEG_CODECS}
         if self.codec not in known:
-            raise AdvsepError(f"{path}: unknown audio codec {self.codec!r} (supported: {', '.join(sorted(known))})")
+            raise AdvsepError(
+                f"{path}: unknown audio codec {self.codec!r} (supported: "
+                f"{', '.join(sorted(known))})"
+            )
         self.clip = self.codec != "wav"  # see SoundfileAudioAdapter.save
         self.file = self.process = self.temporary = None
         if not self.stdout:
@@ -554,26 +617,53 @@ class _StreamingWriter(AudioWriter):
             self.temporary = temporary_path(str(self.path))
         if self.stdout or self.codec in FFMPEG_CODECS:
             if not _have_ffmpeg():
-                raise AdvsepError(f"{path}: writing {self.codec} {'to standard output ' if self.stdout else ''}needs ffmpeg on PATH")
+                raise AdvsepError(
+                    f"{path}: writing {self.codec} "
+                    f"{'to standard output ' if self.stdout else ''}needs ffmpeg on PATH"
+                )
             muxer, encoder = STDOUT_CODECS[self.codec] if self.stdout else FFMPEG_CODECS[self.codec]
             target = "pipe:1" if self.stdout else self.temporary
             self.process = subprocess.Popen(
-                ["ffmpeg", "-nostdin" if not self.stdout else "-hide_banner", "-v", "error", "-y",
-                 "-f", "f32le", "-ar", str(int(sample_rate)), "-ac", str(nb_channels), "-i", "pipe:0",
-                 "-c:a", encoder, "-f", muxer, target],
-                stdin=subprocess.PIPE, stdout=None if self.stdout else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    "ffmpeg",
+                    "-nostdin" if not self.stdout else "-hide_banner",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "f32le",
+                    "-ar",
+                    str(int(sample_rate)),
+                    "-ac",
+                    str(nb_channels),
+                    "-i",
+                    "pipe:0",
+                    "-c:a",
+                    encoder,
+                    "-f",
+                    muxer,
+                    target,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=None if self.stdout else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         else:
             file_format, subtype = SOUNDFILE_CODECS[self.codec]
             try:
-                self.file = sf.SoundFile(self.temporary, "w", int(sample_rate), nb_channels, subtype, format=file_format)
+                self.file = sf.SoundFile(
+                    self.temporary, "w", int(sample_rate), nb_channels, subtype, format=file_format
+                )
             except (RuntimeError, OSError) as error:
                 raise AdvsepError(f"{path}: cannot write audio ({error})") from error
 
     def write(self, block: np.ndarray) -> None:
         block = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
         if block.shape[1] != self.nb_channels:
-            raise AdvsepError(f"{self.path}: a block of {block.shape[1]} channels for a {self.nb_channels}-channel file")
+            raise AdvsepError(
+                f"{self.path}: a block of {block.shape[1]} channels for a "
+                f"{self.nb_channels}-channel file"
+            )
         if self.clip:
             block = np.clip(block, -1.0, 1.0)
         self.nb_samples += len(block)
@@ -596,7 +686,9 @@ class _StreamingWriter(AudioWriter):
             stderr = self.process.stderr.read().decode("utf-8", "replace")
             if self.process.wait() != 0:
                 self._abort()
-                raise AdvsepError(f"{self.path}: cannot write audio (ffmpeg: {_first_line(stderr)})")
+                raise AdvsepError(
+                    f"{self.path}: cannot write audio (ffmpeg: {_first_line(stderr)})"
+                )
         if self.temporary is not None:
             move_into_place(self.temporary, str(self.path))
 
@@ -672,8 +764,7 @@ def _truncation(log: str, declared_frames: int, nb_frames_read: int) -> Optional
     nb_missing = declared_frames - nb_frames_read
     if declared_frames > 0 and nb_missing > TRUNCATION_TOLERANCE * declared_frames:
         return (
-            f"the header announces {declared_frames} frames, "
-            f"only {nb_frames_read} could be decoded"
+            f"the header announces {declared_frames} frames, only {nb_frames_read} could be decoded"
         )
     return None
 
@@ -706,7 +797,10 @@ def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int, Optional[
     except json.JSONDecodeError:
         streams = []
     if not streams:
-        raise AdvsepError(f"{path}: holds no audio stream" + (f" {stream} (streams count from 0)" if stream else ""))
+        raise AdvsepError(
+            f"{path}: holds no audio stream"
+            + (f" {stream} (streams count from 0)" if stream else "")
+        )
     nb_channels = int(streams[0].get("channels") or 0)
     sample_rate = int(streams[0].get("sample_rate") or 0)
     if nb_channels <= 0 or sample_rate <= 0:

@@ -8,7 +8,8 @@ pipeline, for corpora too big for one machine.
              |-- stats: one small dict per job (track, examples, seconds, silent, error)
              `-- examples: (role, job index, k, serialized example)
         stats -> ToList -> layout        per role: each job's first position, total, shard count
-        examples -> key by (role, shard) (position = the job's first position + k; side input: layout)
+        examples -> key by (role, shard) (position = the job's first position + k; side input:
+        layout)
                  -> GroupByKey -> ParDo(write one shard, in position order, under a temporary name)
         shard infos -> ToList -> ParDo(finalize: move the shards into place, write manifest.json)
 
@@ -81,14 +82,25 @@ from advsep_tf.data_pipelines.prepare import (
     sharded_roles,
 )
 from advsep_tf.errors import AdvsepError
-from advsep_tf.files import atomic_file, is_url, load_json_or_yaml, remove, sha256_of, write_atomically
+from advsep_tf.files import (
+    atomic_file,
+    is_url,
+    load_json_or_yaml,
+    remove,
+    sha256_of,
+    write_atomically,
+)
 
 _disabled = logging.root.manager.disable
-logging.disable(logging.WARNING)  # apache_beam warns at import that the optional GCP clients are absent
+logging.disable(
+    logging.WARNING
+)  # apache_beam warns at import that the optional GCP clients are absent
 try:
     import apache_beam as beam
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise AdvsepError(f"--runner needs Apache Beam ({exc}): pip install 'advsep-tf[beam]'") from None
+    raise AdvsepError(
+        f"--runner needs Apache Beam ({exc}): pip install 'advsep-tf[beam]'"
+    ) from None
 finally:
     logging.disable(_disabled)
 
@@ -103,7 +115,8 @@ def _gfile():
     return tf.io.gfile
 
 
-# -- the pipeline's steps ---------------------------------------------------------------------------
+# -- the pipeline's steps
+# ---------------------------------------------------------------------------
 
 
 class PatchTrack(beam.DoFn):
@@ -129,8 +142,14 @@ class PatchTrack(beam.DoFn):
         (self.failed if result.error is not None else self.tracks).inc()
         self.patches.inc(len(result.examples))
         yield {
-            "role": role, "index": index, "track": job.track, "examples": len(result.examples),
-            "seconds": result.seconds, "silent": result.silent, "error": result.error, "file": result.file,
+            "role": role,
+            "index": index,
+            "track": job.track,
+            "examples": len(result.examples),
+            "seconds": result.seconds,
+            "silent": result.silent,
+            "error": result.error,
+            "file": result.file,
         }
         for k, example in enumerate(result.examples):
             yield beam.pvalue.TaggedOutput(self.EXAMPLES, (role, index, k, example))
@@ -147,8 +166,12 @@ def compute_layout(stats: list[dict], roles: Sequence[str], examples_per_shard: 
         for s in jobs:
             starts.append(total)
             total += s["examples"]
-        result[role] = {"jobs": jobs, "starts": starts, "examples": total,
-                        "shards": -(-total // examples_per_shard)}
+        result[role] = {
+            "jobs": jobs,
+            "starts": starts,
+            "examples": total,
+            "shards": -(-total // examples_per_shard),
+        }
     return result
 
 
@@ -160,7 +183,8 @@ def key_by_shard(example: tuple[str, int, int, bytes], layout: dict, examples_pe
 
 
 class WriteShard(beam.DoFn):
-    """((role, shard), [(position, bytes)]) -> the shard file in the staging folder, and its entry."""
+    """((role, shard), [(position, bytes)]) -> the shard file in the staging folder, and its
+    entry."""
 
     def __init__(self, staging: str, examples_per_shard: int):
         self.staging, self.examples_per_shard = staging, examples_per_shard
@@ -175,21 +199,43 @@ class WriteShard(beam.DoFn):
         expected = list(range(first, min(first + self.examples_per_shard, total)))
         if [position for position, _ in items] != expected:
             last = first + len(expected) - 1
-            raise RuntimeError(f"{role} shard {shard}: expected the examples at positions {first}..{last}")
+            raise RuntimeError(
+                f"{role} shard {shard}: expected the examples at positions {first}..{last}"
+            )
         name = f"{shards.interim_shard_name(role, shard)}-of-{layout[role]['shards']:05d}"
         path = os.path.join(self.staging, name)
         with atomic_file(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
             for _, data in items:
                 writer.write(data)
-        yield {"role": role, "index": shard, "file": name, "examples": len(items), "sha256": sha256_of(path)}
+        yield {
+            "role": role,
+            "index": shard,
+            "file": name,
+            "examples": len(items),
+            "sha256": sha256_of(path),
+        }
 
 
 class Finalize(beam.DoFn):
     """[shard entries] -> the shards moved to their final names and manifest.json, written last."""
 
-    def __init__(self, out_dir: str, staging: str, roles: Sequence[str], config_data: dict, header: dict,
-                 skipped: list[dict], on_error: str, started: float):
-        self.out_dir, self.staging, self.roles, self.config_data = out_dir, staging, list(roles), config_data
+    def __init__(
+        self,
+        out_dir: str,
+        staging: str,
+        roles: Sequence[str],
+        config_data: dict,
+        header: dict,
+        skipped: list[dict],
+        on_error: str,
+        started: float,
+    ):
+        self.out_dir, self.staging, self.roles, self.config_data = (
+            out_dir,
+            staging,
+            list(roles),
+            config_data,
+        )
         self.header, self.skipped, self.on_error, self.started = header, skipped, on_error, started
 
     def process(self, written: list[dict], layout: dict):
@@ -201,16 +247,23 @@ class Finalize(beam.DoFn):
                         remove(self.staging)
                         write_atomically(os.path.join(self.out_dir, ERROR_NOTE), job["error"])
                         raise AdvsepError(job["error"])
-        by_role = {r: sorted((w for w in written if w["role"] == r), key=lambda w: w["index"]) for r in self.roles}
+        by_role = {
+            r: sorted((w for w in written if w["role"] == r), key=lambda w: w["index"])
+            for r in self.roles
+        }
         for role in self.roles:
             if [w["index"] for w in by_role[role]] != list(range(layout[role]["shards"])):
-                raise RuntimeError(f"{role}: shards missing or repeated: {[w['index'] for w in by_role[role]]}")
+                raise RuntimeError(
+                    f"{role}: shards missing or repeated: {[w['index'] for w in by_role[role]]}"
+                )
             for entry in by_role[role]:
                 final = os.path.join(self.out_dir, entry["file"])
                 staged = os.path.join(self.staging, entry["file"])
                 if gfile.exists(staged):
                     gfile.rename(staged, final, overwrite=True)
-                elif not (gfile.exists(final) and sha256_of(final) == entry["sha256"]):  # moved by an earlier attempt?
+                elif not (
+                    gfile.exists(final) and sha256_of(final) == entry["sha256"]
+                ):  # moved by an earlier attempt?
                     raise RuntimeError(f"{staged}: written shard is gone")
 
         done = {}
@@ -222,14 +275,21 @@ class Finalize(beam.DoFn):
                     seconds += j["seconds"]
                     silent += j["silent"]
             done[role] = {
-                "shards": [{k: w[k] for k in ("file", "examples", "sha256")} for w in by_role[role]],
+                "shards": [
+                    {k: w[k] for k in ("file", "examples", "sha256")} for w in by_role[role]
+                ],
                 "tracks": [j["track"] for j in jobs],
-                "skipped": [{"file": j["file"], "track": j["track"], "role": role, "reason": j["error"]}
-                            for j in jobs if j["error"] is not None],
+                "skipped": [
+                    {"file": j["file"], "track": j["track"], "role": role, "reason": j["error"]}
+                    for j in jobs
+                    if j["error"] is not None
+                ],
                 "seconds": seconds,
                 "silent": silent,
             }
-        manifest = build_manifest(Config.from_dict(self.config_data), self.header, done, self.skipped, 0, self.started)
+        manifest = build_manifest(
+            Config.from_dict(self.config_data), self.header, done, self.skipped, 0, self.started
+        )
         shards.write_manifest(self.out_dir, manifest)
         remove(self.staging)
         yield manifest
@@ -255,7 +315,8 @@ def build_pipeline(
         pipeline
         | "Jobs" >> beam.Create(elements, reshuffle=False)
         | "Spread" >> beam.Reshuffle()
-        | "Patch" >> beam.ParDo(PatchTrack(config.to_dict())).with_outputs(PatchTrack.EXAMPLES, main="stats")
+        | "Patch"
+        >> beam.ParDo(PatchTrack(config.to_dict())).with_outputs(PatchTrack.EXAMPLES, main="stats")
     )
     positions = (
         results.stats
@@ -269,16 +330,29 @@ def build_pipeline(
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShard(staging, examples_per_shard), side)
     )
-    finalize = Finalize(out_dir, staging, roles, config.to_dict(), header, skipped, on_error,
-                        time.time() if started is None else started)
-    return written | "CollectShards" >> beam.combiners.ToList() | "Finalize" >> beam.ParDo(finalize, side)
+    finalize = Finalize(
+        out_dir,
+        staging,
+        roles,
+        config.to_dict(),
+        header,
+        skipped,
+        on_error,
+        time.time() if started is None else started,
+    )
+    return (
+        written
+        | "CollectShards" >> beam.combiners.ToList()
+        | "Finalize" >> beam.ParDo(finalize, side)
+    )
 
 
 # -- the driver ------------------------------------------------------------------------------------
 
 
 def pipeline_runner(runner: str):
-    """The Beam runner for `runner`: "DirectRunner" (in this process), or any name or runner object Beam takes."""
+    """The Beam runner for `runner`: "DirectRunner" (in this process), or any name or runner object
+    Beam takes."""
     if runner == "DirectRunner":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -297,7 +371,8 @@ def prepare_beam(
     runner="DirectRunner",
     pipeline_args: Iterable[str] = (),
 ) -> dict:
-    """Write the shard set for `datasets` ([(kind, path)]) in `out_dir` on a Beam runner; its manifest.
+    """Write the shard set for `datasets` ([(kind, path)]) in `out_dir` on a Beam runner; its
+    manifest.
 
     The same arguments and result as `prepare.prepare` (which it equals, shard for shard), plus
     `runner` (see the module's docstring) and `pipeline_args`: Beam pipeline options as
@@ -326,11 +401,23 @@ def prepare_beam(
     header = manifest_header(datasets, split_file, plan.test_tracks)
     options = PipelineOptions(list(pipeline_args))
     pipeline = beam.Pipeline(runner=pipeline_runner(runner), options=options)
-    build_pipeline(pipeline, config, {r: plan.jobs[r] for r in roles}, out_dir, staging, header, plan.skipped,
-                   examples_per_shard, on_error, started)
+    build_pipeline(
+        pipeline,
+        config,
+        {r: plan.jobs[r] for r in roles},
+        out_dir,
+        staging,
+        header,
+        plan.skipped,
+        examples_per_shard,
+        on_error,
+        started,
+    )
     note = os.path.join(out_dir, ERROR_NOTE)
     quiet, beam_logger = _QuietAdvsepErrors(), logging.getLogger("apache_beam.runners.common")
-    beam_logger.addFilter(quiet)  # bad input gets one line (below), not the in-process worker's traceback
+    beam_logger.addFilter(
+        quiet
+    )  # bad input gets one line (below), not the in-process worker's traceback
     try:
         state = pipeline.run().wait_until_finish()
     except Exception as exc:
@@ -347,7 +434,9 @@ def prepare_beam(
         raise AdvsepError(message)
     manifest_path = os.path.join(out_dir, shards.MANIFEST)
     if state not in (None, "DONE") or not _gfile().exists(manifest_path):
-        raise AdvsepError(f"the Beam pipeline ended {state} on {runner} without writing {manifest_path}")
+        raise AdvsepError(
+            f"the Beam pipeline ended {state} on {runner} without writing {manifest_path}"
+        )
     return load_json_or_yaml(manifest_path, "shard manifest")
 
 

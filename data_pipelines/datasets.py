@@ -14,17 +14,19 @@ the sum of the stems `config.source_map.derived` lists for it (accompaniment = d
 other): the K=2 targets come from K=4 stems by the config, not by code.
 
 Kinds (`--dataset KIND=PATH` of advsep-tf-prepare):
-    dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav + PATH/Sources/{Dev,Test}/<track>/<stem>.wav
+    dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav +
+                   PATH/Sources/{Dev,Test}/<track>/<stem>.wav
     musdb18        PATH/{train,test}/<track>.stem.mp4 (streams: mixture, drums, bass, other, vocals)
     musdb18hq      PATH/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav
     medleydb       PATH/Audio/<track>/<track>_MIX.wav, <track>_STEMS/, <track>_METADATA.yaml
     ccmixter       PATH/<track>/{mix,source-01,source-02}.wav (accompaniment, vocals)
     ikala          PATH/Wavfile/<track>.wav (left channel accompaniment, right channel vocals)
-    mir1k          PATH/Wavfile/<singer>_<song>_<clip>.{wav,flac,ogg} (left accompaniment, right vocals)
+    mir1k          PATH/Wavfile/<singer>_<song>_<clip>.{wav,flac,ogg}
+                   (left accompaniment, right vocals)
     paired         PATH/<track>/<stem>.<ext> (+ optional mixture; else the stems' sum)
     mixtures       any tree of audio files under PATH: unlabelled mixtures
     solo/<source>  any tree of audio files under PATH: solo recordings of <source>
-    synthetic      the built-in synthetic corpus (generated at PATH first if PATH has no corpus.json)
+    synthetic      the built-in synthetic corpus (generated at PATH first if it has no corpus.json)
 """
 
 from __future__ import annotations
@@ -40,7 +42,18 @@ from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError
 from advsep_tf.files import load_json_or_yaml
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff")
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".opus",
+    ".mp3",
+    ".m4a",
+    ".mp4",
+    ".aac",
+    ".aif",
+    ".aiff",
+)
 PAIRED_ROLES = ("train", "valid")
 HELD_OUT_ROLES = ("valid", "test")
 # The default role of multitrack corpora that feed the unpaired pools (dealt out by `splits`).
@@ -60,7 +73,8 @@ SOLO = "solo/<source>"  # one kind per source of the config: solo/vocals, solo/a
 
 @dataclass(frozen=True)
 class AudioRef:
-    """A waveform on disk: a file, or one audio stream (`stream`) or one channel (`channel`) of it."""
+    """A waveform on disk: a file, or one audio stream (`stream`) or one channel (`channel`) of
+    it."""
 
     path: str
     stream: Optional[int] = None
@@ -70,7 +84,10 @@ class AudioRef:
         if self.stream is not None:
             return f"{self.path} (stream {self.stream})"
         if self.channel is not None:
-            return f"{self.path} ({['left', 'right'][self.channel] if self.channel < 2 else f'channel {self.channel}'} channel)"
+            side = (
+                ["left", "right"][self.channel] if self.channel < 2 else f"channel {self.channel}"
+            )
+            return f"{self.path} ({side} channel)"
         return self.path
 
 
@@ -100,12 +117,15 @@ class TrackRecord:
 
     @property
     def key(self) -> str:
-        """The track's id across datasets: 'ORIGIN:TRACK', e.g. 'dsd100:Al James - Schoolboy Facination'."""
+        """The track's id across datasets: 'ORIGIN:TRACK', e.g. 'dsd100:Al James - Schoolboy
+        Facination'."""
         return f"{self.origin}:{self.track_id}"
 
     @property
     def files(self) -> list[str]:
-        refs = ([self.mixture] if self.mixture else []) + [r for refs in self.stems.values() for r in refs]
+        refs = ([self.mixture] if self.mixture else []) + [
+            r for refs in self.stems.values() for r in refs
+        ]
         return list(dict.fromkeys(r.path for r in refs))
 
     @property
@@ -136,13 +156,17 @@ def source_refs(record: TrackRecord, source: str, config: Config) -> Optional[li
     if source in record.expected:
         missing = record.expected[source]
     elif parts and any(p in record.expected and p not in record.stems for p in parts):
-        missing = next(record.expected[p] for p in parts if p in record.expected and p not in record.stems)
+        missing = next(
+            record.expected[p] for p in parts if p in record.expected and p not in record.stems
+        )
     elif record.kind in ("paired", "synthetic"):
         missing = os.path.join(record.folder, f"{source}.wav")
     if missing is None:
         return None
     alternatives = f" (or {', '.join(parts)})" if parts else ""
-    raise MissingStemError(f"{missing}: missing stem '{source}'{alternatives} of track {record.key}")
+    raise MissingStemError(
+        f"{missing}: missing stem '{source}'{alternatives} of track {record.key}"
+    )
 
 
 def mixture_refs(record: TrackRecord, config: Config) -> Optional[list[AudioRef]]:
@@ -150,13 +174,17 @@ def mixture_refs(record: TrackRecord, config: Config) -> Optional[list[AudioRef]
     if record.mixture is not None:
         return [record.mixture]
     if "mixture" in record.expected:
-        raise MissingStemError(f"{record.expected['mixture']}: missing mixture of track {record.key}")
+        raise MissingStemError(
+            f"{record.expected['mixture']}: missing mixture of track {record.key}"
+        )
     if record.partition:
         return [r for stem in record.partition for r in record.stems.get(stem, [])]
     return None
 
 
-def role_inputs(record: TrackRecord, role: str, config: Config) -> dict[str, Optional[list[AudioRef]]]:
+def role_inputs(
+    record: TrackRecord, role: str, config: Config
+) -> dict[str, Optional[list[AudioRef]]]:
     """What a track reads in a role: {"mixture": refs or None (the sources' sum), source: refs}.
 
     Raises:
@@ -174,7 +202,11 @@ def role_inputs(record: TrackRecord, role: str, config: Config) -> dict[str, Opt
         if refs is None:  # a paired folder without mixture.wav: the sum of the config's sources
             return {"mixture": [r for s in config.sources for r in source_refs(record, s, config)]}
         return {"mixture": refs}
-    inputs = {"mixture": mixture_refs(record, config) if record.mixture or "mixture" in record.expected else None}
+    inputs = {
+        "mixture": mixture_refs(record, config)
+        if record.mixture or "mixture" in record.expected
+        else None
+    }
     for source in config.sources:
         inputs[source] = source_refs(record, source, config)
     return inputs
@@ -216,7 +248,9 @@ def role_refusal(record: TrackRecord, role: str, config: Config) -> Optional[str
 # -- loading ----------------------------------------------------------------------------------
 
 
-def load_ref(ref: AudioRef, config: Config, adapter=None, cache: Optional[dict] = None) -> np.ndarray:
+def load_ref(
+    ref: AudioRef, config: Config, adapter=None, cache: Optional[dict] = None
+) -> np.ndarray:
     """One ref as mono float32 at the config's rate, shape (nb_samples,).
 
     Raises AdvsepError naming the file for anything that cannot be honoured: undecodable, empty,
@@ -231,26 +265,32 @@ def load_ref(ref: AudioRef, config: Config, adapter=None, cache: Optional[dict] 
     if cache is not None and key in cache:
         data, file_rate = cache[key]
     else:
-        data, file_rate = adapter.load(ref.path, stream=ref.stream) if ref.stream else adapter.load(ref.path)
+        data, file_rate = (
+            adapter.load(ref.path, stream=ref.stream) if ref.stream else adapter.load(ref.path)
+        )
         if cache is not None:
             cache[key] = (data, file_rate)
     if file_rate < MIN_RATE_FRACTION * rate:
         raise AdvsepError(
-            f"{ref.describe()}: sample rate {file_rate} Hz is too low for the config's {rate} Hz (at least "
-            f"{int(np.ceil(MIN_RATE_FRACTION * rate))} Hz; upsampling would leave the model's band above "
+            f"{ref.describe()}: sample rate {file_rate} Hz is too low for the config's {rate} Hz "
+            f"(at least "
+            f"{int(np.ceil(MIN_RATE_FRACTION * rate))} Hz; upsampling would leave the model's "
+            f"band above "
             f"{file_rate // 2} Hz empty)"
         )
     nb_channels = data.shape[1]
     if ref.channel is not None:
         if ref.channel >= nb_channels:
             raise AdvsepError(
-                f"{ref.path}: has {nb_channels} channel(s); this layout reads channel {ref.channel + 1} "
+                f"{ref.path}: has {nb_channels} channel(s); this layout reads channel "
+                f"{ref.channel + 1} "
                 f"({ref.describe().rsplit('(', 1)[-1].rstrip(')')}) from it"
             )
         mono = data[:, ref.channel]
     elif nb_channels > MAX_DOWNMIX_CHANNELS:
         raise AdvsepError(
-            f"{ref.describe()}: has {nb_channels} channels; advsep-tf-prepare downmixes mono or stereo "
+            f"{ref.describe()}: has {nb_channels} channels; advsep-tf-prepare downmixes mono or "
+            f"stereo "
             "recordings only (mix it down to stereo or mono first)"
         )
     else:
@@ -286,7 +326,8 @@ def load_inputs(
     longest, shortest = max(lengths, key=lengths.get), min(lengths, key=lengths.get)
     if lengths[longest] - lengths[shortest] > LENGTH_TOLERANCE_SECONDS * rate:
         raise AdvsepError(
-            f"{shortest}: stem lengths of track {track} differ: {lengths[shortest] / rate:.2f} s here, "
+            f"{shortest}: stem lengths of track {track} differ: {lengths[shortest] / rate:.2f} s "
+            f"here, "
             f"{lengths[longest] / rate:.2f} s in {longest} (tolerance {LENGTH_TOLERANCE_SECONDS} s)"
         )
     n = lengths[shortest]
@@ -305,9 +346,13 @@ def load_inputs(
     return audio
 
 
-def load_track_audio(record: TrackRecord, config: Config, adapter=None, role: Optional[str] = None) -> dict[str, np.ndarray]:
+def load_track_audio(
+    record: TrackRecord, config: Config, adapter=None, role: Optional[str] = None
+) -> dict[str, np.ndarray]:
     """Mono audio at the model's rate for what `record` gives in `role` (default: its own role)."""
-    return load_inputs(role_inputs(record, role or record.role, config), record.key, config, adapter)
+    return load_inputs(
+        role_inputs(record, role or record.role, config), record.key, config, adapter
+    )
 
 
 # -- adapters ---------------------------------------------------------------------------------
@@ -317,7 +362,11 @@ def audio_files(root: str) -> list[str]:
     found = []
     for directory, dirs, names in os.walk(root):
         dirs.sort()
-        found += [os.path.join(directory, n) for n in names if n.lower().endswith(AUDIO_EXTENSIONS) and not n.startswith(".")]
+        found += [
+            os.path.join(directory, n)
+            for n in names
+            if n.lower().endswith(AUDIO_EXTENSIONS) and not n.startswith(".")
+        ]
     return sorted(found)
 
 
@@ -327,7 +376,11 @@ def _require_dir(kind: str, path: str, hint: str = "") -> None:
 
 
 def _subdirs(path: str) -> list[str]:
-    return sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    return sorted(
+        d
+        for d in os.listdir(path)
+        if os.path.isdir(os.path.join(path, d)) and not d.startswith(".")
+    )
 
 
 def default_validation(track_ids: list[str]) -> set[str]:
@@ -338,7 +391,9 @@ def default_validation(track_ids: list[str]) -> set[str]:
     return set(ordered[::10]) if len(ordered) >= 10 else {ordered[-1]}
 
 
-def _named_stems(track_dir: str, config: Config) -> tuple[dict[str, list[AudioRef]], Optional[AudioRef]]:
+def _named_stems(
+    track_dir: str, config: Config
+) -> tuple[dict[str, list[AudioRef]], Optional[AudioRef]]:
     """Audio files of a track folder by canonical stem name (through the config's aliases)."""
     stems: dict[str, list[AudioRef]] = {}
     mixture = None
@@ -361,8 +416,11 @@ def _named_stems(track_dir: str, config: Config) -> tuple[dict[str, list[AudioRe
     return stems, mixture
 
 
-def paired_tracks(path: str, config: Config, origin: str = "paired", kind: str = "paired") -> list[TrackRecord]:
-    """PATH/<track>/<stem>.<ext> (names through the config's aliases), with mixture.<ext> when present."""
+def paired_tracks(
+    path: str, config: Config, origin: str = "paired", kind: str = "paired"
+) -> list[TrackRecord]:
+    """PATH/<track>/<stem>.<ext> (names through the config's aliases), with mixture.<ext> when
+    present."""
     _require_dir(origin, path)
     track_dirs = _subdirs(path)
     if not track_dirs:
@@ -373,8 +431,15 @@ def paired_tracks(path: str, config: Config, origin: str = "paired", kind: str =
         track_dir = os.path.join(path, track)
         stems, mixture = _named_stems(track_dir, config)
         records.append(
-            TrackRecord(track, origin, "valid" if track in valid else "train", mixture=mixture, stems=stems,
-                        kind=kind, folder=track_dir)
+            TrackRecord(
+                track,
+                origin,
+                "valid" if track in valid else "train",
+                mixture=mixture,
+                stems=stems,
+                kind=kind,
+                folder=track_dir,
+            )
         )
     return records
 
@@ -382,15 +447,21 @@ def paired_tracks(path: str, config: Config, origin: str = "paired", kind: str =
 def _four_stem_record(track, origin, kind, role, folder, mixture_path, stem_paths) -> TrackRecord:
     stems = {s: [AudioRef(p)] for s, p in stem_paths.items() if os.path.isfile(p)}
     return TrackRecord(
-        track, origin, role,
+        track,
+        origin,
+        role,
         mixture=AudioRef(mixture_path) if os.path.isfile(mixture_path) else None,
-        stems=stems, kind=kind, folder=folder,
-        expected={"mixture": mixture_path, **stem_paths}, partition=BASE_STEMS,
+        stems=stems,
+        kind=kind,
+        folder=folder,
+        expected={"mixture": mixture_path, **stem_paths},
+        partition=BASE_STEMS,
     )
 
 
 def dsd100_tracks(path: str, config: Config, origin: str = "dsd100") -> list[TrackRecord]:
-    """PATH/Mixtures/{Dev,Test}/<track>/mixture.wav, PATH/Sources/{Dev,Test}/<track>/{vocals,drums,bass,other}.wav.
+    """PATH/Mixtures/{Dev,Test}/<track>/mixture.wav,
+    PATH/Sources/{Dev,Test}/<track>/{vocals,drums,bass,other}.wav.
 
     Dev tracks train (every tenth validates, as for `paired`), Test tracks are held out.
     """
@@ -399,26 +470,42 @@ def dsd100_tracks(path: str, config: Config, origin: str = "dsd100") -> list[Tra
     for subset, role in (("Dev", "train"), ("Test", "test")):
         mixtures_dir = os.path.join(path, "Mixtures", subset)
         sources_dir = os.path.join(path, "Sources", subset)
-        tracks = sorted(set(_subdirs(mixtures_dir) if os.path.isdir(mixtures_dir) else [])
-                        | set(_subdirs(sources_dir) if os.path.isdir(sources_dir) else []))
+        tracks = sorted(
+            set(_subdirs(mixtures_dir) if os.path.isdir(mixtures_dir) else [])
+            | set(_subdirs(sources_dir) if os.path.isdir(sources_dir) else [])
+        )
         valid = default_validation(tracks) if role == "train" else set()
         for track in tracks:
-            records.append(_four_stem_record(
-                track, origin, "dsd100", "valid" if track in valid else role, os.path.join(sources_dir, track),
-                os.path.join(mixtures_dir, track, "mixture.wav"),
-                {s: os.path.join(sources_dir, track, f"{s}.wav") for s in BASE_STEMS},
-            ))
+            records.append(
+                _four_stem_record(
+                    track,
+                    origin,
+                    "dsd100",
+                    "valid" if track in valid else role,
+                    os.path.join(sources_dir, track),
+                    os.path.join(mixtures_dir, track, "mixture.wav"),
+                    {s: os.path.join(sources_dir, track, f"{s}.wav") for s in BASE_STEMS},
+                )
+            )
     if not records:
-        raise AdvsepError(f"{path}: --dataset dsd100: no tracks (expected {path}/Mixtures/{{Dev,Test}}/<track>/mixture.wav "
-                          f"and {path}/Sources/{{Dev,Test}}/<track>/<stem>.wav)")
+        raise AdvsepError(
+            f"{path}: --dataset dsd100: no tracks (expected "
+            f"{path}/Mixtures/{{Dev,Test}}/<track>/mixture.wav "
+            f"and {path}/Sources/{{Dev,Test}}/<track>/<stem>.wav)"
+        )
     return records
 
 
 def musdb_validation_tracks() -> list[str]:
-    """The 14 tracks of MUSDB18's train folder that form its official validation set (package data)."""
+    """The 14 tracks of MUSDB18's train folder that form its official validation set (package
+    data)."""
     import yaml
 
-    text = resources.files("advsep_tf.data_pipelines").joinpath("tracklists", "musdb18.yaml").read_text()
+    text = (
+        resources.files("advsep_tf.data_pipelines")
+        .joinpath("tracklists", "musdb18.yaml")
+        .read_text()
+    )
     return list(yaml.safe_load(text)["validation"])
 
 
@@ -426,8 +513,11 @@ def musdb_validation_tracks() -> list[str]:
 MUSDB_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 
 
-def musdb_tracks(path: str, config: Config, hq: bool, origin: Optional[str] = None) -> list[TrackRecord]:
-    """MUSDB18 (PATH/{train,test}/<track>.stem.mp4) or MUSDB18-HQ (PATH/{train,test}/<track>/<stem>.wav).
+def musdb_tracks(
+    path: str, config: Config, hq: bool, origin: Optional[str] = None
+) -> list[TrackRecord]:
+    """MUSDB18 (PATH/{train,test}/<track>.stem.mp4) or MUSDB18-HQ
+    (PATH/{train,test}/<track>/<stem>.wav).
 
     train/ and test/ are the official train and test sets; the official validation tracks
     (`musdb_validation_tracks`) are taken out of train.
@@ -444,49 +534,128 @@ def musdb_tracks(path: str, config: Config, hq: bool, origin: Optional[str] = No
         if hq:
             tracks = _subdirs(folder)
         else:
-            tracks = sorted(n[: -len(".stem.mp4")] for n in os.listdir(folder)
-                            if n.endswith(".stem.mp4") and not n.startswith("."))
+            tracks = sorted(
+                n[: -len(".stem.mp4")]
+                for n in os.listdir(folder)
+                if n.endswith(".stem.mp4") and not n.startswith(".")
+            )
         for track in tracks:
             role = "test" if subset == "test" else ("valid" if track in validation else "train")
             if hq:
                 track_dir = os.path.join(folder, track)
-                records.append(_four_stem_record(
-                    track, origin, kind, role, track_dir, os.path.join(track_dir, "mixture.wav"),
-                    {s: os.path.join(track_dir, f"{s}.wav") for s in BASE_STEMS},
-                ))
+                records.append(
+                    _four_stem_record(
+                        track,
+                        origin,
+                        kind,
+                        role,
+                        track_dir,
+                        os.path.join(track_dir, "mixture.wav"),
+                        {s: os.path.join(track_dir, f"{s}.wav") for s in BASE_STEMS},
+                    )
+                )
             else:
                 file = os.path.join(folder, f"{track}.stem.mp4")
-                records.append(TrackRecord(
-                    track, origin, role, mixture=AudioRef(file, stream=0),
-                    stems={s: [AudioRef(file, stream=MUSDB_STREAMS[s])] for s in BASE_STEMS},
-                    kind=kind, folder=folder, partition=BASE_STEMS,
-                ))
+                records.append(
+                    TrackRecord(
+                        track,
+                        origin,
+                        role,
+                        mixture=AudioRef(file, stream=0),
+                        stems={s: [AudioRef(file, stream=MUSDB_STREAMS[s])] for s in BASE_STEMS},
+                        kind=kind,
+                        folder=folder,
+                        partition=BASE_STEMS,
+                    )
+                )
     if not records:
         layout = "<track>/{mixture,vocals,drums,bass,other}.wav" if hq else "<track>.stem.mp4"
-        raise AdvsepError(f"{path}: --dataset {kind}: no tracks (expected {path}/{{train,test}}/{layout})")
+        raise AdvsepError(
+            f"{path}: --dataset {kind}: no tracks (expected {path}/{{train,test}}/{layout})"
+        )
     return records
 
 
 # MedleyDB instrument labels (its taxonomy) -> base stem; every other label is "other".
-MEDLEYDB_VOCALS = frozenset({
-    "male singer", "female singer", "male rapper", "female rapper", "male screamer", "female screamer",
-    "male speaker", "female speaker", "vocalists", "choir", "beatboxing", "singer", "rapper", "vocals",
-})
-MEDLEYDB_DRUMS = frozenset({
-    "drum set", "drum machine", "kick drum", "snare drum", "bass drum", "toms", "cymbal", "hi hat", "high hat",
-    "auxiliary percussion", "bongo", "cabasa", "cajon", "castanet", "claps", "conga", "cowbell", "darbuka",
-    "dhol", "djembe", "doumbek", "frame drum", "gong", "guiro", "maracas", "shaker", "sleigh bells", "snaps",
-    "tabla", "tambourine", "timpani", "triangle", "woodblock", "percussion",
-})
-MEDLEYDB_BASS = frozenset({"electric bass", "double bass", "acoustic bass", "bass guitar", "fretless bass",
-                           "synth bass", "bass synthesizer"})
+MEDLEYDB_VOCALS = frozenset(
+    {
+        "male singer",
+        "female singer",
+        "male rapper",
+        "female rapper",
+        "male screamer",
+        "female screamer",
+        "male speaker",
+        "female speaker",
+        "vocalists",
+        "choir",
+        "beatboxing",
+        "singer",
+        "rapper",
+        "vocals",
+    }
+)
+MEDLEYDB_DRUMS = frozenset(
+    {
+        "drum set",
+        "drum machine",
+        "kick drum",
+        "snare drum",
+        "bass drum",
+        "toms",
+        "cymbal",
+        "hi hat",
+        "high hat",
+        "auxiliary percussion",
+        "bongo",
+        "cabasa",
+        "cajon",
+        "castanet",
+        "claps",
+        "conga",
+        "cowbell",
+        "darbuka",
+        "dhol",
+        "djembe",
+        "doumbek",
+        "frame drum",
+        "gong",
+        "guiro",
+        "maracas",
+        "shaker",
+        "sleigh bells",
+        "snaps",
+        "tabla",
+        "tambourine",
+        "timpani",
+        "triangle",
+        "woodblock",
+        "percussion",
+    }
+)
+MEDLEYDB_BASS = frozenset(
+    {
+        "electric bass",
+        "double bass",
+        "acoustic bass",
+        "bass guitar",
+        "fretless bass",
+        "synth bass",
+        "bass synthesizer",
+    }
+)
 
 
 def medleydb_stem_of(instrument) -> str:
-    """The base stem of a MedleyDB instrument label (or list of labels): vocals, drums, bass or other."""
+    """The base stem of a MedleyDB instrument label (or list of labels): vocals, drums, bass or
+    other."""
     labels = [instrument] if isinstance(instrument, str) else list(instrument or [])
     labels = [str(label).strip().lower() for label in labels]
-    for stem, names in (("vocals", MEDLEYDB_VOCALS), ("drums", MEDLEYDB_DRUMS), ("bass", MEDLEYDB_BASS)):
+    for stem, names in (
+        ("vocals", MEDLEYDB_VOCALS),
+        ("drums", MEDLEYDB_DRUMS),
+        ("bass", MEDLEYDB_BASS),
+    ):
         if any(label in names for label in labels):
             return stem
     if any("singer" in label or "vocal" in label or "rapper" in label for label in labels):
@@ -496,8 +665,13 @@ def medleydb_stem_of(instrument) -> str:
 
 def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
     track_dir = os.path.join(root, "Audio", track)
-    candidates = [os.path.join(track_dir, f"{track}_METADATA.yaml"), os.path.join(root, "Metadata", f"{track}_METADATA.yaml")]
-    record = TrackRecord(track, origin, POOL, kind="medleydb", folder=track_dir, partition=BASE_STEMS)
+    candidates = [
+        os.path.join(track_dir, f"{track}_METADATA.yaml"),
+        os.path.join(root, "Metadata", f"{track}_METADATA.yaml"),
+    ]
+    record = TrackRecord(
+        track, origin, POOL, kind="medleydb", folder=track_dir, partition=BASE_STEMS
+    )
     metadata_path = next((p for p in candidates if os.path.isfile(p)), None)
     if metadata_path is None:
         record.problem = f"{candidates[0]}: missing MedleyDB metadata of track {record.key}"
@@ -509,7 +683,9 @@ def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
         return record
     entries = (metadata.get("stems") or {}) if isinstance(metadata, dict) else None
     if not isinstance(entries, dict):
-        record.problem = f"{metadata_path}: not a valid MedleyDB metadata file ('stems' is not a mapping)"
+        record.problem = (
+            f"{metadata_path}: not a valid MedleyDB metadata file ('stems' is not a mapping)"
+        )
         return record
     mix = os.path.join(track_dir, metadata.get("mix_filename") or f"{track}_MIX.wav")
     stem_dir = os.path.join(track_dir, metadata.get("stem_dir") or f"{track}_STEMS")
@@ -528,7 +704,9 @@ def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
             return record
         path = os.path.join(stem_dir, filename)
         if not os.path.isfile(path):
-            record.problem = f"{metadata_path}: names the stem {path} ({stem_id}), which is not there"
+            record.problem = (
+                f"{metadata_path}: names the stem {path} ({stem_id}), which is not there"
+            )
             return record
         # Each stem file counts once, in one source: the authors' loader added vocal stems thrice.
         if path in seen:
@@ -540,7 +718,8 @@ def _medleydb_record(root: str, track: str, origin: str) -> TrackRecord:
 
 
 def medleydb_tracks(path: str, config: Config, origin: str = "medleydb") -> list[TrackRecord]:
-    """PATH/Audio/<track>/ with <track>_MIX.wav, <track>_STEMS/ and <track>_METADATA.yaml (or PATH/Metadata/).
+    """PATH/Audio/<track>/ with <track>_MIX.wav, <track>_STEMS/ and <track>_METADATA.yaml (or
+    PATH/Metadata/).
 
     Stems map to base stems by instrument label (singers, rappers, choirs -> vocals; drum kits and
     percussion -> drums; electric/double bass -> bass; the rest -> other); the config's source
@@ -559,17 +738,34 @@ def ccmixter_tracks(path: str, config: Config, origin: str = "ccmixter") -> list
     _require_dir("ccmixter", path)
     tracks = _subdirs(path)
     if not tracks:
-        raise AdvsepError(f"{path}: --dataset ccmixter: no track folders (expected {path}/<track>/mix.wav)")
+        raise AdvsepError(
+            f"{path}: --dataset ccmixter: no track folders (expected {path}/<track>/mix.wav)"
+        )
     records = []
     for track in tracks:
         folder = os.path.join(path, track)
         files = {"mixture": "mix.wav", "accompaniment": "source-01.wav", "vocals": "source-02.wav"}
         expected = {name: os.path.join(folder, f) for name, f in files.items()}
-        stems = {s: [AudioRef(expected[s])] for s in ("accompaniment", "vocals") if os.path.isfile(expected[s])}
-        records.append(TrackRecord(
-            track, origin, POOL, mixture=AudioRef(expected["mixture"]) if os.path.isfile(expected["mixture"]) else None,
-            stems=stems, kind="ccmixter", folder=folder, expected=expected, partition=("accompaniment", "vocals"),
-        ))
+        stems = {
+            s: [AudioRef(expected[s])]
+            for s in ("accompaniment", "vocals")
+            if os.path.isfile(expected[s])
+        }
+        records.append(
+            TrackRecord(
+                track,
+                origin,
+                POOL,
+                mixture=AudioRef(expected["mixture"])
+                if os.path.isfile(expected["mixture"])
+                else None,
+                stems=stems,
+                kind="ccmixter",
+                folder=folder,
+                expected=expected,
+                partition=("accompaniment", "vocals"),
+            )
+        )
     return records
 
 
@@ -580,17 +776,28 @@ def ikala_tracks(path: str, config: Config, origin: str = "ikala") -> list[Track
     """
     wav_dir = os.path.join(path, "Wavfile")
     _require_dir("ikala", wav_dir, f" (iKala layout: {path}/Wavfile/<track>.wav)")
-    files = sorted(n for n in os.listdir(wav_dir) if n.lower().endswith(".wav") and not n.startswith("."))
+    files = sorted(
+        n for n in os.listdir(wav_dir) if n.lower().endswith(".wav") and not n.startswith(".")
+    )
     if not files:
         raise AdvsepError(f"{wav_dir}: --dataset ikala: no .wav files")
     records = []
     for name in files:
         file = os.path.join(wav_dir, name)
-        records.append(TrackRecord(
-            os.path.splitext(name)[0], origin, POOL,
-            stems={"accompaniment": [AudioRef(file, channel=0)], "vocals": [AudioRef(file, channel=1)]},
-            kind="ikala", folder=wav_dir, partition=("accompaniment", "vocals"),
-        ))
+        records.append(
+            TrackRecord(
+                os.path.splitext(name)[0],
+                origin,
+                POOL,
+                stems={
+                    "accompaniment": [AudioRef(file, channel=0)],
+                    "vocals": [AudioRef(file, channel=1)],
+                },
+                kind="ikala",
+                folder=wav_dir,
+                partition=("accompaniment", "vocals"),
+            )
+        )
     return records
 
 
@@ -615,10 +822,15 @@ def mir1k_default_roles(singers: list[str]) -> dict[str, str]:
 
 def mir1k_tracks(path: str, config: Config, origin: str = "mir1k") -> list[TrackRecord]:
     """PATH/Wavfile/<singer>_<song>_<clip>.{wav,flac,ogg}, stereo: left channel accompaniment,
-    right channel vocals; the mixture is their sum. Paired, split by singer (`mir1k_default_roles`)."""
+    right channel vocals; the mixture is their sum. Paired, split by singer
+    (`mir1k_default_roles`)."""
     wav_dir = os.path.join(path, "Wavfile")
     _require_dir("mir1k", wav_dir, f" (MIR-1K layout: {path}/Wavfile/<singer>_<song>_<clip>.wav)")
-    names = sorted(n for n in os.listdir(wav_dir) if n.lower().endswith(MIR1K_EXTENSIONS) and not n.startswith("."))
+    names = sorted(
+        n
+        for n in os.listdir(wav_dir)
+        if n.lower().endswith(MIR1K_EXTENSIONS) and not n.startswith(".")
+    )
     if not names:
         raise AdvsepError(f"{wav_dir}: --dataset mir1k: no {'/'.join(MIR1K_EXTENSIONS)} files")
     ids = [os.path.splitext(n)[0] for n in names]
@@ -630,11 +842,21 @@ def mir1k_tracks(path: str, config: Config, origin: str = "mir1k") -> list[Track
     for name, track_id in zip(names, ids):
         file = os.path.join(wav_dir, name)
         singer = mir1k_singer(track_id)
-        records.append(TrackRecord(
-            track_id, origin, roles[singer],
-            stems={"accompaniment": [AudioRef(file, channel=0)], "vocals": [AudioRef(file, channel=1)]},
-            kind="mir1k", folder=wav_dir, partition=("accompaniment", "vocals"), singer=singer,
-        ))
+        records.append(
+            TrackRecord(
+                track_id,
+                origin,
+                roles[singer],
+                stems={
+                    "accompaniment": [AudioRef(file, channel=0)],
+                    "vocals": [AudioRef(file, channel=1)],
+                },
+                kind="mir1k",
+                folder=wav_dir,
+                partition=("accompaniment", "vocals"),
+                singer=singer,
+            )
+        )
     return records
 
 
@@ -643,7 +865,9 @@ def unlabelled_tracks(path: str, role: str, origin: str) -> list[TrackRecord]:
     _require_dir(origin, path)
     files = audio_files(path)
     if not files:
-        raise AdvsepError(f"{path}: --dataset {origin}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        raise AdvsepError(
+            f"{path}: --dataset {origin}: no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+        )
     names = [os.path.relpath(file, path).replace(os.sep, "/") for file in files]
     stems = [os.path.splitext(name)[0] for name in names]
     records = []
@@ -651,10 +875,16 @@ def unlabelled_tracks(path: str, role: str, origin: str) -> list[TrackRecord]:
         # The id is the path without extension, unless two files differ only by extension.
         track_id = stem if stems.count(stem) == 1 else name
         if role == "mixtures":
-            records.append(TrackRecord(track_id, origin, role, mixture=AudioRef(file), kind=role, folder=path))
+            records.append(
+                TrackRecord(track_id, origin, role, mixture=AudioRef(file), kind=role, folder=path)
+            )
         else:
             source = role.split("/", 1)[1]
-            records.append(TrackRecord(track_id, origin, role, stems={source: [AudioRef(file)]}, kind=role, folder=path))
+            records.append(
+                TrackRecord(
+                    track_id, origin, role, stems={source: [AudioRef(file)]}, kind=role, folder=path
+                )
+            )
     return records
 
 
@@ -664,20 +894,29 @@ def synthetic_tracks(path: str, config: Config, origin: str = "synthetic") -> li
     from advsep_tf.files import check_output_folder
 
     if not os.path.isfile(os.path.join(path, "corpus.json")):
-        # Generated only where it destroys nothing: a new or empty folder, or a generation cut short.
+        # Generated only where it destroys nothing: a new or empty folder, or a generation cut
+        # short.
         ours = {synthetic.MUSDB_FOLDER, synthetic.MIXTURES_FOLDER, synthetic.SOLO_FOLDER}
         leftover = f".{synthetic.CORPUS_FILE}."  # a corpus.json temporary of a killed generation
         check_output_folder(
-            path, lambda folder: {n for n in os.listdir(folder) if not n.startswith(leftover)} <= ours,
-            "a synthetic corpus", option=f"--dataset synthetic={path}",
+            path,
+            lambda folder: {n for n in os.listdir(folder) if not n.startswith(leftover)} <= ours,
+            "a synthetic corpus",
+            option=f"--dataset synthetic={path}",
         )
-        print(f"{path}: no synthetic corpus there yet; generating one for sources {', '.join(config.sources)}")
+        print(
+            f"{path}: no synthetic corpus there yet; generating one for sources "
+            f"{', '.join(config.sources)}"
+        )
         synthetic.write_corpus(path, config.sources, sample_rate=config.audio.sample_rate)
     corpus = synthetic.read_corpus(path)
-    missing = [s for s in config.sources if s not in corpus["sources"] and s not in synthetic.SOURCE_NAMES]
+    missing = [
+        s for s in config.sources if s not in corpus["sources"] and s not in synthetic.SOURCE_NAMES
+    ]
     if missing:
         raise AdvsepError(
-            f"{path}/corpus.json: synthetic corpus has sources {corpus['sources']}, config needs {', '.join(missing)}"
+            f"{path}/corpus.json: synthetic corpus has sources {corpus['sources']}, config needs "
+            f"{', '.join(missing)}"
         )
     tracks = corpus["tracks"]
     valid, test = set(tracks["valid"]), set(tracks["test"])
@@ -687,7 +926,13 @@ def synthetic_tracks(path: str, config: Config, origin: str = "synthetic") -> li
         if not os.path.isdir(folder):
             continue
         for record in paired_tracks(folder, config, origin=origin, kind="synthetic"):
-            record.role = "test" if record.track_id in test else "valid" if record.track_id in valid else "train"
+            record.role = (
+                "test"
+                if record.track_id in test
+                else "valid"
+                if record.track_id in valid
+                else "train"
+            )
             records.append(record)
     records += unlabelled_tracks(os.path.join(path, "mixtures"), "mixtures", origin)
     for source in config.sources:

@@ -133,8 +133,13 @@ def archive_sha256(name: str, version: str, apt_cache: list[str] | None = None) 
     return found.group(1).lower()
 
 
-def download_deb(name: str, version: str, folder: str, apt_get: list[str] | None = None,
-                 apt_cache: list[str] | None = None) -> tuple[str, str]:
+def download_deb(
+    name: str,
+    version: str,
+    folder: str,
+    apt_get: list[str] | None = None,
+    apt_cache: list[str] | None = None,
+) -> tuple[str, str]:
     """`apt-get download NAME=VERSION` into `folder`, checked against the archive's SHA-256:
     (path of the .deb, its sha256)."""
     expected = archive_sha256(name, version, apt_cache)
@@ -142,8 +147,9 @@ def download_deb(name: str, version: str, folder: str, apt_get: list[str] | None
     _run([*apt_get, "download", f"{name}={version}"], f"{name}={version}", cwd=folder)
     debs = glob.glob(os.path.join(folder, "*.deb"))
     if len(debs) != 1:
-        raise AdvsepError(f"{name}={version}: apt-get download left {len(debs)} .deb files, "
-                          "not one")
+        raise AdvsepError(
+            f"{name}={version}: apt-get download left {len(debs)} .deb files, not one"
+        )
     got = files.sha256_of(debs[0])
     if got != expected:
         raise AdvsepError(
@@ -278,8 +284,11 @@ def _licence_path(rel: str) -> str:
     """The path a member of an archive would have in the source tree: the archive's name
     dropped (base/0music.pk3.d/music/x.ogg -> base/music/x.ogg)."""
     parts = rel.split("/")
-    inside = [p for p in parts
-              if not (p.endswith(ARCHIVE_FOLDER) and p[:-2].lower().endswith(ARCHIVE_SUFFIXES))]
+    inside = [
+        p
+        for p in parts
+        if not (p.endswith(ARCHIVE_FOLDER) and p[:-2].lower().endswith(ARCHIVE_SUFFIXES))
+    ]
     return "/".join(inside)
 
 
@@ -299,8 +308,15 @@ def _files_in(root: str, suffixes: tuple[str, ...]) -> list[str]:
     return sorted(found)
 
 
-def _fetch_package(dest: str, name: str, version: str, manifest: dict,
-                   reference: dict[str, dict], apt_get, apt_cache) -> list[dict]:
+def _fetch_package(
+    dest: str,
+    name: str,
+    version: str,
+    manifest: dict,
+    reference: dict[str, dict],
+    apt_get,
+    apt_cache,
+) -> list[dict]:
     """Download, check and extract one package's audio into `dest` (where files already there
     are kept); its tracks' manifest entries, paths relative to the corpus folder."""
     import soundfile as sf
@@ -337,36 +353,54 @@ def _fetch_package(dest: str, name: str, version: str, manifest: dict,
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with files.atomic_file(target) as part:
                     shutil.copyfile(source, part)
-            tracks.append({
-                **have.get(path, {}),
-                "path": path, "package": name, "version": version,
-                "licence": licence_of(_licence_path(rel)),
-                "duration": round(float(info.duration), 3), "sample_rate": int(info.samplerate),
-                "channels": int(info.channels), "sha256": sha256,
-            })
+            tracks.append(
+                {
+                    **have.get(path, {}),
+                    "path": path,
+                    "package": name,
+                    "version": version,
+                    "licence": licence_of(_licence_path(rel)),
+                    "duration": round(float(info.duration), 3),
+                    "sample_rate": int(info.samplerate),
+                    "channels": int(info.channels),
+                    "sha256": sha256,
+                }
+            )
         for line in skipped:
             _log(f"  skipped {line}")
         if not tracks:
-            _log(f"  {name}={version}: no audio files ({', '.join(AUDIO_SUFFIXES)}), not even "
-                 f"in {', '.join(ARCHIVE_SUFFIXES)} archives")
+            _log(
+                f"  {name}={version}: no audio files ({', '.join(AUDIO_SUFFIXES)}), not even "
+                f"in {', '.join(ARCHIVE_SUFFIXES)} archives"
+            )
         got = {t["path"] for t in tracks}
         absent = sorted(p for p, t in reference.items() if t["package"] == name and p not in got)
         if absent:
-            raise AdvsepError(f"{name}={version}: the package lacks {len(absent)} file(s) of the "
-                              f"manifest, first {absent[0]}")
+            raise AdvsepError(
+                f"{name}={version}: the package lacks {len(absent)} file(s) of the "
+                f"manifest, first {absent[0]}"
+            )
     if text is None:
         kind = "none"
     else:
         kind = "DEP-5" if text.lstrip().lower().startswith("format:") else "free text"
     manifest["packages"][name] = {
-        "version": version, "deb_sha256": deb_sha256, "files": len(tracks),
-        "seconds": round(sum(t["duration"] for t in tracks), 1), "copyright": kind,
+        "version": version,
+        "deb_sha256": deb_sha256,
+        "files": len(tracks),
+        "seconds": round(sum(t["duration"] for t in tracks), 1),
+        "copyright": kind,
     }
     return tracks
 
 
-def fetch(out: str, packages: dict[str, str], reference: dict | None = None,
-          apt_get: list[str] | None = None, apt_cache: list[str] | None = None) -> dict:
+def fetch(
+    out: str,
+    packages: dict[str, str],
+    reference: dict | None = None,
+    apt_get: list[str] | None = None,
+    apt_cache: list[str] | None = None,
+) -> dict:
     """Fetch `packages` ({name: version}) into `out`; the manifest written to out/manifest.json.
 
     `reference`: a manifest to reproduce; its files must come back with the same sha256.
@@ -377,47 +411,61 @@ def fetch(out: str, packages: dict[str, str], reference: dict | None = None,
     for name, version in packages.items():
         held = manifest["packages"].get(name, {}).get("version")
         if held not in (None, version):
-            raise AdvsepError(f"{name}: {out} holds version {held}, not {version}; fetch "
-                              f"{version} into another folder")
+            raise AdvsepError(
+                f"{name}: {out} holds version {held}, not {version}; fetch "
+                f"{version} into another folder"
+            )
         folder = os.path.join(out, name)
         if held is None and os.path.lexists(folder):
-            raise AdvsepError(f"{folder}: exists but the manifest does not list {name}; not "
-                              f"overwritten: move it away or choose another --out")
+            raise AdvsepError(
+                f"{folder}: exists but the manifest does not list {name}; not "
+                f"overwritten: move it away or choose another --out"
+            )
     # A changed file is someone's edit or damage: name it and stop before anything is written.
     changed, missing = check_files(out, manifest["tracks"])
     if changed:
         for path in changed:
             _log(f"changed: {path}")
-        raise AdvsepError(f"{out}: {len(changed)} file(s) differ from the manifest (listed "
-                          f"above); not overwritten: restore or remove them, then rerun")
+        raise AdvsepError(
+            f"{out}: {len(changed)} file(s) differ from the manifest (listed "
+            f"above); not overwritten: restore or remove them, then rerun"
+        )
     os.makedirs(out, exist_ok=True)
     have = {t["path"]: t for t in manifest["tracks"]}
     reference_tracks = {t["path"]: t for t in (reference or manifest)["tracks"]}
     for name, version in packages.items():
         folder = os.path.join(out, name)
         wanted = [t for t in reference_tracks.values() if t["package"] == name]
-        complete = name in manifest["packages"] and not any(
-            t["package"] == name for p, t in have.items() if p in missing
-        ) and all(have.get(t["path"], {}).get("sha256") == t["sha256"] for t in wanted)
+        complete = (
+            name in manifest["packages"]
+            and not any(t["package"] == name for p, t in have.items() if p in missing)
+            and all(have.get(t["path"], {}).get("sha256") == t["sha256"] for t in wanted)
+        )
         if complete:
             entry = manifest["packages"][name]
-            _log(f"{name} {version}: already here, {entry['files']} files, "
-                 f"{entry['seconds'] / 60:.1f} min")
+            _log(
+                f"{name} {version}: already here, {entry['files']} files, "
+                f"{entry['seconds'] / 60:.1f} min"
+            )
             continue
         if name in manifest["packages"]:  # restore missing files beside the ones still there
-            tracks = _fetch_package(folder, name, version, manifest, reference_tracks,
-                                    apt_get, apt_cache)
+            tracks = _fetch_package(
+                folder, name, version, manifest, reference_tracks, apt_get, apt_cache
+            )
         else:  # a new package appears whole or not at all, so a kill leaves nothing unlisted
             with files.atomic_output(folder, directory=True) as part:
                 os.makedirs(part)
-                tracks = _fetch_package(part, name, version, manifest, reference_tracks,
-                                        apt_get, apt_cache)
+                tracks = _fetch_package(
+                    part, name, version, manifest, reference_tracks, apt_get, apt_cache
+                )
         manifest["tracks"] = [t for t in manifest["tracks"] if t["package"] != name] + tracks
         write_manifest(out, manifest)
         minutes = sum(t["duration"] for t in tracks) / 60
         licences = collections.Counter(t["licence"] for t in tracks)
-        _log(f"{name} {version}: {len(tracks)} files, {minutes:.1f} min of audio "
-             f"({', '.join(f'{k}: {n}' for k, n in licences.most_common())})")
+        _log(
+            f"{name} {version}: {len(tracks)} files, {minutes:.1f} min of audio "
+            f"({', '.join(f'{k}: {n}' for k, n in licences.most_common())})"
+        )
     write_manifest(out, manifest)
     summarise(manifest)
     return manifest
@@ -470,29 +518,40 @@ def load_separator(model: str = "pretrained"):
     return Separator.load(model)
 
 
-def screen(out: str, separator=None, model: str = "pretrained",
-           threshold_db: float = DEFAULT_THRESHOLD_DB,
-           min_seconds: float = DEFAULT_MIN_SECONDS) -> dict:
+def screen(
+    out: str,
+    separator=None,
+    model: str = "pretrained",
+    threshold_db: float = DEFAULT_THRESHOLD_DB,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+) -> dict:
     """Score every track of out's manifest (once per model) and link the unflagged ones into
     out/accompaniment; `separator`: anything with `.separate(waveform, rate) -> {"vocals": ...}`."""
     manifest = read_manifest(os.path.join(out, MANIFEST))
     changed, missing = check_files(out, manifest["tracks"])
     if changed or missing:
         first = (changed + missing)[0]
-        raise AdvsepError(f"{os.path.join(out, first)}: {'changed' if changed else 'missing'} "
-                          f"({len(changed)} changed, {len(missing)} missing; run verify)")
-    todo = [t for t in manifest["tracks"]
-            if t["duration"] >= min_seconds and t.get("screen_model") != model]
+        raise AdvsepError(
+            f"{os.path.join(out, first)}: {'changed' if changed else 'missing'} "
+            f"({len(changed)} changed, {len(missing)} missing; run verify)"
+        )
+    todo = [
+        t
+        for t in manifest["tracks"]
+        if t["duration"] >= min_seconds and t.get("screen_model") != model
+    ]
     if todo and separator is None:
         separator = load_separator(model)
     for done, track in enumerate(todo, 1):
-        scores = [vocal_energy_db(separator, w, r)
-                  for w, r in excerpts(os.path.join(out, track["path"]))]
+        scores = [
+            vocal_energy_db(separator, w, r) for w, r in excerpts(os.path.join(out, track["path"]))
+        ]
         track["excerpt_db"] = [None if s is None else round(s, 2) for s in scores]
         track["screen_model"] = model
         heard = [s for s in scores if s is not None]
-        _log(f"[{done}/{len(todo)}] {track['path']}: "
-             f"{max(heard) if heard else float('nan'):.1f} dB")
+        _log(
+            f"[{done}/{len(todo)}] {track['path']}: {max(heard) if heard else float('nan'):.1f} dB"
+        )
         if done % 10 == 0:
             write_manifest(out, manifest)  # a long screen resumes from here
     kept = []
@@ -510,10 +569,13 @@ def screen(out: str, separator=None, model: str = "pretrained",
             track.pop("excluded", None)
             kept.append(track)
     manifest["screen"] = {
-        "model": model, "threshold_db": threshold_db, "min_seconds": min_seconds,
-        "excerpt_seconds": EXCERPT_SECONDS, "excerpt_at": list(EXCERPT_AT),
+        "model": model,
+        "threshold_db": threshold_db,
+        "min_seconds": min_seconds,
+        "excerpt_seconds": EXCERPT_SECONDS,
+        "excerpt_at": list(EXCERPT_AT),
         "rule": "flagged when the loudest excerpt's vocals energy relative to the excerpt "
-                "exceeds threshold_db",
+        "exceeds threshold_db",
     }
     write_manifest(out, manifest)
     link_accompaniment(out, kept)
@@ -528,8 +590,13 @@ def _is_links_folder(folder: str) -> bool:
 def link_accompaniment(out: str, tracks: list[dict]) -> None:
     """out/accompaniment/<path>: a relative symlink to each of `tracks`; out/accompaniment.txt."""
     target = os.path.join(out, ACCOMPANIMENT)
-    with files.atomic_output(target, directory=True, overwrite=True, looks_like=_is_links_folder,
-                              what="a folder of links this command made") as tmp:
+    with files.atomic_output(
+        target,
+        directory=True,
+        overwrite=True,
+        looks_like=_is_links_folder,
+        what="a folder of links this command made",
+    ) as tmp:
         os.makedirs(tmp)
         with open(os.path.join(tmp, LINKS_MARKER), "w", encoding="utf-8") as f:
             f.write("written by advsep_tf.data_pipelines.instrumental_corpus screen\n")
@@ -570,27 +637,41 @@ def main(argv=None) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True)
     f = verbs.add_parser("fetch", help="download, check and extract pinned packages")
-    f.add_argument("packages", nargs="*", metavar="PACKAGE",
-                   help=f"packages of the pinned table (default: {' '.join(DEFAULT_PACKAGES)}; "
-                        f"'all' for all of {', '.join(PINNED)})")
-    f.add_argument("--manifest", metavar="FILE",
-                   help="reproduce this manifest's packages and files")
+    f.add_argument(
+        "packages",
+        nargs="*",
+        metavar="PACKAGE",
+        help=f"packages of the pinned table (default: {' '.join(DEFAULT_PACKAGES)}; "
+        f"'all' for all of {', '.join(PINNED)})",
+    )
+    f.add_argument(
+        "--manifest", metavar="FILE", help="reproduce this manifest's packages and files"
+    )
     v = verbs.add_parser("verify", help="re-check every file's sha256 against the manifest")
     s = verbs.add_parser("screen", help="flag tracks with singing; link the rest")
     s.add_argument("--model", default="pretrained", help="the separator (default: pretrained)")
-    s.add_argument("--threshold-db", type=float, default=DEFAULT_THRESHOLD_DB,
-                   help="flag a track whose loudest excerpt's vocals energy exceeds this "
-                        f"(default {DEFAULT_THRESHOLD_DB:g})")
-    s.add_argument("--min-seconds", type=float, default=DEFAULT_MIN_SECONDS,
-                   help=f"exclude shorter tracks (default {DEFAULT_MIN_SECONDS:g})")
+    s.add_argument(
+        "--threshold-db",
+        type=float,
+        default=DEFAULT_THRESHOLD_DB,
+        help="flag a track whose loudest excerpt's vocals energy exceeds this "
+        f"(default {DEFAULT_THRESHOLD_DB:g})",
+    )
+    s.add_argument(
+        "--min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        help=f"exclude shorter tracks (default {DEFAULT_MIN_SECONDS:g})",
+    )
     for sub in (f, v, s):
         sub.add_argument("--out", required=True, metavar="DIR", help="the corpus folder")
     args = p.parse_args(argv)
     if args.verb == "verify":
         verify(args.out)
     elif args.verb == "screen":
-        screen(args.out, model=args.model, threshold_db=args.threshold_db,
-               min_seconds=args.min_seconds)
+        screen(
+            args.out, model=args.model, threshold_db=args.threshold_db, min_seconds=args.min_seconds
+        )
         folder = os.path.abspath(os.path.join(args.out, ACCOMPANIMENT))
         _log(f"use: --dataset solo/accompaniment={folder}")
     else:

@@ -47,7 +47,13 @@ from advsep_tf.data_pipelines.datasets import (
     origin_labels,
     role_inputs,
 )
-from advsep_tf.data_pipelines.splits import UNUSED, assign_roles, load_split, role_order, write_split
+from advsep_tf.data_pipelines.splits import (
+    UNUSED,
+    assign_roles,
+    load_split,
+    role_order,
+    write_split,
+)
 from advsep_tf.errors import AdvsepError
 from advsep_tf.files import (
     check_output_folder,
@@ -104,7 +110,10 @@ def sharded_roles(config: Config) -> list[str]:
 
 
 def plan_preparation(
-    config: Config, datasets: list[tuple[str, str]], split_file: Optional[str] = None, on_error: str = "fail"
+    config: Config,
+    datasets: list[tuple[str, str]],
+    split_file: Optional[str] = None,
+    on_error: str = "fail",
 ) -> Plan:
     """Read every dataset, assign roles (split spec or defaults), and resolve each job's files."""
     if on_error not in ON_ERROR:
@@ -116,7 +125,9 @@ def plan_preparation(
     assignment = assign_roles(records, config, load_split(split_file, config))
     skipped = []
     for record in broken:
-        roles = [role for role, members in assignment.items() if record in members and role != UNUSED]
+        roles = [
+            role for role, members in assignment.items() if record in members and role != UNUSED
+        ]
         skipped.append(_skip_entry(record.key, ",".join(roles), record.problem))
     jobs: dict[str, list[Job]] = {}
     for role in sharded_roles(config):
@@ -140,7 +151,11 @@ def _skip_entry(track: str, role: str, reason: str, refs: Optional[list[AudioRef
     """What the manifest and the summary say about a skipped track; `file` is the file the
     message names first (messages start with it)."""
     named = [r.path for r in refs or [] if r.path in reason]
-    file = min(named, key=reason.find) if named else (reason.split(": ", 1)[0] if ": " in reason else None)
+    file = (
+        min(named, key=reason.find)
+        if named
+        else (reason.split(": ", 1)[0] if ": " in reason else None)
+    )
     return {"file": file, "track": track, "role": role, "reason": reason}
 
 
@@ -157,7 +172,8 @@ def job_keys(role: str, config: Config) -> list[str]:
 
 
 def process_job(job: Job, config: Config, adapter=None) -> JobResult:
-    """Decode, check and patch one track for one role; serialized examples of its non-silent patches."""
+    """Decode, check and patch one track for one role; serialized examples of its non-silent
+    patches."""
     try:
         audio = load_inputs(job.inputs, job.track, config, adapter)
     except AdvsepError as exc:
@@ -165,7 +181,10 @@ def process_job(job: Job, config: Config, adapter=None) -> JobResult:
         return JobResult(error=str(exc), file=entry["file"])
     keys = job_keys(job.role, config)
     patches, keep = shards.track_patches(audio, config, keys)
-    examples = [shards.serialize_patch(job.role, patches[i], job.track, int(i)) for i in np.flatnonzero(keep)]
+    examples = [
+        shards.serialize_patch(job.role, patches[i], job.track, int(i))
+        for i in np.flatnonzero(keep)
+    ]
     return JobResult(examples, len(audio[keys[0]]) / config.audio.sample_rate, int((~keep).sum()))
 
 
@@ -196,11 +215,15 @@ def run_jobs(jobs: list[Job], config: Config, workers: int = 1) -> Iterator[JobR
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config.to_dict(),)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(config.to_dict(),)
+    ) as pool:
         pending: collections.deque = collections.deque()
         remaining = iter(jobs)
         try:
-            for job in itertools.islice(remaining, 2 * workers):  # bounded look-ahead: bounded memory
+            for job in itertools.islice(
+                remaining, 2 * workers
+            ):  # bounded look-ahead: bounded memory
                 pending.append(pool.submit(_work, job))
             while pending:
                 result = pending.popleft().result()
@@ -233,19 +256,27 @@ class Journal:
         self.data = data or {"format": JOURNAL_FORMAT, "fingerprint": fingerprint, "roles": {}}
 
     def role(self, role: str) -> dict:
-        return self.data["roles"].setdefault(role, {"shards": [], "skipped": [], "done": False, "final": None})
+        return self.data["roles"].setdefault(
+            role, {"shards": [], "skipped": [], "done": False, "final": None}
+        )
 
     def save(self) -> None:
         write_atomically(self.path, json.dumps(self.data))
 
     @staticmethod
     def resume_point(state: dict) -> tuple[int, int, dict, list[dict]]:
-        """(job index, examples of that job already written, stats and skips of the jobs before it)."""
+        """(job index, examples of that job already written, stats and skips of the jobs before
+        it)."""
         if not state["shards"]:
             return 0, 0, _empty_stats(), []
         last = state["shards"][-1]
         first = last["end"][0]
-        return first, last["end"][1], dict(last["stats"]), [e for e in state["skipped"] if e["index"] < first]
+        return (
+            first,
+            last["end"][1],
+            dict(last["stats"]),
+            [e for e in state["skipped"] if e["index"] < first],
+        )
 
 
 def _fingerprint(config: Config, plan: Plan, examples_per_shard: int, on_error: str) -> str:
@@ -266,7 +297,10 @@ def _fingerprint(config: Config, plan: Plan, examples_per_shard: int, on_error: 
         "on_error": on_error,
         "skipped": plan.skipped,
         "jobs": {
-            role: [[j.track, [[r.path, r.stream, r.channel, stat(r.path)] for r in j.refs]] for j in jobs]
+            role: [
+                [j.track, [[r.path, r.stream, r.channel, stat(r.path)] for r in j.refs]]
+                for j in jobs
+            ]
             for role, jobs in plan.jobs.items()
         },
     }
@@ -286,7 +320,11 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
             data = load_json_or_yaml(os.path.join(out_dir, JOURNAL), "preparation journal")
         except AdvsepError:  # none, or cut short before the atomic writes: start clean
             data = None
-        if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT or data.get("fingerprint") != fingerprint:
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != JOURNAL_FORMAT
+            or data.get("fingerprint") != fingerprint
+        ):
             data = None
     journal = Journal(out_dir, fingerprint, data)
     kept = 0
@@ -299,7 +337,11 @@ def _open_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> tuple[Jour
             verified.append(shard)
         if len(verified) < len(state["shards"]):
             state["shards"], state["done"], state["final"] = verified, False, None
-            state["skipped"] = [e for e in state.get("skipped", []) if verified and e["index"] < verified[-1]["end"][0]]
+            state["skipped"] = [
+                e
+                for e in state.get("skipped", [])
+                if verified and e["index"] < verified[-1]["end"][0]
+            ]
         kept += len(verified)
     referenced = {s["file"] for state in journal.data["roles"].values() for s in state["shards"]}
     for name in _shard_files(out_dir):
@@ -316,7 +358,8 @@ def _is_leftover(name: str) -> bool:
     """A temporary of a shard, the journal, the manifest or the Beam error note: never complete.
     (`advsep_tf.files`'s `.NAME.PID.TOKEN.tmp`, or an older `NAME.tmp`.)"""
     return name.endswith(".tmp") and (
-        ".tfrecord-" in name or name.lstrip(".").startswith((shards.MANIFEST, JOURNAL, BEAM_ERROR_NOTE))
+        ".tfrecord-" in name
+        or name.lstrip(".").startswith((shards.MANIFEST, JOURNAL, BEAM_ERROR_NOTE))
     )
 
 
@@ -336,20 +379,28 @@ def clear_out_dir(out_dir: str, overwrite: bool, resume: bool) -> None:
     manifest = os.path.join(out_dir, shards.MANIFEST)
     if gfile.exists(manifest):
         if not overwrite:
-            raise AdvsepError(f"{out_dir}: already holds a prepared shard set (pass --overwrite to replace it)")
+            raise AdvsepError(
+                f"{out_dir}: already holds a prepared shard set (pass --overwrite to replace it)"
+            )
         gfile.remove(manifest)
     for name in sorted(n.rstrip("/") for n in gfile.listdir(out_dir)):
         path = os.path.join(out_dir, name)
         shard = _SHARD_NAME.match(name)
         if name.startswith(BEAM_STAGING_PREFIX):
             gfile.rmtree(path)
-        elif _is_leftover(name) or name == BEAM_ERROR_NOTE or (not resume and (shard or name == JOURNAL)):
+        elif (
+            _is_leftover(name)
+            or name == BEAM_ERROR_NOTE
+            or (not resume and (shard or name == JOURNAL))
+        ):
             gfile.remove(path)
         elif shard and shard["interim"] != name:
             gfile.rename(path, os.path.join(out_dir, shard["interim"]), overwrite=True)
 
 
-def manifest_header(datasets: list[tuple[str, str]], split_file: Optional[str], test_tracks: list[str]) -> dict:
+def manifest_header(
+    datasets: list[tuple[str, str]], split_file: Optional[str], test_tracks: list[str]
+) -> dict:
     """What a shard set's manifest says about its inputs."""
     return {
         "datasets": [
@@ -362,7 +413,12 @@ def manifest_header(datasets: list[tuple[str, str]], split_file: Optional[str], 
 
 
 def build_manifest(
-    config: Config, header: dict, roles: dict[str, dict], skipped: list[dict], resumed_shards: int, started: float
+    config: Config,
+    header: dict,
+    roles: dict[str, dict],
+    skipped: list[dict],
+    resumed_shards: int,
+    started: float,
 ) -> dict:
     """The manifest of a shard set, the same from the local and the Beam preparation.
 
@@ -405,13 +461,17 @@ def is_shard_folder(path: str) -> bool:
     return any(n.startswith(BEAM_STAGING_PREFIX) or n == BEAM_ERROR_NOTE for n in os.listdir(path))
 
 
-def check_out_dir(out_dir: str, overwrite: bool, datasets: list[tuple[str, str]], split_file: Optional[str] = None) -> None:
+def check_out_dir(
+    out_dir: str, overwrite: bool, datasets: list[tuple[str, str]], split_file: Optional[str] = None
+) -> None:
     """Before any work: SHARD_DIR is new, empty, a shard set or an unfinished one, and --overwrite
     is never applied to the current directory or a folder holding an input."""
     check_output_folder(out_dir, is_shard_folder, "a shard set (or an unfinished one)")
     if overwrite:
         inputs = {path: f"the {kind} dataset" for kind, path in datasets}
-        refuse_protected(out_dir, {**inputs, **({split_file: "the split spec"} if split_file else {})})
+        refuse_protected(
+            out_dir, {**inputs, **({split_file: "the split spec"} if split_file else {})}
+        )
 
 
 # -- the whole preparation -------------------------------------------------------------------------
@@ -428,7 +488,8 @@ def prepare(
     on_error: str = "fail",
     workers: int = 1,
 ) -> dict:
-    """Write (or finish) the shard set for `datasets` ([(kind, path)]) in `out_dir`; return its manifest.
+    """Write (or finish) the shard set for `datasets` ([(kind, path)]) in `out_dir`; return its
+    manifest.
 
     `workers` > 1 starts that many processes (spawned: TensorFlow is not fork-safe), so a script
     that calls this must guard its entry point with `if __name__ == "__main__":`.
@@ -443,16 +504,25 @@ def prepare(
     roles = [r for r in sharded_roles(config) if plan.jobs.get(r)]
     if not roles:
         raise AdvsepError(f"{', '.join(p for _, p in datasets)}: no tracks to prepare")
-    journal, kept = _open_out_dir(out_dir, _fingerprint(config, plan, examples_per_shard, on_error), overwrite)
+    journal, kept = _open_out_dir(
+        out_dir, _fingerprint(config, plan, examples_per_shard, on_error), overwrite
+    )
 
     todo: list[Job] = []
     for role in roles:
         state = journal.role(role)
         if not state["done"]:
-            todo += plan.jobs[role][Journal.resume_point(state)[0]:]
+            todo += plan.jobs[role][Journal.resume_point(state)[0] :]
     total = sum(len(plan.jobs[r]) for r in roles)
-    bar = tqdm(total=total, initial=total - len(todo), desc="prepare", unit="track", disable=not progress,
-               dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(
+        total=total,
+        initial=total - len(todo),
+        desc="prepare",
+        unit="track",
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
     counters = {"patches": 0, "seconds": 0.0, "started": time.time()}
     results = run_jobs(todo, config, workers)
     writer = None
@@ -470,13 +540,24 @@ def prepare(
                 if result.error is not None:
                     if on_error == "fail":
                         raise AdvsepError(result.error)
-                    skipped_here.append({"index": index, "file": result.file, "track": job.track, "role": role,
-                                         "reason": result.error})
+                    skipped_here.append(
+                        {
+                            "index": index,
+                            "file": result.file,
+                            "track": job.track,
+                            "role": role,
+                            "reason": result.error,
+                        }
+                    )
                     state["skipped"] = list(skipped_here)
                 else:
                     for k in range(already_written if index == first else 0, len(result.examples)):
                         if writer.write(result.examples[k]):  # closed a shard: journal it
-                            shard = {**writer.closed_shards[-1], "end": [index, k + 1], "stats": before}
+                            shard = {
+                                **writer.closed_shards[-1],
+                                "end": [index, k + 1],
+                                "stats": before,
+                            }
                             state["shards"] = [*state["shards"], shard]
                             journal.save()
                     stats["tracks"] += 1
@@ -487,12 +568,19 @@ def prepare(
                 bar.update(1)
                 rate = counters["patches"] / max(time.time() - counters["started"], 1e-6)
                 bar.set_postfix_str(
-                    f"{role}, {counters['patches']} patches ({rate:.0f}/s), {counters['seconds'] / 60:.1f} min audio",
+                    f"{role}, {counters['patches']} patches ({rate:.0f}/s), "
+                    f"{counters['seconds'] / 60:.1f} min audio",
                     refresh=False,
                 )
             if writer.flush():
-                state["shards"] = [*state["shards"], {**writer.closed_shards[-1], "end": [len(plan.jobs[role]), 0],
-                                                      "stats": dict(stats)}]
+                state["shards"] = [
+                    *state["shards"],
+                    {
+                        **writer.closed_shards[-1],
+                        "end": [len(plan.jobs[role]), 0],
+                        "stats": dict(stats),
+                    },
+                ]
             state["skipped"] = skipped_here
             state["done"], state["final"] = True, stats
             journal.save()
@@ -510,7 +598,8 @@ def prepare(
         state = journal.role(role)
         done[role] = {
             "shards": shards.finalize_shards(
-                out_dir, [{k: s[k] for k in ("file", "examples", "sha256")} for s in state["shards"]]
+                out_dir,
+                [{k: s[k] for k in ("file", "examples", "sha256")} for s in state["shards"]],
             ),
             "tracks": [job.track for job in plan.jobs[role]],
             "skipped": [{k: v for k, v in e.items() if k != "index"} for e in state["skipped"]],
@@ -527,7 +616,8 @@ def prepare(
 def write_default_split(
     config: Config, datasets: list[tuple[str, str]], path: str, split_file: Optional[str] = None
 ) -> dict[str, list[str]]:
-    """Write the split spec for `datasets` (defaults, or `split_file` made explicit); {role: track ids}."""
+    """Write the split spec for `datasets` (defaults, or `split_file` made explicit); {role: track
+    ids}."""
     records = all_records(datasets, config)
     assignment = assign_roles(records, config, load_split(split_file, config))
     write_split(path, assignment, config)
@@ -547,16 +637,23 @@ def format_summary(manifest: dict, out_dir: str) -> str:
     resumed = manifest.get("resumed_shards", 0)
     note = f" (resumed: {resumed} finished shard(s) kept, checked by sha256)" if resumed else ""
     lines = [f"Prepared {out_dir} in {manifest['seconds_elapsed']:.1f} s{note}:"]
-    lines.append(f"  {'role':<22}{'tracks':>8}{'minutes':>10}{'patches':>10}{'silent dropped':>16}{'shards':>8}")
+    lines.append(
+        f"  {'role':<22}{'tracks':>8}{'minutes':>10}{'patches':>10}"
+        f"{'silent dropped':>16}{'shards':>8}"
+    )
     total_seconds = 0.0
     for role, info in manifest["roles"].items():
         total_seconds += info["seconds"]
         lines.append(
-            f"  {role:<22}{len(info['tracks']):>8}{info['seconds'] / 60:>10.2f}{info['examples']:>10}"
+            f"  {role:<22}{len(info['tracks']):>8}{info['seconds'] / 60:>10.2f}"
+            f"{info['examples']:>10}"
             f"{info['silent_patches_dropped']:>16}{len(info['shards']):>8}"
         )
     elapsed = max(manifest["seconds_elapsed"], 1e-6)
-    lines.append(f"  {total_seconds / 60:.2f} minutes of audio at {total_seconds / elapsed:.1f} s of audio per second")
+    lines.append(
+        f"  {total_seconds / 60:.2f} minutes of audio at {total_seconds / elapsed:.1f} s of audio "
+        f"per second"
+    )
     if manifest.get("test_tracks"):
         lines.append(f"  held-out test tracks (not sharded): {len(manifest['test_tracks'])}")
     skipped = manifest.get("skipped") or []

@@ -10,7 +10,8 @@ strategy splits every stream across replicas:
     pseudo_mixture     (batch, nb_bins, nb_frames, 1)   unlabelled, for the teacher to label;
                                                         with training.pseudo_label_weight > 0
     synthetic_<source> (batch, nb_bins, nb_frames, 1)   solo excerpts, one per source with a solo
-                                                        pool; with teacher_targets and synthetic_pairs
+                                                        pool; with teacher_targets and
+                                                        synthetic_pairs
 A validation batch holds the first two.
 
 Every reader takes the training config explicitly: batch size, shuffle buffer, seed, gains and
@@ -79,7 +80,10 @@ def _parser(role: str, config: Config, with_position: bool = False):
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, description)
         parsed = {
-            k: tf.reshape(tf.io.decode_raw(example[k], tf.float32), [spec.nb_bins, spec.nb_frames, channels[k]])
+            k: tf.reshape(
+                tf.io.decode_raw(example[k], tf.float32),
+                [spec.nb_bins, spec.nb_frames, channels[k]],
+            )
             for k in keys
         }
         if with_position:
@@ -90,18 +94,21 @@ def _parser(role: str, config: Config, with_position: bool = False):
 
 
 def random_gain(log_magnitude: tf.Tensor, low: float, high: float, seed=None) -> tf.Tensor:
-    """Scale an excerpt's linear magnitude by one uniform gain in [low, high] (log1p domain in, out)."""
+    """Scale an excerpt's linear magnitude by one uniform gain in [low, high] (log1p domain in,
+    out)."""
     gain = tf.random.uniform([], low, high, seed=seed)
     return tf.math.log1p(gain * tf.math.expm1(log_magnitude))
 
 
 def remix(sources: tf.Tensor) -> tf.Tensor:
-    """The mixture of stems as the sum of their linear magnitudes: (F, T, K) log1p -> (F, T, 1) log1p."""
+    """The mixture of stems as the sum of their linear magnitudes: (F, T, K) log1p -> (F, T, 1)
+    log1p."""
     return tf.math.log1p(tf.reduce_sum(tf.math.expm1(sources), axis=-1, keepdims=True))
 
 
 def random_remix(example: dict, donors: list[dict], probability: float, seed=None) -> dict:
-    """With probability `probability`, stem k of `example` becomes stem k of `donors[k]` (examples of
+    """With probability `probability`, stem k of `example` becomes stem k of `donors[k]` (examples
+    of
     other tracks) and the mixture their linear-magnitude sum (`remix`); otherwise `example` as is.
 
     example, donors[k]: {"mixture": (F, T, 1), "sources": (F, T, K)} log1p magnitudes.
@@ -114,15 +121,19 @@ def random_remix(example: dict, donors: list[dict], probability: float, seed=Non
     }
 
 
-def synthetic_pair(example: dict, stems: list[tf.Tensor], probability: float, gain: tuple[float, float],
-                   seed=None) -> dict:
+def synthetic_pair(
+    example: dict, stems: list[tf.Tensor], probability: float, gain: tuple[float, float], seed=None
+) -> dict:
     """With probability `probability`, a new example whose stem k is `stems[k]` (an unrelated solo
     excerpt, (F, T, 1) log1p) scaled by a uniform gain in `gain`, and whose mixture is their sum
     (`remix`); otherwise `example` as is. Independent gains vary the sources' balance as real
     mixes do; the labels stay exact.
     """
     low, high = gain
-    scaled = [random_gain(stem[..., 0], low, high, None if seed is None else seed + k) for k, stem in enumerate(stems)]
+    scaled = [
+        random_gain(stem[..., 0], low, high, None if seed is None else seed + k)
+        for k, stem in enumerate(stems)
+    ]
     sources = tf.stack(scaled, axis=-1)
     use = tf.random.uniform([], seed=seed) < probability
     return {
@@ -141,7 +152,9 @@ def random_offset(first: dict, second: dict, keys, patch_hop: int, seed=None) ->
         tf.equal(first["track"], second["track"]),
         tf.logical_and(tf.equal(second["patch"], first["patch"] + 1), first["patch"] >= 0),
     )
-    offset = tf.where(consecutive, tf.random.uniform([], 0, patch_hop + 1, dtype=tf.int32, seed=seed), 0)
+    offset = tf.where(
+        consecutive, tf.random.uniform([], 0, patch_hop + 1, dtype=tf.int32, seed=seed), 0
+    )
     out = {}
     for key in keys:
         nb_frames = first[key].shape[1]
@@ -159,14 +172,21 @@ def _consecutive_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
         previous, has_previous = state
         return (current, tf.constant(True)), (previous, current, has_previous)
 
-    pairs = dataset.concatenate(tf.data.Dataset.from_tensors(blank)).scan((blank, tf.constant(False)), step)
+    pairs = dataset.concatenate(tf.data.Dataset.from_tensors(blank)).scan(
+        (blank, tf.constant(False)), step
+    )
     return pairs.filter(lambda previous, current, has_previous: has_previous).map(
         lambda previous, current, has_previous: (previous, current)
     )
 
 
 def role_examples(
-    shard_set: ShardSet, config: Config, role: str, shuffle: bool, repeat: bool, seed: int | None = None,
+    shard_set: ShardSet,
+    config: Config,
+    role: str,
+    shuffle: bool,
+    repeat: bool,
+    seed: int | None = None,
     random_offsets: bool = False,
 ) -> tf.data.Dataset:
     """Parsed examples of one role: dicts of (nb_bins, nb_frames, channels) float32 tensors.
@@ -188,10 +208,15 @@ def role_examples(
             pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
             # An op seed per stream: without one, TensorFlow warns that the graph seed is reused.
             op_seed = None if seed is None else seed + 307
-            return pairs.map(lambda first, second: random_offset(first, second, keys, patch_hop, op_seed))
+            return pairs.map(
+                lambda first, second: random_offset(first, second, keys, patch_hop, op_seed)
+            )
 
         dataset = dataset.interleave(
-            read, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=not shuffle
+            read,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=not shuffle,
         )
     else:
         dataset = dataset.interleave(
@@ -200,31 +225,54 @@ def role_examples(
             num_parallel_calls=AUTOTUNE,
             deterministic=not shuffle,
         )
-        dataset = dataset.map(_parser(role, layout), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        dataset = dataset.map(
+            _parser(role, layout), num_parallel_calls=AUTOTUNE, deterministic=not shuffle
+        )
     if shuffle:
-        dataset = dataset.shuffle(config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(
+            config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
     if repeat:
         dataset = dataset.repeat()
     return dataset
 
 
 def paired_dataset(
-    shard_set: ShardSet, config: Config, role: str, shuffle: bool, repeat: bool, seed=None,
-    random_offsets: bool = False, remix_probability: float = 0.0, synthetic_pairs: float = 0.0,
+    shard_set: ShardSet,
+    config: Config,
+    role: str,
+    shuffle: bool,
+    repeat: bool,
+    seed=None,
+    random_offsets: bool = False,
+    remix_probability: float = 0.0,
+    synthetic_pairs: float = 0.0,
 ):
-    """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}, B = training.batch_size."""
+    """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}, B =
+    training.batch_size."""
     dataset = role_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
     if synthetic_pairs > 0:
-        dataset = _with_synthetic_pairs(dataset, shard_set, config, role, synthetic_pairs, seed, random_offsets)
+        dataset = _with_synthetic_pairs(
+            dataset, shard_set, config, role, synthetic_pairs, seed, random_offsets
+        )
     if remix_probability > 0:
         donors = [
-            role_examples(shard_set, config, role, True, True, None if seed is None else seed + 101 + k, random_offsets)
+            role_examples(
+                shard_set,
+                config,
+                role,
+                True,
+                True,
+                None if seed is None else seed + 101 + k,
+                random_offsets,
+            )
             for k in range(config.nb_stems)
         ]
         dataset = tf.data.Dataset.zip((dataset, tuple(donors))).map(
-            lambda example, donor: random_remix(example, list(donor), remix_probability,
-                                                None if seed is None else seed + 211),
-            num_parallel_calls=AUTOTUNE
+            lambda example, donor: random_remix(
+                example, list(donor), remix_probability, None if seed is None else seed + 211
+            ),
+            num_parallel_calls=AUTOTUNE,
         )
     dataset = dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"], PAIRED_SOURCES: e["sources"]})
     return dataset.batch(config.training.batch_size, drop_remainder=repeat)
@@ -245,38 +293,67 @@ def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_
     gain = tuple(config.training.synthetic_gain)
     op_seed = None if seed is None else seed + 601
     return tf.data.Dataset.zip((dataset, tuple(stems))).map(
-        lambda example, solo: synthetic_pair(example, list(solo), share, gain, op_seed), num_parallel_calls=AUTOTUNE
+        lambda example, solo: synthetic_pair(example, list(solo), share, gain, op_seed),
+        num_parallel_calls=AUTOTUNE,
     )
 
 
 def check_synthetic_pools(shard_set: ShardSet, config: Config) -> None:
-    """Synthetic pairs need a solo pool for at least one source (otherwise they are plain remixes)."""
-    if config.training.synthetic_pairs > 0 and not any(shard_set.examples(f"solo/{s}") for s in config.sources):
+    """Synthetic pairs need a solo pool for at least one source (otherwise they are plain
+    remixes)."""
+    if config.training.synthetic_pairs > 0 and not any(
+        shard_set.examples(f"solo/{s}") for s in config.sources
+    ):
         raise AdvsepError(
-            f"{shard_set.directory}: training.synthetic_pairs needs solo recordings of at least one source "
+            f"{shard_set.directory}: training.synthetic_pairs needs solo recordings of at least "
+            f"one source "
             f"(prepare with --dataset solo/<source>=DIR)"
         )
 
 
 def _unpaired_stream(
-    shard_set: ShardSet, config: Config, role: str, key: str, batches: int, seed: int, random_offsets: bool = False
+    shard_set: ShardSet,
+    config: Config,
+    role: str,
+    key: str,
+    batches: int,
+    seed: int,
+    random_offsets: bool = False,
 ):
     low, high = config.training.unpaired_gain
-    dataset = role_examples(shard_set, config, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets)
-    dataset = dataset.map(lambda e: random_gain(e[key], low, high, seed + 401), num_parallel_calls=AUTOTUNE)
+    dataset = role_examples(
+        shard_set, config, role, shuffle=True, repeat=True, seed=seed, random_offsets=random_offsets
+    )
+    dataset = dataset.map(
+        lambda e: random_gain(e[key], low, high, seed + 401), num_parallel_calls=AUTOTUNE
+    )
     # (batch, batches, F, T, 1): the batch axis first, so distribution strategies split it.
-    return dataset.batch(batches, drop_remainder=True).batch(config.training.batch_size, drop_remainder=True)
+    return dataset.batch(batches, drop_remainder=True).batch(
+        config.training.batch_size, drop_remainder=True
+    )
 
 
 def teacher_dataset(shard_set: ShardSet, config: Config, seed: int, random_offsets: bool = False):
     """{"paired_mixture": (B, F, T, 1)} from the unlabelled mixtures, for a teacher to label."""
-    dataset = role_examples(shard_set, config, "mixtures", shuffle=True, repeat=True, seed=seed,
-                            random_offsets=random_offsets)
-    return dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"]}).batch(config.training.batch_size, drop_remainder=True)
+    dataset = role_examples(
+        shard_set,
+        config,
+        "mixtures",
+        shuffle=True,
+        repeat=True,
+        seed=seed,
+        random_offsets=random_offsets,
+    )
+    return dataset.map(lambda e: {PAIRED_MIXTURE: e["mixture"]}).batch(
+        config.training.batch_size, drop_remainder=True
+    )
 
 
 def training_dataset(
-    shard_set: ShardSet, config: Config, random_offsets: bool | None = None, remix_probability: float | None = None
+    shard_set: ShardSet,
+    config: Config,
+    random_offsets: bool | None = None,
+    remix_probability: float | None = None,
 ) -> tf.data.Dataset:
     """The zipped, infinite training stream for `config.training.mode` (the batch layout above).
 
@@ -288,7 +365,9 @@ def training_dataset(
     check_training_roles(shard_set, config)
     training = config.training
     random_offsets = training.random_offsets if random_offsets is None else random_offsets
-    remix_probability = training.remix_probability if remix_probability is None else remix_probability
+    remix_probability = (
+        training.remix_probability if remix_probability is None else remix_probability
+    )
     if not 0 <= remix_probability <= 1:
         raise AdvsepError(f"remix probability must be in [0, 1], got {remix_probability}")
     seed = training.seed
@@ -297,18 +376,49 @@ def training_dataset(
         if training.synthetic_pairs > 0:  # no paired stems: solo excerpts join in the model's step
             for k, source in enumerate(config.sources):
                 if shard_set.examples(f"solo/{source}") > 0:
-                    paired = tf.data.Dataset.zip((paired, role_examples(
-                        shard_set, config, f"solo/{source}", True, True, seed + 503 + k, random_offsets
-                    ).map(lambda e: e["excerpt"]).batch(training.batch_size, drop_remainder=True))).map(
-                        lambda batch, solo, key=synthetic_key(source): {**batch, key: solo})
+                    paired = tf.data.Dataset.zip(
+                        (
+                            paired,
+                            role_examples(
+                                shard_set,
+                                config,
+                                f"solo/{source}",
+                                True,
+                                True,
+                                seed + 503 + k,
+                                random_offsets,
+                            )
+                            .map(lambda e: e["excerpt"])
+                            .batch(training.batch_size, drop_remainder=True),
+                        )
+                    ).map(lambda batch, solo, key=synthetic_key(source): {**batch, key: solo})
     else:
-        paired = paired_dataset(shard_set, config, "train", True, True, seed, random_offsets, remix_probability,
-                                training.synthetic_pairs)
+        paired = paired_dataset(
+            shard_set,
+            config,
+            "train",
+            True,
+            True,
+            seed,
+            random_offsets,
+            remix_probability,
+            training.synthetic_pairs,
+        )
     streams = {"paired": paired}
     if training.pseudo_label_weight > 0:
-        streams[PSEUDO_MIXTURE] = role_examples(
-            shard_set, config, "mixtures", shuffle=True, repeat=True, seed=seed + 701, random_offsets=random_offsets
-        ).map(lambda e: e["mixture"]).batch(training.batch_size, drop_remainder=True)
+        streams[PSEUDO_MIXTURE] = (
+            role_examples(
+                shard_set,
+                config,
+                "mixtures",
+                shuffle=True,
+                repeat=True,
+                seed=seed + 701,
+                random_offsets=random_offsets,
+            )
+            .map(lambda e: e["mixture"])
+            .batch(training.batch_size, drop_remainder=True)
+        )
     if config.critic_sources:
         n_critic = config.loss.n_critic
         streams[UNPAIRED_MIXTURES] = _unpaired_stream(
@@ -316,7 +426,13 @@ def training_dataset(
         )
         for i, source in enumerate(config.critic_sources):
             streams[solo_key(source)] = _unpaired_stream(
-                shard_set, config, f"solo/{source}", "excerpt", n_critic, seed + 2 + i, random_offsets
+                shard_set,
+                config,
+                f"solo/{source}",
+                "excerpt",
+                n_critic,
+                seed + 2 + i,
+                random_offsets,
             )
 
     def merge(batch):
@@ -358,7 +474,11 @@ def check_training_roles(shard_set: ShardSet, config: Config) -> None:
     if config.training.pseudo_label_weight > 0 and "mixtures" not in needed:
         needed.append("mixtures")
     if config.critic_sources:
-        needed += [r for r in ["mixtures"] + [f"solo/{s}" for s in config.critic_sources] if r not in needed]
+        needed += [
+            r
+            for r in ["mixtures"] + [f"solo/{s}" for s in config.critic_sources]
+            if r not in needed
+        ]
     missing = [r for r in needed if shard_set.examples(r) == 0]
     if missing:
         hint = " (or train with --mode supervised)" if "train" not in missing else ""
@@ -370,5 +490,6 @@ def check_training_roles(shard_set: ShardSet, config: Config) -> None:
     short = [r for r in needed if shard_set.examples(r) < config.training.batch_size]
     if short:
         raise AdvsepError(
-            f"{shard_set.directory}: fewer examples than one batch ({config.training.batch_size}) for {', '.join(short)}"
+            f"{shard_set.directory}: fewer examples than one batch ({config.training.batch_size}) "
+            f"for {', '.join(short)}"
         )

@@ -26,7 +26,13 @@ import numpy as np
 
 from advsep_tf.config import Config
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
-from advsep_tf.files import load_json_or_yaml, move_into_place, sha256_of, temporary_path, write_atomically
+from advsep_tf.files import (
+    load_json_or_yaml,
+    move_into_place,
+    sha256_of,
+    temporary_path,
+    write_atomically,
+)
 
 # TensorFlow is imported where it is used: the command line takes EXAMPLES_PER_SHARD from here
 # before TensorFlow's start-up lines are silenced.
@@ -67,7 +73,9 @@ def _waveform_levels_db(waveform: np.ndarray, config: Config, nb_patches: int) -
     return levels
 
 
-def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def track_patches(
+    audio: dict[str, np.ndarray], config: Config, keys: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Training patches of a track: (nb_patches, nb_bins, nb_frames, len(keys)) and a keep mask.
 
     `keys` name the waveforms in `audio` to transform, in channel order; the first one decides
@@ -89,14 +97,15 @@ def track_patches(audio: dict[str, np.ndarray], config: Config, keys: list[str])
     return patches, keep
 
 
-def _bytes_feature(value: bytes) -> "tf.train.Feature":
+def _bytes_feature(value: bytes) -> "tf.train.Feature":  # noqa: F821 - TensorFlow imported lazily
     import tensorflow as tf
 
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def serialize_patch(role: str, patch: np.ndarray, track_id: str, index: int = -1) -> bytes:
-    """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise; index: its place in the track."""
+    """patch: (F, T, 1 + nb_stems) for paired roles, (F, T, 1) otherwise; index: its place in the
+    track."""
     import tensorflow as tf
 
     patch = np.ascontiguousarray(patch, dtype=np.float32)
@@ -111,7 +120,9 @@ def serialize_patch(role: str, patch: np.ndarray, track_id: str, index: int = -1
         features[feature_keys(role)[0]] = _bytes_feature(patch.tobytes())
     # deterministic: map fields in key order, so that the bytes (and shard checksums) do not depend
     # on the process that wrote them (protobuf's map order otherwise varies between processes).
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(
+        deterministic=True
+    )
 
 
 def interim_shard_name(role: str, index: int) -> str:
@@ -128,7 +139,11 @@ class RoleShardWriter:
     """
 
     def __init__(
-        self, out_dir: str, role: str, examples_per_shard: int = EXAMPLES_PER_SHARD, closed_shards: list[dict] | None = None
+        self,
+        out_dir: str,
+        role: str,
+        examples_per_shard: int = EXAMPLES_PER_SHARD,
+        closed_shards: list[dict] | None = None,
     ):
         self.out_dir, self.role, self.examples_per_shard = out_dir, role, examples_per_shard
         self.closed_shards: list[dict] = [dict(s) for s in closed_shards or []]
@@ -142,7 +157,9 @@ class RoleShardWriter:
             import tensorflow as tf
 
             index = len(self.closed_shards)
-            self._tmp_path = temporary_path(os.path.join(self.out_dir, interim_shard_name(self.role, index)))
+            self._tmp_path = temporary_path(
+                os.path.join(self.out_dir, interim_shard_name(self.role, index))
+            )
             self._writer = tf.io.TFRecordWriter(self._tmp_path)
         self._writer.write(record)
         self._count += 1
@@ -156,7 +173,9 @@ class RoleShardWriter:
         index = len(self.closed_shards)
         final = os.path.join(self.out_dir, interim_shard_name(self.role, index))
         move_into_place(self._tmp_path, final)
-        self.closed_shards.append({"file": os.path.basename(final), "examples": self._count, "sha256": sha256_of(final)})
+        self.closed_shards.append(
+            {"file": os.path.basename(final), "examples": self._count, "sha256": sha256_of(final)}
+        )
         self._writer, self._count, self._tmp_path = None, 0, None
 
     def flush(self) -> bool:
@@ -175,7 +194,8 @@ class RoleShardWriter:
         self._writer, self._count, self._tmp_path = None, 0, None
 
     def close(self) -> list[dict]:
-        """Close the open shard and give every shard its final '-of-N' name (checksums stay valid)."""
+        """Close the open shard and give every shard its final '-of-N' name (checksums stay
+        valid)."""
         self.flush()
         return finalize_shards(self.out_dir, self.closed_shards)
 
@@ -200,7 +220,9 @@ class ShardSet:
     config: Config
 
     @classmethod
-    def open(cls, directory: str, expected: Config | None = None, verify_checksums: bool = False) -> "ShardSet":
+    def open(
+        cls, directory: str, expected: Config | None = None, verify_checksums: bool = False
+    ) -> "ShardSet":
         path = os.path.join(directory, MANIFEST)
         if not os.path.isdir(directory):
             raise AdvsepError(f"{directory}: shard folder not found")
@@ -215,7 +237,9 @@ class ShardSet:
             if manifest.get("format") != FORMAT:
                 raise ValueError(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
             if manifest.get("version", 1) not in READABLE_VERSIONS:
-                raise ValueError(f"version {manifest.get('version')!r} is newer than this advsep-tf reads")
+                raise ValueError(
+                    f"version {manifest.get('version')!r} is newer than this advsep-tf reads"
+                )
             config = Config.from_dict(manifest["config"], origin=path)
         except (ValueError, KeyError, AdvsepError) as exc:
             raise AdvsepError(f"{path}: not a valid shard manifest ({exc})") from None
@@ -227,13 +251,15 @@ class ShardSet:
                     f"{config.describe_differences(expected, Config.DATA_SECTIONS)} "
                     f"(differs in {', '.join(diffs)}; prepare again with this config)"
                 )
-        for role, info in manifest["roles"].items():
+        for info in manifest["roles"].values():
             for shard in info["shards"]:
                 shard_path = os.path.join(directory, shard["file"])
                 if not os.path.isfile(shard_path):
                     raise AdvsepError(f"{shard_path}: shard listed in the manifest is missing")
                 if verify_checksums and sha256_of(shard_path) != shard["sha256"]:
-                    raise AdvsepError(f"{shard_path}: checksum differs from the manifest (corrupt or modified)")
+                    raise AdvsepError(
+                        f"{shard_path}: checksum differs from the manifest (corrupt or modified)"
+                    )
         return cls(directory, manifest, config)
 
     @property
@@ -245,8 +271,13 @@ class ShardSet:
 
     def files(self, role: str) -> list[str]:
         if self.examples(role) == 0:
-            raise AdvsepError(f"{self.directory}: shard set has no '{role}' examples (roles: {', '.join(self.roles)})")
-        return [os.path.join(self.directory, s["file"]) for s in self.manifest["roles"][role]["shards"]]
+            raise AdvsepError(
+                f"{self.directory}: shard set has no '{role}' examples (roles: "
+                f"{', '.join(self.roles)})"
+            )
+        return [
+            os.path.join(self.directory, s["file"]) for s in self.manifest["roles"][role]["shards"]
+        ]
 
 
 def write_manifest(out_dir: str, manifest: dict) -> None:

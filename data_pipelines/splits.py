@@ -5,7 +5,7 @@ FILE` writes the default one for the given datasets:
 
     train: [dsd100:Song A, ...]          # paired training tracks
     valid: [...]                          # paired validation tracks (sharded, for early stopping)
-    test: [...]                           # paired held-out tracks (listed in the manifest, never sharded)
+    test: [...]                           # paired held-out tracks (in the manifest, never sharded)
     mixtures: [ccmixter:Song B, ...]      # tracks whose mixture is an unlabelled mixture
     solo:                                 # tracks that give solo excerpts of one source
       vocals: [ccmixter:Song C, solo/vocals:take1, ...]
@@ -14,7 +14,8 @@ FILE` writes the default one for the given datasets:
 
 Track ids are `ORIGIN:TRACK` (ORIGIN is the dataset kind, `kind#2` for a second dataset of the
 same kind); a bare `TRACK` names that track in every dataset. `ORIGIN:singer=NAME` (or
-`singer=NAME`) names every clip of a singer, in corpora that say who sings (MIR-1K). A track the spec does not name
+`singer=NAME`) names every clip of a singer, in corpora that say who sings (MIR-1K). A track the
+spec does not name
 takes its default role, except that a spec with a `valid` list replaces the default validation
 tracks (they train instead): the old `{train, valid, test}` files keep their meaning.
 
@@ -68,7 +69,9 @@ class SplitSpec:
     def load(cls, path: str, config: Config) -> "SplitSpec":
         data = load_json_or_yaml(path, "split file")
         if not isinstance(data, dict):
-            raise AdvsepError(f"{path}: a split file maps roles ({', '.join(SPEC_KEYS)}) to lists of track ids")
+            raise AdvsepError(
+                f"{path}: a split file maps roles ({', '.join(SPEC_KEYS)}) to lists of track ids"
+            )
         roles: dict[str, list[str]] = {}
         unused: list[str] = []
 
@@ -90,11 +93,16 @@ class SplitSpec:
                     raise AdvsepError(f"{path}: 'solo' maps sources to lists of track ids")
                 for source, tracks in value.items():
                     if source not in sources:
-                        raise AdvsepError(f"{path}: solo/{source}: '{source}' is not a source of this config ({', '.join(config.sources)})")
+                        raise AdvsepError(
+                            f"{path}: solo/{source}: '{source}' is not a source of this config "
+                            f"({', '.join(config.sources)})"
+                        )
                     roles[f"solo/{source}"] = ids(f"solo.{source}", tracks)
             elif key.startswith("solo/"):
                 if key.split("/", 1)[1] not in sources:
-                    raise AdvsepError(f"{path}: {key}: not a source of this config ({', '.join(config.sources)})")
+                    raise AdvsepError(
+                        f"{path}: {key}: not a source of this config ({', '.join(config.sources)})"
+                    )
                 roles[key] = ids(key, value)
             elif key in (*PAIRED_SPEC_ROLES, "mixtures"):
                 roles[key] = ids(key, value)
@@ -113,7 +121,11 @@ def is_split_spec(path: str) -> bool:
     except AdvsepError:
         return False
     known = {*SPEC_KEYS, "version", "comment"}
-    return isinstance(data, dict) and bool(data) and all(k in known or str(k).startswith("solo/") for k in data)
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(k in known or str(k).startswith("solo/") for k in data)
+    )
 
 
 def load_split(path: Optional[str], config: Config) -> Optional[SplitSpec]:
@@ -148,7 +160,9 @@ def _deal_pools(records: list[TrackRecord], config: Config) -> dict[str, str]:
     return assigned
 
 
-def assign_roles(records: list[TrackRecord], config: Config, spec: Optional[SplitSpec] = None) -> dict[str, list[TrackRecord]]:
+def assign_roles(
+    records: list[TrackRecord], config: Config, spec: Optional[SplitSpec] = None
+) -> dict[str, list[TrackRecord]]:
     """{role: [records in dataset order]} for every role of `role_order(config)` (and "unused").
 
     Raises AdvsepError naming the tracks when the spec names unknown tracks, puts a track where
@@ -185,8 +199,13 @@ def assign_roles(records: list[TrackRecord], config: Config, spec: Optional[Spli
 
         unknown = [t for ids in [*spec.roles.values(), spec.unused] for t in ids if not matches(t)]
         if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            raise AdvsepError(f"{spec.origin}: names track(s) that no --dataset has: {shown} (ids are ORIGIN:TRACK)")
+            shown = ", ".join(unknown[:5]) + (
+                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            )
+            raise AdvsepError(
+                f"{spec.origin}: names track(s) that no --dataset has: {shown} (ids are "
+                f"ORIGIN:TRACK)"
+            )
         named: dict[str, list[str]] = defaultdict(list)
         for role, ids in spec.roles.items():
             for track_id in ids:
@@ -222,7 +241,8 @@ def assign_roles(records: list[TrackRecord], config: Config, spec: Optional[Spli
 
 
 def check_rules(roles_of: dict[str, list[str]], origin: str) -> None:
-    """Paired roles are disjoint; the unpaired pools are disjoint from each other and from valid/test."""
+    """Paired roles are disjoint; the unpaired pools are disjoint from each other and from
+    valid/test."""
     violations = []
     for key, roles in roles_of.items():
         paired = [r for r in roles if r in PAIRED_SPEC_ROLES]
@@ -235,7 +255,9 @@ def check_rules(roles_of: dict[str, list[str]], origin: str) -> None:
         if pools and held_out:
             violations.append(f"{key} is in {held_out[0]} and feeds {pools[0]}")
     if violations:
-        shown = "; ".join(violations[:10]) + (f"; and {len(violations) - 10} more" if len(violations) > 10 else "")
+        shown = "; ".join(violations[:10]) + (
+            f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
+        )
         raise AdvsepError(
             f"{origin}: the unpaired pools must come from tracks disjoint from each other and from "
             f"validation/test, and paired roles must not overlap: {shown}"
@@ -247,16 +269,21 @@ def check_singers(records: list[TrackRecord], roles_of: dict[str, list[str]], or
     roles_by_singer: dict[tuple[str, str], set[str]] = defaultdict(set)
     for record in records:
         if record.singer is not None:
-            roles_by_singer[(record.origin, record.singer)].update(r for r in roles_of[record.key] if r != UNUSED)
+            roles_by_singer[(record.origin, record.singer)].update(
+                r for r in roles_of[record.key] if r != UNUSED
+            )
     violations = []
     for (dataset, singer), roles in sorted(roles_by_singer.items()):
         held_out = sorted(r for r in roles if r in HELD_OUT_ROLES)
         if held_out and len(roles) > 1:
             others = sorted(roles - {held_out[0]})
-            violations.append(f"singer {singer} ({dataset}) is in {held_out[0]} and in {', '.join(others)}")
+            violations.append(
+                f"singer {singer} ({dataset}) is in {held_out[0]} and in {', '.join(others)}"
+            )
     if violations:
         raise AdvsepError(
-            f"{origin}: a singer in validation or test must be in no other role (name all their clips with "
+            f"{origin}: a singer in validation or test must be in no other role (name all their "
+            f"clips with "
             f"ORIGIN:singer=NAME): " + "; ".join(violations)
         )
 

@@ -68,7 +68,8 @@ def segment_samples_for(config: Config, segment_seconds: float | None = None) ->
     samples = -(-int(np.ceil(segment_seconds * config.audio.sample_rate)) // quantum) * quantum
     if samples < shortest:
         raise AdvsepError(
-            f"--segment-seconds {segment_seconds}: a segment needs at least {shortest / config.audio.sample_rate:.3f} s "
+            f"--segment-seconds {segment_seconds}: a segment needs at least "
+            f"{shortest / config.audio.sample_rate:.3f} s "
             f"({shortest} samples) for this model's context"
         )
     return samples
@@ -78,7 +79,8 @@ def segment_function(estimate_patches, config: Config, segment_samples: int):
     """The tf.function that the `.tflite` file holds: `advsep_tf.separate.separate_segment` on one
     mono segment, with the "dft_matmul" STFT and static shapes (LiteRT built-in ops only).
 
-    `estimate_patches`: (nb_patches, nb_bins, nb_frames, 1) -> (nb_patches, nb_bins, nb_frames, nb_stems).
+    `estimate_patches`: (nb_patches, nb_bins, nb_frames, 1) -> (nb_patches, nb_bins, nb_frames,
+    nb_stems).
     """
     import tensorflow as tf
 
@@ -94,7 +96,9 @@ def segment_function(estimate_patches, config: Config, segment_samples: int):
         ]
     )
     def separate(waveform, valid_samples):
-        waveforms = separate_segment(estimate_patches, waveform[tf.newaxis], valid_samples, config, stft)
+        waveforms = separate_segment(
+            estimate_patches, waveform[tf.newaxis], valid_samples, config, stft
+        )
         return {source: waveforms[0, k] for k, source in enumerate(config.sources)}
 
     return separate
@@ -105,7 +109,9 @@ def _layout(config: Config, segment_samples: int) -> dict:
     from advsep_tf import transforms
 
     spec = config.spectrogram
-    return transforms.model_segment_layout(spec.n_fft, spec.n_hop, spec.nb_frames, segment_samples).to_dict()
+    return transforms.model_segment_layout(
+        spec.n_fft, spec.n_hop, spec.nb_frames, segment_samples
+    ).to_dict()
 
 
 def is_litert_export(path: str) -> bool:
@@ -158,19 +164,29 @@ def export_litert(
         try:
             import ai_edge_litert.interpreter  # noqa: F401 - checked before minutes of conversion
         except ImportError:
-            raise AdvsepError("verifying a LiteRT export needs ai-edge-litert: pip install 'advsep-tf[litert]'") from None
+            raise AdvsepError(
+                "verifying a LiteRT export needs ai-edge-litert: pip install 'advsep-tf[litert]'"
+            ) from None
 
     def estimate_patches(patches):
         return separator(patches, training=False)
 
-    with atomic_output(out_path, directory=False, overwrite=overwrite, looks_like=is_litert_export,
-                       what="an earlier LiteRT export", protected=protected) as tmp_path:
+    with atomic_output(
+        out_path,
+        directory=False,
+        overwrite=overwrite,
+        looks_like=is_litert_export,
+        what="an earlier LiteRT export",
+        protected=protected,
+    ) as tmp_path:
         work = temporary_path(out_path)
         os.makedirs(work)
         try:
             archive = keras.export.ExportArchive()
             archive.track(separator)
-            archive.add_endpoint(litert_runner.SIGNATURE, segment_function(estimate_patches, config, segment_samples))
+            archive.add_endpoint(
+                litert_runner.SIGNATURE, segment_function(estimate_patches, config, segment_samples)
+            )
             saved_model = os.path.join(work, "saved_model")
             archive.write_out(saved_model, verbose=False)
             flatbuffer = _convert(saved_model, quantize)
@@ -185,7 +201,9 @@ def export_litert(
                 "quantize": quantize,
                 "signature": litert_runner.SIGNATURE,
             }
-            flatbuffer = _with_metadata(flatbuffer, litert_runner.METADATA_NAME, json.dumps(metadata).encode())
+            flatbuffer = _with_metadata(
+                flatbuffer, litert_runner.METADATA_NAME, json.dumps(metadata).encode()
+            )
             with open(tmp_path, "wb") as f:
                 f.write(flatbuffer)
             summary = {
@@ -206,8 +224,12 @@ def export_litert(
 def _convert(saved_model_dir: str, quantize: str) -> bytes:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[litert_runner.SIGNATURE])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no SELECT_TF_OPS: no Flex
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[litert_runner.SIGNATURE]
+    )
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS
+    ]  # no SELECT_TF_OPS: no Flex
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -217,10 +239,14 @@ def _convert(saved_model_dir: str, quantize: str) -> bytes:
         flatbuffer = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises its own ConverterError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise AdvsepError(f"LiteRT conversion with built-in ops only failed: {first[:300]}") from None
+        raise AdvsepError(
+            f"LiteRT conversion with built-in ops only failed: {first[:300]}"
+        ) from None
     custom = custom_op_names(flatbuffer)
     if custom:
-        raise AdvsepError(f"LiteRT conversion produced custom/Flex ops {', '.join(sorted(custom))}; refusing")
+        raise AdvsepError(
+            f"LiteRT conversion produced custom/Flex ops {', '.join(sorted(custom))}; refusing"
+        )
     return flatbuffer
 
 
@@ -247,7 +273,10 @@ def builtin_op_names(flatbuffer: bytes) -> set[str]:
     from tensorflow.lite.python import schema_py_generated as schema
 
     by_code = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return {by_code.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "?") for c in _operator_codes(flatbuffer)}
+    return {
+        by_code.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "?")
+        for c in _operator_codes(flatbuffer)
+    }
 
 
 def _with_metadata(flatbuffer: bytes, name: str, payload: bytes) -> bytes:
@@ -285,22 +314,30 @@ def _verify(path: str, final_path: str, estimate_patches, config: Config, quanti
     from advsep_tf.separate import Separator
 
     runner = litert_runner.LiteRTSeparator(path)
-    with _quiet_stderr():  # the first call prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    with (
+        _quiet_stderr()
+    ):  # the first call prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
         runner.run_segment(np.zeros(runner.segment_samples, np.float32), 1)
     rate = config.audio.sample_rate
     seconds = max(PROBE_MIN_SECONDS, PROBE_SEGMENTS * runner.segment_samples / rate)
     mixture, truth = verification.probe(config.sources, rate, seconds)
     reference = Separator(estimate_patches, config)
-    result = verification.compare(reference.separate(mixture, rate), runner.separate(mixture), truth)
+    result = verification.compare(
+        reference.separate(mixture, rate), runner.separate(mixture), truth
+    )
     if quantize == "none":
         verification.judge(final_path, result, max_abs=FLOAT32_TOLERANCE)
         result["tolerance"] = f"max abs <= {FLOAT32_TOLERANCE:g}"
     else:
         verification.judge(
-            final_path, result, max_sdr_drop=SDR_DROP_TOLERANCE[quantize], min_sdr_vs_python=SDR_VS_PYTHON_FLOOR[quantize]
+            final_path,
+            result,
+            max_sdr_drop=SDR_DROP_TOLERANCE[quantize],
+            min_sdr_vs_python=SDR_VS_PYTHON_FLOOR[quantize],
         )
         result["tolerance"] = (
-            f"SDR drop <= {SDR_DROP_TOLERANCE[quantize]:g} dB, SDR vs Python >= {SDR_VS_PYTHON_FLOOR[quantize]:g} dB"
+            f"SDR drop <= {SDR_DROP_TOLERANCE[quantize]:g} dB, SDR vs Python >= "
+            f"{SDR_VS_PYTHON_FLOOR[quantize]:g} dB"
         )
     result["probe_seconds"] = round(seconds, 2)
     return result

@@ -67,8 +67,13 @@ def read_metadata(model_path: str) -> dict:
             if entry.Name() == METADATA_NAME.encode():
                 return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise ValueError(f"{model_path}: not a readable LiteRT model ({exc.__class__.__name__}: {exc})") from None
-    raise ValueError(f"{model_path}: no '{METADATA_NAME}' metadata: not written by advsep-tf-export --format litert")
+        raise ValueError(
+            f"{model_path}: not a readable LiteRT model ({exc.__class__.__name__}: {exc})"
+        ) from None
+    raise ValueError(
+        f"{model_path}: no '{METADATA_NAME}' metadata: not written by advsep-tf-export --format "
+        f"litert"
+    )
 
 
 class LiteRTSeparator:
@@ -86,7 +91,9 @@ class LiteRTSeparator:
         self.metadata = read_metadata(model_path)
         config = self.metadata["config"]
         if "layout" not in self.metadata:
-            raise ValueError(f"{model_path}: written by an older advsep-tf (no segment layout); export it again")
+            raise ValueError(
+                f"{model_path}: written by an older advsep-tf (no segment layout); export it again"
+            )
         self.sources = list(config["sources"])
         self.sample_rate = int(config["audio"]["sample_rate"])
         self.layout = self.metadata["layout"]
@@ -115,24 +122,35 @@ class LiteRTSeparator:
             result[:, keep_from:keep_to] = estimates[:, keep_from - start : keep_to - start]
         return result
 
-    def separate(self, waveform: np.ndarray, sample_rate: int | None = None) -> dict[str, np.ndarray]:
+    def separate(
+        self, waveform: np.ndarray, sample_rate: int | None = None
+    ) -> dict[str, np.ndarray]:
         """(nb_samples,) or (nb_samples, nb_channels) at the model's rate -> {source: same shape}.
 
         Each channel is separated on its own (the model sees mono), as advsep-tf does.
         """
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(
-                f"the model runs at {self.sample_rate} Hz; resample the {sample_rate} Hz input first "
+                f"the model runs at {self.sample_rate} Hz; resample the {sample_rate} Hz input "
+                f"first "
                 "(e.g. soxr.resample or librosa.resample)"
             )
         waveform = np.asarray(waveform, np.float32)
         if waveform.ndim not in (1, 2) or waveform.shape[0] == 0:
-            raise ValueError(f"expected a (nb_samples,) or (nb_samples, nb_channels) waveform, got shape {waveform.shape}")
+            raise ValueError(
+                f"expected a (nb_samples,) or (nb_samples, nb_channels) waveform, got shape "
+                f"{waveform.shape}"
+            )
         if not np.all(np.isfinite(waveform)):
             raise ValueError("waveform holds NaN or infinite samples")
         channels = waveform[:, None] if waveform.ndim == 1 else waveform
-        stems = np.stack([self.separate_mono(channels[:, c]) for c in range(channels.shape[1])], axis=-1)
-        return {s: (stems[k, :, 0] if waveform.ndim == 1 else stems[k]) for k, s in enumerate(self.sources)}
+        stems = np.stack(
+            [self.separate_mono(channels[:, c]) for c in range(channels.shape[1])], axis=-1
+        )
+        return {
+            s: (stems[k, :, 0] if waveform.ndim == 1 else stems[k])
+            for k, s in enumerate(self.sources)
+        }
 
 
 def main(argv=None) -> int:

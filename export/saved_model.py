@@ -66,10 +66,14 @@ def export_saved_model(
         mono = tf.reshape(tf.transpose(waveform, [0, 2, 1]), [batch * channels, length])
         estimates = separate_waveforms(estimate_patches, mono, config, chunk_patches)  # (b*c, K, n)
         estimates = tf.reshape(estimates, [batch, channels, config.nb_stems, length])
-        return {s: tf.transpose(estimates[:, :, k], [0, 2, 1]) for k, s in enumerate(config.sources)}
+        return {
+            s: tf.transpose(estimates[:, :, k], [0, 2, 1]) for k, s in enumerate(config.sources)
+        }
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None, spec.nb_bins, spec.nb_frames, 1], tf.float32, name="patches")]
+        input_signature=[
+            tf.TensorSpec([None, spec.nb_bins, spec.nb_frames, 1], tf.float32, name="patches")
+        ]
     )
     def separate_spectrogram(patches):
         return {"estimates": estimate_patches(patches)}
@@ -85,15 +89,25 @@ def export_saved_model(
     archive.add_endpoint("config", config_endpoint)
 
     out_dir = out_dir.rstrip("/") or out_dir
-    with atomic_output(out_dir, directory=True, overwrite=overwrite, looks_like=is_saved_model_export,
-                       what="an earlier SavedModel export", protected=protected) as tmp_dir:
+    with atomic_output(
+        out_dir,
+        directory=True,
+        overwrite=overwrite,
+        looks_like=is_saved_model_export,
+        what="an earlier SavedModel export",
+        protected=protected,
+    ) as tmp_dir:
         archive.write_out(tmp_dir, verbose=False)
         os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
         with open(os.path.join(tmp_dir, "assets", CONFIG_ASSET), "w") as f:
             f.write(config_json)
         summary = {"path": out_dir, "bytes": _tree_size(tmp_dir)}
         if verify:
-            summary.update(_verify(tmp_dir, out_dir, Separator(estimate_patches, config, chunk_patches), config))
+            summary.update(
+                _verify(
+                    tmp_dir, out_dir, Separator(estimate_patches, config, chunk_patches), config
+                )
+            )
     return summary
 
 

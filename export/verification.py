@@ -16,7 +16,9 @@ import numpy as np
 from advsep_tf.errors import AdvsepError
 
 
-def probe(sources: list[str], sample_rate: int, seconds: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def probe(
+    sources: list[str], sample_rate: int, seconds: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(mixture (n,), {source: (n,)}) float32, the same for the same arguments."""
     rng = np.random.default_rng(20180415)
     n = int(round(seconds * sample_rate))
@@ -51,7 +53,9 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def compare(
-    python: dict[str, np.ndarray], exported: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None = None
+    python: dict[str, np.ndarray],
+    exported: dict[str, np.ndarray],
+    truth: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Max abs error and SDR of the exported outputs against the Python separator's (worst source);
     with `truth`, also each one's SDR against the true sources and the largest drop."""
@@ -78,26 +82,31 @@ def judge(
     """Raise AdvsepError (naming the artifact and the numbers) when `result` is beyond tolerance."""
     if max_abs is not None and not result["max_abs_error"] <= max_abs:
         raise AdvsepError(
-            f"{path}: exported model differs from the Python separator by {result['max_abs_error']:.3g} "
+            f"{path}: exported model differs from the Python separator by "
+            f"{result['max_abs_error']:.3g} "
             f"(max abs) > {max_abs:g}; nothing was written"
         )
     if max_sdr_drop is not None and not result["sdr_drop"] <= max_sdr_drop:
         raise AdvsepError(
-            f"{path}: exported model loses {result['sdr_drop']:.2f} dB SDR against the Python separator "
+            f"{path}: exported model loses {result['sdr_drop']:.2f} dB SDR against the Python "
+            f"separator "
             f"on the probe (tolerance {max_sdr_drop:g} dB); nothing was written"
         )
     # A floor as well: an output far from the Python one (all zeros, say) can score as well against
     # the true sources as a barely trained model does.
     if min_sdr_vs_python is not None and not result["sdr_vs_python"] >= min_sdr_vs_python:
         raise AdvsepError(
-            f"{path}: exported model's output is only {result['sdr_vs_python']:.1f} dB SDR from the Python "
+            f"{path}: exported model's output is only {result['sdr_vs_python']:.1f} dB SDR from "
+            f"the Python "
             f"separator's (at least {min_sdr_vs_python:g} dB expected); nothing was written"
         )
 
 
 def format_result(result: dict, with_drop: bool = False) -> str:
     """One line: max abs error, SDR vs the Python output, and (with_drop) the SDR drop."""
-    sdr_text = "inf" if result["sdr_vs_python"] == float("inf") else f"{result['sdr_vs_python']:.1f}"
+    sdr_text = (
+        "inf" if result["sdr_vs_python"] == float("inf") else f"{result['sdr_vs_python']:.1f}"
+    )
     text = f"max abs error {result['max_abs_error']:.2e}, SDR vs Python output {sdr_text} dB"
     if with_drop and "sdr_drop" in result:
         text += f", SDR drop vs true sources {result['sdr_drop']:+.2f} dB"

@@ -94,7 +94,8 @@ def open_page(driver, path: Path) -> dict:
     audios = driver.execute_async_script(_WAIT_FOR_AUDIO)
     images = driver.execute_script(
         "return Array.prototype.map.call(document.images, function (img) {"
-        " return {src: img.getAttribute('src'), complete: img.complete, naturalWidth: img.naturalWidth}; });"
+        " return {src: img.getAttribute('src'), complete: img.complete,"
+        " naturalWidth: img.naturalWidth}; });"
     )
     # Resource timing records no file:// fetch, so the URLs come from the elements, resolved.
     urls = driver.execute_script(
@@ -116,12 +117,16 @@ def check_report_page(driver, page_path: Path, excerpt_seconds: float) -> dict:
     errors = [entry for entry in seen["console"] if entry["level"] == "SEVERE"]
     assert not errors, json.dumps(errors, indent=1)
     assert seen["images"], "the report shows no image"
-    broken = [image for image in seen["images"] if not (image["complete"] and image["naturalWidth"] > 0)]
+    broken = [
+        image for image in seen["images"] if not (image["complete"] and image["naturalWidth"] > 0)
+    ]
     assert not broken, broken
     assert seen["audios"], "the report has no audio player"
     for audio in seen["audios"]:
         assert audio["error"] is None and audio["readyState"] >= 2, audio
-        assert abs(audio["duration"] - excerpt_seconds) <= DURATION_TOLERANCE * excerpt_seconds, audio
+        assert abs(audio["duration"] - excerpt_seconds) <= DURATION_TOLERANCE * excerpt_seconds, (
+            audio
+        )
     # Nothing from a server or the network: every URL is a file inside the output folder.
     folder = page_path.parent.as_uri() + "/"
     outside = [url for url in seen["urls"] if not url.startswith((folder, "data:"))]
@@ -131,7 +136,8 @@ def check_report_page(driver, page_path: Path, excerpt_seconds: float) -> dict:
 
 def summary_cells(driver) -> list[dict]:
     return driver.execute_script(
-        "return Array.prototype.map.call(document.querySelectorAll('#summary td[data-metric]'), function (td) {"
+        "return Array.prototype.map.call(document.querySelectorAll('#summary td[data-metric]'), "
+        "function (td) {"
         " return {model: td.dataset.model, source: td.dataset.source, metric: td.dataset.metric,"
         " stat: td.dataset.stat, value: td.dataset.value, text: td.textContent}; });"
     )
@@ -224,8 +230,9 @@ def assert_fits_window(seen: dict) -> None:
     assert seen["saysBold"] == (seen["boldCells"] > 0), seen
 
 
-def screenshot(driver, page_path: Path, png_path: Path, width: int = 1366,
-               height: int = 900) -> Path:
+def screenshot(
+    driver, page_path: Path, png_path: Path, width: int = 1366, height: int = 900
+) -> Path:
     """A picture of the page's top in a window `width` px wide."""
     driver.set_window_size(width, height)
     driver.get(Path(page_path).resolve().as_uri())

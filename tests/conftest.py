@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny config, a tiny synthetic corpus and its shard set, the real recordings."""
+"""Shared fixtures: a tiny config, a tiny synthetic corpus and its shard set, the real
+recordings."""
 
 from pathlib import Path
 
@@ -28,8 +29,16 @@ def tiny_corpus(tmp_path_factory, tiny_config):
 
     root = tmp_path_factory.mktemp("corpus")
     synthetic.write_corpus(
-        root, tiny_config.sources, sample_rate=8192, nb_train=3, nb_valid=1, nb_test=2,
-        nb_mixtures=3, nb_solo=3, duration=4.0, seed=7,
+        root,
+        tiny_config.sources,
+        sample_rate=8192,
+        nb_train=3,
+        nb_valid=1,
+        nb_test=2,
+        nb_mixtures=3,
+        nb_solo=3,
+        duration=4.0,
+        seed=7,
     )
     return root
 
@@ -39,7 +48,13 @@ def tiny_shards(tmp_path_factory, tiny_config, tiny_corpus):
     from advsep_tf.data_pipelines.prepare import prepare
 
     out = tmp_path_factory.mktemp("shards")
-    prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(out), progress=False, examples_per_shard=64)
+    prepare(
+        tiny_config,
+        [("synthetic", str(tiny_corpus))],
+        str(out),
+        progress=False,
+        examples_per_shard=64,
+    )
     return out
 
 
@@ -53,7 +68,9 @@ def tiny_run(tmp_path_factory, tiny_config, tiny_shards):
     return run_dir
 
 
-def walked_segments(nb_samples: int, layout, block: int | None = None) -> list[tuple[int, int, int]]:
+def walked_segments(
+    nb_samples: int, layout, block: int | None = None
+) -> list[tuple[int, int, int]]:
     """[(start, keep_from, keep_to)]: the segments `advsep_tf.streaming.SegmentWalk` runs on a
     song of `nb_samples` arriving in blocks of `block` samples (None: one block), and the part of
     each it keeps, read off the walk itself (the song's samples are their own indices)."""

@@ -43,8 +43,18 @@ def resumable_sections(sections: dict | None = None) -> dict:
 def kill_run(shards, run_dir, epoch: int, sections: dict | None = None, teacher: str = "") -> None:
     """Train in a subprocess until it kills itself in epoch `epoch`; fail if it ends otherwise."""
     killed = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(shards), str(run_dir), str(epoch),
-         json.dumps(resumable_sections(sections)), teacher],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(shards),
+            str(run_dir),
+            str(epoch),
+            json.dumps(resumable_sections(sections)),
+            teacher,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]

@@ -43,7 +43,8 @@ def musdb_excerpt(name: str) -> Path:
 
 
 def build_musdb18hq(root: Path) -> dict[str, list[str]]:
-    """train/: 80s Rock, and the Falcon 69 audio under an official validation name; test/: Falcon 69."""
+    """train/: 80s Rock, and the Falcon 69 audio under an official validation name; test/: Falcon
+    69."""
     placement = {
         ("train", "Music Delta - 80s Rock"): "Music Delta - 80s Rock",
         ("train", MUSDB_VALIDATION_NAME): "The Easton Ellises - Falcon 69",
@@ -52,7 +53,11 @@ def build_musdb18hq(root: Path) -> dict[str, list[str]]:
     for (subset, track), excerpt in placement.items():
         for name in ("mixture", *STEMS):
             link(musdb_excerpt(excerpt) / f"{name}.wav", root / subset / track / f"{name}.wav")
-    return {"train": ["Music Delta - 80s Rock"], "valid": [MUSDB_VALIDATION_NAME], "test": ["The Easton Ellises - Falcon 69"]}
+    return {
+        "train": ["Music Delta - 80s Rock"],
+        "valid": [MUSDB_VALIDATION_NAME],
+        "test": ["The Easton Ellises - Falcon 69"],
+    }
 
 
 def build_dsd100(root: Path) -> dict[str, list[str]]:
@@ -63,11 +68,20 @@ def build_dsd100(root: Path) -> dict[str, list[str]]:
         ("Test", "003 - Music Delta - 80s Rock"): "Music Delta - 80s Rock",
     }
     for (subset, track), excerpt in placement.items():
-        link(musdb_excerpt(excerpt) / "mixture.wav", root / "Mixtures" / subset / track / "mixture.wav")
+        link(
+            musdb_excerpt(excerpt) / "mixture.wav",
+            root / "Mixtures" / subset / track / "mixture.wav",
+        )
         for stem in STEMS:
-            link(musdb_excerpt(excerpt) / f"{stem}.wav", root / "Sources" / subset / track / f"{stem}.wav")
-    return {"train": ["001 - Music Delta - 80s Rock"], "valid": ["002 - The Easton Ellises - Falcon 69"],
-            "test": ["003 - Music Delta - 80s Rock"]}
+            link(
+                musdb_excerpt(excerpt) / f"{stem}.wav",
+                root / "Sources" / subset / track / f"{stem}.wav",
+            )
+    return {
+        "train": ["001 - Music Delta - 80s Rock"],
+        "valid": ["002 - The Easton Ellises - Falcon 69"],
+        "test": ["003 - Music Delta - 80s Rock"],
+    }
 
 
 def encode_stem_mp4(folder: Path, target: Path) -> Path:
@@ -81,14 +95,35 @@ def encode_stem_mp4(folder: Path, target: Path) -> Path:
     for index, name in enumerate(("mixture", "drums", "bass", "other", "vocals")):
         inputs += ["-i", str(folder / f"{name}.wav")]
         maps += ["-map", f"{index}:a"]
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, *maps, "-c:a", "aac", "-b:a", "128k", str(target)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            *inputs,
+            *maps,
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(target),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
 def build_musdb18(root: Path) -> dict[str, list[str]]:
-    encode_stem_mp4(musdb_excerpt("Music Delta - 80s Rock"), root / "train" / "Music Delta - 80s Rock.stem.mp4")
-    encode_stem_mp4(musdb_excerpt("The Easton Ellises - Falcon 69"), root / "test" / "The Easton Ellises - Falcon 69.stem.mp4")
+    encode_stem_mp4(
+        musdb_excerpt("Music Delta - 80s Rock"), root / "train" / "Music Delta - 80s Rock.stem.mp4"
+    )
+    encode_stem_mp4(
+        musdb_excerpt("The Easton Ellises - Falcon 69"),
+        root / "test" / "The Easton Ellises - Falcon 69.stem.mp4",
+    )
     return {"train": ["Music Delta - 80s Rock"], "test": ["The Easton Ellises - Falcon 69"]}
 
 
@@ -107,29 +142,58 @@ def build_medleydb(root: Path) -> dict[str, list[str]]:
     MUSDB vocals and a real MedleyDB vocal stem, padded to the track's length); raw files exist
     but are not read."""
     tracks = {}
-    for track, excerpt in (("MusicDelta_80sRock", "Music Delta - 80s Rock"), ("TheEastonEllises_Falcon69", "The Easton Ellises - Falcon 69")):
+    for track, excerpt in (
+        ("MusicDelta_80sRock", "Music Delta - 80s Rock"),
+        ("TheEastonEllises_Falcon69", "The Easton Ellises - Falcon 69"),
+    ):
         folder = root / "Audio" / track
         stem_dir = folder / f"{track}_STEMS"
         raw_dir = folder / f"{track}_RAW"
         link(musdb_excerpt(excerpt) / "mixture.wav", folder / f"{track}_MIX.wav")
-        labels = {"drums": "drum set", "bass": "electric bass", "other": "distorted electric guitar", "vocals": "male singer"}
+        labels = {
+            "drums": "drum set",
+            "bass": "electric bass",
+            "other": "distorted electric guitar",
+            "vocals": "male singer",
+        }
         stems = {}
         for index, stem in enumerate(STEMS, start=1):
             filename = f"{track}_STEM_{index:02d}.wav"
             link(musdb_excerpt(excerpt) / f"{stem}.wav", stem_dir / filename)
             raw = f"{track}_RAW_{index:02d}_01.wav"
             link(musdb_excerpt(excerpt) / f"{stem}.wav", raw_dir / raw)
-            stems[f"S{index:02d}"] = {"component": "", "filename": filename, "instrument": labels[stem],
-                                      "raw": {"R01": {"filename": raw, "instrument": labels[stem]}}}
+            stems[f"S{index:02d}"] = {
+                "component": "",
+                "filename": filename,
+                "instrument": labels[stem],
+                "raw": {"R01": {"filename": raw, "instrument": labels[stem]}},
+            }
         if track == "MusicDelta_80sRock":
             nb_samples = sf.info(str(musdb_excerpt(excerpt) / "vocals.wav")).frames
             filename = f"{track}_STEM_05.wav"
-            padded(data() / "solo_vocals" / "medleydb_AClassicEducation_NightOwl_STEM_08_male_singer.wav",
-                   stem_dir / filename, nb_samples)
-            stems["S05"] = {"component": "melody", "filename": filename, "instrument": "female singer", "raw": {}}
-        metadata = {"artist": track.split("_")[0], "title": track.split("_")[1], "has_bleed": "no", "instrumental": "no",
-                    "mix_filename": f"{track}_MIX.wav", "raw_dir": f"{track}_RAW", "stem_dir": f"{track}_STEMS",
-                    "stems": stems}
+            padded(
+                data()
+                / "solo_vocals"
+                / "medleydb_AClassicEducation_NightOwl_STEM_08_male_singer.wav",
+                stem_dir / filename,
+                nb_samples,
+            )
+            stems["S05"] = {
+                "component": "melody",
+                "filename": filename,
+                "instrument": "female singer",
+                "raw": {},
+            }
+        metadata = {
+            "artist": track.split("_")[0],
+            "title": track.split("_")[1],
+            "has_bleed": "no",
+            "instrumental": "no",
+            "mix_filename": f"{track}_MIX.wav",
+            "raw_dir": f"{track}_RAW",
+            "stem_dir": f"{track}_STEMS",
+            "stems": stems,
+        }
         (folder / f"{track}_METADATA.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
         tracks[track] = metadata
     return tracks
@@ -150,7 +214,10 @@ def build_ccmixter(root: Path) -> list[str]:
 
 
 def build_ikala(root: Path) -> list[str]:
-    link(data() / "paired_2stem" / "ikala_10161_chorus_Lacc_Rvoc.wav", root / "Wavfile" / "10161_chorus.wav")
+    link(
+        data() / "paired_2stem" / "ikala_10161_chorus_Lacc_Rvoc.wav",
+        root / "Wavfile" / "10161_chorus.wav",
+    )
     return ["10161_chorus"]
 
 
@@ -171,20 +238,36 @@ def build_paired_4stem(root: Path) -> list[str]:
 
 
 def build_mixtures(root: Path) -> list[Path]:
-    files = [link(data() / "mixtures" / "spleeter_audio_example.mp3", root / "spleeter_audio_example.mp3"),
-             link(data() / "mixtures" / "librosa" / "admiralbob77_-_Choice_-_Drum-bass.hq.ogg",
-                  root / "librosa" / "admiralbob77_-_Choice_-_Drum-bass.hq.ogg")]
+    files = [
+        link(
+            data() / "mixtures" / "spleeter_audio_example.mp3", root / "spleeter_audio_example.mp3"
+        ),
+        link(
+            data() / "mixtures" / "librosa" / "admiralbob77_-_Choice_-_Drum-bass.hq.ogg",
+            root / "librosa" / "admiralbob77_-_Choice_-_Drum-bass.hq.ogg",
+        ),
+    ]
     return files
 
 
 def build_solo(root: Path, source: str) -> list[Path]:
     chosen = {
-        "vocals": ["solo_vocals/vocadito_1.wav", "solo_vocals/jingju_lseh-Tan_Yang_jia-Hong_yang_dong-qm.wav",
-                   "solo_vocals/emvd_Singer9_BlackShriek_Mid_i.wav", "solo_vocals/dagstuhl/DCS_LI_QuartetB_Take04_A2_DYN.wav"],
-        "drums": ["solo_drums/sonic-pi/loop_amen_full.flac", "solo_drums/sonic-pi/loop_compus.flac",
-                  "solo_drums/sonic-pi/drum_heavy_kick.flac"],
-        "bass": ["solo_bass/tinysol_Cb-ord-A2-mf-2c-N.wav", "solo_bass/sonic-pi/bass_voxy_c.flac",
-                 "solo_bass/phenicx_beethoven_doublebass.wav"],
+        "vocals": [
+            "solo_vocals/vocadito_1.wav",
+            "solo_vocals/jingju_lseh-Tan_Yang_jia-Hong_yang_dong-qm.wav",
+            "solo_vocals/emvd_Singer9_BlackShriek_Mid_i.wav",
+            "solo_vocals/dagstuhl/DCS_LI_QuartetB_Take04_A2_DYN.wav",
+        ],
+        "drums": [
+            "solo_drums/sonic-pi/loop_amen_full.flac",
+            "solo_drums/sonic-pi/loop_compus.flac",
+            "solo_drums/sonic-pi/drum_heavy_kick.flac",
+        ],
+        "bass": [
+            "solo_bass/tinysol_Cb-ord-A2-mf-2c-N.wav",
+            "solo_bass/sonic-pi/bass_voxy_c.flac",
+            "solo_bass/phenicx_beethoven_doublebass.wav",
+        ],
     }[source]
     return [link(data() / rel, root / rel.split("/", 1)[1]) for rel in chosen]
 
@@ -193,17 +276,50 @@ def build_solo(root: Path, source: str) -> list[Path]:
 
 
 def decode(path, rate: int, channel=None, stream=None) -> np.ndarray:
-    """Mono float32 at `rate`: soundfile (or the ffmpeg CLI for a stream of an MP4), mean downmix, soxr."""
+    """Mono float32 at `rate`: soundfile (or the ffmpeg CLI for a stream of an MP4), mean downmix,
+    soxr."""
     import librosa
 
     path = str(path)
     if stream is not None:
-        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"a:{stream}", "-show_entries",
-                                "stream=channels,sample_rate", "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                f"a:{stream}",
+                "-show_entries",
+                "stream=channels,sample_rate",
+                "-of",
+                "csv=p=0",
+                path,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         channels, native = (int(v) for v in probe.stdout.strip().split(","))
         channels, native = sorted((channels, native))
-        raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", f"0:a:{stream}", "-f", "f32le",
-                              "-acodec", "pcm_f32le", "-"], capture_output=True, check=True).stdout
+        raw = subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                path,
+                "-map",
+                f"0:a:{stream}",
+                "-f",
+                "f32le",
+                "-acodec",
+                "pcm_f32le",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
         audio = np.frombuffer(raw, "<f4").reshape(-1, channels)
     else:
         audio, native = sf.read(path, dtype="float32", always_2d=True)
@@ -220,7 +336,9 @@ def expected_patches(wave: np.ndarray, config) -> int:
     pad = spec.n_fft - spec.n_hop
     frames = max(1, -(-(len(wave) + 2 * pad - spec.n_fft) // spec.n_hop) + 1)
     nb_patches = -(-max(0, frames - spec.nb_frames) // spec.patch_hop) + 1
-    padded_wave = np.pad(wave.astype(np.float64), (pad, pad + spec.nb_frames * spec.n_hop + spec.n_fft))
+    padded_wave = np.pad(
+        wave.astype(np.float64), (pad, pad + spec.nb_frames * spec.n_hop + spec.n_fft)
+    )
     span = (spec.nb_frames - 1) * spec.n_hop + spec.n_fft
     count = 0
     for p in range(nb_patches):

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install 'advsep-tf[beam]')")
+pytest.importorskip(
+    "apache_beam", reason="apache-beam is not installed (pip install 'advsep-tf[beam]')"
+)
 
 from advsep_tf.cli import common  # noqa: E402
 from advsep_tf.cli import prepare as prepare_cli  # noqa: E402
@@ -42,7 +44,9 @@ def patch_ids(records):
     for record in records:
         example = tf.train.Example.FromString(record)
         feature = example.features.feature
-        ids.append((feature["track"].bytes_list.value[0].decode(), feature["patch"].int64_list.value[0]))
+        ids.append(
+            (feature["track"].bytes_list.value[0].decode(), feature["patch"].int64_list.value[0])
+        )
     return ids
 
 
@@ -51,7 +55,9 @@ def assert_only_the_shard_set(shard_dir, manifest):
     assert set(os.listdir(shard_dir)) == listed | {MANIFEST}
 
 
-def test_beam_prepare_equals_the_local_prepare_and_trains(tiny_config, tiny_corpus, tiny_shards, tmp_path):
+def test_beam_prepare_equals_the_local_prepare_and_trains(
+    tiny_config, tiny_corpus, tiny_shards, tmp_path
+):
     out = tmp_path / "beam"
     # What interrupted runs leave behind is cleared, never read as part of the shard set.
     (out / f"{STAGING_PREFIX}old").mkdir(parents=True)
@@ -61,8 +67,13 @@ def test_beam_prepare_equals_the_local_prepare_and_trains(tiny_config, tiny_corp
     (out / JOURNAL).write_text("{}")
 
     local = json.loads((tiny_shards / MANIFEST).read_text())
-    manifest = prepare_beam(tiny_config, [("synthetic", str(tiny_corpus))], str(out), examples_per_shard=64,
-                            pipeline_args=IN_PROCESS)
+    manifest = prepare_beam(
+        tiny_config,
+        [("synthetic", str(tiny_corpus))],
+        str(out),
+        examples_per_shard=64,
+        pipeline_args=IN_PROCESS,
+    )
     assert json.loads((out / MANIFEST).read_text()) == manifest
 
     # The same patches: per role, the same multiset of serialized examples...
@@ -80,12 +91,19 @@ def test_beam_prepare_equals_the_local_prepare_and_trains(tiny_config, tiny_corp
     shard_set = ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)
     batch = next(iter(readers.training_dataset(shard_set, tiny_config)))
     b, n = tiny_config.training.batch_size, tiny_config.loss.n_critic
-    assert batch["paired_mixture"].shape == (b, 32, 16, 1) and batch["paired_sources"].shape == (b, 32, 16, 2)
+    assert batch["paired_mixture"].shape == (b, 32, 16, 1) and batch["paired_sources"].shape == (
+        b,
+        32,
+        16,
+        2,
+    )
     assert batch["unpaired_mixtures"].shape == (b, n + 1, 32, 16, 1)
     assert all(np.all(np.isfinite(v.numpy())) for v in batch.values())
 
     with pytest.raises(AdvsepError, match="already holds a prepared shard set"):
-        prepare_beam(tiny_config, [("synthetic", str(tiny_corpus))], str(out), pipeline_args=IN_PROCESS)
+        prepare_beam(
+            tiny_config, [("synthetic", str(tiny_corpus))], str(out), pipeline_args=IN_PROCESS
+        )
 
 
 @pytest.fixture
@@ -100,21 +118,37 @@ def corpus_with_a_broken_track(tiny_corpus, tmp_path):
     return corpus, str(broken / "vocals.wav")
 
 
-def test_bad_input_fails_naming_the_file_or_is_skipped_as_locally(tiny_config, corpus_with_a_broken_track, tmp_path):
+def test_bad_input_fails_naming_the_file_or_is_skipped_as_locally(
+    tiny_config, corpus_with_a_broken_track, tmp_path
+):
     corpus, bad_file = corpus_with_a_broken_track
     datasets = [("synthetic", str(corpus))]
     out = tmp_path / "failed"
     with pytest.raises(AdvsepError) as info:
-        prepare_beam(tiny_config, datasets, str(out), examples_per_shard=16, pipeline_args=IN_PROCESS)
+        prepare_beam(
+            tiny_config, datasets, str(out), examples_per_shard=16, pipeline_args=IN_PROCESS
+        )
     assert str(info.value).startswith(f"{bad_file}: ") and "empty" in str(info.value)
     assert os.listdir(out) == []  # no manifest, no shards, no staging folder, no error note
     with pytest.raises(AdvsepError, match="did not finish"):
         ShardSet.open(str(out))
 
-    local = prepare(tiny_config, datasets, str(tmp_path / "local"), progress=False, examples_per_shard=16,
-                    on_error="skip")
-    manifest = prepare_beam(tiny_config, datasets, str(tmp_path / "skipped"), examples_per_shard=16,
-                            on_error="skip", pipeline_args=IN_PROCESS)
+    local = prepare(
+        tiny_config,
+        datasets,
+        str(tmp_path / "local"),
+        progress=False,
+        examples_per_shard=16,
+        on_error="skip",
+    )
+    manifest = prepare_beam(
+        tiny_config,
+        datasets,
+        str(tmp_path / "skipped"),
+        examples_per_shard=16,
+        on_error="skip",
+        pipeline_args=IN_PROCESS,
+    )
     assert [e["track"] for e in manifest["skipped"]] == ["synthetic:aaa_broken"]
     assert manifest["skipped"][0]["file"] == bad_file
     assert comparable(manifest) == comparable(local)
@@ -129,14 +163,29 @@ def run_cli(argv, capsys):
 
 def test_the_command_line_runs_a_beam_runner(tiny_config, tiny_corpus, tmp_path, capsys):
     out = tmp_path / "shards"
-    base = ["--config", "tiny", "--dataset", f"synthetic={tiny_corpus}", "--out", str(out),
-            "--examples-per-shard", "32"]
-    code, stdout, err = run_cli([*base, "--runner", "DirectRunner", "--beam-option=--direct_num_workers=1"], capsys)
+    base = [
+        "--config",
+        "tiny",
+        "--dataset",
+        f"synthetic={tiny_corpus}",
+        "--out",
+        str(out),
+        "--examples-per-shard",
+        "32",
+    ]
+    code, stdout, err = run_cli(
+        [*base, "--runner", "DirectRunner", "--beam-option=--direct_num_workers=1"], capsys
+    )
     assert code == 0, err
     assert f"Prepared {out} in" in stdout and "train" in stdout and "solo/vocals" in stdout
     manifest = json.loads((out / MANIFEST).read_text())
-    local = prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(tmp_path / "local"), progress=False,
-                    examples_per_shard=32)
+    local = prepare(
+        tiny_config,
+        [("synthetic", str(tiny_corpus))],
+        str(tmp_path / "local"),
+        progress=False,
+        examples_per_shard=32,
+    )
     assert comparable(manifest) == comparable(local)
     assert_only_the_shard_set(out, manifest)
 
@@ -145,8 +194,11 @@ def test_the_command_line_runs_a_beam_runner(tiny_config, tiny_corpus, tmp_path,
     code, _, err = run_cli([*base, "--runner", "DirectRunner", "--overwrite"], capsys)
     assert code == 0, err
     # Usage errors: exit code 2.
-    for extra in (["--beam-option=--direct_num_workers=2"], ["--runner", "DirectRunner", "--workers", "2"],
-                  ["--runner", "NoSuchRunner"]):
+    for extra in (
+        ["--beam-option=--direct_num_workers=2"],
+        ["--runner", "DirectRunner", "--workers", "2"],
+        ["--runner", "NoSuchRunner"],
+    ):
         with pytest.raises(SystemExit) as info:
             prepare_cli.main([*base, "--overwrite", *extra])
         assert info.value.code == 2

@@ -45,8 +45,14 @@ def assert_clear_error(module, argv, capsys, *fragments, exit_code=1):
 
 
 def test_every_command_module_is_declared_as_a_console_script():
-    modules = {p.stem for p in Path(common.__file__).parent.glob("*.py")} - {"__init__", "common", "options"}
-    assert {target.split(":")[0] for target in COMMANDS.values()} == {f"advsep_tf.cli.{m}" for m in modules}
+    modules = {p.stem for p in Path(common.__file__).parent.glob("*.py")} - {
+        "__init__",
+        "common",
+        "options",
+    }
+    assert {target.split(":")[0] for target in COMMANDS.values()} == {
+        f"advsep_tf.cli.{m}" for m in modules
+    }
     assert "advsep-tf-experiment" in COMMANDS
     for name, target in COMMANDS.items():
         module, function = target.split(":")
@@ -55,11 +61,15 @@ def test_every_command_module_is_declared_as_a_console_script():
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_console_scripts_print_help_and_reject_bad_usage(name):
-    script = shutil.which(name, path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    script = shutil.which(
+        name, path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+    )
     assert script, f"{name} is not installed (pip install -e . again after adding it to setup.cfg)"
     shown = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "usage:" in shown.stdout
-    wrong = subprocess.run([script, "--no-such-option"], capture_output=True, text=True, timeout=120)
+    wrong = subprocess.run(
+        [script, "--no-such-option"], capture_output=True, text=True, timeout=120
+    )
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
 
 
@@ -79,28 +89,57 @@ def bad_audio(tmp_path):
     return files
 
 
-@pytest.mark.parametrize("kind, problem", [
-    ("empty", "file is empty (0 bytes)"), ("corrupt", "cannot decode audio"), ("nan", "samples are NaN or infinite"),
-    ("missing", "input file not found"),
-])
+@pytest.mark.parametrize(
+    "kind, problem",
+    [
+        ("empty", "file is empty (0 bytes)"),
+        ("corrupt", "cannot decode audio"),
+        ("nan", "samples are NaN or infinite"),
+        ("missing", "input file not found"),
+    ],
+)
 def test_separate_names_bad_input_files(tiny_run, bad_audio, tmp_path, capsys, kind, problem):
     line = assert_clear_error(
-        separate, [str(bad_audio[kind]), "--model", str(tiny_run), "--out", str(tmp_path / "o"), "--no-progress"],
-        capsys, bad_audio[kind],
+        separate,
+        [
+            str(bad_audio[kind]),
+            "--model",
+            str(tiny_run),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+        capsys,
+        bad_audio[kind],
     )
     assert problem in line
 
 
-@pytest.mark.parametrize("kind, problem", [
-    ("empty", "file is empty (0 bytes)"), ("corrupt", "cannot decode audio"), ("nan", "samples are NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "kind, problem",
+    [
+        ("empty", "file is empty (0 bytes)"),
+        ("corrupt", "cannot decode audio"),
+        ("nan", "samples are NaN or infinite"),
+    ],
+)
 def test_prepare_names_bad_input_files(bad_audio, tmp_path, capsys, kind, problem):
     folder = tmp_path / "mixtures"
     folder.mkdir()
     shutil.copy(bad_audio[kind], folder / bad_audio[kind].name)
     line = assert_clear_error(
-        prepare, ["--config", "tiny", "--dataset", f"mixtures={folder}", "--out", str(tmp_path / "s"), "--no-progress"],
-        capsys, folder / bad_audio[kind].name,
+        prepare,
+        [
+            "--config",
+            "tiny",
+            "--dataset",
+            f"mixtures={folder}",
+            "--out",
+            str(tmp_path / "s"),
+            "--no-progress",
+        ],
+        capsys,
+        folder / bad_audio[kind].name,
     )
     assert problem in line
     assert not (tmp_path / "s" / "manifest.json").exists()
@@ -112,62 +151,138 @@ def test_prepare_names_a_missing_stem_and_mismatched_lengths(tiny_corpus, tmp_pa
     track = sorted(os.listdir(tracks))[0]
     os.remove(tracks / track / "vocals.wav")
     assert_clear_error(
-        prepare, ["--config", "tiny", "--dataset", f"paired={tracks}", "--out", str(tmp_path / "s")],
-        capsys, tracks / track / "vocals.wav", "missing stem",
+        prepare,
+        ["--config", "tiny", "--dataset", f"paired={tracks}", "--out", str(tmp_path / "s")],
+        capsys,
+        tracks / track / "vocals.wav",
+        "missing stem",
     )
-    shutil.copy(tiny_corpus / "musdb18hq" / "train" / track / "vocals.wav", tracks / track / "vocals.wav")
+    shutil.copy(
+        tiny_corpus / "musdb18hq" / "train" / track / "vocals.wav", tracks / track / "vocals.wav"
+    )
     audio, rate = sf.read(tracks / track / "accompaniment.wav")
     sf.write(tracks / track / "accompaniment.wav", audio[: len(audio) // 2], rate)
     assert_clear_error(
-        prepare, ["--config", "tiny", "--dataset", f"paired={tracks}", "--out", str(tmp_path / "s"), "--no-progress"],
-        capsys, "accompaniment.wav", "differ",
+        prepare,
+        [
+            "--config",
+            "tiny",
+            "--dataset",
+            f"paired={tracks}",
+            "--out",
+            str(tmp_path / "s"),
+            "--no-progress",
+        ],
+        capsys,
+        "accompaniment.wav",
+        "differ",
     )
 
 
 def test_unknown_preset_and_dataset_kind(tmp_path, capsys):
-    assert_clear_error(prepare, ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out", str(tmp_path)],
-                       capsys, "unknown preset 'nope'", exit_code=2)  # bad usage
+    assert_clear_error(
+        prepare,
+        ["--config", "nope", "--dataset", f"paired={tmp_path}", "--out", str(tmp_path)],
+        capsys,
+        "unknown preset 'nope'",
+        exit_code=2,
+    )  # bad usage
     with pytest.raises(SystemExit) as exit_info:  # bad usage: argparse's exit code 2
-        run_cli(prepare, ["--config", "tiny", "--dataset", f"karaoke={tmp_path}", "--out", str(tmp_path)], capsys)
+        run_cli(
+            prepare,
+            ["--config", "tiny", "--dataset", f"karaoke={tmp_path}", "--out", str(tmp_path)],
+            capsys,
+        )
     assert exit_info.value.code == 2 and "unknown dataset kind 'karaoke'" in capsys.readouterr().err
-    assert_clear_error(prepare, ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path)],
-                       capsys, tmp_path / "absent", "not found")
+    assert_clear_error(
+        prepare,
+        ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path)],
+        capsys,
+        tmp_path / "absent",
+        "not found",
+    )
     assert_clear_error(demo, ["--config", "nope"], capsys, "unknown preset 'nope'", exit_code=2)
 
 
 def test_train_refuses_mismatched_shards_and_runs(tiny_shards, tiny_run, tmp_path, capsys):
-    assert_clear_error(train, ["--config", "demo", "--shards", str(tiny_shards), "--out", str(tmp_path / "r")],
-                       capsys, tiny_shards / "manifest.json", "spectrogram.n_fft")
-    assert_clear_error(train, ["--config", "tiny", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "r")],
-                       capsys, tmp_path / "none", "not found")
+    assert_clear_error(
+        train,
+        ["--config", "demo", "--shards", str(tiny_shards), "--out", str(tmp_path / "r")],
+        capsys,
+        tiny_shards / "manifest.json",
+        "spectrogram.n_fft",
+    )
+    assert_clear_error(
+        train,
+        ["--config", "tiny", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "r")],
+        capsys,
+        tmp_path / "none",
+        "not found",
+    )
     # An existing run: no silent overwrite, and --resume with other settings is refused.
-    assert_clear_error(train, ["--config", "tiny", "--shards", str(tiny_shards), "--out", str(tiny_run)],
-                       capsys, tiny_run, "--resume")
+    assert_clear_error(
+        train,
+        ["--config", "tiny", "--shards", str(tiny_shards), "--out", str(tiny_run)],
+        capsys,
+        tiny_run,
+        "--resume",
+    )
     changed = tmp_path / "changed.json"
     from advsep_tf.config import load_config
 
     load_config("tiny").replace(separator={"base_filters": 8}).save(str(changed))
-    assert_clear_error(train, ["--config", str(changed), "--shards", str(tiny_shards), "--out", str(tiny_run), "--resume"],
-                       capsys, tiny_run / "config.json", "separator.base_filters")
+    assert_clear_error(
+        train,
+        [
+            "--config",
+            str(changed),
+            "--shards",
+            str(tiny_shards),
+            "--out",
+            str(tiny_run),
+            "--resume",
+        ],
+        capsys,
+        tiny_run / "config.json",
+        "separator.base_filters",
+    )
 
 
 def test_export_and_separate_refuse_mismatched_or_corrupt_checkpoints(tiny_run, tmp_path, capsys):
-    assert_clear_error(export, ["--model", str(tiny_run), "--config", "musdb4", "--out", str(tmp_path / "sm")],
-                       capsys, tiny_run / "model.keras", "sources")
+    assert_clear_error(
+        export,
+        ["--model", str(tiny_run), "--config", "musdb4", "--out", str(tmp_path / "sm")],
+        capsys,
+        tiny_run / "model.keras",
+        "sources",
+    )
     assert not (tmp_path / "sm").exists()
     broken = tmp_path / "broken_run"
     broken.mkdir()
     shutil.copy(tiny_run / "config.json", broken / "config.json")
     (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    assert_clear_error(export, ["--model", str(broken), "--out", str(tmp_path / "sm")], capsys,
-                       broken / "model.keras", "damaged model file")
+    assert_clear_error(
+        export,
+        ["--model", str(broken), "--out", str(tmp_path / "sm")],
+        capsys,
+        broken / "model.keras",
+        "damaged model file",
+    )
     assert not (tmp_path / "sm").exists() and not (tmp_path / "sm.tmp").exists()
     song = tmp_path / "song.wav"
     sf.write(song, np.zeros((8192, 1), np.float32) + 0.1, 8192)
-    assert_clear_error(separate, [str(song), "--model", str(broken), "--out", str(tmp_path / "o")], capsys,
-                       broken / "model.keras")
-    assert_clear_error(separate, [str(song), "--model", str(tmp_path / "absent"), "--out", str(tmp_path / "o")],
-                       capsys, tmp_path / "absent")
+    assert_clear_error(
+        separate,
+        [str(song), "--model", str(broken), "--out", str(tmp_path / "o")],
+        capsys,
+        broken / "model.keras",
+    )
+    assert_clear_error(
+        separate,
+        [str(song), "--model", str(tmp_path / "absent"), "--out", str(tmp_path / "o")],
+        capsys,
+        tmp_path / "absent",
+    )
 
 
 def test_evaluate_names_bad_folders_and_files(tmp_path, capsys):
@@ -176,24 +291,60 @@ def test_evaluate_names_bad_folders_and_files(tmp_path, capsys):
     ests.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for source in ("vocals", "accompaniment"):
-        sf.write(refs / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT")
-        sf.write(ests / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT")
+        sf.write(
+            refs / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT"
+        )
+        sf.write(
+            ests / f"{source}.wav", 0.1 * rng.standard_normal((8192 * 2, 1)), 8192, subtype="FLOAT"
+        )
     bad = np.full((8192 * 2, 1), np.nan, np.float32)
     sf.write(ests / "vocals.wav", bad, 8192, subtype="FLOAT")
-    assert_clear_error(evaluate, ["--estimates", str(tmp_path / "ests"), "--references", str(tmp_path / "refs"),
-                                  "--out", str(tmp_path / "res"), "--no-progress"], capsys, ests / "vocals.wav", "NaN")
-    assert_clear_error(evaluate, ["--estimates", str(tmp_path / "nothing"), "--references", str(tmp_path / "refs"),
-                                  "--out", str(tmp_path / "res")], capsys, tmp_path / "nothing")
+    assert_clear_error(
+        evaluate,
+        [
+            "--estimates",
+            str(tmp_path / "ests"),
+            "--references",
+            str(tmp_path / "refs"),
+            "--out",
+            str(tmp_path / "res"),
+            "--no-progress",
+        ],
+        capsys,
+        ests / "vocals.wav",
+        "NaN",
+    )
+    assert_clear_error(
+        evaluate,
+        [
+            "--estimates",
+            str(tmp_path / "nothing"),
+            "--references",
+            str(tmp_path / "refs"),
+            "--out",
+            str(tmp_path / "res"),
+        ],
+        capsys,
+        tmp_path / "nothing",
+    )
 
 
 def test_verbose_shows_the_traceback(tmp_path, capsys):
-    argv = ["--config", "tiny", "--dataset", f"paired={tmp_path / 'absent'}", "--out", str(tmp_path),
-            "--verbose"]
+    argv = [
+        "--config",
+        "tiny",
+        "--dataset",
+        f"paired={tmp_path / 'absent'}",
+        "--out",
+        str(tmp_path),
+        "--verbose",
+    ]
     code, errors, err = run_cli(prepare, argv, capsys)
     assert code == 1 and "Traceback" in err and errors
 
 
-# -- the options, defined once ----------------------------------------------------------------------
+# -- the options, defined once
+# ----------------------------------------------------------------------
 
 
 def test_options_take_their_choices_and_defaults_from_the_library():
@@ -204,12 +355,16 @@ def test_options_take_their_choices_and_defaults_from_the_library():
     from advsep_tf.separate import CHANNEL_MASKS, DEFAULT_CHUNK_PATCHES, RECONSTRUCTIONS
 
     expected = {
-        "--mode": (config.MODES, None), "--precision": (config.PRECISIONS, None),
+        "--mode": (config.MODES, None),
+        "--precision": (config.PRECISIONS, None),
         "--strategy": (config.STRATEGIES, config.STRATEGIES[0]),
-        "--codec": (tuple(audio.SOUNDFILE_CODECS), "wav"), "--reconstruction": (RECONSTRUCTIONS, RECONSTRUCTIONS[0]),
+        "--codec": (tuple(audio.SOUNDFILE_CODECS), "wav"),
+        "--reconstruction": (RECONSTRUCTIONS, RECONSTRUCTIONS[0]),
         "--channel-masks": (CHANNEL_MASKS, CHANNEL_MASKS[0]),
-        "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES), "--quantize": (litert.QUANTIZATIONS, "none"),
-        "--on-error": (prepare_lib.ON_ERROR, "fail"), "--examples-per-shard": (None, shards.EXAMPLES_PER_SHARD),
+        "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES),
+        "--quantize": (litert.QUANTIZATIONS, "none"),
+        "--on-error": (prepare_lib.ON_ERROR, "fail"),
+        "--examples-per-shard": (None, shards.EXAMPLES_PER_SHARD),
         "--model": (None, config.PRETRAINED),
     }
     for name, (choices, default) in expected.items():
@@ -217,7 +372,10 @@ def test_options_take_their_choices_and_defaults_from_the_library():
         assert tuple(option.get("choices") or ()) == tuple(choices or ()), name
         assert option.get("default") == default, name
     help_text = options.OPTIONS["--config"]["help"]
-    assert help_text[help_text.index("(") + 1 : help_text.index(")")].split(", ") == config.preset_names()
+    assert (
+        help_text[help_text.index("(") + 1 : help_text.index(")")].split(", ")
+        == config.preset_names()
+    )
 
 
 def test_parsing_the_command_line_imports_no_tensorflow():
@@ -233,6 +391,8 @@ def test_parsing_the_command_line_imports_no_tensorflow():
         "        pass\n"
         "print(sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

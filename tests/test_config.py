@@ -76,5 +76,7 @@ def test_differences_name_the_fields():
     a = load_config("paper")
     b = a.replace(spectrogram={"n_fft": 1024, "n_hop": 512})
     assert a.differences(b, Config.DATA_SECTIONS) == ["spectrogram.n_fft", "spectrogram.n_hop"]
-    assert "spectrogram.n_fft: 512 here vs 1024 there" in a.describe_differences(b, Config.DATA_SECTIONS)
+    assert "spectrogram.n_fft: 512 here vs 1024 there" in a.describe_differences(
+        b, Config.DATA_SECTIONS
+    )
     assert a.differences(a.replace(loss={"alpha": 1.0}), Config.DATA_SECTIONS) == []

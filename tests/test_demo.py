@@ -12,7 +12,15 @@ def test_quick_demo_trains_the_three_models_and_compares_them(tmp_path):
     assert result["training"]["adversarial"]["critic_steps"] > 0
     assert result["training"]["synthetic"]["critic_steps"] == 0
     # The same budget: every model takes the same number of separator steps.
-    assert len({result["training"][n]["separator_steps"] for n in ("baseline", "adversarial", "synthetic")}) == 1
+    assert (
+        len(
+            {
+                result["training"][n]["separator_steps"]
+                for n in ("baseline", "adversarial", "synthetic")
+            }
+        )
+        == 1
+    )
     for name, evaluation in result["results"].items():
         assert sorted(evaluation.sources) == ["accompaniment", "vocals"]
         assert len(evaluation.tracks) == 2

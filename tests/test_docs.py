@@ -27,16 +27,29 @@ TERMS = re.compile(r"non-\s*commercial", re.I)
 
 # (pattern, replacement, why). Kept short: each entry makes a documented long run tiny.
 SUBSTITUTIONS = [
-    (r"python3 -m venv \.venv && \.venv/bin/pip install -e \. && \.venv/bin/", "",
-     "the test's own environment is that install"),
-    (r"advsep-tf-demo --out demo_output", "advsep-tf-demo --out demo_output --quick --config tiny --no-progress",
-     "the demo takes 7.5 minutes"),
-    (r"--config (demo|paper|real-ensemble|real-small|real)(?![\w-])", "--config tiny", "tiny networks"),
+    (
+        r"python3 -m venv \.venv && \.venv/bin/pip install -e \. && \.venv/bin/",
+        "",
+        "the test's own environment is that install",
+    ),
+    (
+        r"advsep-tf-demo --out demo_output",
+        "advsep-tf-demo --out demo_output --quick --config tiny --no-progress",
+        "the demo takes 7.5 minutes",
+    ),
+    (
+        r"--config (demo|paper|real-ensemble|real-small|real)(?![\w-])",
+        "--config tiny",
+        "tiny networks",
+    ),
     (r'load_config\("demo"\)', 'load_config("tiny")', "tiny networks"),
     (r"--steps \d+", "--steps 2", "two training steps"),
     (r"steps_per_epoch=100, epochs=10", "steps_per_epoch=2, epochs=1", "two training steps"),
-    (r"--init pretrained", "--init runs/mine",
-     "an adversarial step of the shipped model's size takes about 25 s on a CPU"),
+    (
+        r"--init pretrained",
+        "--init runs/mine",
+        "an adversarial step of the shipped model's size takes about 25 s on a CPU",
+    ),
 ]
 
 # Inputs a file's blocks use without making them: a shard set and a trained run of the tiny preset.
@@ -53,11 +66,17 @@ def substitute(body: str) -> str:
     return body
 
 
-def write_song(path: Path, seconds: float, rate: int, channels: int, seed: int) -> dict[str, np.ndarray]:
+def write_song(
+    path: Path, seconds: float, rate: int, channels: int, seed: int
+) -> dict[str, np.ndarray]:
     """A sung-like tone over noise and a bass line; returns the two stems."""
     t = np.arange(int(seconds * rate)) / rate
     rng = np.random.default_rng(seed)
-    vocals = 0.3 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5 * t)) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    vocals = (
+        0.3
+        * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5 * t))
+        * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    )
     accompaniment = 0.2 * np.sin(2 * np.pi * 110 * t) + 0.05 * rng.standard_normal(t.size)
     stems = {
         "vocals": np.stack([vocals] * channels, axis=1).astype(np.float32),
@@ -69,7 +88,8 @@ def write_song(path: Path, seconds: float, rate: int, channels: int, seed: int) 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_corpus, tiny_shards, tiny_run) -> Path:
-    """What the blocks name as the user's: songs, stems, folders of tracks, mixtures and solo takes."""
+    """What the blocks name as the user's: songs, stems, folders of tracks, mixtures and solo
+    takes."""
     root = tmp_path_factory.mktemp("doc_inputs")
     stems = write_song(root / "song.wav", 3.0, 44100, 2, seed=1)
     (root / "references" / "song").mkdir(parents=True)
@@ -79,7 +99,8 @@ def inputs(tmp_path_factory, tiny_corpus, tiny_shards, tiny_run) -> Path:
     (root / "references" / "other").mkdir()
     for source, stem in other.items():
         sf.write(root / "references" / "other" / f"{source}.wav", stem, 22050)
-    # my_tracks/<song>/{vocals,accompaniment}.wav: the synthetic corpus's paired songs as a user has them
+    # my_tracks/<song>/{vocals,accompaniment}.wav: the synthetic corpus's paired songs as a user
+    # has them
     for role in ("train", "test"):
         for track in sorted((tiny_corpus / "musdb18hq" / role).iterdir()):
             shutil.copytree(track, root / "my_tracks" / track.name)
@@ -103,11 +124,23 @@ def run_block(language: str, body: str, cwd: Path, env: dict) -> subprocess.Comp
 
 @pytest.mark.parametrize("doc", DOC_FILES)
 def test_code_blocks_run(doc, inputs, tmp_path):
-    blocks = [(lang, body) for lang, body in code_blocks((ROOT / doc).read_text()) if lang in RUN_LANGUAGES]
+    blocks = [
+        (lang, body)
+        for lang, body in code_blocks((ROOT / doc).read_text())
+        if lang in RUN_LANGUAGES
+    ]
     if not blocks:
         pytest.skip(f"{doc} has no bash or python blocks")
-    for name in ("song.wav", "other.wav", "references", "my_tracks", "my_songs", "my_vocal_takes", "corpus",
-                 *MADE_ELSEWHERE.get(doc, [])):
+    for name in (
+        "song.wav",
+        "other.wav",
+        "references",
+        "my_tracks",
+        "my_songs",
+        "my_vocal_takes",
+        "corpus",
+        *MADE_ELSEWHERE.get(doc, []),
+    ):
         source = inputs / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -122,7 +155,10 @@ def test_code_blocks_run(doc, inputs, tmp_path):
 
 def test_a_broken_block_fails(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    assert run_block("bash", "advsep-tf-separate missing.wav --out sep/", tmp_path, env).returncode == 1
+    assert (
+        run_block("bash", "advsep-tf-separate missing.wav --out sep/", tmp_path, env).returncode
+        == 1
+    )
     assert run_block("python", "import advsep_tf.no_such_module", tmp_path, env).returncode == 1
 
 
@@ -130,9 +166,15 @@ def test_every_fenced_block_is_marked_and_no_code_is_indented():
     for doc in DOC_FILES:
         text = (ROOT / doc).read_text()
         for language, _body in code_blocks(text):
-            assert language, f"{doc}: a ``` block without a language (bash, python, text or console)"
+            assert language, (
+                f"{doc}: a ``` block without a language (bash, python, text or console)"
+            )
         outside = FENCE.sub("", text)
-        indented = [line for line in outside.splitlines() if re.match(r"    \S", line) and "advsep-tf" in line]
+        indented = [
+            line
+            for line in outside.splitlines()
+            if re.match(r"    \S", line) and "advsep-tf" in line
+        ]
         assert not indented, f"{doc}: indented code escapes the test: {indented[:2]}"
 
 
@@ -141,10 +183,15 @@ def test_readme_is_short_and_links_only_existing_docs():
     assert len(text.splitlines()) <= 250
     for link in re.findall(r"\]\((docs/[^)#]+)", text):
         assert (ROOT / link).is_file(), link
-    assert 'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest' in text
+    assert (
+        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m '
+        "pytest" in text
+    )
     assert text.count(".venv/bin/python -m pytest") == 1
-    assert 'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest' in (
-        ROOT / ".ci" / "run").read_text()
+    assert (
+        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m '
+        "pytest" in (ROOT / ".ci" / "run").read_text()
+    )
 
 
 # --- the shipped model's terms ---

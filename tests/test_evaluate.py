@@ -106,7 +106,10 @@ def test_near_perfect_estimates_score_high(scored):
         assert good.aggregate[source]["SDR"]["median"] > 20
     for row in good.rows:
         assert set(row.scores) == set(METRICS)
-        assert all(row.scores[m] is not None and np.isfinite(row.scores[m]) for m in ("SDR", "SIR", "SAR", "ISR"))
+        assert all(
+            row.scores[m] is not None and np.isfinite(row.scores[m])
+            for m in ("SDR", "SIR", "SAR", "ISR")
+        )
         # The fixtures' sources never fall silent: there is no pause to measure leakage in.
         assert row.scores["leakage"] is None or np.isfinite(row.scores["leakage"])
 
@@ -130,13 +133,20 @@ def test_mixture_as_estimate_scores_the_sum_of_the_stems(scored, tmp_path):
 
 
 def test_mixture_as_estimate_reads_mixture_wav(tmp_path, references):
-    quiet_vocals = {t: dict(s, mixture=0.5 * s["vocals"] + s["accompaniment"]) for t, s in references.items()}
+    quiet_vocals = {
+        t: dict(s, mixture=0.5 * s["vocals"] + s["accompaniment"]) for t, s in references.items()
+    }
     references_dir = _write_tree(tmp_path / "references", quiet_vocals)
     from_file = evaluate_mixture_as_estimate(references_dir)
     summed = evaluate_mixture_as_estimate(_write_tree(tmp_path / "no_mixture", references))
     # Less vocals in the mixture: a worse vocals estimate, a better accompaniment one.
-    assert from_file.aggregate["vocals"]["SDR"]["mean"] < summed.aggregate["vocals"]["SDR"]["mean"] - 1
-    assert from_file.aggregate["accompaniment"]["SDR"]["mean"] > summed.aggregate["accompaniment"]["SDR"]["mean"] + 1
+    assert (
+        from_file.aggregate["vocals"]["SDR"]["mean"] < summed.aggregate["vocals"]["SDR"]["mean"] - 1
+    )
+    assert (
+        from_file.aggregate["accompaniment"]["SDR"]["mean"]
+        > summed.aggregate["accompaniment"]["SDR"]["mean"] + 1
+    )
 
     short = quiet_vocals["track_b"]["mixture"][:-10]
     sf.write(references_dir / "track_b" / "mixture.wav", short, SAMPLE_RATE, subtype="FLOAT")
@@ -163,7 +173,13 @@ def test_results_json_round_trips(scored):
 def test_round_trip_keeps_undefined_and_infinite_scores(tmp_path):
     from advsep_tf.evaluate import SourceScores, save_result
 
-    scores = {"SDR": float("inf"), "SIR": None, "SAR": 12.345678901234567, "ISR": -3.5, "leakage": -31.25}
+    scores = {
+        "SDR": float("inf"),
+        "SIR": None,
+        "SAR": 12.345678901234567,
+        "ISR": -3.5,
+        "leakage": -31.25,
+    }
     result = EvaluationResult(
         rows=[SourceScores("t", "vocals", dict(scores)), SourceScores("t", "drums", dict(scores))],
         sources=["vocals", "drums"],
@@ -335,7 +351,9 @@ def test_real_musdb_excerpts(tmp_path):
 def test_a_silent_estimate_is_scored_low_not_dropped(tmp_path, references):
     estimates = {t: dict(s) for t, s in references.items()}
     estimates["track_a"]["vocals"] = np.zeros_like(estimates["track_a"]["vocals"])
-    result = evaluate_folders(_write_tree(tmp_path / "estimates", estimates), _write_tree(tmp_path / "refs", references))
+    result = evaluate_folders(
+        _write_tree(tmp_path / "estimates", estimates), _write_tree(tmp_path / "refs", references)
+    )
     scores = {(r.track, r.source): r.scores["SDR"] for r in result.rows}
     # Outputting nothing scores about 0 dB (the target and the error are the reference itself).
     assert scores[("track_a", "vocals")] is not None and abs(scores[("track_a", "vocals")]) < 0.5
@@ -344,7 +362,9 @@ def test_a_silent_estimate_is_scored_low_not_dropped(tmp_path, references):
     silent = {t: dict(s) for t, s in references.items()}
     silent["track_a"]["vocals"] = np.zeros_like(silent["track_a"]["vocals"])
     with pytest.raises(AdvsepError, match="all samples are zero"):
-        evaluate_folders(_write_tree(tmp_path / "e2", references), _write_tree(tmp_path / "r2", silent))
+        evaluate_folders(
+            _write_tree(tmp_path / "e2", references), _write_tree(tmp_path / "r2", silent)
+        )
 
 
 def test_leakage_is_the_estimates_energy_over_the_mixtures_where_the_reference_is_silent():
@@ -353,7 +373,7 @@ def test_leakage_is_the_estimates_energy_over_the_mixtures_where_the_reference_i
     rate = 1000
     rng = np.random.default_rng(0)
     voice = rng.standard_normal((4 * rate, 1))
-    voice[2 * rate:] = 0.0  # a two-second vocal pause
+    voice[2 * rate :] = 0.0  # a two-second vocal pause
     music = rng.standard_normal((4 * rate, 1))
     mixture = voice + music
     # An estimate that keeps 1% of the music's amplitude in the pause: -40 dB of the mixture there.
@@ -367,8 +387,14 @@ def test_leakage_is_the_estimates_energy_over_the_mixtures_where_the_reference_i
 def test_results_hold_the_leakage_and_old_results_without_it_still_load(tmp_path):
     from advsep_tf.evaluate import EvaluationResult, SourceScores
 
-    result = EvaluationResult(rows=[SourceScores("t", "vocals", {"SDR": 1.0, "SIR": 2.0, "SAR": 3.0, "ISR": 4.0,
-                                                                "leakage": -30.0})], sources=["vocals"])
+    result = EvaluationResult(
+        rows=[
+            SourceScores(
+                "t", "vocals", {"SDR": 1.0, "SIR": 2.0, "SAR": 3.0, "ISR": 4.0, "leakage": -30.0}
+            )
+        ],
+        sources=["vocals"],
+    )
     data = result.to_dict()
     assert EvaluationResult.from_dict(data).aggregate["vocals"]["leakage"]["mean"] == -30.0
     del data["tracks"]["t"]["vocals"]["leakage"]
@@ -393,14 +419,21 @@ def test_evaluate_all_scores_models_oracle_and_mixture(scored, tmp_path):
 
     good_dir = Path(scored["good"].estimates_dir)
     results = evaluate_all(
-        scored["references_dir"], {"good": good_dir}, tmp_path / "out", oracle="tiny",
-        progress=progress, with_audio=lambda r: seen.update(
-            {name: Path(result.estimates_dir).is_dir() for name, result in r.items()
-             if result.estimates_dir}),
+        scored["references_dir"],
+        {"good": good_dir},
+        tmp_path / "out",
+        oracle="tiny",
+        progress=progress,
+        with_audio=lambda r: seen.update(
+            {
+                name: Path(result.estimates_dir).is_dir()
+                for name, result in r.items()
+                if result.estimates_dir
+            }
+        ),
     )
     assert list(results) == ["good", ORACLE, MIXTURE]
-    assert labels == ["score good", "oracle estimates", "score oracle",
-                      "score mixture as estimate"]
+    assert labels == ["score good", "oracle estimates", "score oracle", "score mixture as estimate"]
     assert results["good"].rows == scored["good"].rows
     assert results[MIXTURE].rows == evaluate_mixture_as_estimate(scored["references_dir"]).rows
     for name in results:
@@ -416,15 +449,24 @@ def test_evaluate_all_scores_models_oracle_and_mixture(scored, tmp_path):
 
     # reuse: what is saved is loaded, nothing is scored again.
     labels.clear()
-    again = evaluate_all(scored["references_dir"], {"good": good_dir}, tmp_path / "out",
-                         oracle="tiny", progress=progress, reuse=True)
+    again = evaluate_all(
+        scored["references_dir"],
+        {"good": good_dir},
+        tmp_path / "out",
+        oracle="tiny",
+        progress=progress,
+        reuse=True,
+    )
     assert labels == [] and again == results
 
     table = format_table(results, title="all")
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0] == "| source | model | SDR | SIR | SAR | ISR | leakage | tracks |"
     assert [row.split("|")[2].strip() for row in rows[1:4]] == [
-        "good", "oracle", "mixture as estimate"]
+        "good",
+        "oracle",
+        "mixture as estimate",
+    ]
     assert "∞ / ∞" in rows[3] and "SAR ∞" in table
     with pytest.raises(AdvsepError, match="oracle"):
         evaluate_all(scored["references_dir"], {"oracle": good_dir})

@@ -14,7 +14,8 @@ SECONDS = 4.0
 
 
 def _two_stem_tree(root, data):
-    """references/<track>/{mixture,vocals,accompaniment}.wav and estimates = the mixture for each."""
+    """references/<track>/{mixture,vocals,accompaniment}.wav and estimates = the mixture for
+    each."""
     references, estimates = root / "references", root / "mixture_as_estimate"
     tracks = sorted(p for p in (data / "paired_4stem").iterdir() if p.is_dir())
     for track in tracks:
@@ -23,9 +24,17 @@ def _two_stem_tree(root, data):
             audio, rate = sf.read(track / f"{name}.wav", dtype="float32", always_2d=True)
             stems[name] = audio[: int(SECONDS * rate)]
         accompaniment = stems["drums"] + stems["bass"] + stems["other"]
-        for folder, content in ((references, {"mixture": stems["mixture"], "vocals": stems["vocals"],
-                                              "accompaniment": accompaniment}),
-                                (estimates, {"vocals": stems["mixture"], "accompaniment": stems["mixture"]})):
+        for folder, content in (
+            (
+                references,
+                {
+                    "mixture": stems["mixture"],
+                    "vocals": stems["vocals"],
+                    "accompaniment": accompaniment,
+                },
+            ),
+            (estimates, {"vocals": stems["mixture"], "accompaniment": stems["mixture"]}),
+        ):
             (folder / track.name).mkdir(parents=True)
             for name, audio in content.items():
                 sf.write(folder / track.name / f"{name}.wav", audio, rate, subtype="FLOAT")
@@ -36,19 +45,44 @@ def test_evaluate_real_clips_with_oracle(tmp_path, capsys):
     data = shared_data_or_skip()
     references, estimates, tracks = _two_stem_tree(tmp_path, data)
     out = tmp_path / "results"
-    code = common.run(evaluate_cli.main, ["--estimates", str(estimates), "--references", str(references),
-                                          "--out", str(out), "--oracle", "paper", "--no-progress"])
+    code = common.run(
+        evaluate_cli.main,
+        [
+            "--estimates",
+            str(estimates),
+            "--references",
+            str(references),
+            "--out",
+            str(out),
+            "--oracle",
+            "paper",
+            "--no-progress",
+        ],
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    table_rows = [line for line in printed.out.splitlines() if line.startswith("| vocals") or line.startswith("| accompaniment")]
+    table_rows = [
+        line
+        for line in printed.out.splitlines()
+        if line.startswith("| vocals") or line.startswith("| accompaniment")
+    ]
     assert len(table_rows) == 4  # the model table and the comparison, two sources each
-    header = next(line for line in printed.out.splitlines() if line.startswith("| source | mixture_as_estimate SDR"))
+    header = next(
+        line
+        for line in printed.out.splitlines()
+        if line.startswith("| source | mixture_as_estimate SDR")
+    )
     assert "oracle SDR" in header and "oracle ISR" in header
 
     poor, oracle = load_result(out / "results.json"), load_result(out / "oracle" / "results.json")
-    assert sorted(poor.tracks) == sorted(tracks) and sorted(poor.sources) == ["accompaniment", "vocals"]
+    assert sorted(poor.tracks) == sorted(tracks) and sorted(poor.sources) == [
+        "accompaniment",
+        "vocals",
+    ]
     for source in ("vocals", "accompaniment"):
-        assert oracle.aggregate[source]["SDR"]["mean"] > poor.aggregate[source]["SDR"]["mean"] + 3.0, source
+        assert (
+            oracle.aggregate[source]["SDR"]["mean"] > poor.aggregate[source]["SDR"]["mean"] + 3.0
+        ), source
     # The JSON round-trips exactly.
     again = json.loads((out / "results.json").read_text())
     assert load_result(out / "results.json").to_dict() == poor.to_dict()
@@ -57,13 +91,16 @@ def test_evaluate_real_clips_with_oracle(tmp_path, capsys):
     assert (out / "comparison.md").read_text().count("|") > 20
 
     compared = tmp_path / "compared"
-    code = common.run(evaluate_cli.main, ["--compare", str(out), str(out / "oracle"), "--out", str(compared)])
+    code = common.run(
+        evaluate_cli.main, ["--compare", str(out), str(out / "oracle"), "--out", str(compared)]
+    )
     assert code == 0 and (compared / "boxplot_sdr.png").is_file()
     assert "results SDR" in capsys.readouterr().out
 
 
 def test_oracle_matches_the_references_when_sources_do_not_overlap(tmp_path):
-    """Two sources in disjoint frequency bands: the ideal ratio mask separates them almost perfectly."""
+    """Two sources in disjoint frequency bands: the ideal ratio mask separates them almost
+    perfectly."""
     from advsep_tf.config import load_config
     from advsep_tf.evaluate import evaluate_folders, write_oracle_estimates
 

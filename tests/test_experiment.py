@@ -26,9 +26,16 @@ def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(experiment):
     assert set(result["results"]) == {"baseline", "V", "VA", "oracle"}
     assert result["training"]["baseline"]["critic_steps"] == 0
     n_critic = load_config("tiny").loss.n_critic
-    assert result["training"]["V"]["critic_steps"] == result["training"]["VA"]["critic_steps"] == 4 * n_critic
-    for name, evaluation in result["results"].items():
-        assert len(evaluation.tracks) == 2 and sorted(evaluation.sources) == ["accompaniment", "vocals"]
+    assert (
+        result["training"]["V"]["critic_steps"]
+        == result["training"]["VA"]["critic_steps"]
+        == 4 * n_critic
+    )
+    for evaluation in result["results"].values():
+        assert len(evaluation.tracks) == 2 and sorted(evaluation.sources) == [
+            "accompaniment",
+            "vocals",
+        ]
     # The oracle mask is an upper bound: it must beat a model trained for four steps.
     oracle = result["results"]["oracle"].aggregate["vocals"]["SDR"]["mean"]
     baseline = result["results"]["baseline"].aggregate["vocals"]["SDR"]["mean"]
@@ -43,17 +50,27 @@ def test_paper_experiment_trains_and_evaluates_baseline_v_and_va(experiment):
 
 def test_experiment_report_in_chromium(experiment):
     out, result = experiment
-    assert (out / "report.html").is_file() and (out / "results" / "mixture" / "results.json").is_file()
+    assert (out / "report.html").is_file() and (
+        out / "results" / "mixture" / "results.json"
+    ).is_file()
     with browser.chromium() as driver:
-        # The test songs last 4 s, less than the default 10 s excerpt: each player holds a whole song.
+        # The test songs last 4 s, less than the default 10 s excerpt: each player holds a whole
+        # song.
         seen = browser.check_report_page(driver, out / "report.html", SCALE.duration)
         shown = {os.path.basename(image["src"]) for image in seen["images"]}
         assert {"boxplot_sdr.png", "training_curves.png", "critic_gradients.png"} <= shown
         browser.assert_summary_matches(
             browser.summary_cells(driver),
-            {name: out / "results" / folder / "results.json"
-             for name, folder in [("baseline", "baseline"), ("V", "V"), ("VA", "VA"), ("oracle", "oracle"),
-                                  (MIXTURE_LABEL, "mixture")]},
+            {
+                name: out / "results" / folder / "results.json"
+                for name, folder in [
+                    ("baseline", "baseline"),
+                    ("V", "V"),
+                    ("VA", "VA"),
+                    ("oracle", "oracle"),
+                    (MIXTURE_LABEL, "mixture"),
+                ]
+            },
         )
         tracks = result["results"]["oracle"].tracks
         assert browser.per_track_order(driver) == sorted(tracks)

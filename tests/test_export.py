@@ -28,7 +28,8 @@ STANDALONE = textwrap.dedent(
     estimates = loaded.signatures["separate_spectrogram"](patches=patches)["estimates"]
     assert "advsep_tf" not in sys.modules
     np.savez(out, **{k: v.numpy()[0] for k, v in outputs.items()})
-    print(json.dumps({"rate": rate, "sources": config["sources"], "estimates_shape": estimates.shape.as_list()}))
+    print(json.dumps({"rate": rate, "sources": config["sources"], "estimates_shape":
+    estimates.shape.as_list()}))
     """
 )
 
@@ -41,7 +42,8 @@ def saved_model(tiny_run, tmp_path_factory):
 
 
 def serve(saved_model, mixture):
-    """The SavedModel's serving_default on a mono `mixture` (n,), in this process: {source: (n,)}."""
+    """The SavedModel's serving_default on a mono `mixture` (n,), in this process: {source:
+    (n,)}."""
     import tensorflow as tf
 
     outputs = tf.saved_model.load(str(saved_model)).signatures["serving_default"](
@@ -62,17 +64,24 @@ def test_the_savedmodel_computes_the_trained_separator(saved_model, tiny_run, ti
     loaded = tf.saved_model.load(str(saved_model))
     embedded = json.loads(loaded.config()["config_json"].numpy())
     assert json.loads((saved_model / "assets" / "advsep_tf_config.json").read_text()) == embedded
-    assert embedded["sources"] == tiny_config.sources and embedded["spectrogram"] == tiny_config.to_dict()["spectrogram"]
+    assert (
+        embedded["sources"] == tiny_config.sources
+        and embedded["spectrogram"] == tiny_config.to_dict()["spectrogram"]
+    )
     # The trained weights: the spectrogram endpoint equals the run's separator on the same patches.
     spec = tiny_config.spectrogram
-    patches = tf.random.stateless_uniform([5, spec.nb_bins, spec.nb_frames, 1], seed=[1, 2], maxval=3.0)
+    patches = tf.random.stateless_uniform(
+        [5, spec.nb_bins, spec.nb_frames, 1], seed=[1, 2], maxval=3.0
+    )
     exported = loaded.signatures["separate_spectrogram"](patches=patches)["estimates"].numpy()
     trained = load_run_model(str(tiny_run)).separator(patches, training=False).numpy()
     np.testing.assert_allclose(exported, trained, atol=1e-5)
     assert np.abs(trained).max() > 1e-3  # not a separator that outputs nothing
     # Whole songs: the serving signature separates a clip as the Python separator does.
     mixture, _ = verification.probe(tiny_config.sources, tiny_config.audio.sample_rate, 3.3)
-    python = Separator.from_checkpoint(str(tiny_run)).separate(mixture, tiny_config.audio.sample_rate)
+    python = Separator.from_checkpoint(str(tiny_run)).separate(
+        mixture, tiny_config.audio.sample_rate
+    )
     served = serve(saved_model, mixture)
     for source in tiny_config.sources:
         assert served[source].shape == mixture.shape
@@ -80,17 +89,30 @@ def test_the_savedmodel_computes_the_trained_separator(saved_model, tiny_run, ti
     assert not [name for name in os.listdir(saved_model.parent) if is_temporary(name)]
 
 
-def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(saved_model, tiny_run, tmp_path, tiny_config):
+def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(
+    saved_model, tiny_run, tmp_path, tiny_config
+):
     rate = tiny_config.audio.sample_rate
     rng = np.random.default_rng(5)
     t = np.arange(int(4.2 * rate)) / rate
-    song = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * rng.standard_normal(t.size)], 1).astype(np.float32)
+    song = np.stack(
+        [0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * rng.standard_normal(t.size)], 1
+    ).astype(np.float32)
     wav = tmp_path / "probe.wav"
     sf.write(wav, song, rate, subtype="FLOAT")
 
     result = subprocess.run(
-        [sys.executable, "-c", STANDALONE, str(saved_model), str(wav), str(tmp_path / "served.npz")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            STANDALONE,
+            str(saved_model),
+            str(wav),
+            str(tmp_path / "served.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
@@ -100,15 +122,23 @@ def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(saved_mode
 
     for model in (tiny_run, saved_model):  # a training run, and the SavedModel itself
         out = tmp_path / f"cli_{model.name}"
-        assert common.run(separate_main, [str(wav), "--model", str(model), "--out", str(out), "--no-progress"]) == 0
+        assert (
+            common.run(
+                separate_main, [str(wav), "--model", str(model), "--out", str(out), "--no-progress"]
+            )
+            == 0
+        )
         for source in tiny_config.sources:
-            stem, stem_rate = sf.read(out / "probe" / f"{source}.wav", dtype="float32", always_2d=True)
+            stem, stem_rate = sf.read(
+                out / "probe" / f"{source}.wav", dtype="float32", always_2d=True
+            )
             assert stem_rate == rate and stem.shape == song.shape == served[source].shape
             # Stated tolerance: float32 round-off between two runs of the same graph.
             np.testing.assert_allclose(served[source], stem, atol=1e-4)
 
 
-# -- deployment acceptance: real clip, saved_model_cli, failures ------------------------------------
+# -- deployment acceptance: real clip, saved_model_cli, failures
+# ------------------------------------
 
 SAVED_MODEL_REAL_CLIP = textwrap.dedent(
     """
@@ -140,8 +170,17 @@ def test_savedmodel_outside_the_package_separates_a_real_clip_like_the_python_se
     if not clips:
         pytest.skip("no MIR-1K clips in ../shared/data/paired_2stem")
     result = subprocess.run(
-        [sys.executable, "-c", SAVED_MODEL_REAL_CLIP, str(saved_model), str(clips[0]), str(tmp_path / "served.npz")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            SAVED_MODEL_REAL_CLIP,
+            str(saved_model),
+            str(clips[0]),
+            str(tmp_path / "served.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
@@ -156,7 +195,12 @@ def test_savedmodel_outside_the_package_separates_a_real_clip_like_the_python_se
 
 def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(saved_model, tiny_config):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "show", "--dir", str(saved_model), "--all"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [cli, "show", "--dir", str(saved_model), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     signatures = {}
@@ -164,22 +208,33 @@ def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(saved_mode
         name, body = block.split("']", 1)
         tensors = {}
         for kind, tensor, dtype, shape in __import__("re").findall(
-            r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))", body.split("Method name")[0]
+            r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
+            body.split("Method name")[0],
         ):
             tensors[(kind, tensor)] = (dtype, shape)
         signatures[name] = tensors
     nb_bins, nb_frames = tiny_config.spectrogram.nb_bins, tiny_config.spectrogram.nb_frames
     expected_serving = {("inputs", "waveform"): ("DT_FLOAT", "(-1, -1, -1)")}
-    expected_serving.update({("outputs", s): ("DT_FLOAT", "(-1, -1, -1)") for s in tiny_config.sources})
+    expected_serving.update(
+        {("outputs", s): ("DT_FLOAT", "(-1, -1, -1)") for s in tiny_config.sources}
+    )
     assert signatures["serving_default"] == expected_serving
     assert signatures["separate_spectrogram"] == {
         ("inputs", "patches"): ("DT_FLOAT", f"(-1, {nb_bins}, {nb_frames}, 1)"),
-        ("outputs", "estimates"): ("DT_FLOAT", f"(-1, {nb_bins}, {nb_frames}, {tiny_config.nb_stems})"),
+        ("outputs", "estimates"): (
+            "DT_FLOAT",
+            f"(-1, {nb_bins}, {nb_frames}, {tiny_config.nb_stems})",
+        ),
     }
-    assert signatures["config"] == {("outputs", "config_json"): ("DT_STRING", "()"), ("outputs", "version"): ("DT_STRING", "()")}
+    assert signatures["config"] == {
+        ("outputs", "config_json"): ("DT_STRING", "()"),
+        ("outputs", "version"): ("DT_STRING", "()"),
+    }
 
 
-def test_savedmodel_export_prints_what_the_artifact_measures(tiny_run, tmp_path, capsys, tiny_config):
+def test_savedmodel_export_prints_what_the_artifact_measures(
+    tiny_run, tmp_path, capsys, tiny_config
+):
     from advsep_tf.export import verification
     from advsep_tf.export.saved_model import PROBE_SECONDS, VERIFY_TOLERANCE
     from advsep_tf.separate import Separator
@@ -187,14 +242,20 @@ def test_savedmodel_export_prints_what_the_artifact_measures(tiny_run, tmp_path,
     out = tmp_path / "sm"
     assert common.run(export_main, ["--model", str(tiny_run), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    found = re.search(r"\(([\d.]+) MB\).* on a ([\d.]+) s probe: max abs error (\S+), SDR vs Python output (\S+) dB", line)
+    found = re.search(
+        r"\(([\d.]+) MB\).* on a ([\d.]+) s probe: max abs error (\S+), SDR vs Python output "
+        r"(\S+) dB",
+        line,
+    )
     assert found, line
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert found[1] == f"{size / 1e6:.2f}" and float(found[2]) == PROBE_SECONDS
     # The numbers are the artifact's: its output on the probe, measured again here.
     rate = tiny_config.audio.sample_rate
     probe, _ = verification.probe(tiny_config.sources, rate, PROBE_SECONDS)
-    measured = verification.compare(Separator.from_checkpoint(str(tiny_run)).separate(probe, rate), serve(out, probe))
+    measured = verification.compare(
+        Separator.from_checkpoint(str(tiny_run)).separate(probe, rate), serve(out, probe)
+    )
     printed_error = float(found[3].rstrip(","))
     assert printed_error <= VERIFY_TOLERANCE and measured["max_abs_error"] <= VERIFY_TOLERANCE
     assert printed_error == pytest.approx(measured["max_abs_error"], rel=0.5, abs=1e-6)
@@ -206,7 +267,9 @@ def _leaves_nothing(tmp_path, out):
     assert os.listdir(tmp_path) == ["bad_run"] or os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")])
+@pytest.mark.parametrize(
+    "fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")]
+)
 def test_a_checkpoint_of_another_config_is_refused(tiny_run, tmp_path, capsys, fmt, name):
     out = tmp_path / name
     argv = ["--model", str(tiny_run), "--format", fmt, "--out", str(out), "--config", "demo"]
@@ -217,14 +280,18 @@ def test_a_checkpoint_of_another_config_is_refused(tiny_run, tmp_path, capsys, f
     _leaves_nothing(tmp_path, out)
 
 
-@pytest.mark.parametrize("fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")])
+@pytest.mark.parametrize(
+    "fmt, name", [("saved_model", "serving/advsep/1"), ("litert", "models/advsep.tflite")]
+)
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_corrupt_checkpoint_is_refused(tiny_run, tmp_path, capsys, fmt, name, damage):
     bad = tmp_path / "bad_run"
     bad.mkdir()
     (bad / "config.json").write_bytes((tiny_run / "config.json").read_bytes())
     original = (tiny_run / "model.keras").read_bytes()
-    (bad / "model.keras").write_bytes(b"not a keras file" * 10 if damage == "garbage" else original[: len(original) // 2])
+    (bad / "model.keras").write_bytes(
+        b"not a keras file" * 10 if damage == "garbage" else original[: len(original) // 2]
+    )
     out = tmp_path / name
     assert common.run(export_main, ["--model", str(bad), "--format", fmt, "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
@@ -233,7 +300,9 @@ def test_a_corrupt_checkpoint_is_refused(tiny_run, tmp_path, capsys, fmt, name, 
     _leaves_nothing(tmp_path, out)
 
 
-def test_a_savedmodel_beyond_tolerance_is_refused_and_removed(tiny_run, tmp_path, monkeypatch, capsys):
+def test_a_savedmodel_beyond_tolerance_is_refused_and_removed(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
     from advsep_tf.export import saved_model as saved_model_module
 
     monkeypatch.setattr(saved_model_module, "VERIFY_TOLERANCE", -1.0)  # nothing passes

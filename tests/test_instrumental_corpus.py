@@ -48,8 +48,11 @@ def deb(tmp_path_factory):
         "Maintainer: Nobody <nobody@example.org>\nDescription: fixture music\n"
     )
     path = tree.parent / f"{NAME}_{VERSION}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(tree), str(path)],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -83,7 +86,8 @@ def test_fetch_writes_the_manifest(tmp_path, deb):
 
 
 def test_verify_names_a_changed_file_and_refetch_restores_a_missing_one(
-        tmp_path, deb, monkeypatch, capsys):
+    tmp_path, deb, monkeypatch, capsys
+):
     apt_get, apt_cache = stand_ins(tmp_path, deb)
     monkeypatch.setenv(corpus.APT_GET_ENV, apt_get[0])
     monkeypatch.setenv(corpus.APT_CACHE_ENV, apt_cache[0])
@@ -110,8 +114,10 @@ def test_verify_names_a_changed_file_and_refetch_restores_a_missing_one(
     assert corpus.run_main(["verify", "--out", str(out)]) == 0
     # The manifest reproduces the folder elsewhere.
     again = tmp_path / "again"
-    assert corpus.run_main(["fetch", "--manifest", str(out / "manifest.json"),
-                            "--out", str(again)]) == 0
+    assert (
+        corpus.run_main(["fetch", "--manifest", str(out / "manifest.json"), "--out", str(again)])
+        == 0
+    )
     assert battle.read_bytes() == (again / battle.relative_to(out)).read_bytes()
 
 

@@ -129,9 +129,14 @@ def test_the_cycle_check_finds_a_cycle():
 def test_importing_the_separator_prints_nothing_and_every_public_name_resolves(tmp_path):
     code = "from advsep_tf import Separator\n"
     # The user's own TF_CPP_MIN_LOG_LEVEL (this process has advsep_tf's) would be respected.
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path,
-                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    quiet = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert (quiet.stdout, quiet.stderr) == ("", "")
 
@@ -147,14 +152,20 @@ def test_importing_the_separator_prints_nothing_and_every_public_name_resolves(t
 
 def test_importing_the_package_imports_no_tensorflow():
     code = "import sys, advsep_tf; print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.stdout.strip() == "False", result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("n_fft, n_hop, nb_frames, seconds", [
-    (512, 256, 64, 30.0), (64, 32, 16, None), (1024, 256, 128, 10.0),
-])
+@pytest.mark.parametrize(
+    "n_fft, n_hop, nb_frames, seconds",
+    [
+        (512, 256, 64, 30.0),
+        (64, 32, 16, None),
+        (1024, 256, 128, 10.0),
+    ],
+)
 def test_the_litert_runner_plans_the_segments_the_walker_runs(n_fft, n_hop, nb_frames, seconds):
     from advsep_tf import transforms
     from advsep_tf.export import litert_runner

@@ -62,27 +62,38 @@ def test_dft_matmul_stft_and_istft_match_tf_signal(n_fft, n_hop, length):
 def test_dft_matmul_reconstruct_matches_tf_signal_path():
     n_fft, n_hop, nb_bins = 256, 128, 128
     x = _signal(9000)[None]
-    fft, dft = transforms.STFT(n_fft, n_hop, "tf_signal"), transforms.STFT(n_fft, n_hop, "dft_matmul")
+    fft, dft = (
+        transforms.STFT(n_fft, n_hop, "tf_signal"),
+        transforms.STFT(n_fft, n_hop, "dft_matmul"),
+    )
     real_tf, imag_tf = fft.forward(x)
     real, imag = dft.forward(x)
     log_tf = fft.log_magnitude(real_tf, imag_tf, nb_bins)
     log_dft = dft.log_magnitude(real, imag, nb_bins)
     np.testing.assert_allclose(log_dft.numpy(), log_tf.numpy(), atol=1e-5)
-    # Two "stems": the mixture's own magnitudes (gives the band-limited signal back) and half of them.
+    # Two "stems": the mixture's own magnitudes (gives the band-limited signal back) and half of
+    # them.
     estimates = tf.stack([log_tf, tf.math.log1p(0.5 * tf.math.expm1(log_tf))], axis=1)
     y_tf = fft.reconstruct(estimates, real_tf, imag_tf, x.shape[1]).numpy()
     y_dft = dft.reconstruct(estimates, real, imag, x.shape[1]).numpy()
     assert y_dft.shape == (1, 2, x.shape[1])
     np.testing.assert_allclose(y_dft, y_tf, atol=1e-5)
-    assert np.linalg.norm(y_dft[0, 0] - x[0]) / np.linalg.norm(x) < 2e-2  # only the Nyquist bin is missing
+    assert (
+        np.linalg.norm(y_dft[0, 0] - x[0]) / np.linalg.norm(x) < 2e-2
+    )  # only the Nyquist bin is missing
 
 
 def test_dft_matmul_phase_of_silence_is_angle_zero_like_tf_math_angle():
     n_fft, n_hop = 64, 32
     silence = tf.zeros([1, 640])
-    fft, dft = transforms.STFT(n_fft, n_hop, "tf_signal"), transforms.STFT(n_fft, n_hop, "dft_matmul")
+    fft, dft = (
+        transforms.STFT(n_fft, n_hop, "tf_signal"),
+        transforms.STFT(n_fft, n_hop, "dft_matmul"),
+    )
     real, imag = dft.forward(silence)
-    estimates = tf.ones([1, 1, 32, real.shape[1]])  # magnitude e - 1 everywhere, on a silent mixture
+    estimates = tf.ones(
+        [1, 1, 32, real.shape[1]]
+    )  # magnitude e - 1 everywhere, on a silent mixture
     y_tf = fft.reconstruct(estimates, *fft.forward(silence), 640).numpy()
     y_dft = dft.reconstruct(estimates, real, imag, 640).numpy()
     assert np.all(np.isfinite(y_dft))
@@ -92,7 +103,9 @@ def test_dft_matmul_phase_of_silence_is_angle_zero_like_tf_math_angle():
 # -- segments: the chunked graph equals the whole-song graph --------------------------------------
 
 
-@pytest.mark.parametrize("preset, segment", [("tiny", "default"), ("tiny", "shortest"), ("demo", "shortest")])
+@pytest.mark.parametrize(
+    "preset, segment", [("tiny", "default"), ("tiny", "shortest"), ("demo", "shortest")]
+)
 def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment):
     """The segment graph (before conversion), chunked by the runner's plan, against the whole-song
     graph: equal to round-off for songs shorter than, equal to, and many times a segment."""
@@ -133,7 +146,16 @@ def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment)
 
 def test_a_segment_shorter_than_the_model_context_is_refused(tiny_run, tmp_path, capsys):
     out = tmp_path / "short.tflite"
-    argv = ["--model", str(tiny_run), "--format", "litert", "--out", str(out), "--segment-seconds", "0.05"]
+    argv = [
+        "--model",
+        str(tiny_run),
+        "--format",
+        "litert",
+        "--out",
+        str(out),
+        "--segment-seconds",
+        "0.05",
+    ]
     assert common.run(export_main, argv) == 1
     assert "needs at least" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
@@ -144,12 +166,22 @@ def test_a_segment_shorter_than_the_model_context_is_refused(tiny_run, tmp_path,
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
-    """{quantize: (path, the command's summary line)}: each converted once, through the command line."""
+    """{quantize: (path, the command's summary line)}: each converted once, through the command
+    line."""
     out = tmp_path_factory.mktemp("litert")
     models = {}
     for quantize in litert.QUANTIZATIONS:
         path = out / f"advsep_{quantize}.tflite"
-        argv = ["--model", str(tiny_run), "--format", "litert", "--out", str(path), "--quantize", quantize]
+        argv = [
+            "--model",
+            str(tiny_run),
+            "--format",
+            "litert",
+            "--out",
+            str(path),
+            "--quantize",
+            quantize,
+        ]
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert common.run(export_main, argv) == 0
@@ -174,18 +206,31 @@ def test_export_prints_what_each_tflite_file_computes(exported, tiny_run, tiny_c
     rate = tiny_config.audio.sample_rate
     for quantize, (path, line) in exported.items():
         assert not [name for name in os.listdir(path.parent) if is_temporary(name)]
-        found = re.search(r"\(([\d.]+) MB, (\w+), built-in ops only, segments of ([\d.]+) s\); .* on a ([\d.]+) s "
-                          r"probe: max abs error (\S+), SDR vs Python output (\S+) dB(?:, SDR drop vs true sources "
-                          r"(\S+) dB)?", line)
+        found = re.search(
+            r"\(([\d.]+) MB, (\w+), built-in ops only, segments of ([\d.]+) s\); .* on a ([\d.]+) "
+            r"s "
+            r"probe: max abs error (\S+), SDR vs Python output (\S+) dB(?:, SDR drop vs true "
+            r"sources "
+            r"(\S+) dB)?",
+            line,
+        )
         assert found, line
-        assert found[1] == f"{path.stat().st_size / 1e6:.2f}" and found[2] == ("float32" if quantize == "none" else quantize)
+        assert found[1] == f"{path.stat().st_size / 1e6:.2f}" and found[2] == (
+            "float32" if quantize == "none" else quantize
+        )
         runner = litert_runner.LiteRTSeparator(str(path))
         assert float(found[3]) == pytest.approx(runner.segment_samples / rate, abs=0.01)
-        seconds = max(litert.PROBE_MIN_SECONDS, litert.PROBE_SEGMENTS * runner.segment_samples / rate)
+        seconds = max(
+            litert.PROBE_MIN_SECONDS, litert.PROBE_SEGMENTS * runner.segment_samples / rate
+        )
         assert float(found[4]) == round(seconds, 2)
         mixture, truth = verification.probe(tiny_config.sources, rate, seconds)
-        measured = verification.compare(python_separator.separate(mixture, rate), runner.separate(mixture), truth)
-        assert float(found[5].rstrip(",")) == pytest.approx(measured["max_abs_error"], rel=0.05, abs=1e-6), line
+        measured = verification.compare(
+            python_separator.separate(mixture, rate), runner.separate(mixture), truth
+        )
+        assert float(found[5].rstrip(",")) == pytest.approx(
+            measured["max_abs_error"], rel=0.05, abs=1e-6
+        ), line
         if quantize == "none":
             assert measured["max_abs_error"] <= FLOAT32_MAX_ABS and found[7] is None
         else:
@@ -224,8 +269,13 @@ def test_tflite_metadata_and_signature(tflite_models, tiny_config):
     assert sorted(signature["outputs"]) == sorted(tiny_config.sources)
     runner = Interpreter(model_path=str(path)).get_signature_runner("separate")
     details = runner.get_input_details()
-    assert list(details["waveform"]["shape"]) == [size] and details["waveform"]["dtype"] == np.float32
-    assert list(details["valid_samples"]["shape"]) == [] and details["valid_samples"]["dtype"] == np.int32
+    assert (
+        list(details["waveform"]["shape"]) == [size] and details["waveform"]["dtype"] == np.float32
+    )
+    assert (
+        list(details["valid_samples"]["shape"]) == []
+        and details["valid_samples"]["dtype"] == np.int32
+    )
     assert all(list(d["shape"]) == [size] for d in runner.get_output_details().values())
 
 
@@ -247,7 +297,8 @@ def test_litert_runner_refuses_what_it_cannot_separate(tflite_models, tmp_path):
         litert_runner.read_metadata(str(junk))
 
 
-# -- a real clip, outside the package ---------------------------------------------------------------
+# -- a real clip, outside the package
+# ---------------------------------------------------------------
 
 # Runs in a fresh interpreter that imports neither advsep_tf nor TensorFlow: what a device has.
 STANDALONE = textwrap.dedent(
@@ -265,13 +316,15 @@ STANDALONE = textwrap.dedent(
     for i, model in enumerate(models):
         separator = runner.LiteRTSeparator(model)
         model_rate = separator.sample_rate
-        arrays.update({f"{i}/{k}": v for k, v in separator.separate(soxr.resample(vocals + music, rate, model_rate)).items()})
+        arrays.update({f"{i}/{k}": v for k, v in separator.separate(soxr.resample(vocals + music,
+        rate, model_rate)).items()})
     arrays["mixture"] = soxr.resample(vocals + music, rate, model_rate)
     arrays["true/vocals"] = soxr.resample(vocals, rate, model_rate)
     arrays["true/accompaniment"] = soxr.resample(music, rate, model_rate)
     np.savez(out, **arrays)
     print(json.dumps({"rate": model_rate, "sources": separator.sources,
-                      "imported": sorted(m for m in ("advsep_tf", "tensorflow", "keras") if m in sys.modules)}))
+                      "imported": sorted(m for m in ("advsep_tf", "tensorflow", "keras") if m in
+                      sys.modules)}))
     """
 )
 
@@ -292,13 +345,25 @@ def test_tflite_outside_the_package_separates_a_real_clip_like_the_python_separa
 
     order = list(litert.QUANTIZATIONS)
     result = subprocess.run(
-        [sys.executable, "-c", STANDALONE, str(RUNNER_FILE), str(real_clip), str(tmp_path / "out.npz")]
+        [
+            sys.executable,
+            "-c",
+            STANDALONE,
+            str(RUNNER_FILE),
+            str(real_clip),
+            str(tmp_path / "out.npz"),
+        ]
         + [str(tflite_models[q]) for q in order],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["imported"] == [], info  # numpy + ai-edge-litert (+ soundfile, soxr for the file) only
+    assert info["imported"] == [], (
+        info
+    )  # numpy + ai-edge-litert (+ soundfile, soxr for the file) only
     assert info["rate"] == tiny_config.audio.sample_rate and info["sources"] == tiny_config.sources
     arrays = np.load(tmp_path / "out.npz")
     mixture = arrays["mixture"]
@@ -314,7 +379,10 @@ def test_tflite_outside_the_package_separates_a_real_clip_like_the_python_separa
             assert compared["max_abs_error"] <= FLOAT32_MAX_ABS, compared
         else:
             assert compared["sdr_drop"] <= SDR_DROP[quantize], (quantize, compared)
-            assert compared["sdr_vs_python"] >= litert.SDR_VS_PYTHON_FLOOR[quantize], (quantize, compared)
+            assert compared["sdr_vs_python"] >= litert.SDR_VS_PYTHON_FLOOR[quantize], (
+                quantize,
+                compared,
+            )
 
 
 def test_runner_command_line_writes_stems(tflite_models, tmp_path, tiny_config):
@@ -323,15 +391,25 @@ def test_runner_command_line_writes_stems(tflite_models, tmp_path, tiny_config):
     song, _ = verification.probe(tiny_config.sources, 8192, 1.3)
     sf.write(tmp_path / "song.wav", song, 8192, subtype="FLOAT")
     result = subprocess.run(
-        [sys.executable, str(RUNNER_FILE), str(tflite_models["float16"]), str(tmp_path / "song.wav"), str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(RUNNER_FILE),
+            str(tflite_models["float16"]),
+            str(tmp_path / "song.wav"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     separated = litert_runner.LiteRTSeparator(str(tflite_models["float16"])).separate(song)
     for source in tiny_config.sources:
         stem, rate = sf.read(tmp_path / "out" / "song" / f"{source}.wav", dtype="float32")
         assert rate == 8192 and stem.shape == song.shape
-        np.testing.assert_allclose(stem, separated[source], atol=1e-6)  # what the model computes, written as is
+        np.testing.assert_allclose(
+            stem, separated[source], atol=1e-6
+        )  # what the model computes, written as is
     assert np.abs(separated[tiny_config.sources[0]]).max() > 1e-3
 
 
@@ -348,49 +426,88 @@ def test_runner_writes_stems_at_the_inputs_rate_like_separate(tflite_models, tmp
     (tmp_path / "empty.wav").write_bytes(b"")
     model = str(tflite_models["none"])
     refused = subprocess.run(
-        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"),
-         str(tmp_path / "empty.wav"), str(tmp_path / "refused")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(RUNNER_FILE),
+            model,
+            str(tmp_path / "song.wav"),
+            str(tmp_path / "empty.wav"),
+            str(tmp_path / "refused"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert refused.returncode == 1 and "empty.wav" in refused.stderr, refused.stderr[-2000:]
     assert not (tmp_path / "refused").exists()
     result = subprocess.run(
-        [sys.executable, str(RUNNER_FILE), model, str(tmp_path / "song.wav"),
-         str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(RUNNER_FILE),
+            model,
+            str(tmp_path / "song.wav"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     model_rate = tiny_config.audio.sample_rate
     at_model_rate = soxr.resample(stereo, rate, model_rate).astype(np.float32)
     separated = litert_runner.LiteRTSeparator(model).separate(at_model_rate)
     for source in tiny_config.sources:
-        stem, stem_rate = sf.read(tmp_path / "out" / "song" / f"{source}.wav", dtype="float32",
-                                  always_2d=True)
+        stem, stem_rate = sf.read(
+            tmp_path / "out" / "song" / f"{source}.wav", dtype="float32", always_2d=True
+        )
         assert stem_rate == rate and stem.shape == stereo.shape
         expected = soxr.resample(separated[source], model_rate, rate)[: len(stereo)]
         np.testing.assert_allclose(stem[: len(expected)], expected, atol=1e-5)
-    shown = subprocess.run([sys.executable, str(RUNNER_FILE), "--help"], capture_output=True,
-                           text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, str(RUNNER_FILE), "--help"], capture_output=True, text=True, timeout=60
+    )
     assert shown.returncode == 0 and "input's sample rate" in shown.stdout
 
 
 def test_runner_file_imports_neither_tensorflow_nor_advsep_tf():
     tree = ast.parse(RUNNER_FILE.read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     top_level = {name.split(".")[0] for name in imported}
     # soundfile and soxr: only in its command line, for reading, resampling and writing files.
-    assert top_level <= {"__future__", "json", "os", "sys", "numpy", "ai_edge_litert", "soundfile", "soxr"}, top_level
+    assert top_level <= {
+        "__future__",
+        "json",
+        "os",
+        "sys",
+        "numpy",
+        "ai_edge_litert",
+        "soundfile",
+        "soxr",
+    }, top_level
 
 
-# -- failures leave nothing ---------------------------------------------------------------------------
+# -- failures leave nothing
+# ---------------------------------------------------------------------------
 
 
-def test_a_litert_model_beyond_tolerance_is_refused_and_removed(tiny_run, tmp_path, monkeypatch, capsys):
+def test_a_litert_model_beyond_tolerance_is_refused_and_removed(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setattr(litert, "FLOAT32_TOLERANCE", 0.0)  # nothing passes
     out = tmp_path / "new" / "folder" / "advsep.tflite"
-    assert common.run(export_main, ["--model", str(tiny_run), "--format", "litert", "--out", str(out)]) == 1
+    assert (
+        common.run(export_main, ["--model", str(tiny_run), "--format", "litert", "--out", str(out)])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "differs from the Python separator" in err and "nothing was written" in err
-    assert not (tmp_path / "new").exists()  # neither the file, its .tmp, nor the folders made for it
+    assert not (
+        tmp_path / "new"
+    ).exists()  # neither the file, its .tmp, nor the folders made for it
     assert os.listdir(tmp_path) == []

@@ -34,9 +34,17 @@ def test_fit_on_real_shards_runs_the_adversarial_schedule(tiny_config, tiny_shar
     after = model.critics[0].get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(before, after))
     names = set(history.history)
-    expected = {"loss", "supervised_loss", "adversarial_loss", "additive_loss",
-                "wasserstein_vocals", "wasserstein_accompaniment",
-                "gradient_penalty_vocals", "gradient_penalty_accompaniment", "val_supervised_loss"}
+    expected = {
+        "loss",
+        "supervised_loss",
+        "adversarial_loss",
+        "additive_loss",
+        "wasserstein_vocals",
+        "wasserstein_accompaniment",
+        "gradient_penalty_vocals",
+        "gradient_penalty_accompaniment",
+        "val_supervised_loss",
+    }
     assert expected <= names
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 
@@ -83,7 +91,9 @@ def test_adversarial_gradients_reach_the_separator(tiny_config, tiny_shards):
     assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(reference, pushed))
 
 
-def test_keras_file_round_trip_restores_weights_config_and_optimizers(tiny_config, tiny_shards, tmp_path):
+def test_keras_file_round_trip_restores_weights_config_and_optimizers(
+    tiny_config, tiny_shards, tmp_path
+):
     model = _fit(tiny_config, tiny_shards, steps=2)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -123,7 +133,8 @@ shape = (spec.nb_bins, spec.nb_frames)
 batch = {"paired_mixture": rng.random((b, *shape, 1), np.float32),
          "paired_sources": rng.random((b, *shape, config.nb_stems), np.float32),
          "unpaired_mixtures": rng.random((b, n + 1, *shape, 1), np.float32)}
-batch.update({"solo_" + s: rng.random((b, n, *shape, 1), np.float32) for s in config.critic_sources})
+batch.update({"solo_" + s: rng.random((b, n, *shape, 1), np.float32) for s in
+config.critic_sources})
 model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, epochs=1, verbose=0)
 """
 
@@ -136,11 +147,21 @@ def test_adversarial_steps_print_no_tensorflow_optimizer_errors():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", ADVERSARIAL_STEPS, "demo"], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    result = subprocess.run(
+        [sys.executable, "-c", ADVERSARIAL_STEPS, "demo"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines()
-              if "remapper failed" in line or "LeakyReluGrad" in line or ("meta_optimizer" in line and line.startswith("E"))]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if "remapper failed" in line
+        or "LeakyReluGrad" in line
+        or ("meta_optimizer" in line and line.startswith("E"))
+    ]
     assert not errors, errors
 
 
@@ -153,8 +174,14 @@ def test_the_private_keras_hook_the_model_overrides_is_still_there_and_still_nee
     import pytest
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
-    assert list(inspect.signature(keras.Model._maybe_symbolic_build).parameters) == ["self", "iterator", "data_batch"]
-    assert "self._maybe_symbolic_build(iterator=epoch_iterator)" in inspect.getsource(TensorFlowTrainer.fit)
+    assert list(inspect.signature(keras.Model._maybe_symbolic_build).parameters) == [
+        "self",
+        "iterator",
+        "data_batch",
+    ]
+    assert "self._maybe_symbolic_build(iterator=epoch_iterator)" in inspect.getsource(
+        TensorFlowTrainer.fit
+    )
 
     class NoBatches:
         def __iter__(self):

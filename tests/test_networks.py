@@ -13,7 +13,12 @@ SOURCES = {1: ["vocals"], 2: ["vocals", "accompaniment"], 4: ["vocals", "drums",
 def test_shapes_for_any_k_and_patch_size(nb_stems, nb_bins, nb_frames, depth):
     config = load_config("tiny").replace(
         sources=SOURCES[nb_stems],
-        spectrogram={"nb_bins": nb_bins, "nb_frames": nb_frames, "n_fft": 2 * nb_bins, "n_hop": nb_bins},
+        spectrogram={
+            "nb_bins": nb_bins,
+            "nb_frames": nb_frames,
+            "n_fft": 2 * nb_bins,
+            "n_hop": nb_bins,
+        },
         separator={"depth": depth},
     )
     x = np.random.default_rng(0).random((3, nb_bins, nb_frames, 1)).astype(np.float32)

@@ -19,7 +19,9 @@ def declared() -> set[str]:
     lines = setup_cfg["options"]["install_requires"].splitlines()
     extras = setup_cfg["options.extras_require"]
     lines += [line for name in extras if name != "test" for line in extras[name].splitlines()]
-    names = {re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines if line.strip()}
+    names = {
+        re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines if line.strip()
+    }
     return {normalise(name) for name in names if name and not name.startswith("#")}
 
 

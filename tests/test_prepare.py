@@ -29,11 +29,19 @@ K4 = ["vocals", "drums", "bass", "other"]
 def run_cli(argv, capsys):
     code = common.run(prepare_cli.main, argv)
     captured = capsys.readouterr()
-    return code, captured.out, [line for line in captured.err.splitlines() if line.startswith("error:")], captured.err
+    return (
+        code,
+        captured.out,
+        [line for line in captured.err.splitlines() if line.startswith("error:")],
+        captured.err,
+    )
 
 
 def shard_checksums(manifest):
-    return {role: [(s["file"], s["examples"], s["sha256"]) for s in info["shards"]] for role, info in manifest["roles"].items()}
+    return {
+        role: [(s["file"], s["examples"], s["sha256"]) for s in info["shards"]]
+        for role, info in manifest["roles"].items()
+    }
 
 
 # -- every layout together, under a split spec, into model.fit ------------------------------------
@@ -47,7 +55,10 @@ def build_everything(root, sources):
         ("medleydb", layouts.build_medleydb),
         ("ccmixter", layouts.build_ccmixter),
         ("ikala", layouts.build_ikala),
-        ("paired", layouts.build_paired_aliases if len(sources) == 2 else layouts.build_paired_4stem),
+        (
+            "paired",
+            layouts.build_paired_aliases if len(sources) == 2 else layouts.build_paired_4stem,
+        ),
         ("mixtures", layouts.build_mixtures),
     ]
     datasets = []
@@ -62,16 +73,23 @@ def build_everything(root, sources):
 
 
 def fit_a_few_steps(config, shard_dir, steps=2):
-    from advsep_tf.data_pipelines.readers import training_dataset, validation_dataset, validation_steps
+    from advsep_tf.data_pipelines.readers import (
+        training_dataset,
+        validation_dataset,
+        validation_steps,
+    )
     from advsep_tf.model import AdversarialSeparator
 
     shard_set = ShardSet.open(str(shard_dir), expected=config, verify_checksums=True)
     model = AdversarialSeparator(config)
     model.compile()
     history = model.fit(
-        training_dataset(shard_set, config, random_offsets=True, remix_probability=0.5), steps_per_epoch=steps,
-        epochs=1, validation_data=validation_dataset(shard_set, config),
-        validation_steps=validation_steps(shard_set, config), verbose=0,
+        training_dataset(shard_set, config, random_offsets=True, remix_probability=0.5),
+        steps_per_epoch=steps,
+        epochs=1,
+        validation_data=validation_dataset(shard_set, config),
+        validation_steps=validation_steps(shard_set, config),
+        verbose=0,
     )
     assert int(model.optimizer.iterations) == steps
     assert int(model.critic_optimizer.iterations) == config.loss.n_critic * steps
@@ -86,7 +104,9 @@ def test_all_layouts_in_one_shard_set_under_a_split_spec_train(sources, tmp_path
     config_file = tmp_path / "config.json"
     config.save(str(config_file))
     datasets = build_everything(tmp_path / "corpora", sources)
-    args = ["--config", str(config_file)] + [a for kind, path in datasets for a in ("--dataset", f"{kind}={path}")]
+    args = ["--config", str(config_file)] + [
+        a for kind, path in datasets for a in ("--dataset", f"{kind}={path}")
+    ]
 
     # The generated default spec names every track once and obeys the rule.
     spec_file = tmp_path / "split.yaml"
@@ -112,7 +132,10 @@ def test_all_layouts_in_one_shard_set_under_a_split_spec_train(sources, tmp_path
     spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
 
     out_dir = tmp_path / "shards"
-    code, out, errors, err = run_cli(args + ["--split", str(spec_file), "--out", str(out_dir), "--examples-per-shard", "128"], capsys)
+    code, out, errors, err = run_cli(
+        args + ["--split", str(spec_file), "--out", str(out_dir), "--examples-per-shard", "128"],
+        capsys,
+    )
     assert code == 0, err
     assert "Prepared" in out and "minutes of audio" in out
     manifest = json.loads((out_dir / MANIFEST).read_text())
@@ -122,7 +145,16 @@ def test_all_layouts_in_one_shard_set_under_a_split_spec_train(sources, tmp_path
     assert ("ikala:10161_chorus" in roles["valid"]["tracks"]) == (len(sources) == 2)
     assert not any("ikala:" in t for t in roles["mixtures"]["tracks"])
     origins = {t.split(":")[0] for info in roles.values() for t in info["tracks"]}
-    assert origins >= {"dsd100", "musdb18hq", "musdb18", "medleydb", "ccmixter", "paired", "mixtures", "solo/vocals"}
+    assert origins >= {
+        "dsd100",
+        "musdb18hq",
+        "musdb18",
+        "medleydb",
+        "ccmixter",
+        "paired",
+        "mixtures",
+        "solo/vocals",
+    }
     assert manifest["split"] == str(spec_file) and manifest["skipped"] == []
     fit_a_few_steps(config, out_dir)
 
@@ -138,21 +170,47 @@ def small_corpora(tmp_path):
     return [("ccmixter", str(tmp_path / "ccmixter")), ("paired", str(tmp_path / "mir1k"))]
 
 
-@pytest.mark.parametrize("spec, fragments", [
-    ({"mixtures": ["ccmixter:Kenshin_4_10"], "solo": {"vocals": ["ccmixter:Kenshin_4_10"]}},
-     ["ccmixter:Kenshin_4_10 feeds two unpaired pools (mixtures and solo/vocals)"]),
-    ({"valid": ["ccmixter:amy_6_11"], "mixtures": ["ccmixter:amy_6_11"]}, ["ccmixter:amy_6_11 is in valid and feeds mixtures"]),
-    ({"test": ["paired:abjones_4_08"], "solo": {"accompaniment": ["paired:abjones_4_08"]}},
-     ["paired:abjones_4_08 is in test and feeds solo/accompaniment"]),
-    ({"train": ["amy_16_04"], "valid": ["paired:amy_16_04"]}, ["paired:amy_16_04 is in train and valid"]),
-    ({"mixtures": ["ccmixter:no_such_track"]}, ["names track(s) that no --dataset has: ccmixter:no_such_track"]),
-    ({"solo": {"drums": ["ccmixter:Kenshin_4_10"]}}, ["solo/drums", "not a source"]),
-], ids=["two-pools", "valid-and-pool", "test-and-pool", "train-and-valid", "unknown-track", "unknown-source"])
+@pytest.mark.parametrize(
+    "spec, fragments",
+    [
+        (
+            {"mixtures": ["ccmixter:Kenshin_4_10"], "solo": {"vocals": ["ccmixter:Kenshin_4_10"]}},
+            ["ccmixter:Kenshin_4_10 feeds two unpaired pools (mixtures and solo/vocals)"],
+        ),
+        (
+            {"valid": ["ccmixter:amy_6_11"], "mixtures": ["ccmixter:amy_6_11"]},
+            ["ccmixter:amy_6_11 is in valid and feeds mixtures"],
+        ),
+        (
+            {"test": ["paired:abjones_4_08"], "solo": {"accompaniment": ["paired:abjones_4_08"]}},
+            ["paired:abjones_4_08 is in test and feeds solo/accompaniment"],
+        ),
+        (
+            {"train": ["amy_16_04"], "valid": ["paired:amy_16_04"]},
+            ["paired:amy_16_04 is in train and valid"],
+        ),
+        (
+            {"mixtures": ["ccmixter:no_such_track"]},
+            ["names track(s) that no --dataset has: ccmixter:no_such_track"],
+        ),
+        ({"solo": {"drums": ["ccmixter:Kenshin_4_10"]}}, ["solo/drums", "not a source"]),
+    ],
+    ids=[
+        "two-pools",
+        "valid-and-pool",
+        "test-and-pool",
+        "train-and-valid",
+        "unknown-track",
+        "unknown-source",
+    ],
+)
 def test_split_rule_violations_name_the_tracks(small_corpora, tmp_path, capsys, spec, fragments):
     spec_file = tmp_path / "split.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     args = ["--config", "tiny", "--split", str(spec_file), "--out", str(tmp_path / "s")]
-    code, out, errors, err = run_cli(args + [a for k, p in small_corpora for a in ("--dataset", f"{k}={p}")], capsys)
+    code, out, errors, err = run_cli(
+        args + [a for k, p in small_corpora for a in ("--dataset", f"{k}={p}")], capsys
+    )
     assert code == 1 and len(errors) == 1, err
     assert str(spec_file) in errors[0]
     for fragment in fragments:
@@ -166,7 +224,9 @@ def test_old_style_split_files_keep_their_meaning(small_corpora, tmp_path):
     # track (amy_6_11 trains now), tracks not named keep their default roles.
     spec = tmp_path / "split.json"
     spec.write_text(json.dumps({"train": [], "valid": ["Kenshin_4_10"], "test": ["abjones_4_08"]}))
-    manifest = prepare(config, small_corpora[1:], str(tmp_path / "s"), split_file=str(spec), progress=False)
+    manifest = prepare(
+        config, small_corpora[1:], str(tmp_path / "s"), split_file=str(spec), progress=False
+    )
     assert manifest["roles"]["valid"]["tracks"] == ["paired:Kenshin_4_10"]
     assert manifest["roles"]["train"]["tracks"] == ["paired:amy_16_04", "paired:amy_6_11"]
     assert manifest["test_tracks"] == ["paired:abjones_4_08"]
@@ -178,7 +238,13 @@ def test_a_written_default_split_reproduces_the_default_roles(small_corpora, tmp
     args = ["--config", "tiny"] + [a for k, p in small_corpora for a in ("--dataset", f"{k}={p}")]
     code, out, errors, err = run_cli(args + ["--write-split", str(tmp_path / "split.json")], capsys)
     assert code == 0 and "Edit it, then prepare with --split" in out, err
-    explicit = prepare(config, small_corpora, str(tmp_path / "explicit"), split_file=str(tmp_path / "split.json"), progress=False)
+    explicit = prepare(
+        config,
+        small_corpora,
+        str(tmp_path / "explicit"),
+        split_file=str(tmp_path / "split.json"),
+        progress=False,
+    )
     assert shard_checksums(explicit) == shard_checksums(default)
 
 
@@ -186,7 +252,9 @@ def test_a_written_default_split_reproduces_the_default_roles(small_corpora, tmp
 
 
 def noise(seconds=2.0, rate=8192, channels=1, seed=0):
-    return (0.1 * np.random.default_rng(seed).standard_normal((int(seconds * rate), channels))).astype(np.float32)
+    return (
+        0.1 * np.random.default_rng(seed).standard_normal((int(seconds * rate), channels))
+    ).astype(np.float32)
 
 
 def _write(path, data, rate=8192, **kwargs):
@@ -196,7 +264,8 @@ def _write(path, data, rate=8192, **kwargs):
 
 
 def bad_mixture_folder(root, make_bad):
-    """mixtures/good.wav plus mixtures/zz_bad.<ext> made by `make_bad(path)`; returns (dataset, bad file)."""
+    """mixtures/good.wav plus mixtures/zz_bad.<ext> made by `make_bad(path)`; returns (dataset, bad
+    file)."""
     _write(root / "good.wav", noise())
     bad = make_bad(root)
     return [("mixtures", str(root))], bad
@@ -219,7 +288,10 @@ def _non_finite(value):
 
 
 def _paired(root, vocals_seconds, accompaniment_seconds):
-    for track, (v, a) in {"good": (2.0, 2.0), "zz_bad": (vocals_seconds, accompaniment_seconds)}.items():
+    for track, (v, a) in {
+        "good": (2.0, 2.0),
+        "zz_bad": (vocals_seconds, accompaniment_seconds),
+    }.items():
         _write(root / track / "vocals.wav", noise(v, seed=1))
         if a:
             _write(root / track / "accompaniment.wav", noise(a, seed=2))
@@ -245,9 +317,14 @@ def case_medleydb_metadata(root):
     folder = root / "Audio" / track
     _write(folder / f"{track}_MIX.wav", noise(channels=2, rate=44100))
     _write(folder / f"{track}_STEMS" / f"{track}_STEM_01.wav", noise(channels=2, rate=44100))
-    metadata = {"mix_filename": f"{track}_MIX.wav", "stem_dir": f"{track}_STEMS", "stems": {
-        "S01": {"filename": f"{track}_STEM_01.wav", "instrument": "female singer"},
-        "S02": {"filename": f"{track}_STEM_02.wav", "instrument": "drum set"}}}
+    metadata = {
+        "mix_filename": f"{track}_MIX.wav",
+        "stem_dir": f"{track}_STEMS",
+        "stems": {
+            "S01": {"filename": f"{track}_STEM_01.wav", "instrument": "female singer"},
+            "S02": {"filename": f"{track}_STEM_02.wav", "instrument": "drum set"},
+        },
+    }
     metadata_file = folder / f"{track}_METADATA.yaml"
     metadata_file.write_text(yaml.safe_dump(metadata))
     good = root / "Audio" / "Good_Song"
@@ -267,15 +344,26 @@ def _raw(name, content):
 BAD_INPUTS = {
     "empty": (lambda root: bad_mixture_folder(root, _raw("zz_bad.wav", b"")), "empty"),
     "truncated": (lambda root: bad_mixture_folder(root, _truncated), "truncated"),
-    "undecodable": (lambda root: bad_mixture_folder(root, _raw("zz_bad.ogg", b"OggS" + os.urandom(400))), "cannot decode"),
+    "undecodable": (
+        lambda root: bad_mixture_folder(root, _raw("zz_bad.ogg", b"OggS" + os.urandom(400))),
+        "cannot decode",
+    ),
     "nan": (lambda root: bad_mixture_folder(root, _non_finite(np.nan)), "NaN"),
     "inf": (lambda root: bad_mixture_folder(root, _non_finite(np.inf)), "infinite"),
     "lengths-differ": (case_lengths, "differ"),
     "missing-stem": (case_missing_stem, "missing stem 'accompaniment'"),
-    "rate-too-low": (lambda root: bad_mixture_folder(root, lambda r: _write(r / "zz_bad.wav", noise(rate=4000), rate=4000)),
-                     "sample rate 4000 Hz is too low"),
-    "six-channels": (lambda root: bad_mixture_folder(root, lambda r: _write(r / "zz_bad.wav", noise(channels=6))),
-                     "has 6 channels"),
+    "rate-too-low": (
+        lambda root: bad_mixture_folder(
+            root, lambda r: _write(r / "zz_bad.wav", noise(rate=4000), rate=4000)
+        ),
+        "sample rate 4000 Hz is too low",
+    ),
+    "six-channels": (
+        lambda root: bad_mixture_folder(
+            root, lambda r: _write(r / "zz_bad.wav", noise(channels=6))
+        ),
+        "has 6 channels",
+    ),
     "ikala-mono": (case_ikala_mono, "has 1 channel(s)"),
     "metadata-names-absent-audio": (case_medleydb_metadata, "_STEM_02.wav"),
 }
@@ -311,12 +399,26 @@ def test_bad_input_fails_naming_the_file_or_is_skipped_and_listed(case, tmp_path
 
 # -- resuming and workers -------------------------------------------------------------------------
 
+
 def prepare_killed_at(point, corpus, out, *extra):
     """Run advsep-tf-prepare until it SIGKILLs itself at `point` (advsep_tf.files's
     ADVSEP_TF_KILL_AT: "replace:NAME" is just before NAME is renamed into place)."""
-    command = [sys.executable, "-m", "advsep_tf.cli.prepare", "--config", "tiny", "--dataset", f"synthetic={corpus}",
-               "--out", str(out), "--no-progress", *extra]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, KILL_AT_ENV: point})
+    command = [
+        sys.executable,
+        "-m",
+        "advsep_tf.cli.prepare",
+        "--config",
+        "tiny",
+        "--dataset",
+        f"synthetic={corpus}",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, KILL_AT_ENV: point}
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     assert not (out / MANIFEST).exists()
     with pytest.raises(AdvsepError, match="did not finish"):
@@ -325,7 +427,11 @@ def prepare_killed_at(point, corpus, out, *extra):
 
 def interim_names(manifest):
     """The shards' names before their role's count is known, in the order they are closed."""
-    return [s["file"].rsplit("-of-", 1)[0] for info in manifest["roles"].values() for s in info["shards"]]
+    return [
+        s["file"].rsplit("-of-", 1)[0]
+        for info in manifest["roles"].values()
+        for s in info["shards"]
+    ]
 
 
 def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_corpus, tmp_path):
@@ -335,19 +441,34 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
     _write(corpus / "musdb18hq" / "train" / "aaa_broken" / "accompaniment.wav", noise(4.0))
     (corpus / "musdb18hq" / "train" / "aaa_broken" / "vocals.wav").write_bytes(b"")
     datasets = [("synthetic", str(corpus))]
-    reference = prepare(tiny_config, datasets, str(tmp_path / "reference"), progress=False, examples_per_shard=8,
-                        on_error="skip")
+    reference = prepare(
+        tiny_config,
+        datasets,
+        str(tmp_path / "reference"),
+        progress=False,
+        examples_per_shard=8,
+        on_error="skip",
+    )
     assert [e["track"] for e in reference["skipped"]] == ["synthetic:aaa_broken"]
 
-    # Killed with the 21st shard written but not yet renamed into place: 20 are closed and journalled.
+    # Killed with the 21st shard written but not yet renamed into place: 20 are closed and
+    # journalled.
     order = interim_names(reference)
     assert len(order) > 21
     out = tmp_path / "shards"
-    prepare_killed_at(f"replace:{order[20]}", corpus, out, "--examples-per-shard", "8", "--on-error", "skip")
+    prepare_killed_at(
+        f"replace:{order[20]}", corpus, out, "--examples-per-shard", "8", "--on-error", "skip"
+    )
     journal = json.loads((out / JOURNAL).read_text())
-    kept = {s["file"]: os.stat(out / s["file"]).st_mtime_ns for st in journal["roles"].values() for s in st["shards"]}
+    kept = {
+        s["file"]: os.stat(out / s["file"]).st_mtime_ns
+        for st in journal["roles"].values()
+        for s in st["shards"]
+    }
     assert sorted(kept) == sorted(order[:20])
-    assert any(name.startswith(f".{order[20]}.") for name in os.listdir(out))  # the killed run's temporary
+    assert any(
+        name.startswith(f".{order[20]}.") for name in os.listdir(out)
+    )  # the killed run's temporary
     # A shard the journal vouches for but whose bytes changed is redone, with everything after it.
     last = sorted(kept)[-1]
     with open(out / last, "r+b") as f:
@@ -355,8 +476,12 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
         f.write(b"\x00\x01\x02\x03")
     (out / "train.tfrecord-00099.tmp").write_bytes(b"half-written")
 
-    assert [e["track"] for st in journal["roles"].values() for e in st["skipped"]] == ["synthetic:aaa_broken"]
-    manifest = prepare(tiny_config, datasets, str(out), progress=False, examples_per_shard=8, on_error="skip")
+    assert [e["track"] for st in journal["roles"].values() for e in st["skipped"]] == [
+        "synthetic:aaa_broken"
+    ]
+    manifest = prepare(
+        tiny_config, datasets, str(out), progress=False, examples_per_shard=8, on_error="skip"
+    )
     assert manifest["resumed_shards"] == len(kept) - 1
     assert shard_checksums(manifest) == shard_checksums(reference)
     assert manifest["skipped"] == reference["skipped"]
@@ -364,7 +489,11 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
         assert manifest["roles"][role]["tracks"] == reference["roles"][role]["tracks"]
         assert manifest["roles"][role]["seconds"] == reference["roles"][role]["seconds"]
     # The kept shards were not rewritten (same modification time under their final names).
-    final_names = {s["file"].rsplit("-of-", 1)[0]: s["file"] for info in manifest["roles"].values() for s in info["shards"]}
+    final_names = {
+        s["file"].rsplit("-of-", 1)[0]: s["file"]
+        for info in manifest["roles"].values()
+        for s in info["shards"]
+    }
     for name, mtime in kept.items():
         if name != last:
             assert os.stat(out / final_names[name]).st_mtime_ns == mtime
@@ -373,25 +502,50 @@ def test_an_interrupted_prepare_resumes_to_the_same_shard_set(tiny_config, tiny_
     ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)
 
 
-def test_a_prepare_killed_before_its_manifest_keeps_every_shard(tiny_config, tiny_corpus, tiny_shards, tmp_path):
+def test_a_prepare_killed_before_its_manifest_keeps_every_shard(
+    tiny_config, tiny_corpus, tiny_shards, tmp_path
+):
     """Killed after the shards got their final names, before manifest.json: the rerun renames them
     back, keeps them all (checked by sha256) and writes the same shard set."""
     out = tmp_path / "shards"
     prepare_killed_at(f"replace:{MANIFEST}", tiny_corpus, out, "--examples-per-shard", "64")
     finished = {name for name in os.listdir(out) if "-of-" in name}
     assert finished and (out / JOURNAL).exists()
-    manifest = prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(out), progress=False, examples_per_shard=64)
+    manifest = prepare(
+        tiny_config,
+        [("synthetic", str(tiny_corpus))],
+        str(out),
+        progress=False,
+        examples_per_shard=64,
+    )
     assert manifest["resumed_shards"] == len(finished)
     assert {s["file"] for info in manifest["roles"].values() for s in info["shards"]} == finished
-    assert shard_checksums(manifest) == shard_checksums(json.loads((tiny_shards / MANIFEST).read_text()))
+    assert shard_checksums(manifest) == shard_checksums(
+        json.loads((tiny_shards / MANIFEST).read_text())
+    )
     ShardSet.open(str(out), expected=tiny_config, verify_checksums=True)
 
 
 def test_workers_do_not_change_the_shards(tiny_config, tiny_corpus, tmp_path, capsys):
     datasets = [("synthetic", str(tiny_corpus))]
-    one = prepare(tiny_config, datasets, str(tmp_path / "one"), progress=False, examples_per_shard=32)
-    code, out, errors, err = run_cli(["--config", "tiny", "--dataset", f"synthetic={tiny_corpus}", "--out",
-                                      str(tmp_path / "two"), "--examples-per-shard", "32", "--workers", "2"], capsys)
+    one = prepare(
+        tiny_config, datasets, str(tmp_path / "one"), progress=False, examples_per_shard=32
+    )
+    code, out, errors, err = run_cli(
+        [
+            "--config",
+            "tiny",
+            "--dataset",
+            f"synthetic={tiny_corpus}",
+            "--out",
+            str(tmp_path / "two"),
+            "--examples-per-shard",
+            "32",
+            "--workers",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     # The progress bar counts tracks and shows patches, their rate and the audio done.
     assert "track" in err and "patches" in err and "min audio" in err

@@ -25,11 +25,17 @@ REGRESSION_SCORES = Path(__file__).parent / "data" / "pretrained_scores.json"
 REGRESSION_TOLERANCE_DB = 0.3
 
 
-def museval_sdr(reference: np.ndarray, estimate: np.ndarray, other_reference, other_estimate, rate: int):
+def museval_sdr(
+    reference: np.ndarray, estimate: np.ndarray, other_reference, other_estimate, rate: int
+):
     import museval
 
-    sdr, _, _, _ = museval.evaluate(np.stack([reference[:, None], other_reference[:, None]]),
-                                    np.stack([estimate[:, None], other_estimate[:, None]]), win=rate, hop=rate)
+    sdr, _, _, _ = museval.evaluate(
+        np.stack([reference[:, None], other_reference[:, None]]),
+        np.stack([estimate[:, None], other_estimate[:, None]]),
+        win=rate,
+        hop=rate,
+    )
     return [float(np.nanmedian(row)) for row in sdr]
 
 
@@ -40,7 +46,10 @@ def unseen_clip():
 
 def musdb_test_clip():
     folder = shared_data_or_skip() / MUSDB_TEST_CLIP
-    stems = {s: sf.read(folder / f"{s}.wav", dtype="float32") for s in ("vocals", "drums", "bass", "other")}
+    stems = {
+        s: sf.read(folder / f"{s}.wav", dtype="float32")
+        for s in ("vocals", "drums", "bass", "other")
+    }
     rate = stems["vocals"][1]
     n = min(len(x) for x, _ in stems.values())
     mono = {s: x[:n].mean(axis=1) for s, (x, _) in stems.items()}
@@ -54,8 +63,11 @@ def mir1k_test_clip():
     return vocals, accompaniment, rate
 
 
-CLIPS = {"ikala": lambda: unseen_clip_audio(), "musdb_test": lambda: musdb_test_clip(),
-         "mir1k_test": lambda: mir1k_test_clip()}
+CLIPS = {
+    "ikala": lambda: unseen_clip_audio(),
+    "musdb_test": lambda: musdb_test_clip(),
+    "mir1k_test": lambda: mir1k_test_clip(),
+}
 
 
 def unseen_clip_audio():
@@ -109,7 +121,12 @@ def test_separate_uses_the_pretrained_model_without_model_option(unseen_clip, tm
     vocals, accompaniment, rate = unseen_clip
     song = tmp_path / "song.wav"
     sf.write(song, vocals + accompaniment, rate)
-    assert common.run(separate_cli.main, [str(song), "--out", str(tmp_path / "separated"), "--no-progress"]) == 0
+    assert (
+        common.run(
+            separate_cli.main, [str(song), "--out", str(tmp_path / "separated"), "--no-progress"]
+        )
+        == 0
+    )
     written, written_rate = sf.read(tmp_path / "separated" / "song" / "vocals.wav")
     assert written_rate == rate and len(written) == len(vocals)
 
@@ -128,11 +145,32 @@ def test_export_and_init_accept_pretrained(tmp_path, tiny_shards, capsys):
     assert model.separation_config.sources == ["vocals", "accompaniment"]
     # The export verifies the SavedModel against the Python separator (non-zero exit otherwise).
     serving = tmp_path / "serving" / "1"
-    assert common.run(export_cli.main, ["--model", "pretrained", "--format", "saved_model", "--out", str(serving)]) == 0
+    assert (
+        common.run(
+            export_cli.main,
+            ["--model", "pretrained", "--format", "saved_model", "--out", str(serving)],
+        )
+        == 0
+    )
     assert (serving / "saved_model.pb").is_file()
     # A --init from the shipped model refuses a config whose weights do not fit, naming the fields.
-    code = common.run(train_cli.main, ["--config", "tiny", "--shards", str(tiny_shards), "--out",
-                                       str(tmp_path / "run"), "--init", "pretrained", "--steps", "1"])
+    code = common.run(
+        train_cli.main,
+        [
+            "--config",
+            "tiny",
+            "--shards",
+            str(tiny_shards),
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            "pretrained",
+            "--steps",
+            "1",
+        ],
+    )
     assert code == 1
-    assert "--init model was trained with a config whose weights do not fit" in capsys.readouterr().err
+    assert (
+        "--init model was trained with a config whose weights do not fit" in capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()  # refused before anything was written

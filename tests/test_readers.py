@@ -12,7 +12,9 @@ from advsep_tf.errors import AdvsepError
 
 
 def log1p_magnitudes(shape, seed):
-    return tf.constant(np.log1p(np.random.default_rng(seed).uniform(0, 3, shape)).astype(np.float32))
+    return tf.constant(
+        np.log1p(np.random.default_rng(seed).uniform(0, 3, shape)).astype(np.float32)
+    )
 
 
 def test_random_gain_scales_the_linear_magnitude_by_one_gain_in_range():
@@ -35,7 +37,13 @@ def test_remix_sums_linear_magnitudes():
 
 def test_random_remix_takes_each_stem_from_another_track():
     example = {"mixture": log1p_magnitudes((8, 4, 1), 2), "sources": log1p_magnitudes((8, 4, 2), 3)}
-    donors = [{"mixture": log1p_magnitudes((8, 4, 1), 10 + k), "sources": log1p_magnitudes((8, 4, 2), 20 + k)} for k in range(2)]
+    donors = [
+        {
+            "mixture": log1p_magnitudes((8, 4, 1), 10 + k),
+            "sources": log1p_magnitudes((8, 4, 2), 20 + k),
+        }
+        for k in range(2)
+    ]
     remixed = readers.random_remix(example, donors, probability=1.0)
     np.testing.assert_array_equal(remixed["sources"][..., 0], donors[0]["sources"][..., 0])
     np.testing.assert_array_equal(remixed["sources"][..., 1], donors[1]["sources"][..., 1])
@@ -43,7 +51,12 @@ def test_random_remix_takes_each_stem_from_another_track():
     kept = readers.random_remix(example, donors, probability=0.0)
     np.testing.assert_array_equal(kept["sources"], example["sources"])
     np.testing.assert_array_equal(kept["mixture"], example["mixture"])
-    changed = [not np.array_equal(readers.random_remix(example, donors, 0.5)["sources"], example["sources"]) for _ in range(40)]
+    changed = [
+        not np.array_equal(
+            readers.random_remix(example, donors, 0.5)["sources"], example["sources"]
+        )
+        for _ in range(40)
+    ]
     assert 5 < sum(changed) < 35
 
 
@@ -52,21 +65,31 @@ def test_random_offset_cuts_a_true_excerpt_from_two_consecutive_patches():
     spectrogram = np.random.default_rng(4).uniform(size=(4, 40, 1)).astype(np.float32)
 
     def patch(p, track=b"t", index=None):
-        return {"x": tf.constant(spectrogram[:, p * hop : p * hop + nb_frames]), "track": tf.constant(track),
-                "patch": tf.constant(p if index is None else index, tf.int64)}
+        return {
+            "x": tf.constant(spectrogram[:, p * hop : p * hop + nb_frames]),
+            "track": tf.constant(track),
+            "patch": tf.constant(p if index is None else index, tf.int64),
+        }
 
     windows = [spectrogram[:, o : o + nb_frames] for o in range(hop + 1)]
     seen = set()
     for seed in range(40):
         out = readers.random_offset(patch(1), patch(2), ["x"], hop, seed=seed)["x"].numpy()
         assert out.shape == (4, nb_frames, 1)
-        matches = [o for o, w in enumerate(windows) if np.array_equal(out, spectrogram[:, hop + o : hop + o + nb_frames])]
+        matches = [
+            o
+            for o, w in enumerate(windows)
+            if np.array_equal(out, spectrogram[:, hop + o : hop + o + nb_frames])
+        ]
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) > 3 and seen <= set(range(hop + 1))
-    # Not the next patch of the same track (another track, or a silent patch dropped between): unchanged.
+    # Not the next patch of the same track (another track, or a silent patch dropped between):
+    # unchanged.
     for second in (patch(2, track=b"other"), patch(3)):
-        np.testing.assert_array_equal(readers.random_offset(patch(1), second, ["x"], hop)["x"], patch(1)["x"])
+        np.testing.assert_array_equal(
+            readers.random_offset(patch(1), second, ["x"], hop)["x"], patch(1)["x"]
+        )
 
 
 def test_random_offsets_on_real_shards(tiny_config, tiny_shards):
@@ -78,13 +101,23 @@ def test_random_offsets_on_real_shards(tiny_config, tiny_shards):
     # Shards store each patch's index in its track.
     indices = [int(e["patch"]) for e in plain]
     assert indices[:3] == [indices[0], indices[0] + 1, indices[0] + 2]
-    assert len(list(readers.role_examples(shard_set, tiny_config, "train", False, False, random_offsets=True))) == shard_set.examples("train")
+    assert len(
+        list(
+            readers.role_examples(
+                shard_set, tiny_config, "train", False, False, random_offsets=True
+            )
+        )
+    ) == shard_set.examples("train")
     # The first shard alone (examples of several shards interleave).
     manifest = copy.deepcopy(shard_set.manifest)
     manifest["roles"]["train"]["shards"] = manifest["roles"]["train"]["shards"][:1]
     manifest["roles"]["train"]["examples"] = len(plain)
     one_shard = ShardSet(shard_set.directory, manifest, shard_set.config)
-    shifted = list(readers.role_examples(one_shard, tiny_config, "train", shuffle=False, repeat=False, random_offsets=True))
+    shifted = list(
+        readers.role_examples(
+            one_shard, tiny_config, "train", shuffle=False, repeat=False, random_offsets=True
+        )
+    )
     assert len(shifted) == len(plain)
     moved = 0
     for i in range(len(plain) - 1):
@@ -100,10 +133,23 @@ def test_random_offsets_on_real_shards(tiny_config, tiny_shards):
 
 def test_training_dataset_with_every_augmentation(tiny_config, tiny_shards):
     shard_set = ShardSet.open(str(tiny_shards), expected=tiny_config)
-    batch = next(iter(readers.training_dataset(shard_set, tiny_config, random_offsets=True, remix_probability=0.5)))
+    batch = next(
+        iter(
+            readers.training_dataset(
+                shard_set, tiny_config, random_offsets=True, remix_probability=0.5
+            )
+        )
+    )
     b, n = tiny_config.training.batch_size, tiny_config.loss.n_critic
-    assert batch["paired_mixture"].shape == (b, 32, 16, 1) and batch["paired_sources"].shape == (b, 32, 16, 2)
-    assert batch["unpaired_mixtures"].shape == (b, n + 1, 32, 16, 1) and batch["solo_vocals"].shape == (b, n, 32, 16, 1)
+    assert batch["paired_mixture"].shape == (b, 32, 16, 1) and batch["paired_sources"].shape == (
+        b,
+        32,
+        16,
+        2,
+    )
+    assert batch["unpaired_mixtures"].shape == (b, n + 1, 32, 16, 1) and batch[
+        "solo_vocals"
+    ].shape == (b, n, 32, 16, 1)
     assert all(np.all(np.isfinite(v.numpy())) for v in batch.values())
     assert readers.patches_per_step(tiny_config) == b * (1 + (n + 1) + 2 * n)
     with pytest.raises(AdvsepError, match="remix probability"):

@@ -20,8 +20,13 @@ from layouts import expected_patches
 
 RATE = 16000
 # Five singers: by the default rule (case-insensitive name order) the 4th validates, the 5th tests.
-CLIPS = {"amy": ["amy_1_01.wav", "amy_1_02.ogg"], "Bob": ["Bob_2_01.flac"], "carl": ["carl_3_01.wav"],
-         "dee": ["dee_4_01.ogg"], "eve": ["eve_5_01.wav"]}
+CLIPS = {
+    "amy": ["amy_1_01.wav", "amy_1_02.ogg"],
+    "Bob": ["Bob_2_01.flac"],
+    "carl": ["carl_3_01.wav"],
+    "dee": ["dee_4_01.ogg"],
+    "eve": ["eve_5_01.wav"],
+}
 
 
 def tone(frequency, seconds=1.5, seed=0):
@@ -48,11 +53,15 @@ def tiny():
 
 def test_mir1k_reads_any_extension_and_splits_the_channels(mir1k_tree, tiny):
     records = datasets.mir1k_tracks(str(mir1k_tree), tiny)
-    assert [r.track_id for r in records] == sorted(n.rsplit(".", 1)[0] for names in CLIPS.values() for n in names)
+    assert [r.track_id for r in records] == sorted(
+        n.rsplit(".", 1)[0] for names in CLIPS.values() for n in names
+    )
     assert {r.track_id: r.singer for r in records}["Bob_2_01"] == "Bob"
     by_id = {r.track_id: r for r in records}
     for track_id in ("amy_1_02", "Bob_2_01", "eve_5_01"):  # ogg, flac, wav
-        stereo, rate = sf.read(next((mir1k_tree / "Wavfile").glob(f"{track_id}.*")), dtype="float32")
+        stereo, rate = sf.read(
+            next((mir1k_tree / "Wavfile").glob(f"{track_id}.*")), dtype="float32"
+        )
         audio = datasets.load_track_audio(by_id[track_id], tiny, role="train")
         from advsep_tf.data_pipelines.audio import resample
 
@@ -60,7 +69,9 @@ def test_mir1k_reads_any_extension_and_splits_the_channels(mir1k_tree, tiny):
         tolerance = 0.05 if track_id.endswith("02") else 1e-4  # Vorbis is lossy
         np.testing.assert_allclose(audio["accompaniment"], left, atol=tolerance)
         np.testing.assert_allclose(audio["vocals"], right, atol=tolerance)
-        np.testing.assert_allclose(audio["mixture"], audio["accompaniment"] + audio["vocals"], atol=1e-6)
+        np.testing.assert_allclose(
+            audio["mixture"], audio["accompaniment"] + audio["vocals"], atol=1e-6
+        )
 
 
 def test_mir1k_default_roles_split_by_singer(mir1k_tree, tiny):
@@ -68,9 +79,25 @@ def test_mir1k_default_roles_split_by_singer(mir1k_tree, tiny):
     roles = {r.singer: r.role for r in records}
     assert roles == {"amy": "train", "Bob": "train", "carl": "train", "dee": "valid", "eve": "test"}
     # The 13 singers of the real corpus: 2 validate, 2 test, 9 train.
-    real = ["amy", "leon", "geniusturtle", "jmzen", "davidson", "Kenshin", "titon", "khair", "abjones", "annar",
-            "ariel", "Ani", "tammy"]
-    counts = {role: list(datasets.mir1k_default_roles(real).values()).count(role) for role in ("train", "valid", "test")}
+    real = [
+        "amy",
+        "leon",
+        "geniusturtle",
+        "jmzen",
+        "davidson",
+        "Kenshin",
+        "titon",
+        "khair",
+        "abjones",
+        "annar",
+        "ariel",
+        "Ani",
+        "tammy",
+    ]
+    counts = {
+        role: list(datasets.mir1k_default_roles(real).values()).count(role)
+        for role in ("train", "valid", "test")
+    }
     assert counts == {"train": 9, "valid": 2, "test": 2}
 
 
@@ -80,19 +107,31 @@ def test_split_spec_names_singers_and_pools_take_one_channel(mir1k_tree, tiny, t
         "train: [mir1k:singer=amy]\nvalid: [mir1k:singer=Bob]\ntest: [singer=carl]\n"
         "solo: {vocals: [mir1k:singer=dee], accompaniment: [mir1k:singer=eve]}\n"
     )
-    manifest = prepare(tiny, [("mir1k", str(mir1k_tree))], str(tmp_path / "shards"), split_file=str(spec),
-                       progress=False, examples_per_shard=64)
+    manifest = prepare(
+        tiny,
+        [("mir1k", str(mir1k_tree))],
+        str(tmp_path / "shards"),
+        split_file=str(spec),
+        progress=False,
+        examples_per_shard=64,
+    )
     roles = manifest["roles"]
     assert roles["train"]["tracks"] == ["mir1k:amy_1_01", "mir1k:amy_1_02"]
     assert manifest["test_tracks"] == ["mir1k:carl_3_01"]
     shard_set = ShardSet.open(str(tmp_path / "shards"), expected=tiny)
     records = {r.track_id: r for r in datasets.mir1k_tracks(str(mir1k_tree), tiny)}
     right = datasets.load_track_audio(records["dee_4_01"], tiny, role="solo/vocals")["vocals"]
-    left = datasets.load_track_audio(records["eve_5_01"], tiny, role="solo/accompaniment")["accompaniment"]
+    left = datasets.load_track_audio(records["eve_5_01"], tiny, role="solo/accompaniment")[
+        "accompaniment"
+    ]
     assert shard_set.examples("solo/vocals") == expected_patches(right, tiny)
     assert shard_set.examples("solo/accompaniment") == expected_patches(left, tiny)
     # The pool took the right channel alone, not the mixture: the tones differ.
-    assert not np.allclose(right, datasets.load_track_audio(records["dee_4_01"], tiny, role="train")["mixture"], atol=0.05)
+    assert not np.allclose(
+        right,
+        datasets.load_track_audio(records["dee_4_01"], tiny, role="train")["mixture"],
+        atol=0.05,
+    )
 
 
 def test_a_singer_in_test_and_another_role_is_refused_by_name(mir1k_tree, tiny, tmp_path):
@@ -125,7 +164,9 @@ def test_warm_start_gives_identical_predictions_and_refuses_other_shapes(tiny, t
     assert not np.allclose(fresh.predict(mixture, verbose=0), source.predict(mixture, verbose=0))
     message = warm_start(fresh, str(tiny_run), tiny)
     assert "and the vocals, accompaniment critic(s)" in message
-    np.testing.assert_array_equal(fresh.predict(mixture, verbose=0), source.predict(mixture, verbose=0))
+    np.testing.assert_array_equal(
+        fresh.predict(mixture, verbose=0), source.predict(mixture, verbose=0)
+    )
     for mine, theirs in zip(fresh.critics, source.critics):
         np.testing.assert_array_equal(mine(mixture), theirs(mixture))
 
@@ -136,36 +177,89 @@ def test_warm_start_gives_identical_predictions_and_refuses_other_shapes(tiny, t
     keras.backend.clear_session()
 
 
-def test_init_through_the_cli_starts_from_the_trained_model(tiny_run, tiny_shards, tmp_path, capsys):
+def test_init_through_the_cli_starts_from_the_trained_model(
+    tiny_run, tiny_shards, tmp_path, capsys
+):
     from advsep_tf.cli.train import main
 
     out = tmp_path / "finetuned"
-    main(["--config", "tiny", "--shards", str(tiny_shards), "--out", str(out), "--init", str(tiny_run),
-          "--mode", "supervised", "--steps", "2", "--remix-probability", "0.5", "--random-offsets"])
+    main(
+        [
+            "--config",
+            "tiny",
+            "--shards",
+            str(tiny_shards),
+            "--out",
+            str(out),
+            "--init",
+            str(tiny_run),
+            "--mode",
+            "supervised",
+            "--steps",
+            "2",
+            "--remix-probability",
+            "0.5",
+            "--random-offsets",
+        ]
+    )
     printed = capsys.readouterr().out
     assert f"{tiny_run}: warm start from its separator" in printed
     saved = json.loads((out / "config.json").read_text())
-    assert saved["training"]["remix_probability"] == 0.5 and saved["training"]["random_offsets"] is True
+    assert (
+        saved["training"]["remix_probability"] == 0.5
+        and saved["training"]["random_offsets"] is True
+    )
     with pytest.raises(SystemExit) as exit_info:
-        main(["--config", "tiny", "--shards", str(tiny_shards), "--out", str(tmp_path / "x"),
-              "--remix-probability", "1.5"])
+        main(
+            [
+                "--config",
+                "tiny",
+                "--shards",
+                str(tiny_shards),
+                "--out",
+                str(tmp_path / "x"),
+                "--remix-probability",
+                "1.5",
+            ]
+        )
     assert exit_info.value.code == 2
 
 
-def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(mir1k_tree, tmp_path, capsys):
+def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(
+    mir1k_tree, tmp_path, capsys
+):
     from advsep_tf.cli import common
     from advsep_tf.cli import experiment as experiment_cli
     from advsep_tf.evaluate import load_result
 
     spec = tmp_path / "split.yaml"
     spec.write_text(
-        "train: [mir1k:amy_1_01]\nmixtures: [mir1k:amy_1_02]\nvalid: [mir1k:singer=Bob]\ntest: [singer=carl]\n"
+        "train: [mir1k:amy_1_01]\nmixtures: [mir1k:amy_1_02]\nvalid: [mir1k:singer=Bob]\ntest: "
+        "[singer=carl]\n"
         "solo: {vocals: [mir1k:singer=dee], accompaniment: [mir1k:singer=eve]}\n"
     )
     out = tmp_path / "experiment"
-    argv = ["--config", "tiny", "--dataset", f"mir1k={mir1k_tree}", "--split", str(spec), "--out", str(out),
-            "--models", "baseline,VA", "--seeds", "3,4", "--steps", "2", "--warm-start-steps", "2",
-            "--test-rate", "16000", "--no-progress"]
+    argv = [
+        "--config",
+        "tiny",
+        "--dataset",
+        f"mir1k={mir1k_tree}",
+        "--split",
+        str(spec),
+        "--out",
+        str(out),
+        "--models",
+        "baseline,VA",
+        "--seeds",
+        "3,4",
+        "--steps",
+        "2",
+        "--warm-start-steps",
+        "2",
+        "--test-rate",
+        "16000",
+        "--no-progress",
+    ]
     assert common.run(experiment_cli.main, argv) == 0
     first = capsys.readouterr().out
     assert "warm start from baseline + 2 steps" in first
@@ -177,11 +271,17 @@ def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(mir1k_
     assert "VA - baseline" in report and "baseline+ - baseline" in report and "seeds 3, 4" in report
     # The interval in the summary is the one computed from the per-seed results on disk.
     summary = json.loads((out / "summary.json").read_text())
-    per_seed = [load_result(out / "results" / f"seed{s}" / "VA" / "results.json").aggregate["vocals"]["SDR"]["mean"]
-                for s in (3, 4)]
+    per_seed = [
+        load_result(out / "results" / f"seed{s}" / "VA" / "results.json").aggregate["vocals"][
+            "SDR"
+        ]["mean"]
+        for s in (3, 4)
+    ]
     expected = seed_statistics(per_seed)
     got = summary["over_seeds"]["models"]["VA"]["vocals"]["SDR"]
-    assert got["mean"] == pytest.approx(expected["mean"]) and got["ci95"] == pytest.approx(expected["ci95"])
+    assert got["mean"] == pytest.approx(expected["mean"]) and got["ci95"] == pytest.approx(
+        expected["ci95"]
+    )
     assert expected["ci95"] > 0
     # A second invocation trains nothing again.
     mtime = (out / "runs" / "seed3" / "VA" / "model.keras").stat().st_mtime
@@ -225,14 +325,44 @@ def test_adaptation_runs_with_no_paired_data(mir1k_tree, tiny_run, tmp_path, cap
     from advsep_tf.cli import train as train_cli
 
     spec = tmp_path / "split.yaml"
-    spec.write_text("train: []\nvalid: []\ntest: [singer=carl]\nmixtures: [mir1k:singer=amy, mir1k:singer=Bob]\n"
-                    "solo: {vocals: [mir1k:singer=dee]}\nunused: [singer=eve]\n")
+    spec.write_text(
+        "train: []\nvalid: []\ntest: [singer=carl]\nmixtures: [mir1k:singer=amy, "
+        "mir1k:singer=Bob]\n"
+        "solo: {vocals: [mir1k:singer=dee]}\nunused: [singer=eve]\n"
+    )
     shards = tmp_path / "shards"
-    assert common.run(prepare_cli.main, ["--config", "tiny", "--dataset", f"mir1k={mir1k_tree}", "--split", str(spec),
-                                         "--out", str(shards), "--no-progress"]) == 0
+    assert (
+        common.run(
+            prepare_cli.main,
+            [
+                "--config",
+                "tiny",
+                "--dataset",
+                f"mir1k={mir1k_tree}",
+                "--split",
+                str(spec),
+                "--out",
+                str(shards),
+                "--no-progress",
+            ],
+        )
+        == 0
+    )
     out = tmp_path / "adapted"
-    base = ["--config", "tiny", "--shards", str(shards), "--out", str(out), "--mode", "adversarial",
-            "--critics", "vocals", "--steps", "2"]
+    base = [
+        "--config",
+        "tiny",
+        "--shards",
+        str(shards),
+        "--out",
+        str(out),
+        "--mode",
+        "adversarial",
+        "--critics",
+        "vocals",
+        "--steps",
+        "2",
+    ]
     # Without --teacher there is nothing to compute L_s on: one line says what is missing.
     assert common.run(train_cli.main, base) == 1
     assert "no examples for train" in capsys.readouterr().err

@@ -33,7 +33,9 @@ def _stems(seed):
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     sung = (np.sin(2 * np.pi * 0.4 * t + seed) > -0.4).astype(float)
     vocals = sung * sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    accompaniment = np.convolve(rng.standard_normal(len(t)), np.ones(8) / 8, "same") + 0.5 * np.sin(2 * np.pi * 55 * t)
+    accompaniment = np.convolve(rng.standard_normal(len(t)), np.ones(8) / 8, "same") + 0.5 * np.sin(
+        2 * np.pi * 55 * t
+    )
     return {"vocals": 0.3 * vocals[:, None], "accompaniment": 0.25 * accompaniment[:, None]}
 
 
@@ -61,20 +63,50 @@ def reports(tmp_path_factory):
         # One track without mixture.wav: the report and the mixture scores then sum the stems.
         _write(root / "references" / track, stems if index == 2 else dict(stems, mixture=mixture))
         noise = np.random.default_rng(10 + index).standard_normal(mixture.shape)
-        _write(root / "model_a" / track, {name: audio + 0.02 * noise for name, audio in stems.items()})
-        _write(root / "model_b" / track, {name: 0.7 * audio + 0.3 * mixture for name, audio in stems.items()})
-    printed = _run_cli([
-        "--estimates", str(root / "model_a"), "--references", str(root / "references"),
-        "--out", str(root / "out_a"), "--oracle", "tiny", "--excerpt-seconds", str(EXCERPT_SECONDS), "--no-progress",
-    ])
-    _run_cli([
-        "--estimates", str(root / "model_b"), "--references", str(root / "references"),
-        "--out", str(root / "out_b"), "--no-progress",
-    ])
-    compare_printed = _run_cli([
-        "--compare", str(root / "out_a"), str(root / "out_b"), str(root / "out_a" / "oracle"),
-        "--out", str(root / "compared"), "--no-progress",
-    ])
+        _write(
+            root / "model_a" / track, {name: audio + 0.02 * noise for name, audio in stems.items()}
+        )
+        _write(
+            root / "model_b" / track,
+            {name: 0.7 * audio + 0.3 * mixture for name, audio in stems.items()},
+        )
+    printed = _run_cli(
+        [
+            "--estimates",
+            str(root / "model_a"),
+            "--references",
+            str(root / "references"),
+            "--out",
+            str(root / "out_a"),
+            "--oracle",
+            "tiny",
+            "--excerpt-seconds",
+            str(EXCERPT_SECONDS),
+            "--no-progress",
+        ]
+    )
+    _run_cli(
+        [
+            "--estimates",
+            str(root / "model_b"),
+            "--references",
+            str(root / "references"),
+            "--out",
+            str(root / "out_b"),
+            "--no-progress",
+        ]
+    )
+    compare_printed = _run_cli(
+        [
+            "--compare",
+            str(root / "out_a"),
+            str(root / "out_b"),
+            str(root / "out_a" / "oracle"),
+            "--out",
+            str(root / "compared"),
+            "--no-progress",
+        ]
+    )
     return {"root": root, "printed": printed, "compare_printed": compare_printed}
 
 
@@ -113,7 +145,9 @@ def test_evaluate_writes_report_beside_results_and_prints_its_size(reports):
     page = out / "report.html"
     files = [page] + [path for path in (out / ASSETS_DIR).rglob("*") if path.is_file()]
     total = sum(path.stat().st_size for path in files)
-    line = re.search(r"Report: (\S+) \((\S+) (kB|MB) with report_files/, (\d+) files\)", reports["printed"])
+    line = re.search(
+        r"Report: (\S+) \((\S+) (kB|MB) with report_files/, (\d+) files\)", reports["printed"]
+    )
     assert line, reports["printed"]
     assert Path(line.group(1)) == page.resolve()
     assert int(line.group(4)) == len(files)
@@ -135,7 +169,10 @@ def test_spectrograms_of_a_track_share_one_scale(reports):
 
 
 def test_report_refers_only_to_files_beside_it(reports):
-    for page in (reports["root"] / "out_a" / "report.html", reports["root"] / "compared" / "report.html"):
+    for page in (
+        reports["root"] / "out_a" / "report.html",
+        reports["root"] / "compared" / "report.html",
+    ):
         urls = _parse(page).urls
         assert urls
         for url in urls:
@@ -148,8 +185,11 @@ def test_summary_numbers_in_the_html_are_results_json_numbers(reports):
     # The browser test checks the same on the rendered page; this one runs without chromium too.
     out = reports["root"] / "out_a"
     cells = _parse(out / "report.html").summary
-    expected = {"model_a": out / "results.json", "oracle": out / "oracle" / "results.json",
-                MIXTURE_LABEL: out / "mixture" / "results.json"}
+    expected = {
+        "model_a": out / "results.json",
+        "oracle": out / "oracle" / "results.json",
+        MIXTURE_LABEL: out / "mixture" / "results.json",
+    }
     browser.assert_summary_matches(cells, expected)
     off_by_a_hundredth = [dict(cells[0], text=f"{float(cells[0]['value']) + 0.01:.2f}")] + cells[1:]
     with pytest.raises(AssertionError):
@@ -162,8 +202,11 @@ def test_evaluate_report_in_chromium(reports):
         browser.check_report_page(driver, out / "report.html", EXCERPT_SECONDS)
         browser.assert_summary_matches(
             browser.summary_cells(driver),
-            {"model_a": out / "results.json", "oracle": out / "oracle" / "results.json",
-             MIXTURE_LABEL: out / "mixture" / "results.json"},
+            {
+                "model_a": out / "results.json",
+                "oracle": out / "oracle" / "results.json",
+                MIXTURE_LABEL: out / "mixture" / "results.json",
+            },
         )
         assert browser.per_track_order(driver) == sorted(TRACKS)
 
@@ -186,25 +229,37 @@ def test_compare_report_in_chromium(reports):
         browser.check_report_page(driver, compared / "report.html", TRACK_SECONDS)
         browser.assert_summary_matches(
             browser.summary_cells(driver),
-            {"out_a": root / "out_a" / "results.json", "out_b": root / "out_b" / "results.json",
-             "oracle": root / "out_a" / "oracle" / "results.json",
-             MIXTURE_LABEL: compared / "mixture" / "results.json"},
+            {
+                "out_a": root / "out_a" / "results.json",
+                "out_b": root / "out_b" / "results.json",
+                "oracle": root / "out_a" / "oracle" / "results.json",
+                MIXTURE_LABEL: compared / "mixture" / "results.json",
+            },
         )
         assert sorted(browser.per_track_order(driver)) == sorted(TRACKS)
         per_track = json.loads((root / "out_b" / "results.json").read_text())["tracks"]
         accompaniment_sar = {track: per_track[track]["accompaniment"]["SAR"] for track in TRACKS}
-        assert browser.click_per_track_header(driver, "out_b", "accompaniment", "SAR") == "ascending"
+        assert (
+            browser.click_per_track_header(driver, "out_b", "accompaniment", "SAR") == "ascending"
+        )
         assert browser.per_track_order(driver) == sorted(TRACKS, key=accompaniment_sar.get)
 
 
 def test_browser_checks_catch_a_broken_page(tmp_path):
     """The checks above can fail: a missing image, an unplayable player and a script error."""
-    sf.write(tmp_path / "one_second.mp3", np.zeros(8000, np.float32), 8000, format="MP3", subtype="MPEG_LAYER_III")
+    sf.write(
+        tmp_path / "one_second.mp3",
+        np.zeros(8000, np.float32),
+        8000,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+    )
     page = tmp_path / "broken.html"
     page.write_text(
         '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
         '<img src="missing.png"><audio src="missing.mp3" preload="auto"></audio>'
-        '<audio src="one_second.mp3" preload="auto"></audio><script>undefinedFunction();</script></body></html>'
+        '<audio src="one_second.mp3" '
+        'preload="auto"></audio><script>undefinedFunction();</script></body></html>'
     )
     with browser.chromium() as driver:
         seen = browser.open_page(driver, page)
@@ -228,8 +283,18 @@ def test_loudest_excerpt():
 
 def test_non_positive_excerpt_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
-        evaluate_cli.main(["--estimates", str(tmp_path), "--references", str(tmp_path), "--out", str(tmp_path / "out"),
-                           "--excerpt-seconds", "0"])
+        evaluate_cli.main(
+            [
+                "--estimates",
+                str(tmp_path),
+                "--references",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+                "--excerpt-seconds",
+                "0",
+            ]
+        )
     err = capsys.readouterr().err
     assert caught.value.code == 2 and "--excerpt-seconds" in err and "> 0" in err, err
     assert not (tmp_path / "out").exists()
@@ -254,8 +319,12 @@ def test_evaluate_prints_one_table_with_the_bounds(reports):
     assert re.search(r"Oracle audio: [\d.]+ (B|kB|MB), removed", printed), printed
     oracle = json.loads((out / "oracle" / "results.json").read_text())
     assert oracle["settings"]["estimates_dir"] == ""
-    assert json.loads((out / "mixture" / "results.json").read_text())["tracks"]["song_two"][
-        "vocals"]["SAR"] == "inf"
+    assert (
+        json.loads((out / "mixture" / "results.json").read_text())["tracks"]["song_two"]["vocals"][
+            "SAR"
+        ]
+        == "inf"
+    )
 
 
 def test_the_oracle_is_full_band_at_the_input_rate(tmp_path, reports):
@@ -285,11 +354,22 @@ def test_the_oracle_is_full_band_at_the_input_rate(tmp_path, reports):
 
 def test_keep_oracle_audio_keeps_it_and_says_its_size(tmp_path, reports):
     root = reports["root"]
-    printed = _run_cli([
-        "--estimates", str(root / "model_b"), "--references", str(root / "references"),
-        "--out", str(tmp_path / "out"), "--oracle", "tiny", "--keep-oracle-audio",
-        "--excerpt-seconds", "1", "--no-progress",
-    ])
+    printed = _run_cli(
+        [
+            "--estimates",
+            str(root / "model_b"),
+            "--references",
+            str(root / "references"),
+            "--out",
+            str(tmp_path / "out"),
+            "--oracle",
+            "tiny",
+            "--keep-oracle-audio",
+            "--excerpt-seconds",
+            "1",
+            "--no-progress",
+        ]
+    )
     kept = tmp_path / "out" / "oracle_estimates"
     assert sorted(p.name for p in kept.iterdir()) == sorted(TRACKS)
     assert f"Oracle audio: {kept} (" in printed
@@ -299,14 +379,30 @@ def test_progress_bars_are_labelled_by_what_they_score(tmp_path, reports):
     root = reports["root"]
     errors = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
-        code = common.run(evaluate_cli.main, [
-            "--estimates", str(root / "model_b"), "--references", str(root / "references"),
-            "--out", str(tmp_path / "out"), "--oracle", "tiny", "--excerpt-seconds", "1",
-        ])
+        code = common.run(
+            evaluate_cli.main,
+            [
+                "--estimates",
+                str(root / "model_b"),
+                "--references",
+                str(root / "references"),
+                "--out",
+                str(tmp_path / "out"),
+                "--oracle",
+                "tiny",
+                "--excerpt-seconds",
+                "1",
+            ],
+        )
     assert code == 0
     bars = errors.getvalue()
-    for label in ("score model_b", "oracle estimates", "score oracle", "score mixture as estimate",
-                  "report"):
+    for label in (
+        "score model_b",
+        "oracle estimates",
+        "score oracle",
+        "score mixture as estimate",
+        "report",
+    ):
         assert f"{label}: 100%" in bars, (label, bars[-2000:])
     assert "evaluate:" not in bars
 
@@ -319,16 +415,21 @@ def test_reports_fit_a_1366_px_window_in_chromium(tmp_path, reports):
 
     root = reports["root"]
     # Eight models: a per-track table far wider than the window.
-    base = {"a": load_result(root / "out_a" / "results.json"),
-            "b": load_result(root / "out_b" / "results.json")}
+    base = {
+        "a": load_result(root / "out_a" / "results.json"),
+        "b": load_result(root / "out_b" / "results.json"),
+    }
     many = {f"model {i} {key}": result for i in range(4) for key, result in base.items()}
     many["oracle"] = load_result(root / "out_a" / "oracle" / "results.json")
     wide = tmp_path / "wide"
     with contextlib.redirect_stdout(io.StringIO()):
         mixture = load_result(root / "compared" / "mixture" / "results.json")
         write_report(wide, many, mixture=mixture, excerpt_seconds=1.0, progress=False)
-    pages = {"evaluate": root / "out_a" / "report.html",
-             "compare": root / "compared" / "report.html", "wide": wide / "report.html"}
+    pages = {
+        "evaluate": root / "out_a" / "report.html",
+        "compare": root / "compared" / "report.html",
+        "wide": wide / "report.html",
+    }
     with browser.chromium() as driver:
         seen = {}
         for name, page in pages.items():

@@ -20,7 +20,9 @@ def separator(tiny_run):
 def _song(seconds, rate, channels, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    mono = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t)) + 0.02 * rng.standard_normal(t.size)
+    mono = 0.3 * np.sin(2 * np.pi * 330 * t) * (
+        1 + 0.5 * np.sin(2 * np.pi * 0.5 * t)
+    ) + 0.02 * rng.standard_normal(t.size)
     return np.stack([mono * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
@@ -49,9 +51,13 @@ def test_segmented_separation_equals_the_whole_song_pass(separator, seconds):
     song = _song(seconds, rate, 2, seed=seconds)
     segmented = separator.separate(song, rate)
     assert (seconds > 30) == (len(song) > separator.segment_samples)
-    whole = separate_waveforms(separator._estimate_patches, tf.constant(song.T), separator.config, 16).numpy()
+    whole = separate_waveforms(
+        separator._estimate_patches, tf.constant(song.T), separator.config, 16
+    ).numpy()
     for k, source in enumerate(separator.config.sources):
-        np.testing.assert_allclose(segmented[source], whole[:, k].T, atol=1e-5, rtol=0, err_msg=source)
+        np.testing.assert_allclose(
+            segmented[source], whole[:, k].T, atol=1e-5, rtol=0, err_msg=source
+        )
 
 
 def test_band_masks_on_segments_equal_one_pass(separator):
@@ -63,14 +69,25 @@ def test_band_masks_on_segments_equal_one_pass(separator):
 
     rate = 44100
     rng = np.random.default_rng(5)
-    parts = (0.1 * rng.standard_normal((2, 1 + separator.config.nb_stems, 25 * rate))).astype(np.float32)
+    parts = (0.1 * rng.standard_normal((2, 1 + separator.config.nb_stems, 25 * rate))).astype(
+        np.float32
+    )
     assert separator.channel_masks == "shared"
-    whole = filtering.band_masks(tf.constant(parts[:, 0]), tf.constant(parts[:, 1:]), separator.config, rate,
-                                 shared_channels=True).numpy()
+    whole = filtering.band_masks(
+        tf.constant(parts[:, 0]),
+        tf.constant(parts[:, 1:]),
+        separator.config,
+        rate,
+        shared_channels=True,
+    ).numpy()
     layout = separator.band_layout(rate)
     assert len(walked_segments(parts.shape[-1], layout)) >= 3
     walk = SegmentWalk(separator.band_masks_function(rate), layout)
-    pieces = [out for i in range(0, parts.shape[-1], 30000) for out in walk.push(parts[..., i : i + 30000])]
+    pieces = [
+        out
+        for i in range(0, parts.shape[-1], 30000)
+        for out in walk.push(parts[..., i : i + 30000])
+    ]
     segmented = np.concatenate(pieces + walk.finish(), axis=-1)
     np.testing.assert_allclose(segmented, whole, atol=1e-5, rtol=0)
 
@@ -87,8 +104,12 @@ def test_shared_channel_masks_mask_every_channel_alike(tiny_run):
     shared = shared_separator.separate(stereo, rate)
     independent = independent_separator.separate(stereo, rate)
     for source in shared:
-        np.testing.assert_allclose(shared[source][:, 1], 0.5 * shared[source][:, 0], atol=1e-6, rtol=0)
-    deviation = max(np.abs(independent[s][:, 1] - 0.5 * independent[s][:, 0]).max() for s in independent)
+        np.testing.assert_allclose(
+            shared[source][:, 1], 0.5 * shared[source][:, 0], atol=1e-6, rtol=0
+        )
+    deviation = max(
+        np.abs(independent[s][:, 1] - 0.5 * independent[s][:, 0]).max() for s in independent
+    )
     assert deviation > 1e-3
     mono_shared = shared_separator.separate(left, rate)
     mono_independent = independent_separator.separate(left, rate)
@@ -99,15 +120,26 @@ def test_shared_channel_masks_mask_every_channel_alike(tiny_run):
 def test_channel_masks_are_checked(tiny_run):
     from advsep_tf.errors import AdvsepError
 
-    with pytest.raises(AdvsepError, match="channel_masks must be one of shared, independent, got 'both'"):
+    with pytest.raises(
+        AdvsepError, match="channel_masks must be one of shared, independent, got 'both'"
+    ):
         Separator.from_checkpoint(str(tiny_run), channel_masks="both")
 
 
-@pytest.mark.parametrize("rate, channels, reconstruction", [
-    (8192, 1, "mask"), (44100, 2, "mask"), (44100, 2, "direct"), (16000, 1, "mask"), (6000, 2, "mask"),
-])
+@pytest.mark.parametrize(
+    "rate, channels, reconstruction",
+    [
+        (8192, 1, "mask"),
+        (44100, 2, "mask"),
+        (44100, 2, "direct"),
+        (16000, 1, "mask"),
+        (6000, 2, "mask"),
+    ],
+)
 def test_stream_equals_separate_after_its_latency(tiny_run, rate, channels, reconstruction):
-    separator = Separator.from_checkpoint(str(tiny_run), segment_seconds=4.0, reconstruction=reconstruction)
+    separator = Separator.from_checkpoint(
+        str(tiny_run), segment_seconds=4.0, reconstruction=reconstruction
+    )
     song = _song(23.0, rate, channels, seed=rate)
     song = song[:, 0] if channels == 1 else song
     expected = separator.separate(song, rate)
@@ -160,7 +192,8 @@ MEMORY_PROBE = textwrap.dedent(
     long = (0.1 * rng.standard_normal(600 * rate)).astype(np.float32)
     stems = separator.separate(long, rate)
     after_long = peak_mb()
-    print(json.dumps({"growth_mb": after_long - after_short, "lengths": [len(s) for s in stems.values()],
+    print(json.dumps({"growth_mb": after_long - after_short, "lengths": [len(s) for s in
+    stems.values()],
                       "samples": len(long), "array_mb": long.nbytes / 2**20}))
     """
 )
@@ -168,7 +201,10 @@ MEMORY_PROBE = textwrap.dedent(
 
 def test_ten_minute_song_separates_with_bounded_memory(tiny_run):
     result = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, str(tiny_run)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", MEMORY_PROBE, str(tiny_run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -196,12 +232,14 @@ FILE_MEMORY_PROBE = textwrap.dedent(
     for minutes in (1, 10):
         path = f"{folder}/song_{minutes}min.wav"
         with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16") as f:
-            for _ in range(minutes * 6):  # written 10 s at a time: the probe's own memory stays flat
+            # written 10 s at a time: the probe's own memory stays flat
+            for _ in range(minutes * 6):
                 f.write((0.1 * rng.standard_normal((10 * rate, channels))).astype(np.float32))
         before = peak_mb()
         written = separator.separate_to_file(path, f"{folder}/out")
         report[minutes] = {"peak_mb": peak_mb(), "before_mb": before,
-                           "outputs": [[sf.info(p).frames, sf.info(p).samplerate, sf.info(p).channels] for p in written]}
+                           "outputs": [[sf.info(p).frames, sf.info(p).samplerate,
+                           sf.info(p).channels] for p in written]}
     print(json.dumps({"report": report, "samples": 10 * 60 * rate,
                       "input_mb": 10 * 60 * rate * channels * 4 / 2**20}))
     """
@@ -211,7 +249,9 @@ FILE_MEMORY_PROBE = textwrap.dedent(
 def test_ten_minute_stereo_file_keeps_length_rate_channels_and_bounded_memory(tiny_run, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", FILE_MEMORY_PROBE, str(tiny_run), str(tmp_path)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
@@ -230,19 +270,34 @@ def test_a_pipe_in_and_one_stem_out_equal_the_files(tiny_run, separator, tmp_pat
     path = tmp_path / "song.wav"
     sf.write(path, song, 44100, subtype="FLOAT")
     expected = separator.separate_to_file(str(path), str(tmp_path / "out"))
-    command = [sys.executable, "-m", "advsep_tf.cli.separate", "-", "--model", str(tiny_run), "--out", "-", "--stem", "vocals"]
+    command = [
+        sys.executable,
+        "-m",
+        "advsep_tf.cli.separate",
+        "-",
+        "--model",
+        str(tiny_run),
+        "--out",
+        "-",
+        "--stem",
+        "vocals",
+    ]
     with open(path, "rb") as stdin:
         result = subprocess.run(command, stdin=stdin, capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     piped = tmp_path / "piped.wav"
     piped.write_bytes(result.stdout)
     stem, rate = sf.read(piped, dtype="float32", always_2d=True)
-    reference, _ = sf.read([p for p in expected if p.endswith("vocals.wav")][0], dtype="float32", always_2d=True)
+    reference, _ = sf.read(
+        [p for p in expected if p.endswith("vocals.wav")][0], dtype="float32", always_2d=True
+    )
     assert rate == 44100 and stem.shape == song.shape
     np.testing.assert_allclose(stem, reference, atol=1e-6)
     # A stem the model does not have: one line, nothing on standard output.
     with open(path, "rb") as stdin:
-        bad = subprocess.run(command[:-1] + ["drums"], stdin=stdin, capture_output=True, timeout=600)
+        bad = subprocess.run(
+            command[:-1] + ["drums"], stdin=stdin, capture_output=True, timeout=600
+        )
     assert bad.returncode == 2 and bad.stdout == b""
     assert "--stem drums: this model separates vocals, accompaniment" in bad.stderr.decode()
 
@@ -252,9 +307,13 @@ def test_other_codecs_and_filename_formats(separator, tmp_path, codec):
     song = _song(2.0, 22050, 2)
     path = tmp_path / "song.wav"
     sf.write(path, song, 22050)
-    written = separator.separate_to_file(str(path), str(tmp_path / "out"), filename_format="{source}-{track}.{codec}",
-                                         codec=codec)
-    assert sorted(os.path.basename(p) for p in written) == [f"accompaniment-song.{codec}", f"vocals-song.{codec}"]
+    written = separator.separate_to_file(
+        str(path), str(tmp_path / "out"), filename_format="{source}-{track}.{codec}", codec=codec
+    )
+    assert sorted(os.path.basename(p) for p in written) == [
+        f"accompaniment-song.{codec}",
+        f"vocals-song.{codec}",
+    ]
     for p in written:
         info = sf.info(p)
         assert info.samplerate == 22050 and info.channels == 2
@@ -265,7 +324,9 @@ def test_other_codecs_and_filename_formats(separator, tmp_path, codec):
 def test_mask_reconstruction_keeps_the_high_band_and_sums_to_the_mixture(tiny_run):
     rate = 44100
     t = np.arange(2 * rate) / rate
-    song = (0.2 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 9000 * t)).astype(np.float32)
+    song = (0.2 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 9000 * t)).astype(
+        np.float32
+    )
     masked = Separator.from_checkpoint(str(tiny_run), reconstruction="mask").separate(song, rate)
     direct = Separator.from_checkpoint(str(tiny_run), reconstruction="direct").separate(song, rate)
 
@@ -298,8 +359,10 @@ def test_every_input_is_checked_before_any_is_separated(tiny_run, tmp_path, caps
     elif bad == "too_short":
         sf.write(path, np.zeros((3, 1), np.float32), 8192, subtype="PCM_16")
     out = tmp_path / "out"
-    code = common.run(separate_cli.main, [str(song), str(path), "--model", str(tiny_run),
-                                          "--out", str(out), "--no-progress"])
+    code = common.run(
+        separate_cli.main,
+        [str(song), str(path), "--model", str(tiny_run), "--out", str(out), "--no-progress"],
+    )
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1, err

@@ -15,17 +15,30 @@ from advsep_tf.errors import AdvsepError, ConfigMismatchError
 
 def test_prepared_shard_set_reads_back_every_role(tiny_config, tiny_shards, tiny_corpus):
     shard_set = ShardSet.open(str(tiny_shards), expected=tiny_config, verify_checksums=True)
-    assert set(shard_set.roles) == {"train", "valid", "mixtures", "solo/vocals", "solo/accompaniment"}
+    assert set(shard_set.roles) == {
+        "train",
+        "valid",
+        "mixtures",
+        "solo/vocals",
+        "solo/accompaniment",
+    }
     manifest = shard_set.manifest
-    assert len(manifest["roles"]["train"]["tracks"]) == 3 and len(manifest["roles"]["valid"]["tracks"]) == 1
+    assert (
+        len(manifest["roles"]["train"]["tracks"]) == 3
+        and len(manifest["roles"]["valid"]["tracks"]) == 1
+    )
     assert len(manifest["test_tracks"]) == 2
     for role in shard_set.roles:
-        count = sum(1 for _ in role_examples(shard_set, shard_set.config, role, shuffle=False, repeat=False))
+        count = sum(
+            1 for _ in role_examples(shard_set, shard_set.config, role, shuffle=False, repeat=False)
+        )
         assert count == shard_set.examples(role) > 0
         names = [s["file"] for s in manifest["roles"][role]["shards"]]
         total = len(names)
         assert names[0].endswith(f"-00000-of-{total:05d}")
-    example = next(iter(role_examples(shard_set, shard_set.config, "train", shuffle=False, repeat=False)))
+    example = next(
+        iter(role_examples(shard_set, shard_set.config, "train", shuffle=False, repeat=False))
+    )
     assert example["mixture"].shape == (32, 16, 1) and example["sources"].shape == (32, 16, 2)
     # The stems of a paired patch add up to the mixture (magnitudes, up to phase cancellation).
     mixture = np.expm1(example["mixture"].numpy()[..., 0])
@@ -34,7 +47,9 @@ def test_prepared_shard_set_reads_back_every_role(tiny_config, tiny_shards, tiny
 
 
 def test_reader_refuses_a_shard_set_prepared_with_another_config(tiny_config, tiny_shards):
-    other = tiny_config.replace(spectrogram={"n_hop": 16}, sources=["vocals", "drums", "bass", "other"])
+    other = tiny_config.replace(
+        spectrogram={"n_hop": 16}, sources=["vocals", "drums", "bass", "other"]
+    )
     with pytest.raises(ConfigMismatchError) as info:
         ShardSet.open(str(tiny_shards), expected=other)
     message = str(info.value)
@@ -60,8 +75,18 @@ def test_a_modified_shard_fails_the_checksum(tiny_config, tiny_shards, tmp_path)
 def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_corpus, tmp_path):
     out = tmp_path / "shards"
     command = [
-        sys.executable, "-m", "advsep_tf.cli.prepare", "--config", "tiny",
-        "--dataset", f"synthetic={tiny_corpus}", "--out", str(out), "--examples-per-shard", "8", "--no-progress",
+        sys.executable,
+        "-m",
+        "advsep_tf.cli.prepare",
+        "--config",
+        "tiny",
+        "--dataset",
+        f"synthetic={tiny_corpus}",
+        "--out",
+        str(out),
+        "--examples-per-shard",
+        "8",
+        "--no-progress",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -77,7 +102,13 @@ def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_cor
         ShardSet.open(str(out), expected=tiny_config)
     # A rerun resumes: it keeps the finished shards the journal vouches for, drops half-written
     # ones, and completes (tests/test_prepare.py checks the result equals an uninterrupted run).
-    manifest = prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(out), progress=False, examples_per_shard=8)
+    manifest = prepare(
+        tiny_config,
+        [("synthetic", str(tiny_corpus))],
+        str(out),
+        progress=False,
+        examples_per_shard=8,
+    )
     assert not any(name.endswith(".tmp") for name in os.listdir(out))
     assert not (out / JOURNAL).exists()
     listed = {s["file"] for role in manifest["roles"].values() for s in role["shards"]}
@@ -94,8 +125,16 @@ def test_adversarial_training_needs_unpaired_roles(tiny_config, tiny_corpus, tmp
     from advsep_tf.data_pipelines.readers import training_dataset
 
     out = tmp_path / "paired_only"
-    prepare(tiny_config, [("paired", str(tiny_corpus / "musdb18hq" / "train"))], str(out), progress=False)
+    prepare(
+        tiny_config,
+        [("paired", str(tiny_corpus / "musdb18hq" / "train"))],
+        str(out),
+        progress=False,
+    )
     shard_set = ShardSet.open(str(out), expected=tiny_config)
-    with pytest.raises(AdvsepError, match=r"no examples for mixtures, solo/vocals, solo/accompaniment.*--mode supervised"):
+    with pytest.raises(
+        AdvsepError,
+        match=r"no examples for mixtures, solo/vocals, solo/accompaniment.*--mode supervised",
+    ):
         training_dataset(shard_set, tiny_config)
     training_dataset(shard_set, tiny_config.replace(training={"mode": "supervised"}))

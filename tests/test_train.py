@@ -12,7 +12,11 @@ from advsep_tf.train import train
 def test_a_run_directory_has_everything_users_look_at(tiny_run, tiny_config):
     for name in ("config.json", "run.json", "model.keras", "history.csv", "training_curves.png"):
         assert (tiny_run / name).is_file(), name
-    assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(tiny_run / "logs") for f in files)
+    assert any(
+        f.startswith("events.out.tfevents")
+        for _, _, files in os.walk(tiny_run / "logs")
+        for f in files
+    )
     with open(tiny_run / "config.json") as f:
         assert json.load(f) == tiny_config.to_dict()
     with open(tiny_run / "history.csv") as f:
@@ -37,7 +41,8 @@ def test_resume_continues_from_the_last_checkpoint(tiny_config, tiny_shards, tmp
 def test_early_stopping_on_validation_loss(tiny_config, tiny_shards, tmp_path):
     # A zero learning rate never improves validation L_s: training stops after `patience` epochs.
     config = tiny_config.replace(
-        training={"steps_per_epoch": 1, "patience": 2, "mode": "supervised"}, optimizer={"learning_rate": 0.0}
+        training={"steps_per_epoch": 1, "patience": 2, "mode": "supervised"},
+        optimizer={"learning_rate": 0.0},
     )
     summary = train(config, str(tiny_shards), str(tmp_path / "run"), steps=10, verbose=0)
     assert summary["separator_steps"] == 3
@@ -47,25 +52,53 @@ def test_tensorboard_logs_hold_scalars_audio_and_images(tiny_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     def tags(folder):
-        accumulator = EventAccumulator(str(folder), size_guidance={"audio": 0, "images": 0, "tensors": 0, "scalars": 0})
+        accumulator = EventAccumulator(
+            str(folder), size_guidance={"audio": 0, "images": 0, "tensors": 0, "scalars": 0}
+        )
         accumulator.Reload()
         return accumulator.Tags(), accumulator
 
     train_tags, _ = tags(tiny_run / "logs" / "train")
     scalars = set(train_tags["tensors"]) | set(train_tags["scalars"])
-    for name in ("loss", "supervised_loss", "adversarial_loss", "additive_loss", "wasserstein_vocals",
-                 "wasserstein_accompaniment", "gradient_penalty_vocals", "gradient_penalty_accompaniment"):
+    for name in (
+        "loss",
+        "supervised_loss",
+        "adversarial_loss",
+        "additive_loss",
+        "wasserstein_vocals",
+        "wasserstein_accompaniment",
+        "gradient_penalty_vocals",
+        "gradient_penalty_accompaniment",
+    ):
         assert f"epoch_{name}" in scalars, (name, sorted(scalars))
     validation_tags, _ = tags(tiny_run / "logs" / "validation")
-    assert "epoch_supervised_loss" in set(validation_tags["tensors"]) | set(validation_tags["scalars"])
+    assert "epoch_supervised_loss" in set(validation_tags["tensors"]) | set(
+        validation_tags["scalars"]
+    )
 
     preview_tags, accumulator = tags(tiny_run / "logs" / "preview")
-    everything = set(preview_tags["tensors"]) | set(preview_tags["scalars"]) | set(preview_tags["audio"]) | set(preview_tags["images"])
-    expected = {"learning_rate/separator", "learning_rate/critic", "mixture", "estimate/vocals", "reference/vocals",
-                "estimate/accompaniment", "reference/accompaniment"}
-    # tf.summary.audio/image are stored as tensor summaries with plugin data; names may carry suffixes.
+    everything = (
+        set(preview_tags["tensors"])
+        | set(preview_tags["scalars"])
+        | set(preview_tags["audio"])
+        | set(preview_tags["images"])
+    )
+    expected = {
+        "learning_rate/separator",
+        "learning_rate/critic",
+        "mixture",
+        "estimate/vocals",
+        "reference/vocals",
+        "estimate/accompaniment",
+        "reference/accompaniment",
+    }
+    # tf.summary.audio/image are stored as tensor summaries with plugin data; names may carry
+    # suffixes.
     for tag in expected:
-        assert any(t == tag or t.startswith(tag + "/") for t in everything), (tag, sorted(everything))
+        assert any(t == tag or t.startswith(tag + "/") for t in everything), (
+            tag,
+            sorted(everything),
+        )
     assert any(t.startswith("spectrogram/vocals") for t in everything)
     audio = accumulator.Tensors("mixture")[0].tensor_proto
     assert len(audio.string_val[0]) > 44  # a real WAV payload, not just a header
@@ -74,25 +107,37 @@ def test_tensorboard_logs_hold_scalars_audio_and_images(tiny_run):
 def test_early_stopping_state_survives_a_resume(tiny_config, tiny_shards, tmp_path):
     # Validation L_s never improves (learning rate 0): patience 3 stops after epoch 4 in one go.
     config = tiny_config.replace(
-        training={"steps_per_epoch": 1, "patience": 3, "mode": "supervised"}, optimizer={"learning_rate": 0.0}
+        training={"steps_per_epoch": 1, "patience": 3, "mode": "supervised"},
+        optimizer={"learning_rate": 0.0},
     )
     run_dir = str(tmp_path / "run")
     assert train(config, str(tiny_shards), run_dir, steps=2, verbose=0)["separator_steps"] == 2
     # Had the resumed run forgotten its two epochs without improvement, it would run 4 more.
-    assert train(config, str(tiny_shards), run_dir, steps=20, resume=True, verbose=0)["separator_steps"] == 4
+    assert (
+        train(config, str(tiny_shards), run_dir, steps=20, resume=True, verbose=0)[
+            "separator_steps"
+        ]
+        == 4
+    )
     again = train(config, str(tiny_shards), run_dir, steps=20, resume=True, verbose=0)
     assert again["separator_steps"] == 4  # stopped early: nothing more to do
 
 
 def test_checkpoints_are_atomic_and_only_the_last_ones_kept(tiny_config, tiny_shards, tmp_path):
-    config = tiny_config.replace(training={"steps_per_epoch": 1, "checkpoints_kept": 2, "patience": 100})
+    config = tiny_config.replace(
+        training={"steps_per_epoch": 1, "checkpoints_kept": 2, "patience": 100}
+    )
     run_dir = tmp_path / "run"
     train(config, str(tiny_shards), str(run_dir), steps=4, verbose=0)
     files = sorted(os.listdir(run_dir / "checkpoints"))
     assert files == ["epoch-00003.weights.h5", "epoch-00004.weights.h5", "state.json"]
     with open(run_dir / "checkpoints" / "state.json") as f:
         state = json.load(f)
-    assert state["epoch"] == 4 and state["weights"] == "epoch-00004.weights.h5" and state["separator_steps"] == 4
+    assert (
+        state["epoch"] == 4
+        and state["weights"] == "epoch-00004.weights.h5"
+        and state["separator_steps"] == 4
+    )
 
 
 def test_a_killed_run_resumes_with_its_step_counter_and_optimizer_state(tiny_shards, tmp_path):
@@ -132,11 +177,15 @@ def _one_step(config, batch, weights, jit_compile: bool):
 
     model = AdversarialSeparator(config)
     sgd = keras.optimizers.SGD
-    model.compile(separator_optimizer=sgd(1e-3), critic_optimizer=sgd(1e-3), jit_compile=jit_compile)
+    model.compile(
+        separator_optimizer=sgd(1e-3), critic_optimizer=sgd(1e-3), jit_compile=jit_compile
+    )
     # Keras quietly compiles without XLA (a warning) when it thinks a model cannot be compiled.
     assert model.jit_compile is jit_compile
     model.set_weights(weights)
-    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=1, verbose=0)
+    history = model.fit(
+        tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=1, verbose=0
+    )
     return {k: v[-1] for k, v in history.history.items()}, model.get_weights()
 
 
@@ -145,7 +194,9 @@ def _same_draws_everywhere(shape, minval=0.0, maxval=1.0, dtype=None, seed=None)
     import tensorflow as tf
 
     count = tf.reduce_prod(tf.cast(shape, tf.int32))
-    return tf.reshape(tf.math.floormod(0.1 + 0.618034 * tf.range(count, dtype=tf.float32), 1.0), shape)
+    return tf.reshape(
+        tf.math.floormod(0.1 + 0.618034 * tf.range(count, dtype=tf.float32), 1.0), shape
+    )
 
 
 def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards, monkeypatch):
@@ -160,14 +211,19 @@ def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards,
     # algorithm, and that is not what this test is about.
     monkeypatch.setattr(keras.random, "uniform", _same_draws_everywhere)
     keras.utils.set_random_seed(7)
-    batch = next(iter(training_dataset(ShardSet.open(str(tiny_shards), expected=tiny_config), tiny_config)))
+    batch = next(
+        iter(training_dataset(ShardSet.open(str(tiny_shards), expected=tiny_config), tiny_config))
+    )
     model = AdversarialSeparator(tiny_config)
     for critic in model.critics:  # steeper critics, so that the one-sided penalty is not zero
         critic.set_weights([2 * w for w in critic.get_weights()])
     initial = model.get_weights()
     plain_logs, plain_weights = _one_step(tiny_config, batch, initial, jit_compile=False)
     xla_logs, xla_weights = _one_step(tiny_config, batch, initial, jit_compile=True)
-    assert plain_logs["gradient_penalty_vocals"] > 0 and plain_logs["gradient_penalty_accompaniment"] > 0
+    assert (
+        plain_logs["gradient_penalty_vocals"] > 0
+        and plain_logs["gradient_penalty_accompaniment"] > 0
+    )
     # XLA's fused kernels round differently from oneDNN's, and a step amplifies round-off unevenly:
     # the critic terms come after n_critic updates of steep critics, where a relative change of
     # 1e-6 in the weights has moved a Wasserstein estimate by 1e-3 relative. So each quantity's
@@ -182,12 +238,20 @@ def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards,
     assert xla_logs.keys() == plain_logs.keys()
     for name, value in plain_logs.items():
         round_off = abs(nudged_logs[name] - value)
-        assert round_off < 0.1 * abs(value), f"{name}: too ill-conditioned to compare ({round_off} of {value})"
-        np.testing.assert_allclose(xla_logs[name], value, rtol=2e-2, atol=100 * round_off + 1e-6, err_msg=name)
-    for before, xla, plain, plain_nudged, start_nudged in zip(initial, xla_weights, plain_weights, nudged_weights, nudged):
+        assert round_off < 0.1 * abs(value), (
+            f"{name}: too ill-conditioned to compare ({round_off} of {value})"
+        )
+        np.testing.assert_allclose(
+            xla_logs[name], value, rtol=2e-2, atol=100 * round_off + 1e-6, err_msg=name
+        )
+    for before, xla, plain, plain_nudged, start_nudged in zip(
+        initial, xla_weights, plain_weights, nudged_weights, nudged
+    ):
         update = plain - before
         round_off = np.abs((plain_nudged - start_nudged) - update).max()
-        np.testing.assert_allclose(xla - before, update, rtol=0, atol=2e-2 * np.abs(update).max() + 100 * round_off + 1e-9)
+        np.testing.assert_allclose(
+            xla - before, update, rtol=0, atol=2e-2 * np.abs(update).max() + 100 * round_off + 1e-9
+        )
     assert any(np.abs(plain - before).max() > 0 for before, plain in zip(initial, plain_weights))
 
 
@@ -218,7 +282,8 @@ class SaveFinalWeights(keras.callbacks.Callback):
 config = load_config("tiny").replace(training={"steps_per_epoch": 2, "patience": 100})
 # This worker's port, bound by the test and held until now: free it just before TensorFlow binds it.
 socket.socket(fileno=int(port_fd)).close()
-summary = train(config, shards, run_dir, steps=4, verbose=0, strategy="multi_worker", callbacks=[SaveFinalWeights()])
+summary = train(config, shards, run_dir, steps=4, verbose=0, strategy="multi_worker",
+callbacks=[SaveFinalWeights()])
 print(json.dumps({k: summary[k] for k in ("separator_steps", "critic_steps")}))
 """
 # What a worker prints when another process took its port in the moment between the worker
@@ -248,13 +313,35 @@ def _run_two_workers(shards, folder):
     processes, logs = [], []
     try:
         for index, s in enumerate(sockets):
-            env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-            logs.append((open(folder / f"worker{index}.out", "w+"), open(folder / f"worker{index}.err", "w+")))
-            processes.append(subprocess.Popen(
-                [sys.executable, "-c", TWO_WORKERS, str(shards), str(folder / f"run{index}"),
-                 str(folder / f"weights{index}.npz"), str(s.fileno())],
-                env=env, stdout=logs[-1][0], stderr=logs[-1][1], pass_fds=[s.fileno()],
-            ))
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
+            }
+            logs.append(
+                (
+                    open(folder / f"worker{index}.out", "w+"),
+                    open(folder / f"worker{index}.err", "w+"),
+                )
+            )
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        TWO_WORKERS,
+                        str(shards),
+                        str(folder / f"run{index}"),
+                        str(folder / f"weights{index}.npz"),
+                        str(s.fileno()),
+                    ],
+                    env=env,
+                    stdout=logs[-1][0],
+                    stderr=logs[-1][1],
+                    pass_fds=[s.fileno()],
+                )
+            )
     finally:
         for s in sockets:
             s.close()  # each worker holds its own copy

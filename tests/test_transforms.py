@@ -38,7 +38,9 @@ def test_log_magnitude_keeps_the_low_bins_as_log1p():
     spectrum = transforms.stft(_signal(4096)[None], 512, 256)
     log_spec = transforms.log_magnitude(spectrum, 256).numpy()
     assert log_spec.shape == (1, 256, spectrum.shape[1])
-    np.testing.assert_allclose(np.expm1(log_spec[0]).T, np.abs(spectrum.numpy()[0, :, :256]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.expm1(log_spec[0]).T, np.abs(spectrum.numpy()[0, :, :256]), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("patch_hop", [8, 16])
@@ -49,7 +51,9 @@ def test_patching_and_overlap_add_are_inverse(patch_hop, total):
     patches = transforms.to_patches(log_spec, 16, patch_hop)
     assert patches.shape[1:] == (32, 16, 1)
     assert patches.shape[0] % 2 == 0
-    back = transforms.from_patches(tf.concat([patches, 2 * patches], axis=-1), 2, total, patch_hop).numpy()
+    back = transforms.from_patches(
+        tf.concat([patches, 2 * patches], axis=-1), 2, total, patch_hop
+    ).numpy()
     assert back.shape == (2, 2, 32, total)
     np.testing.assert_allclose(back[:, 0], log_spec, atol=1e-5)
     np.testing.assert_allclose(back[:, 1], 2 * log_spec, atol=1e-5)
@@ -77,11 +81,14 @@ def test_frame_count_is_the_stfts(n_fft, n_hop):
         assert int(transforms.nb_stft_frames(tf.constant(length), n_fft, n_hop)) == frames
 
 
-@pytest.mark.parametrize("layout", [
-    transforms.model_segment_layout(512, 256, 64, 30 * 8192),
-    transforms.model_segment_layout(64, 32, 16, transforms.minimum_model_segment(64, 32, 16)),
-    transforms.frame_segment_layout(4096, 2048, 441000),
-])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        transforms.model_segment_layout(512, 256, 64, 30 * 8192),
+        transforms.model_segment_layout(64, 32, 16, transforms.minimum_model_segment(64, 32, 16)),
+        transforms.frame_segment_layout(4096, 2048, 441000),
+    ],
+)
 def test_walked_segments_tile_any_song(layout):
     """The segment walker's segments, whatever the block sizes, tile the song with parts that
     saw all their context."""
@@ -103,7 +110,9 @@ def test_walked_segments_tile_any_song(layout):
 def test_model_segments_need_a_whole_number_of_half_patches():
     with pytest.raises(ValueError, match="multiple of 256"):
         transforms.model_segment_layout(64, 32, 16, 1000)
-    layout = transforms.model_segment_layout(64, 32, 16, transforms.minimum_model_segment(64, 32, 16))
+    layout = transforms.model_segment_layout(
+        64, 32, 16, transforms.minimum_model_segment(64, 32, 16)
+    )
     assert layout.step >= layout.quantum
 
 

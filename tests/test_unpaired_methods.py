@@ -18,13 +18,19 @@ def test_weighted_supervised_loss_is_l_s_with_unit_weights_and_ignores_zero_weig
     rng = np.random.default_rng(0)
     estimates, targets = _log1p(rng.random((4, 8, 8, 2))), _log1p(rng.random((4, 8, 8, 2)))
     ones = tf.ones([4])
-    np.testing.assert_allclose(losses.weighted_supervised_loss(estimates, targets, ones),
-                               losses.supervised_loss(estimates, targets), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.weighted_supervised_loss(estimates, targets, ones),
+        losses.supervised_loss(estimates, targets),
+        rtol=1e-6,
+    )
     # Example 3 is untrusted: whatever it holds does not count.
     weights = tf.constant([1.0, 1.0, 1.0, 0.0])
     spoiled = tf.concat([targets[:3], targets[3:] + 100.0], axis=0)
-    np.testing.assert_allclose(losses.weighted_supervised_loss(estimates, spoiled, weights),
-                               losses.supervised_loss(estimates[:3], targets[:3]), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.weighted_supervised_loss(estimates, spoiled, weights),
+        losses.supervised_loss(estimates[:3], targets[:3]),
+        rtol=1e-6,
+    )
     assert float(losses.weighted_supervised_loss(estimates, targets, tf.zeros([4]))) == 0.0
 
 
@@ -32,9 +38,13 @@ def test_consistency_error_is_zero_when_the_estimates_add_up_to_the_mixture():
     rng = np.random.default_rng(1)
     stems = rng.random((2, 8, 8, 2)).astype(np.float32)
     mixture = _log1p(stems.sum(axis=-1, keepdims=True))
-    np.testing.assert_allclose(losses.consistency_error(mixture, _log1p(stems)), [0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(
+        losses.consistency_error(mixture, _log1p(stems)), [0.0, 0.0], atol=1e-5
+    )
     # Half of each stem missing: half the mixture's magnitude unexplained.
-    np.testing.assert_allclose(losses.consistency_error(mixture, _log1p(stems / 2)), [0.5, 0.5], rtol=1e-4)
+    np.testing.assert_allclose(
+        losses.consistency_error(mixture, _log1p(stems / 2)), [0.5, 0.5], rtol=1e-4
+    )
 
 
 def test_synthetic_pair_mixes_gained_solo_excerpts_with_exact_labels():
@@ -55,14 +65,30 @@ def test_synthetic_pair_mixes_gained_solo_excerpts_with_exact_labels():
 def test_synthetic_pairs_take_their_stems_from_the_solo_pools(tiny_config, tiny_shards):
     from advsep_tf.data_pipelines.shards import ShardSet
 
-    config = tiny_config.replace(training={"mode": "supervised", "synthetic_pairs": 1.0, "remix_probability": 0.0,
-                                           "synthetic_gain": [1.0, 1.0]})
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "synthetic_pairs": 1.0,
+            "remix_probability": 0.0,
+            "synthetic_gain": [1.0, 1.0],
+        }
+    )
     shard_set = ShardSet.open(str(tiny_shards), expected=config)
     batch = next(iter(readers.training_dataset(shard_set, config)))
-    solo_vocals = np.stack([e["excerpt"].numpy() for e in readers.role_examples(
-        shard_set, config, "solo/vocals", shuffle=False, repeat=False)])
-    paired_vocals = np.stack([e["sources"][..., :1].numpy() for e in readers.role_examples(
-        shard_set, config, "train", shuffle=False, repeat=False)])
+    solo_vocals = np.stack(
+        [
+            e["excerpt"].numpy()
+            for e in readers.role_examples(
+                shard_set, config, "solo/vocals", shuffle=False, repeat=False
+            )
+        ]
+    )
+    paired_vocals = np.stack(
+        [
+            e["sources"][..., :1].numpy()
+            for e in readers.role_examples(shard_set, config, "train", shuffle=False, repeat=False)
+        ]
+    )
     for vocals in batch[readers.PAIRED_SOURCES][..., :1].numpy():
         assert np.min(np.abs(solo_vocals - vocals).max(axis=(1, 2, 3))) < 1e-5
         assert np.min(np.abs(paired_vocals - vocals).max(axis=(1, 2, 3))) > 1e-3
@@ -74,7 +100,12 @@ def test_synthetic_pairs_without_a_solo_pool_are_refused(tiny_config, tmp_path, 
     from advsep_tf.errors import AdvsepError
 
     out = tmp_path / "paired_only"
-    prepare(tiny_config, [("paired", str(tiny_corpus / "musdb18hq" / "train"))], str(out), progress=False)
+    prepare(
+        tiny_config,
+        [("paired", str(tiny_corpus / "musdb18hq" / "train"))],
+        str(out),
+        progress=False,
+    )
     config = tiny_config.replace(training={"mode": "supervised", "synthetic_pairs": 0.5})
     with pytest.raises(AdvsepError, match="synthetic_pairs needs solo recordings"):
         readers.check_training_roles(ShardSet.open(str(out), expected=config), config)
@@ -90,8 +121,14 @@ def _student_and_teacher(config):
 
 
 def test_pseudo_labels_are_the_teachers_estimates_with_one_gain_on_input_and_target(tiny_config):
-    config = tiny_config.replace(training={"mode": "supervised", "pseudo_label_weight": 1.0,
-                                           "remix_probability": 0.0, "pseudo_label_max_error": 1e9})
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "pseudo_label_weight": 1.0,
+            "remix_probability": 0.0,
+            "pseudo_label_max_error": 1e9,
+        }
+    )
     student, teacher = _student_and_teacher(config)
     spec = config.spectrogram
     mixture = _log1p(np.random.default_rng(4).random((3, spec.nb_bins, spec.nb_frames, 1)) + 0.05)
@@ -107,8 +144,14 @@ def test_pseudo_labels_are_the_teachers_estimates_with_one_gain_on_input_and_tar
 
 
 def test_untrusted_pseudo_labels_get_no_weight(tiny_config):
-    config = tiny_config.replace(training={"mode": "supervised", "pseudo_label_weight": 1.0,
-                                           "remix_probability": 0.0, "pseudo_label_max_error": 1e-6})
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "pseudo_label_weight": 1.0,
+            "remix_probability": 0.0,
+            "pseudo_label_max_error": 1e-6,
+        }
+    )
     student, teacher = _student_and_teacher(config)
     spec = config.spectrogram
     mixture = _log1p(np.random.default_rng(5).random((3, spec.nb_bins, spec.nb_frames, 1)) + 0.05)
@@ -117,19 +160,28 @@ def test_untrusted_pseudo_labels_get_no_weight(tiny_config):
     np.testing.assert_array_equal(weights, [0.0, 0.0, 0.0])
 
 
-def test_a_step_with_pseudo_labels_minimises_l_s_plus_the_weighted_pseudo_term(tiny_config, tiny_shards):
+def test_a_step_with_pseudo_labels_minimises_l_s_plus_the_weighted_pseudo_term(
+    tiny_config, tiny_shards
+):
     from advsep_tf.data_pipelines.shards import ShardSet
 
     weight = 0.7
-    config = tiny_config.replace(training={"mode": "supervised", "pseudo_label_weight": weight,
-                                           "pseudo_label_max_error": 1e9})
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "pseudo_label_weight": weight,
+            "pseudo_label_max_error": 1e9,
+        }
+    )
     student, _ = _student_and_teacher(config)
     student.compile()
     shard_set = ShardSet.open(str(tiny_shards), expected=config)
     batch = next(iter(readers.training_dataset(shard_set, config)))
     assert batch[readers.PSEUDO_MIXTURE].shape[0] == config.training.batch_size
     logs = student.train_step(batch)
-    total, supervised, pseudo = (float(logs[k]) for k in ("loss", "supervised_loss", "pseudo_label_loss"))
+    total, supervised, pseudo = (
+        float(logs[k]) for k in ("loss", "supervised_loss", "pseudo_label_loss")
+    )
     assert pseudo > 0 and float(logs["pseudo_labels_trusted"]) == 1.0
     assert total == pytest.approx(supervised + weight * pseudo, rel=1e-5)
 
@@ -152,18 +204,25 @@ def test_spectrally_normalised_critics_need_no_gradient_penalty(tiny_config, tin
 
     config = tiny_config.replace(critic={"normalization": "spectral"})
     model = AdversarialSeparator(config)
-    wrapped = [layer for layer in model.critics[0].layers if isinstance(layer, keras.layers.SpectralNormalization)]
-    assert len(wrapped) == sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
-                               for layer in AdversarialSeparator(tiny_config).critics[0].layers)
+    wrapped = [
+        layer
+        for layer in model.critics[0].layers
+        if isinstance(layer, keras.layers.SpectralNormalization)
+    ]
+    assert len(wrapped) == sum(
+        isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        for layer in AdversarialSeparator(tiny_config).critics[0].layers
+    )
     model.compile()
-    batch = next(iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config)))
+    batch = next(
+        iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config))
+    )
     logs = model.train_step(batch)
     assert all(float(logs[f"gradient_penalty_{s}"]) == 0.0 for s in config.sources)
     # The critic's largest singular value is held near 1 by the power iteration.
     dense = [layer for layer in wrapped if isinstance(layer.layer, keras.layers.Dense)][0]
     kernel = dense.layer.kernel.numpy()
     assert np.linalg.svd(kernel, compute_uv=False)[0] < 1.5
-
 
 
 METHODS = {
@@ -184,7 +243,15 @@ def test_each_method_trains_resumes_after_kill_9_and_saves(method, tiny_shards, 
     run_dir = tmp_path / "run"
     kill_run(tiny_shards, run_dir, 1, METHODS[method], teacher)
     config = load_config("tiny").replace(**sections)
-    summary = train(config, str(tiny_shards), str(run_dir), steps=4, resume=True, verbose=0, teacher=teacher or None)
+    summary = train(
+        config,
+        str(tiny_shards),
+        str(run_dir),
+        steps=4,
+        resume=True,
+        verbose=0,
+        teacher=teacher or None,
+    )
     assert summary["separator_steps"] == 4
     model = load_run_model(str(run_dir))
     assert model.separation_config.to_dict() == config.to_dict()
@@ -196,32 +263,58 @@ def test_the_seed_table_gives_each_models_share_of_the_ceilings_gain():
     from advsep_tf.experiment import seed_table
 
     def result(vocals, accompaniment):
-        return SimpleNamespace(aggregate={
-            source: {m: {"mean": value} for m in ("SDR", "SIR", "SAR")}
-            for source, value in (("vocals", vocals), ("accompaniment", accompaniment))})
+        return SimpleNamespace(
+            aggregate={
+                source: {m: {"mean": value} for m in ("SDR", "SIR", "SAR")}
+                for source, value in (("vocals", vocals), ("accompaniment", accompaniment))
+            }
+        )
 
     by_seed = {
-        1: {"baseline": result(4.0, 5.0), "synthetic": result(5.0, 5.5), "ceiling": result(6.0, 7.0)},
-        2: {"baseline": result(3.0, 4.0), "synthetic": result(4.0, 4.5), "ceiling": result(5.0, 6.0)},
+        1: {
+            "baseline": result(4.0, 5.0),
+            "synthetic": result(5.0, 5.5),
+            "ceiling": result(6.0, 7.0),
+        },
+        2: {
+            "baseline": result(3.0, 4.0),
+            "synthetic": result(4.0, 4.5),
+            "ceiling": result(5.0, 6.0),
+        },
     }
     table, numbers = seed_table(by_seed, ["vocals", "accompaniment"])
-    assert numbers["ceiling_share"]["synthetic"] == {"vocals": pytest.approx(0.5), "accompaniment": pytest.approx(0.25)}
+    assert numbers["ceiling_share"]["synthetic"] == {
+        "vocals": pytest.approx(0.5),
+        "accompaniment": pytest.approx(0.25),
+    }
     assert "| synthetic | 50% | 25% |" in table
 
 
-def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_other_sources(tiny_config, tiny_shards):
+def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_other_sources(
+    tiny_config, tiny_shards
+):
     from advsep_tf.data_pipelines.shards import ShardSet
     from advsep_tf.model import AdversarialSeparator
 
-    config = tiny_config.replace(training={"mode": "supervised", "teacher_targets": True, "synthetic_pairs": 1.0,
-                                           "synthetic_gain": [1.0, 1.0]})
-    batch = next(iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config)))
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "teacher_targets": True,
+            "synthetic_pairs": 1.0,
+            "synthetic_gain": [1.0, 1.0],
+        }
+    )
+    batch = next(
+        iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config))
+    )
     assert set(batch) == {readers.PAIRED_MIXTURE, "synthetic_vocals", "synthetic_accompaniment"}
     # Only the vocals have a real solo excerpt in this test: the accompaniment stays the teacher's.
     del batch["synthetic_accompaniment"]
     model = AdversarialSeparator(config)
     labels = tf.random.uniform(batch[readers.PAIRED_MIXTURE].shape[:3] + (2,))
     mixture, targets = model._with_solo_excerpts(batch, batch[readers.PAIRED_MIXTURE], labels)
-    np.testing.assert_allclose(targets[..., 0], batch["synthetic_vocals"][..., 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        targets[..., 0], batch["synthetic_vocals"][..., 0], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(targets[..., 1], labels[..., 1], rtol=1e-6)
     np.testing.assert_allclose(mixture, readers.remix(targets), rtol=1e-5, atol=1e-6)

@@ -35,8 +35,12 @@ def leftovers(root) -> list[str]:
     """Temporaries (.NAME.PID.TOKEN.tmp / .old) anywhere under `root`."""
     from advsep_tf.files import _LEFTOVER
 
-    return sorted(os.path.relpath(os.path.join(folder, n), root)
-                  for folder, dirs, files in os.walk(root) for n in dirs + files if _LEFTOVER.match(n))
+    return sorted(
+        os.path.relpath(os.path.join(folder, n), root)
+        for folder, dirs, files in os.walk(root)
+        for n in dirs + files
+        if _LEFTOVER.match(n)
+    )
 
 
 def changed(before: dict[str, str], root) -> list[str]:
@@ -73,8 +77,14 @@ def write_song(path, seconds=1.0, rate=8192, channels=1):
 
 
 def script(module: str, *argv, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 @pytest.fixture()
@@ -88,14 +98,19 @@ def home(tmp_path, monkeypatch):
     return home
 
 
-# -- 1 and 2: export never replaces what it did not create -------------------------------------------
+# -- 1 and 2: export never replaces what it did not create
+# -------------------------------------------
 
 
 @pytest.mark.parametrize("out", [".", ".."])
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_export_to_the_current_directory_or_its_parent_deletes_nothing(tiny_run, home, capsys, out, overwrite):
+def test_export_to_the_current_directory_or_its_parent_deletes_nothing(
+    tiny_run, home, capsys, out, overwrite
+):
     before = checksums(home.parent)
-    argv = ["--model", str(tiny_run), "--format", "saved_model", "--out", out] + ["--overwrite"] * overwrite
+    argv = ["--model", str(tiny_run), "--format", "saved_model", "--out", out] + [
+        "--overwrite"
+    ] * overwrite
     code, err = run_cli(export, argv, capsys)
     assert code == 1 and "current directory" in error_line(err), err
     assert_intact(before, home.parent)
@@ -103,14 +118,22 @@ def test_export_to_the_current_directory_or_its_parent_deletes_nothing(tiny_run,
 
 @pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("target", ["photos", "run"])
-def test_export_never_replaces_a_folder_that_is_not_an_earlier_export(tiny_run, home, capsys, overwrite, target):
+def test_export_never_replaces_a_folder_that_is_not_an_earlier_export(
+    tiny_run, home, capsys, overwrite, target
+):
     shutil.copytree(tiny_run, home / "run")
     before = checksums(home)
     argv = ["--model", "run", "--out", target] + ["--overwrite"] * overwrite
     code, err = run_cli(export, argv, capsys)
     line = error_line(err)
     assert code == 1 and target in line, err
-    assert ("the model being exported" if target == "run" else "not an earlier" if overwrite else "--overwrite") in line
+    assert (
+        "the model being exported"
+        if target == "run"
+        else "not an earlier"
+        if overwrite
+        else "--overwrite"
+    ) in line
     assert_intact(before, home)
 
 
@@ -125,29 +148,43 @@ def test_export_overwrite_replaces_an_earlier_export_and_nothing_else(tiny_run, 
     assert code == 1 and "--overwrite" in error_line(err)
     assert_intact(before, home)
 
-    assert run_cli(export, ["--model", str(tiny_run), "--out", str(out), "--overwrite"], capsys)[0] == 0
+    assert (
+        run_cli(export, ["--model", str(tiny_run), "--out", str(out), "--overwrite"], capsys)[0]
+        == 0
+    )
     assert is_saved_model_export(str(out))
-    outside = {path: digest for path, digest in before.items() if not path.startswith("serving/advsep/1/")}
+    outside = {
+        path: digest for path, digest in before.items() if not path.startswith("serving/advsep/1/")
+    }
     assert_intact(outside, home)
 
 
-# -- 3: colliding output names -----------------------------------------------------------------------
+# -- 3: colliding output names
+# -----------------------------------------------------------------------
 
 
 def test_separate_refuses_inputs_whose_stems_would_collide_before_any_work(tiny_run, home, capsys):
-    first, second = write_song(home / "a" / "song.wav"), write_song(home / "b" / "song.wav", seconds=1.5)
+    first, second = (
+        write_song(home / "a" / "song.wav"),
+        write_song(home / "b" / "song.wav", seconds=1.5),
+    )
     before = checksums(home)
-    code, err = run_cli(separate, [str(first), str(second), "--model", str(tiny_run), "--out", "sep"], capsys)
+    code, err = run_cli(
+        separate, [str(first), str(second), "--model", str(tiny_run), "--out", "sep"], capsys
+    )
     line = error_line(err)
     assert code == 1 and str(first) in line and str(second) in line and "sep/song/" in line, err
     assert not (home / "sep").exists()  # refused before the first song was separated
     assert_intact(before, home)
 
 
-# -- 4: model.keras and checkpoints: atomic, verified, with a fall-back --------------------------------
+# -- 4: model.keras and checkpoints: atomic, verified, with a fall-back
+# --------------------------------
 
 
-def test_a_run_killed_while_saving_its_model_leaves_none_and_resumes_to_a_verified_one(tiny_shards, home, capsys):
+def test_a_run_killed_while_saving_its_model_leaves_none_and_resumes_to_a_verified_one(
+    tiny_shards, home, capsys
+):
     run_dir = home / "runs" / "va"
     before = checksums(home)
     argv = ["--config", "tiny", "--shards", tiny_shards, "--out", run_dir, "--steps", "2"]
@@ -176,12 +213,16 @@ def three_epochs(tiny_shards, tmp_path):
     from advsep_tf.config import load_config
     from advsep_tf.train import train as train_run
 
-    config = load_config("tiny").replace(training={"steps_per_epoch": 1, "patience": 100, "checkpoints_kept": 3})
+    config = load_config("tiny").replace(
+        training={"steps_per_epoch": 1, "patience": 100, "checkpoints_kept": 3}
+    )
     config_file = tmp_path / "config.json"
     config.save(str(config_file))
     run_dir = tmp_path / "run"
     train_run(config, str(tiny_shards), str(run_dir), steps=3, verbose=0)
-    assert sorted(os.listdir(run_dir / "checkpoints"))[:3] == [f"epoch-0000{i}.weights.h5" for i in (1, 2, 3)]
+    assert sorted(os.listdir(run_dir / "checkpoints"))[:3] == [
+        f"epoch-0000{i}.weights.h5" for i in (1, 2, 3)
+    ]
     return run_dir, config_file
 
 
@@ -194,11 +235,23 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_replaces_a_broken
     latest = run_dir / "checkpoints" / "epoch-00003.weights.h5"
     latest.write_bytes(latest.read_bytes()[:1000])  # damaged
     (run_dir / "model.keras").write_bytes(b"")  # what an in-place save killed midway left
-    argv = ["--config", str(config_file), "--shards", str(tiny_shards), "--out", str(run_dir), "--steps", "4", "--resume"]
+    argv = [
+        "--config",
+        str(config_file),
+        "--shards",
+        str(tiny_shards),
+        "--out",
+        str(run_dir),
+        "--steps",
+        "4",
+        "--resume",
+    ]
     code, err = run_cli(train, argv, capsys)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert any(str(latest) in w and "resuming from epoch-00002.weights.h5 (epoch 2)" in w for w in warnings), err
+    assert any(
+        str(latest) in w and "resuming from epoch-00002.weights.h5 (epoch 2)" in w for w in warnings
+    ), err
     assert any(str(run_dir / "model.keras") in w for w in warnings), err
     state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
     # Two epochs redone from epoch 2's step counter: the damaged epoch 3 was not used.
@@ -215,7 +268,8 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_replaces_a_broken
     assert_intact(before, run_dir)
 
 
-# -- 5: inputs checked before any work; bad usage exits 2 ---------------------------------------------
+# -- 5: inputs checked before any work; bad usage exits 2
+# ---------------------------------------------
 
 
 @pytest.fixture()
@@ -230,7 +284,9 @@ def no_separation(monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["1 sample", "2 samples", "a folder", "out is a file"])
-def test_bad_inputs_and_outputs_are_named_in_one_line_before_any_separation(tiny_run, home, capsys, no_separation, case):
+def test_bad_inputs_and_outputs_are_named_in_one_line_before_any_separation(
+    tiny_run, home, capsys, no_separation, case
+):
     song = write_song(home / "song.wav")
     tiny = home / "click.wav"
     sf.write(tiny, np.full((int(case[0]) if case[0].isdigit() else 1, 2), 0.1, np.float32), 44100)
@@ -242,7 +298,11 @@ def test_bad_inputs_and_outputs_are_named_in_one_line_before_any_separation(tiny
         "out is a file": ([song], "stems.txt", "stems.txt", "exists and is a file"),
     }[case]
     before = checksums(home)
-    code, err = run_cli(separate, [*map(str, inputs), "--model", str(tiny_run), "--out", out, "--no-progress"], capsys)
+    code, err = run_cli(
+        separate,
+        [*map(str, inputs), "--model", str(tiny_run), "--out", out, "--no-progress"],
+        capsys,
+    )
     line = error_line(err)
     assert code == 1 and line.startswith(f"error: {named}: ") and problem in line, err
     assert not (home / "sep").exists()
@@ -256,7 +316,9 @@ def test_an_unwritable_out_is_named_before_any_separation(tiny_run, home, capsys
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, err = run_cli(separate, [str(song), "--model", str(tiny_run), "--out", str(locked / "sep")], capsys)
+        code, err = run_cli(
+            separate, [str(song), "--model", str(tiny_run), "--out", str(locked / "sep")], capsys
+        )
     finally:
         locked.chmod(0o700)
     assert code == 1 and "not writable" in error_line(err)
@@ -264,13 +326,16 @@ def test_an_unwritable_out_is_named_before_any_separation(tiny_run, home, capsys
 
 def test_an_unknown_dataset_kind_is_bad_usage(home, capsys):
     before = checksums(home)
-    code, err = run_cli(prepare, ["--config", "tiny", "--dataset", f"karaoke={home}", "--out", "shards"], capsys)
+    code, err = run_cli(
+        prepare, ["--config", "tiny", "--dataset", f"karaoke={home}", "--out", "shards"], capsys
+    )
     assert code == 2 and "unknown dataset kind 'karaoke'" in error_line(err), err
     assert not (home / "shards").exists()
     assert_intact(before, home)
 
 
-# -- 6: a killed export leaves its temporaries where the next export removes them ------------------------
+# -- 6: a killed export leaves its temporaries where the next export removes them
+# ------------------------
 
 
 def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_one_cleans_up(
@@ -282,8 +347,16 @@ def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_on
     (home / "models" / "other.tflite").write_bytes(b"someone else's model")
     before = checksums(home)
     out = home / "models" / "advsep.tflite"
-    killed = script("advsep_tf.cli.export", "--model", tiny_run, "--format", "litert", "--out", out,
-                    env={KILL_AT_ENV: "replace:advsep.tflite", "TMPDIR": str(system_tmp)})
+    killed = script(
+        "advsep_tf.cli.export",
+        "--model",
+        tiny_run,
+        "--format",
+        "litert",
+        "--out",
+        out,
+        env={KILL_AT_ENV: "replace:advsep.tflite", "TMPDIR": str(system_tmp)},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not out.exists()
     assert not [n for n in os.listdir(system_tmp) if n.startswith("advsep")], os.listdir(system_tmp)
@@ -292,7 +365,12 @@ def test_a_killed_litert_export_leaves_the_destination_as_it_was_and_the_next_on
     assert left and all(os.path.basename(p).startswith(".advsep.tflite.") for p in left), left
     assert not changed(before, home)
 
-    assert run_cli(export, ["--model", str(tiny_run), "--format", "litert", "--out", str(out)], capsys)[0] == 0
+    assert (
+        run_cli(
+            export, ["--model", str(tiny_run), "--format", "litert", "--out", str(out)], capsys
+        )[0]
+        == 0
+    )
     assert out.is_file()
     assert_intact(before, home)
 
@@ -315,13 +393,18 @@ def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is
     replace = (
         "import os, sys\n"
         "from advsep_tf import files\n"
-        + ("" if exchange else "files._exchange = lambda first, second: False\n") +
-        "with files.atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
+        + ("" if exchange else "files._exchange = lambda first, second: False\n")
+        + "with files.atomic_output(sys.argv[1], directory=True, overwrite=True) as tmp:\n"
         "    os.makedirs(tmp)\n"
         "    open(os.path.join(tmp, 'saved_model.pb'), 'wb').write(b'the new export')\n"
     )
-    killed = subprocess.run([sys.executable, "-c", replace, str(out)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, KILL_AT_ENV: "swap:export"})
+    killed = subprocess.run(
+        [sys.executable, "-c", replace, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, KILL_AT_ENV: "swap:export"},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     remove_stale_temporaries(str(tmp_path), "export")
     assert not leftovers(tmp_path)
@@ -332,7 +415,8 @@ def test_a_folder_replacement_killed_between_its_renames_leaves_one_export_or_is
         assert sorted(checksums(tmp_path)) == sorted(before)
 
 
-# -- every command's output options against a tree of the user's files ---------------------------------
+# -- every command's output options against a tree of the user's files
+# ---------------------------------
 
 
 @pytest.fixture()
@@ -341,7 +425,7 @@ def user_tree(home, tiny_run, tiny_corpus, tiny_shards):
     (home / "existing" / "sub").mkdir(parents=True)
     (home / "existing" / "a.txt").write_text("a\n")
     (home / "existing" / "sub" / "b.txt").write_text("b\n")
-    (home / "existing" / "results.json").write_text("{\"mine\": true}\n")
+    (home / "existing" / "results.json").write_text('{"mine": true}\n')
     (home / "existing" / "song").mkdir()
     (home / "existing" / "song" / "vocals.wav").write_bytes(b"someone's vocals")
     data = home / "data"
@@ -350,7 +434,12 @@ def user_tree(home, tiny_run, tiny_corpus, tiny_shards):
     for folder in ("refs", "ests"):
         for source in ("vocals", "accompaniment"):
             (data / folder / "t1").mkdir(parents=True, exist_ok=True)
-            sf.write(data / folder / "t1" / f"{source}.wav", 0.1 * rng.standard_normal((8192, 1)), 8192, subtype="FLOAT")
+            sf.write(
+                data / folder / "t1" / f"{source}.wav",
+                0.1 * rng.standard_normal((8192, 1)),
+                8192,
+                subtype="FLOAT",
+            )
     shutil.copytree(tiny_corpus, data / "corpus")
     shutil.copytree(tiny_shards, data / "shards")
     shutil.copytree(tiny_run, home / "run")
@@ -360,34 +449,139 @@ def user_tree(home, tiny_run, tiny_corpus, tiny_shards):
 def _commands():
     """(name, module, argv for an output target, the command's input folder, option is a file)."""
     return [
-        ("prepare", prepare, lambda t: ["--config", "tiny", "--dataset", "synthetic=data/corpus", "--out", t,
-                                        "--no-progress"], "data/corpus", False),
-        ("prepare --overwrite", prepare, lambda t: ["--config", "tiny", "--dataset", "synthetic=data/corpus", "--out",
-                                                    t, "--no-progress", "--overwrite"], "data/corpus", False),
-        ("prepare --write-split", prepare, lambda t: ["--config", "tiny", "--dataset", "synthetic=data/corpus",
-                                                      "--write-split", t, "--overwrite"], "data/corpus", True),
-        ("train", train, lambda t: ["--config", "tiny", "--shards", "data/shards", "--out", t, "--steps", "1"],
-         "data/shards", False),
-        ("separate", separate, lambda t: ["data/song.wav", "--model", "run", "--out", t, "--no-progress"], "data", False),
-        ("evaluate", evaluate, lambda t: ["--estimates", "data/ests", "--references", "data/refs", "--out", t,
-                                          "--no-progress"], "data/ests", False),
+        (
+            "prepare",
+            prepare,
+            lambda t: [
+                "--config",
+                "tiny",
+                "--dataset",
+                "synthetic=data/corpus",
+                "--out",
+                t,
+                "--no-progress",
+            ],
+            "data/corpus",
+            False,
+        ),
+        (
+            "prepare --overwrite",
+            prepare,
+            lambda t: [
+                "--config",
+                "tiny",
+                "--dataset",
+                "synthetic=data/corpus",
+                "--out",
+                t,
+                "--no-progress",
+                "--overwrite",
+            ],
+            "data/corpus",
+            False,
+        ),
+        (
+            "prepare --write-split",
+            prepare,
+            lambda t: [
+                "--config",
+                "tiny",
+                "--dataset",
+                "synthetic=data/corpus",
+                "--write-split",
+                t,
+                "--overwrite",
+            ],
+            "data/corpus",
+            True,
+        ),
+        (
+            "train",
+            train,
+            lambda t: ["--config", "tiny", "--shards", "data/shards", "--out", t, "--steps", "1"],
+            "data/shards",
+            False,
+        ),
+        (
+            "separate",
+            separate,
+            lambda t: ["data/song.wav", "--model", "run", "--out", t, "--no-progress"],
+            "data",
+            False,
+        ),
+        (
+            "evaluate",
+            evaluate,
+            lambda t: [
+                "--estimates",
+                "data/ests",
+                "--references",
+                "data/refs",
+                "--out",
+                t,
+                "--no-progress",
+            ],
+            "data/ests",
+            False,
+        ),
         ("export", export, lambda t: ["--model", "run", "--out", t], "run", False),
-        ("export --overwrite", export, lambda t: ["--model", "run", "--out", t, "--overwrite"], "run", False),
-        ("export litert", export, lambda t: ["--model", "run", "--format", "litert", "--out", t], "run", True),
-        ("export litert --overwrite", export, lambda t: ["--model", "run", "--format", "litert", "--out", t,
-                                                         "--overwrite"], "run", True),
-        ("demo", demo, lambda t: ["--out", t, "--quick", "--config", "tiny", "--no-progress"], "data", False),
-        ("experiment", experiment, lambda t: ["--out", t, "--config", "tiny", "--steps", "1", "--no-progress"],
-         "data", False),
+        (
+            "export --overwrite",
+            export,
+            lambda t: ["--model", "run", "--out", t, "--overwrite"],
+            "run",
+            False,
+        ),
+        (
+            "export litert",
+            export,
+            lambda t: ["--model", "run", "--format", "litert", "--out", t],
+            "run",
+            True,
+        ),
+        (
+            "export litert --overwrite",
+            export,
+            lambda t: ["--model", "run", "--format", "litert", "--out", t, "--overwrite"],
+            "run",
+            True,
+        ),
+        (
+            "demo",
+            demo,
+            lambda t: ["--out", t, "--quick", "--config", "tiny", "--no-progress"],
+            "data",
+            False,
+        ),
+        (
+            "experiment",
+            experiment,
+            lambda t: ["--out", t, "--config", "tiny", "--steps", "1", "--no-progress"],
+            "data",
+            False,
+        ),
     ]
 
 
 # The user's file in each target folder that a command writing a file is pointed at.
-FILE_IN = {".": "notes.txt", "existing": "existing/a.txt", "data": "data/song.wav", "data/corpus": "data/corpus/corpus.json",
-           "data/shards": "data/shards/manifest.json", "data/ests": "data/ests/t1/vocals.wav", "run": "run/model.keras"}
+FILE_IN = {
+    ".": "notes.txt",
+    "existing": "existing/a.txt",
+    "data": "data/song.wav",
+    "data/corpus": "data/corpus/corpus.json",
+    "data/shards": "data/shards/manifest.json",
+    "data/ests": "data/ests/t1/vocals.wav",
+    "run": "run/model.keras",
+}
 # Where a command writes and succeeds: new files beside the user's, none replaced. Everything
 # else is refused (exit 1, the path named; 2 for --out inside evaluate's --estimates).
-SUCCEEDS = {("separate", "."), ("separate", "data"), ("separate", "run"), ("evaluate", "."), ("evaluate", "run")}
+SUCCEEDS = {
+    ("separate", "."),
+    ("separate", "data"),
+    ("separate", "run"),
+    ("evaluate", "."),
+    ("evaluate", "run"),
+}
 
 
 def test_no_command_changes_a_user_file_through_any_output_option(user_tree, capsys):
@@ -407,7 +601,9 @@ def test_no_command_changes_a_user_file_through_any_output_option(user_tree, cap
     refused = {key: code for key, code in outcomes.items() if key not in SUCCEEDS}
     assert {key: outcomes[key] for key in SUCCEEDS} == dict.fromkeys(SUCCEEDS, 0)
     assert set(refused.values()) <= {1, 2} and refused[("evaluate", "data/ests")] == 2, refused
-    assert [key for key, code in refused.items() if code == 2] == [("evaluate", "data/ests")], refused
+    assert [key for key, code in refused.items() if code == 2] == [("evaluate", "data/ests")], (
+        refused
+    )
 
 
 # -- issue 22: truncated input, bad option values, --overwrite's promise, stdin, long names ----
@@ -427,7 +623,17 @@ def _encoded_songs(folder):
     songs = {"wav": wav}
     for ext, flags in (("mp3", []), ("flac", []), ("m4a", ["-movflags", "+faststart"])):
         songs[ext] = folder / f"song.{ext}"
-        command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), *flags, str(songs[ext])]
+        command = [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(wav),
+            *flags,
+            str(songs[ext]),
+        ]
         subprocess.run(command, check=True)
     return songs
 
@@ -509,10 +715,13 @@ def _bad_usages(tiny_run):
     evaluate_args = ["--estimates", "ests", "--references", "refs", "--out", "res"]
     export_args = [*model, "--format", "litert", "--out", "m.tflite"]
     prepare_args = ["--config", "tiny", "--dataset", "synthetic=corpus", "--out", "shards"]
-    cases = [(separate, [*sep, "--mask-power", v], "--mask-power")
-             for v in ("-1", "nan", "inf", "0", "x", "1e9")]
-    cases += [(separate, [*sep, "--chunk-patches", v], "--chunk-patches")
-              for v in ("0", "-3", "1.5")]
+    cases = [
+        (separate, [*sep, "--mask-power", v], "--mask-power")
+        for v in ("-1", "nan", "inf", "0", "x", "1e9")
+    ]
+    cases += [
+        (separate, [*sep, "--chunk-patches", v], "--chunk-patches") for v in ("0", "-3", "1.5")
+    ]
     cases += [
         (separate, ["-", *model, "--out", "-", "--stem", "drums"], "--stem drums"),
         (separate, [*sep, "--name", "x"], "--name"),
@@ -556,12 +765,19 @@ def test_every_command_exits_2_for_a_value_wrong_on_its_face_and_writes_nothing(
     assert sorted(os.listdir(home)) == ["notes.txt", "photos", "song.wav"]
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("spectrogram.n_fft", "big", "spectrogram.n_fft must be an integer, got 'big'"),
-    ("optimizer.learning_rate", float("nan"), "optimizer.learning_rate must be a finite number"),
-    ("training.critics", "vocals", "training.critics must be a list of strings"),
-    ("training.steps_per_epoch", 0, "training.steps_per_epoch must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("spectrogram.n_fft", "big", "spectrogram.n_fft must be an integer, got 'big'"),
+        (
+            "optimizer.learning_rate",
+            float("nan"),
+            "optimizer.learning_rate must be a finite number",
+        ),
+        ("training.critics", "vocals", "training.critics must be a list of strings"),
+        ("training.steps_per_epoch", 0, "training.steps_per_epoch must be >= 1"),
+    ],
+)
 def test_a_config_file_field_of_the_wrong_type_is_named_by_its_dotted_name(
     tiny_shards, home, capsys, field, value, expected
 ):
@@ -638,7 +854,10 @@ def test_standard_input_separates_into_a_folder(tiny_run, home, name):
 
 def test_any_name_the_file_system_accepts_is_written_atomically(tmp_path):
     from advsep_tf.files import (
-        atomic_output, remove_stale_temporaries, temporary_path, write_atomically,
+        atomic_output,
+        remove_stale_temporaries,
+        temporary_path,
+        write_atomically,
     )
 
     for length in (200, 240, 255):

@@ -22,8 +22,12 @@ def parser(prog: str, description: str, epilog: str | None = None) -> argparse.A
     # Wrapped here: with a multi-line epilog, argparse prints the description as it is given.
     description = textwrap.fill(" ".join(description.strip().split("\n\n")[0].split()), 79)
     p = argparse.ArgumentParser(
-        prog=prog, description=description, epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter if epilog and "\n" in epilog else argparse.HelpFormatter,
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter
+        if epilog and "\n" in epilog
+        else argparse.HelpFormatter,
     )
     options.add(p, "--verbose")
     return p
@@ -75,5 +79,8 @@ def run(main, argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence of a command-line tool
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc.__class__.__name__}: {exc} (rerun with --verbose for the traceback)", file=sys.stderr)
+        print(
+            f"error: {exc.__class__.__name__}: {exc} (rerun with --verbose for the traceback)",
+            file=sys.stderr,
+        )
         return 1

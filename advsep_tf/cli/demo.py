@@ -1,4 +1,5 @@
-"""advsep-tf-demo: the main job on the built-in synthetic corpus, baseline vs adversarial, end to end."""
+"""advsep-tf-demo: the main job on the built-in synthetic corpus, baseline vs adversarial, end to
+end."""
 
 from __future__ import annotations
 
@@ -9,16 +10,30 @@ from advsep_tf.cli import common, options
 
 def main(argv=None) -> None:
     p = common.parser(
-        "advsep-tf-demo", __doc__.splitlines()[0],
+        "advsep-tf-demo",
+        __doc__.splitlines()[0],
         "example: advsep-tf-demo --out demo_output   (about 10 minutes on 2 CPU cores; "
         "--quick: about 1 minute)",
     )
-    options.add(p, "--out", required=False, default="demo_output", metavar="DIR",
-                help="output folder (default: demo_output)")
-    p.add_argument("--quick", action="store_true",
-                   help="a much smaller run, to check the installation (about 1 minute)")
-    options.add(p, "--config", required=False,
-                help="the preset or config file the models use (default: demo)")
+    options.add(
+        p,
+        "--out",
+        required=False,
+        default="demo_output",
+        metavar="DIR",
+        help="output folder (default: demo_output)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a much smaller run, to check the installation (about 1 minute)",
+    )
+    options.add(
+        p,
+        "--config",
+        required=False,
+        help="the preset or config file the models use (default: demo)",
+    )
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -26,7 +41,13 @@ def main(argv=None) -> None:
     from advsep_tf.config import load_config
     from advsep_tf.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, config=load_config(args.config or "demo"), progress=not args.no_progress)
+    run_demo(
+        args.out,
+        quick=args.quick,
+        config=load_config(args.config or "demo"),
+        progress=not args.no_progress,
+    )
+
 
 cli = common.console_script(main)
 

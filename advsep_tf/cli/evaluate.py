@@ -26,33 +26,65 @@ artefact term is zero (museval returns about 169 dB there, a number of no meanin
 
 def main(argv=None) -> None:
     p = common.parser("advsep-tf-evaluate", DESCRIPTION, EPILOG)
-    p.add_argument("--estimates", metavar="EST_DIR",
-                   help="the separated stems to score, <track>/<source>.wav (as advsep-tf-separate "
-                        "writes them)")
-    p.add_argument("--references", metavar="REF_DIR",
-                   help="the true stems, <track>/<source>.wav (a MUSDB18-HQ folder works as is; "
-                        "its mixture.wav is the mixture as estimate)")
-    options.add(p, "--out", metavar="RESULTS_DIR",
-                help="folder for results.json, results.csv, report.html and the box plot")
-    p.add_argument("--sources", metavar="SOURCE,...",
-                   help="sources to score (default: all in both folders)")
-    p.add_argument("--oracle", metavar="PRESET_OR_FILE",
-                   help="also score the ideal ratio mask at this config's STFT window (the upper "
-                        "bound of a mask-based separator)")
-    p.add_argument("--oracle-rate", choices=("input", "model"), default="input",
-                   help="the oracle at each track's own rate over the full band (input, the "
-                        "default, as advsep-tf-separate's mask reconstruction) or at the config's "
-                        "rate, band-limited to half of it (model)")
-    p.add_argument("--keep-oracle-audio", action="store_true",
-                   help="keep the oracle's stems in RESULTS_DIR/oracle_estimates (default: they "
-                        "are removed once scored and excerpted for the report; their size is "
-                        "printed either way)")
-    p.add_argument("--compare", nargs="+", metavar="RESULTS_DIR",
-                   help="compare finished results folders instead")
-    p.add_argument("--excerpt-seconds", type=options.number(float, 0, low_open=True), metavar="S",
-                   help="length of the audio excerpts in report.html (default: 10)")
-    options.add(p, "--overwrite",
-                help="replace the results files an earlier evaluation wrote in RESULTS_DIR")
+    p.add_argument(
+        "--estimates",
+        metavar="EST_DIR",
+        help="the separated stems to score, <track>/<source>.wav (as advsep-tf-separate "
+        "writes them)",
+    )
+    p.add_argument(
+        "--references",
+        metavar="REF_DIR",
+        help="the true stems, <track>/<source>.wav (a MUSDB18-HQ folder works as is; "
+        "its mixture.wav is the mixture as estimate)",
+    )
+    options.add(
+        p,
+        "--out",
+        metavar="RESULTS_DIR",
+        help="folder for results.json, results.csv, report.html and the box plot",
+    )
+    p.add_argument(
+        "--sources", metavar="SOURCE,...", help="sources to score (default: all in both folders)"
+    )
+    p.add_argument(
+        "--oracle",
+        metavar="PRESET_OR_FILE",
+        help="also score the ideal ratio mask at this config's STFT window (the upper "
+        "bound of a mask-based separator)",
+    )
+    p.add_argument(
+        "--oracle-rate",
+        choices=("input", "model"),
+        default="input",
+        help="the oracle at each track's own rate over the full band (input, the "
+        "default, as advsep-tf-separate's mask reconstruction) or at the config's "
+        "rate, band-limited to half of it (model)",
+    )
+    p.add_argument(
+        "--keep-oracle-audio",
+        action="store_true",
+        help="keep the oracle's stems in RESULTS_DIR/oracle_estimates (default: they "
+        "are removed once scored and excerpted for the report; their size is "
+        "printed either way)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="compare finished results folders instead",
+    )
+    p.add_argument(
+        "--excerpt-seconds",
+        type=options.number(float, 0, low_open=True),
+        metavar="S",
+        help="length of the audio excerpts in report.html (default: 10)",
+    )
+    options.add(
+        p,
+        "--overwrite",
+        help="replace the results files an earlier evaluation wrote in RESULTS_DIR",
+    )
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -66,8 +98,9 @@ def main(argv=None) -> None:
         p.error(f"--excerpt-seconds must be positive, got {args.excerpt_seconds}")
     for option, folder in (("--estimates", args.estimates), ("--references", args.references)):
         if folder and _inside(args.out, folder):
-            p.error(f"--out {args.out} is inside {option} {folder}: its files would be read as "
-                    "tracks")
+            p.error(
+                f"--out {args.out} is inside {option} {folder}: its files would be read as tracks"
+            )
 
     from advsep_tf.evaluate import (
         MIXTURE,
@@ -99,18 +132,32 @@ def main(argv=None) -> None:
         if len(models) > 1:
             write_atomically(os.path.join(args.out, "comparison.md"), table + "\n")
         plot_boxplots(models, os.path.join(args.out, "boxplot_sdr.png"))
-        print(f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png"
-              if not args.compare else f"Wrote {args.out}/boxplot_sdr.png")
-        write_report(args.out, models, mixture=results.get(MIXTURE), config=config,
-                     title=title, **report_options)
+        print(
+            f"Wrote {args.out}/results.json, results.csv and boxplot_sdr.png"
+            if not args.compare
+            else f"Wrote {args.out}/boxplot_sdr.png"
+        )
+        write_report(
+            args.out,
+            models,
+            mixture=results.get(MIXTURE),
+            config=config,
+            title=title,
+            **report_options,
+        )
 
     if args.compare:
-        results = {os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON))
-                   for d in args.compare}
+        results = {
+            os.path.basename(os.path.normpath(d)): load_result(os.path.join(d, RESULTS_JSON))
+            for d in args.compare
+        }
         shared = _shared_references(results)
         if shared:
-            results.update(evaluate_all(
-                shared[0], out_dir=args.out, sources=shared[1], progress=not args.no_progress))
+            results.update(
+                evaluate_all(
+                    shared[0], out_dir=args.out, sources=shared[1], progress=not args.no_progress
+                )
+            )
         finish(results, f"Comparison of {', '.join(n for n in results if n != MIXTURE)}")
         return
 
@@ -129,16 +176,28 @@ def main(argv=None) -> None:
     def with_audio(results):
         if ORACLE in results:
             size = format_size(folder_bytes(results[ORACLE].estimates_dir))
-            print(f"Oracle audio: {oracle_dir} ({size})" if args.keep_oracle_audio else
-                  f"Oracle audio: {size}, removed once the report has its excerpts "
-                  f"(--keep-oracle-audio keeps it in {oracle_dir})")
-        finish(results, title, {"oracle": config.to_dict(), "oracle_rate": args.oracle_rate}
-               if config else None)
+            print(
+                f"Oracle audio: {oracle_dir} ({size})"
+                if args.keep_oracle_audio
+                else f"Oracle audio: {size}, removed once the report has its excerpts "
+                f"(--keep-oracle-audio keeps it in {oracle_dir})"
+            )
+        finish(
+            results,
+            title,
+            {"oracle": config.to_dict(), "oracle_rate": args.oracle_rate} if config else None,
+        )
 
     evaluate_all(
-        args.references, {name: args.estimates}, args.out, oracle=config,
-        oracle_rate=args.oracle_rate, oracle_audio=oracle_dir if args.keep_oracle_audio else None,
-        sources=sources, result_dirs={name: args.out}, progress=not args.no_progress,
+        args.references,
+        {name: args.estimates},
+        args.out,
+        oracle=config,
+        oracle_rate=args.oracle_rate,
+        oracle_audio=oracle_dir if args.keep_oracle_audio else None,
+        sources=sources,
+        result_dirs={name: args.out},
+        progress=not args.no_progress,
         with_audio=with_audio,
     )
 
@@ -165,30 +224,48 @@ def _check_outputs(args, results_json: str) -> None:
     if args.oracle:
         names += [os.path.join("oracle", results_json), os.path.join("oracle", "results.csv")]
         oracle_dir = os.path.join(args.out, "oracle_estimates")
-        if (args.keep_oracle_audio and os.path.isdir(oracle_dir) and os.listdir(oracle_dir)
-                and not args.overwrite):
-            raise AdvsepError(f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an earlier "
-                              "evaluation, or choose another --out")
-    inputs = [folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder]
+        if (
+            args.keep_oracle_audio
+            and os.path.isdir(oracle_dir)
+            and os.listdir(oracle_dir)
+            and not args.overwrite
+        ):
+            raise AdvsepError(
+                f"{oracle_dir}: exists; pass --overwrite to replace the oracle estimates of an "
+                f"earlier "
+                "evaluation, or choose another --out"
+            )
+    inputs = [
+        folder for folder in (args.estimates, args.references, *(args.compare or [])) if folder
+    ]
     paths = [os.path.join(args.out, name) for name in names]
-    check_output_files(paths, args.overwrite, "the results of an earlier evaluation",
-                       {folder: "an input folder" for folder in inputs})
+    check_output_files(
+        paths,
+        args.overwrite,
+        "the results of an earlier evaluation",
+        {folder: "an input folder" for folder in inputs},
+    )
     # --overwrite replaces an earlier evaluation's files, not a user's own results.json or
     # report.html that happen to share their names: the folder must hold an evaluation's result.
     existing = [p for p in [*paths, os.path.join(args.out, "report_files")] if os.path.lexists(p)]
     if existing and not _is_evaluation_output(args.out, results_json):
-        raise AdvsepError(f"{existing[0]}: exists, and {args.out} holds no results of an earlier "
-                          "evaluation; not replaced, even with --overwrite: choose another --out")
+        raise AdvsepError(
+            f"{existing[0]}: exists, and {args.out} holds no results of an earlier "
+            "evaluation; not replaced, even with --overwrite: choose another --out"
+        )
     for path in existing:
         if path.endswith(results_json) and not _is_result(path):
-            raise AdvsepError(f"{path}: exists and is not an evaluation's results; not replaced, "
-                              "even with --overwrite: choose another --out")
+            raise AdvsepError(
+                f"{path}: exists and is not an evaluation's results; not replaced, "
+                "even with --overwrite: choose another --out"
+            )
 
 
 def _is_evaluation_output(folder: str, results_json: str) -> bool:
     """Whether `folder` holds a results.json that an evaluation wrote (its own or its mixture's)."""
-    return any(_is_result(os.path.join(folder, *parts, results_json))
-               for parts in ((), ("mixture",)))
+    return any(
+        _is_result(os.path.join(folder, *parts, results_json)) for parts in ((), ("mixture",))
+    )
 
 
 def _is_result(path: str) -> bool:
@@ -205,7 +282,11 @@ def _is_result(path: str) -> bool:
 def _shared_references(results):
     """(references folder, sources) of compared results where all have the same and the folder is
     still there, so that the mixture as estimate can be scored beside them; None otherwise."""
-    settings = {(os.path.abspath(r.references_dir), tuple(r.sources)) for r in results.values() if r.references_dir}
+    settings = {
+        (os.path.abspath(r.references_dir), tuple(r.sources))
+        for r in results.values()
+        if r.references_dir
+    }
     if len(settings) != 1:
         return None
     references, sources = settings.pop()

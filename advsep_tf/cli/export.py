@@ -1,4 +1,5 @@
-"""advsep-tf-export: write the trained separator as a SavedModel (TF Serving) or a LiteRT model (devices).
+"""advsep-tf-export: write the trained separator as a SavedModel (TF Serving) or a LiteRT model
+(devices).
 
 Both artifacts are reloaded after writing and compared with the Python separator on a fixed probe;
 beyond tolerance the command fails (exit 1) and leaves nothing at --out. An existing --out is
@@ -14,22 +15,35 @@ from advsep_tf.cli import common, options
 
 def main(argv=None) -> dict:
     p = common.parser(
-        "advsep-tf-export", __doc__.splitlines()[0],
+        "advsep-tf-export",
+        __doc__.splitlines()[0],
         "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
         "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16",
     )
-    options.add(p, "--model", default=None, required=True, metavar="RUN_DIR_OR_MODEL",
-                help="a training run directory, a .keras file, or 'pretrained' (the "
-                     "vocals/accompaniment separator shipped with the package)")
+    options.add(
+        p,
+        "--model",
+        default=None,
+        required=True,
+        metavar="RUN_DIR_OR_MODEL",
+        help="a training run directory, a .keras file, or 'pretrained' (the "
+        "vocals/accompaniment separator shipped with the package)",
+    )
     options.add(p, "--format")
     options.add(p, "--out", metavar="PATH", help="SavedModel directory, or the .tflite file")
     options.add(p, "--quantize")
     options.add(p, "--segment-seconds")
-    options.add(p, "--overwrite", help="replace an earlier export at --out (never a folder or file that is not one, "
-                                       "the current directory, or one holding the model)")
+    options.add(
+        p,
+        "--overwrite",
+        help="replace an earlier export at --out (never a folder or file that is not one, "
+        "the current directory, or one holding the model)",
+    )
     options.add(p, "--config", required=False)
     args = p.parse_args(argv)
-    if args.format == "saved_model" and (args.quantize != "none" or args.segment_seconds is not None):
+    if args.format == "saved_model" and (
+        args.quantize != "none" or args.segment_seconds is not None
+    ):
         p.error("--quantize and --segment-seconds apply to --format litert only")
     common.quiet_tensorflow(args.verbose)
 
@@ -43,9 +57,12 @@ def main(argv=None) -> dict:
     protected = {args.model: "the model being exported"}
     saved_model = args.format == "saved_model"
     check_replaceable(
-        args.out, directory=saved_model, overwrite=args.overwrite,
+        args.out,
+        directory=saved_model,
+        overwrite=args.overwrite,
         looks_like=is_saved_model_export if saved_model else is_litert_export,
-        what=f"an earlier {'SavedModel' if saved_model else 'LiteRT'} export", protected=protected,
+        what=f"an earlier {'SavedModel' if saved_model else 'LiteRT'} export",
+        protected=protected,
     )
     expected = load_config(args.config) if args.config else None
     model = load_run_model(args.model, expected)
@@ -57,23 +74,34 @@ def main(argv=None) -> dict:
 
         summary = export_saved_model(model, args.out, overwrite=args.overwrite, protected=protected)
         print(
-            f"Exported SavedModel to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB); verified against the "
+            f"Exported SavedModel to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB); "
+            f"verified against the "
             f"Python separator on a {summary['probe_seconds']:g} s probe: {format_result(summary)} "
             f"(tolerance: {summary['tolerance']})"
         )
         return summary
     from advsep_tf.export.litert import export_litert
 
-    summary = export_litert(model, args.out, quantize=args.quantize, segment_seconds=args.segment_seconds,
-                            overwrite=args.overwrite, protected=protected)
+    summary = export_litert(
+        model,
+        args.out,
+        quantize=args.quantize,
+        segment_seconds=args.segment_seconds,
+        overwrite=args.overwrite,
+        protected=protected,
+    )
     kind = "float32" if summary["quantize"] == "none" else summary["quantize"]
     print(
-        f"Exported LiteRT model to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB, {kind}, built-in ops only, "
-        f"segments of {summary['segment_seconds']:g} s); verified with ai-edge-litert against the Python separator "
-        f"on a {summary['probe_seconds']:g} s probe: {format_result(summary, with_drop=kind != 'float32')} "
+        f"Exported LiteRT model to {summary['path']} ({summary['bytes'] / 1e6:.2f} MB, {kind}, "
+        f"built-in ops only, "
+        f"segments of {summary['segment_seconds']:g} s); verified with ai-edge-litert against the "
+        f"Python separator "
+        f"on a {summary['probe_seconds']:g} s probe: "
+        f"{format_result(summary, with_drop=kind != 'float32')} "
         f"(tolerance: {summary['tolerance']})"
     )
     return summary
+
 
 cli = common.console_script(main)
 

@@ -61,7 +61,8 @@ OPTIONS: dict[str, dict] = {
     # every command
     "--verbose": dict(action="store_true", help="show tracebacks and TensorFlow's own logging"),
     "--config": dict(
-        required=True, metavar="PRESET_OR_FILE",
+        required=True,
+        metavar="PRESET_OR_FILE",
         help=f"a preset ({', '.join(preset_names())}) or a JSON/YAML config file",
     ),
     "--out": dict(required=True, help="the output folder"),
@@ -72,36 +73,48 @@ OPTIONS: dict[str, dict] = {
     "--no-progress": dict(action="store_true", help="no progress bars (for log files)"),
     # data
     "--dataset": dict(
-        action="append", metavar="KIND=PATH",
+        action="append",
+        metavar="KIND=PATH",
         help="a corpus in its own layout (kinds: advsep-tf-prepare --help), repeatable",
     ),
     "--split": dict(
         metavar="SPLIT_FILE",
         help="a YAML/JSON split spec: which tracks train, validate, test or fill the "
-             "unpaired pools",
+        "unpaired pools",
     ),
     "--shards": dict(metavar="SHARD_DIR", help="a shard set written by advsep-tf-prepare"),
     "--examples-per-shard": dict(
-        type=number(int, 1), default=EXAMPLES_PER_SHARD, metavar="N",
+        type=number(int, 1),
+        default=EXAMPLES_PER_SHARD,
+        metavar="N",
         help=f"patches per TFRecord file (default: {EXAMPLES_PER_SHARD})",
     ),
     "--on-error": dict(
-        choices=ON_ERROR, default=ON_ERROR[0],
-        help="bad input: stop with exit code 1 (fail, the default), or leave that track out and list it in the "
-             "summary and the manifest (skip)",
+        choices=ON_ERROR,
+        default=ON_ERROR[0],
+        help="bad input: stop with exit code 1 (fail, the default), or leave that track out and "
+        "list it in the "
+        "summary and the manifest (skip)",
     ),
     "--workers": dict(
-        type=number(int, 0), default=1, metavar="N",
-        help="processes decoding and patching tracks (0: one per CPU core); the shards do not depend on it",
+        type=number(int, 0),
+        default=1,
+        metavar="N",
+        help="processes decoding and patching tracks (0: one per CPU core); the shards do not "
+        "depend on it",
     ),
     "--runner": dict(
         choices=BEAM_RUNNERS,
-        help="prepare as an Apache Beam pipeline on this runner (default: in this process, without Beam); "
-             "DirectRunner runs Beam in this process",
+        help="prepare as an Apache Beam pipeline on this runner (default: in this process, "
+        "without Beam); "
+        "DirectRunner runs Beam in this process",
     ),
     "--beam-option": dict(
-        action="append", default=[], metavar="OPTION",
-        help="a Beam pipeline option for --runner, repeatable, written with '=': --beam-option=--project=my-project",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="a Beam pipeline option for --runner, repeatable, written with '=': "
+        "--beam-option=--project=my-project",
     ),
     # training
     "--steps": dict(
@@ -110,53 +123,67 @@ OPTIONS: dict[str, dict] = {
     "--mode": dict(choices=MODES, help="overrides training.mode"),
     "--precision": dict(choices=PRECISIONS, help="overrides training.precision"),
     "--strategy": dict(
-        default=STRATEGIES[0], choices=STRATEGIES,
+        default=STRATEGIES[0],
+        choices=STRATEGIES,
         help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG",
     ),
     # separation
     "--model": dict(
-        default=PRETRAINED, metavar="RUN_DIR_OR_SAVEDMODEL",
-        help=f"a run directory, a .keras file, a SavedModel, or '{PRETRAINED}' (default: the vocals/accompaniment "
-             "separator shipped with the package)",
+        default=PRETRAINED,
+        metavar="RUN_DIR_OR_SAVEDMODEL",
+        help=f"a run directory, a .keras file, a SavedModel, or '{PRETRAINED}' (default: the "
+        f"vocals/accompaniment "
+        "separator shipped with the package)",
     ),
     "--filename-format": dict(default=FILENAME_FORMAT, help=f"default: {FILENAME_FORMAT}"),
     "--codec": dict(
-        default=CODECS[0], choices=CODECS,
+        default=CODECS[0],
+        choices=CODECS,
         help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy",
     ),
     "--reconstruction": dict(
-        default=RECONSTRUCTIONS[0], choices=RECONSTRUCTIONS,
-        help="for input above the model's rate: 'mask' (default) applies the estimates as soft masks to the "
-             "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
+        default=RECONSTRUCTIONS[0],
+        choices=RECONSTRUCTIONS,
+        help="for input above the model's rate: 'mask' (default) applies the estimates as soft "
+        "masks to the "
+        "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
     ),
     "--mask-power": dict(
-        type=number(float, 0, MAX_MASK_POWER, low_open=True), default=1.0,
+        type=number(float, 0, MAX_MASK_POWER, low_open=True),
+        default=1.0,
         help=f"the power p of the masks |S_k|^p / sum_j |S_j|^p, in (0, {MAX_MASK_POWER:g}]: "
-             "1 magnitude ratio masks (default), 2 Wiener-style",
+        "1 magnitude ratio masks (default), 2 Wiener-style",
     ),
     "--channel-masks": dict(
-        default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS,
-        help="with 'mask': 'shared' (default) masks every channel alike, from the estimates of all channels; "
-             "'independent' masks each channel on its own (for a voice panned hard to one side)",
+        default=CHANNEL_MASKS[0],
+        choices=CHANNEL_MASKS,
+        help="with 'mask': 'shared' (default) masks every channel alike, from the estimates of "
+        "all channels; "
+        "'independent' masks each channel on its own (for a voice panned hard to one side)",
     ),
     "--chunk-patches": dict(
-        type=number(int, 1), default=DEFAULT_CHUNK_PATCHES,
+        type=number(int, 1),
+        default=DEFAULT_CHUNK_PATCHES,
         help="patches per separator call (memory bound)",
     ),
     # export
     "--format": dict(
-        default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS,
+        default=EXPORT_FORMATS[0],
+        choices=EXPORT_FORMATS,
         help="saved_model (a folder for TF Serving, the default) or litert (a .tflite file for "
-             "devices)",
+        "devices)",
     ),
     "--quantize": dict(
-        default=QUANTIZATIONS[0], choices=QUANTIZATIONS,
+        default=QUANTIZATIONS[0],
+        choices=QUANTIZATIONS,
         help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
     ),
     "--segment-seconds": dict(
-        type=number(float, 0, low_open=True), default=None, metavar="S",
+        type=number(float, 0, low_open=True),
+        default=None,
+        metavar="S",
         help="litert only: the model's fixed segment length, rounded up to half-patch hops "
-             f"(default: {DEFAULT_SEGMENT_HOPS} half-patch hops, e.g. 4 s for the demo preset)",
+        f"(default: {DEFAULT_SEGMENT_HOPS} half-patch hops, e.g. 4 s for the demo preset)",
     ),
 }
 

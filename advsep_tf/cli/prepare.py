@@ -7,7 +7,8 @@ import sys
 from advsep_tf.cli import common, options
 
 EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable; several go into one shard set):
-  dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav, PATH/Sources/{Dev,Test}/<track>/<stem>.wav
+  dsd100         PATH/Mixtures/{Dev,Test}/<track>/mixture.wav,
+                 PATH/Sources/{Dev,Test}/<track>/<stem>.wav
   musdb18        PATH/{train,test}/<track>.stem.mp4 (official validation tracks taken out of train)
   musdb18hq      PATH/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav
   medleydb       PATH/Audio/<track>/<track>_MIX.wav, <track>_STEMS/, <track>_METADATA.yaml
@@ -21,8 +22,10 @@ EPILOG = """dataset kinds (--dataset KIND=PATH, repeatable; several go into one 
   synthetic      the built-in synthetic corpus (generated at PATH if PATH has none)
 
 examples:
-  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/ --write-split split.yaml
-  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/ --split split.yaml --out shards/
+  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/
+  --write-split split.yaml
+  advsep-tf-prepare --config paper --dataset dsd100=DSD100/ --dataset ccmixter=ccmixter/ --split
+  split.yaml --out shards/
   advsep-tf-prepare --config demo --dataset synthetic=corpus/ --out shards/
 
 An interrupted run resumes when rerun with the same arguments (finished shards are kept after
@@ -46,14 +49,30 @@ def main(argv=None) -> None:
     p = common.parser("advsep-tf-prepare", __doc__.splitlines()[0], EPILOG)
     options.add(p, "--config")
     options.add(p, "--dataset", required=True, help="a dataset to read")
-    options.add(p, "--split", help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} "
-                                   "of track ids")
-    p.add_argument("--write-split", metavar="FILE",
-                   help="write the split spec (the defaults, or --split made explicit) to FILE and stop")
-    options.add(p, "--out", required=False, metavar="SHARD_DIR",
-                help="the shard set's folder (required unless --write-split)")
-    options.add(p, "--overwrite", help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec "
-                                       "--write-split wrote; never anything else")
+    options.add(
+        p,
+        "--split",
+        help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} "
+        "of track ids",
+    )
+    p.add_argument(
+        "--write-split",
+        metavar="FILE",
+        help="write the split spec (the defaults, or --split made explicit) to FILE and stop",
+    )
+    options.add(
+        p,
+        "--out",
+        required=False,
+        metavar="SHARD_DIR",
+        help="the shard set's folder (required unless --write-split)",
+    )
+    options.add(
+        p,
+        "--overwrite",
+        help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec "
+        "--write-split wrote; never anything else",
+    )
     options.add(p, "--examples-per-shard")
     options.add(p, "--on-error")
     options.add(p, "--workers")
@@ -70,13 +89,20 @@ def main(argv=None) -> None:
     if args.beam_option and not args.runner:
         p.error("--beam-option needs --runner")
     if args.runner and args.workers != 1:
-        p.error("--workers is for the local path; a Beam runner's parallelism is its own option "
-                "(e.g. --beam-option=--direct_num_workers=2)")
+        p.error(
+            "--workers is for the local path; a Beam runner's parallelism is its own option "
+            "(e.g. --beam-option=--direct_num_workers=2)"
+        )
     common.quiet_tensorflow(args.verbose)
 
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import dataset_kind_problem, parse_dataset_arg
-    from advsep_tf.data_pipelines.prepare import format_split_summary, format_summary, prepare, write_default_split
+    from advsep_tf.data_pipelines.prepare import (
+        format_split_summary,
+        format_summary,
+        prepare,
+        write_default_split,
+    )
     from advsep_tf.errors import AdvsepError
 
     try:
@@ -92,9 +118,15 @@ def main(argv=None) -> None:
         from advsep_tf.data_pipelines.splits import is_split_spec
         from advsep_tf.files import check_replaceable
 
-        check_replaceable(args.write_split, directory=False, overwrite=args.overwrite, looks_like=is_split_spec,
-                          what="a split spec", protected={args.split: "the split spec being read"} if args.split else None,
-                          option="--write-split")
+        check_replaceable(
+            args.write_split,
+            directory=False,
+            overwrite=args.overwrite,
+            looks_like=is_split_spec,
+            what="a split spec",
+            protected={args.split: "the split spec being read"} if args.split else None,
+            option="--write-split",
+        )
         roles = write_default_split(config, datasets, args.write_split, args.split)
         print(format_split_summary(roles, args.write_split))
         return
@@ -102,17 +134,31 @@ def main(argv=None) -> None:
         from advsep_tf.data_pipelines.beam import prepare_beam
 
         manifest = prepare_beam(
-            config, datasets, args.out, args.split, args.overwrite, examples_per_shard=args.examples_per_shard,
-            on_error=args.on_error, runner=args.runner, pipeline_args=args.beam_option,
+            config,
+            datasets,
+            args.out,
+            args.split,
+            args.overwrite,
+            examples_per_shard=args.examples_per_shard,
+            on_error=args.on_error,
+            runner=args.runner,
+            pipeline_args=args.beam_option,
         )
         print(format_summary(manifest, args.out))
         return
     manifest = prepare(
-        config, datasets, args.out, args.split, args.overwrite,
-        progress=not args.no_progress, examples_per_shard=args.examples_per_shard,
-        on_error=args.on_error, workers=args.workers or os.cpu_count() or 1,
+        config,
+        datasets,
+        args.out,
+        args.split,
+        args.overwrite,
+        progress=not args.no_progress,
+        examples_per_shard=args.examples_per_shard,
+        on_error=args.on_error,
+        workers=args.workers or os.cpu_count() or 1,
     )
     print(format_summary(manifest, args.out))
+
 
 cli = common.console_script(main)
 

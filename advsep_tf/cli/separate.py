@@ -16,22 +16,34 @@ MODEL_TERMS = (
 
 
 def uses_shipped_model(model: str) -> bool:
-    """True when --model names the weights shipped in the package (not a local folder of that name)."""
+    """True when --model names the weights shipped in the package (not a local folder of that
+    name)."""
     return model == PRETRAINED and not os.path.exists(model)
 
 
 def main(argv=None) -> None:
     p = common.parser(
-        "advsep-tf-separate", __doc__.splitlines()[0],
-        "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> separated/song/vocals.wav ...); "
-        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > vocals.wav. "
+        "advsep-tf-separate",
+        __doc__.splitlines()[0],
+        "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> "
+        "separated/song/vocals.wav ...); "
+        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > "
+        "vocals.wav. "
         f"Terms: {MODEL_TERMS}; the code is MIT-licensed.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)",
+    )
     options.add(p, "--model")
-    options.add(p, "--out", metavar="OUT_DIR",
-                help="folder for the stems; '-' writes the one --stem to standard output (as --codec)")
+    options.add(
+        p,
+        "--out",
+        metavar="OUT_DIR",
+        help="folder for the stems; '-' writes the one --stem to standard output (as --codec)",
+    )
     p.add_argument("--stem", metavar="SOURCE", help="with --out -: the source to write")
     options.add(p, "--filename-format")
     options.add(p, "--codec")
@@ -39,28 +51,48 @@ def main(argv=None) -> None:
     options.add(p, "--mask-power")
     options.add(p, "--channel-masks")
     options.add(p, "--chunk-patches")
-    p.add_argument("--name", metavar="TRACK",
-                   help="with INPUT '-': the track name of standard input's stems (default: stdin)")
-    p.add_argument("--allow-truncated", action="store_true",
-                   help="separate the decodable part of a truncated or damaged input (and say so) "
-                        "instead of stopping with exit code 1")
-    options.add(p, "--overwrite",
-                help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
-                     "an input or the model")
+    p.add_argument(
+        "--name",
+        metavar="TRACK",
+        help="with INPUT '-': the track name of standard input's stems (default: stdin)",
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="separate the decodable part of a truncated or damaged input (and say so) "
+        "instead of stopping with exit code 1",
+    )
+    options.add(
+        p,
+        "--overwrite",
+        help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
+        "an input or the model",
+    )
     options.add(p, "--no-progress")
-    p.add_argument("--quiet-terms", action="store_true",
-                   help="do not print the default model's terms of use on stderr")
+    p.add_argument(
+        "--quiet-terms",
+        action="store_true",
+        help="do not print the default model's terms of use on stderr",
+    )
     args = p.parse_args(argv)
     try:
         names = {args.filename_format.format(track="t", source=s, codec="c") for s in ("a", "b")}
     except (KeyError, IndexError, ValueError) as exc:
-        p.error(f"--filename-format {args.filename_format!r}: {exc.__class__.__name__}: {exc} "
-                "(placeholders: {track}, {source}, {codec})")
+        p.error(
+            f"--filename-format {args.filename_format!r}: {exc.__class__.__name__}: {exc} "
+            "(placeholders: {track}, {source}, {codec})"
+        )
     if len(names) == 1:
-        p.error(f"--filename-format {args.filename_format!r}: needs {{source}}, or every stem is written to one file")
+        p.error(
+            f"--filename-format {args.filename_format!r}: needs {{source}}, or every stem is "
+            f"written to one file"
+        )
     to_stdout = args.out == "-"
     if to_stdout and (len(args.inputs) != 1 or not args.stem):
-        p.error("--out - writes one stem of one input to standard output: give one INPUT and --stem SOURCE")
+        p.error(
+            "--out - writes one stem of one input to standard output: give one INPUT and --stem "
+            "SOURCE"
+        )
     if args.stem and not to_stdout:
         p.error("--stem goes with --out - (a folder gets every stem)")
     if args.name is not None and "-" not in args.inputs:
@@ -77,34 +109,51 @@ def main(argv=None) -> None:
     from advsep_tf.stem_files import check_paths, separate_files
 
     if to_stdout:
-        separator = Separator.load(args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction,
-                                   mask_power=args.mask_power, channel_masks=args.channel_masks)
+        separator = Separator.load(
+            args.model,
+            chunk_patches=args.chunk_patches,
+            reconstruction=args.reconstruction,
+            mask_power=args.mask_power,
+            channel_masks=args.channel_masks,
+        )
         if args.stem not in separator.config.sources:
             sources = ", ".join(separator.config.sources)
             p.error(f"--stem {args.stem}: this model separates {sources}")
-        truncated = separator.separate_to_stream(args.inputs[0], args.stem, codec=args.codec,
-                                                 allow_truncated=args.allow_truncated)
+        truncated = separator.separate_to_stream(
+            args.inputs[0], args.stem, codec=args.codec, allow_truncated=args.allow_truncated
+        )
         if truncated:
             print(f"warning: {truncated}; separated the decodable part only", file=sys.stderr)
         return
 
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     separator = Separator.load(
-        args.model, chunk_patches=args.chunk_patches, reconstruction=args.reconstruction, mask_power=args.mask_power,
+        args.model,
+        chunk_patches=args.chunk_patches,
+        reconstruction=args.reconstruction,
+        mask_power=args.mask_power,
         channel_masks=args.channel_masks,
     )
     summary = separate_files(
-        separator, args.inputs, args.out, progress=not args.no_progress,
-        filename_format=args.filename_format, codec=args.codec, overwrite=args.overwrite,
+        separator,
+        args.inputs,
+        args.out,
+        progress=not args.no_progress,
+        filename_format=args.filename_format,
+        codec=args.codec,
+        overwrite=args.overwrite,
         protected={resolve_model_path(args.model): "the model"},
-        allow_truncated=args.allow_truncated, stdin_name=args.name or "stdin",
+        allow_truncated=args.allow_truncated,
+        stdin_name=args.name or "stdin",
     )
     print(
-        f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in {summary['seconds']:.1f} s "
+        f"Separated {summary['files']} file(s), {summary['audio_seconds']:.1f} s of audio in "
+        f"{summary['seconds']:.1f} s "
         f"({summary['x_real_time']}x real time) into {args.out}"
     )
     for message in summary["truncated"]:
         print(f"  truncated input: {message}; separated the decodable part only")
+
 
 cli = common.console_script(main)
 

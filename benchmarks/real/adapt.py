@@ -5,7 +5,8 @@ and synthetic pairs (the solo vocals mixed over the teacher's accompaniment esti
 mixtures, `--synthetic-pairs`); beside them a control adapted with the teacher alone and the
 starting model.
 
-    python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds 1,2,3]
+    python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds
+    1,2,3]
 
 Each seed trains its own starting model and both adaptations (`--seed`); the report gives each
 seed's scores, then the adapted model minus the starting model and minus the control, paired by
@@ -48,16 +49,45 @@ def train_seed(tool, args, seed: int) -> dict[str, str]:
     """{label: run folder} of one seed's starting model, its adaptations and the control."""
     out = os.path.join(args.out, f"seed{seed}")
     source = os.path.join(out, "source")
-    train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_source"),
-               "--out", source, "--seed", str(seed)], source)
+    train_run(
+        [
+            tool("advsep-tf-train"),
+            "--config",
+            args.config,
+            "--shards",
+            os.path.join(args.out, "shards_source"),
+            "--out",
+            source,
+            "--seed",
+            str(seed),
+        ],
+        source,
+    )
     runs = {START: source}
     for label, (folder, options) in ADAPTATIONS.items():
         if folder not in args.methods:
             continue
         run_dir = os.path.join(out, folder)
-        train_run([tool("advsep-tf-train"), "--config", args.config, "--shards", os.path.join(args.out, "shards_target"),
-                   "--out", run_dir, "--init", source, "--teacher", "--steps", str(args.steps), "--seed", str(seed),
-                   *options], run_dir)
+        train_run(
+            [
+                tool("advsep-tf-train"),
+                "--config",
+                args.config,
+                "--shards",
+                os.path.join(args.out, "shards_target"),
+                "--out",
+                run_dir,
+                "--init",
+                source,
+                "--teacher",
+                "--steps",
+                str(args.steps),
+                "--seed",
+                str(seed),
+                *options,
+            ],
+            run_dir,
+        )
         runs[label] = run_dir
     return runs
 
@@ -69,8 +99,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--config", default="real-small")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
-    p.add_argument("--methods", default="adapted,synthetic,teacher_only",
-                   help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, teacher_only")
+    p.add_argument(
+        "--methods",
+        default="adapted,synthetic,teacher_only",
+        help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, teacher_only",
+    )
     args = p.parse_args(argv)
     args.methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -80,9 +113,20 @@ def main(argv=None):
     out = args.out
     for name in ("source", "target"):
         shards = os.path.join(out, f"shards_{name}")
-        run([tool("advsep-tf-prepare"), "--config", args.config, *data, "--split",
-             os.path.join(HERE, f"split_adapt_{name}.yaml"), "--out", shards, "--no-progress"],
-            os.path.join(shards, "manifest.json"))
+        run(
+            [
+                tool("advsep-tf-prepare"),
+                "--config",
+                args.config,
+                *data,
+                "--split",
+                os.path.join(HERE, f"split_adapt_{name}.yaml"),
+                "--out",
+                shards,
+                "--no-progress",
+            ],
+            os.path.join(shards, "manifest.json"),
+        )
     runs_by_seed = {seed: train_seed(tool, args, seed) for seed in seeds}
 
     import advsep_tf  # noqa: F401
@@ -97,12 +141,21 @@ def main(argv=None):
 
     config = load_config(args.config)
     datasets = [("mir1k", f"{args.real}/mir1k"), ("musdb18", f"{args.real}/musdb18_7")]
-    test = assign_roles(all_records(datasets, config), config,
-                        load_split(os.path.join(HERE, "split_adapt_target.yaml"), config))["test"]
+    test = assign_roles(
+        all_records(datasets, config),
+        config,
+        load_split(os.path.join(HERE, "split_adapt_target.yaml"), config),
+    )["test"]
     references = write_test_references(test, os.path.join(out, "test_references"), config, 16000)
-    mixtures = [os.path.join(references, t, "mixture.wav") for t in sorted(os.listdir(references))
-                if os.path.isdir(os.path.join(references, t))]
-    lines = ["| seed | model | vocals SDR | accompaniment SDR | vocals SIR | vocals SAR |", "|---|---|---|---|---|---|"]
+    mixtures = [
+        os.path.join(references, t, "mixture.wav")
+        for t in sorted(os.listdir(references))
+        if os.path.isdir(os.path.join(references, t))
+    ]
+    lines = [
+        "| seed | model | vocals SDR | accompaniment SDR | vocals SIR | vocals SAR |",
+        "|---|---|---|---|---|---|",
+    ]
     sdr = {}  # (seed, label, source) -> mean SDR over clips
     for seed, runs in runs_by_seed.items():
         for label, run_dir in runs.items():
@@ -110,29 +163,44 @@ def main(argv=None):
             result_dir = os.path.join(out, "results", name)
             if not os.path.isfile(os.path.join(result_dir, "results.json")):
                 estimates = os.path.join(out, "separated", name)
-                separate_files(Separator.load(run_dir), mixtures, estimates, progress=False, overwrite=True)
+                separate_files(
+                    Separator.load(run_dir), mixtures, estimates, progress=False, overwrite=True
+                )
                 evaluate_folders(estimates, references, out_dir=result_dir, sources=config.sources)
             agg = load_result(os.path.join(result_dir, "results.json")).aggregate
             for source in ("vocals", "accompaniment"):
                 sdr[seed, label, source] = agg[source]["SDR"]["mean"]
-            lines.append(f"| {seed} | {label} | {agg['vocals']['SDR']['mean']:.2f} | "
-                         f"{agg['accompaniment']['SDR']['mean']:.2f} | {agg['vocals']['SIR']['mean']:.2f} | "
-                         f"{agg['vocals']['SAR']['mean']:.2f} |")
-    lines += ["", "| difference, paired by seed | vocals SDR | accompaniment SDR | seeds better (vocals) |",
-              "|---|---|---|---|"]
+            lines.append(
+                f"| {seed} | {label} | {agg['vocals']['SDR']['mean']:.2f} | "
+                f"{agg['accompaniment']['SDR']['mean']:.2f} | {agg['vocals']['SIR']['mean']:.2f} | "
+                f"{agg['vocals']['SAR']['mean']:.2f} |"
+            )
+    lines += [
+        "",
+        "| difference, paired by seed | vocals SDR | accompaniment SDR | seeds better (vocals) |",
+        "|---|---|---|---|",
+    ]
     ran = set(next(iter(runs_by_seed.values())))
     for adapted in [a for a in (CRITIC, SYNTHETIC) if a in ran]:
         for minus in [m for m in (START, CONTROL) if m in ran]:
             cells = []
             for source in ("vocals", "accompaniment"):
-                stats = seed_statistics([sdr[seed, adapted, source] - sdr[seed, minus, source] for seed in seeds])
+                stats = seed_statistics(
+                    [sdr[seed, adapted, source] - sdr[seed, minus, source] for seed in seeds]
+                )
                 interval = f" ± {stats['ci95']:.2f}" if stats["ci95"] is not None else ""
                 cells.append(f"{stats['mean']:+.2f}{interval}")
-            better = sum(sdr[seed, adapted, "vocals"] > sdr[seed, minus, "vocals"] for seed in seeds)
-            lines.append(f"| {adapted} minus {minus} | {cells[0]} | {cells[1]} | {better}/{len(seeds)} |")
+            better = sum(
+                sdr[seed, adapted, "vocals"] > sdr[seed, minus, "vocals"] for seed in seeds
+            )
+            lines.append(
+                f"| {adapted} minus {minus} | {cells[0]} | {cells[1]} | {better}/{len(seeds)} |"
+            )
     table = "\n".join(lines)
-    print(f"\nMIR-1K test singers (abjones, annar: {len(mixtures)} clips, 16 kHz), mean over clips; "
-          f"differences: mean over seeds ± 95% interval:\n\n{table}")
+    print(
+        f"\nMIR-1K test singers (abjones, annar: {len(mixtures)} clips, 16 kHz), mean over clips; "
+        f"differences: mean over seeds ± 95% interval:\n\n{table}"
+    )
     write_atomically(os.path.join(out, "adaptation.md"), table + "\n")
 
 

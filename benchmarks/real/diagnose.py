@@ -16,7 +16,10 @@ import os
 
 def history(run_dir):
     with open(os.path.join(run_dir, "history.csv")) as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", "NA")} for row in csv.DictReader(f)]
+        return [
+            {k: float(v) for k, v in row.items() if v not in ("", "NA")}
+            for row in csv.DictReader(f)
+        ]
 
 
 def main(argv=None):
@@ -31,7 +34,10 @@ def main(argv=None):
             roles = json.load(f)["roles"]
         print("| pool | tracks | minutes | patches |\n|---|---|---|---|")
         for role, info in roles.items():
-            print(f"| {role} | {len(info['tracks'])} | {info['seconds'] / 60:.1f} | {info['examples']} |")
+            print(
+                f"| {role} | {len(info['tracks'])} | {info['seconds'] / 60:.1f} | "
+                f"{info['examples']} |"
+            )
         print()
     seeds = sorted(d for d in os.listdir(runs_root) if d.startswith("seed")) or [""]
     rows, curves = [], {}
@@ -49,12 +55,24 @@ def main(argv=None):
             gp_keys = sorted(k for k in run[0] if k.startswith("gradient_penalty_"))
             best = min(r["val_supervised_loss"] for r in run)
             rows.append(
-                f"| {seed} | {model} | {base_best:.4f} | {best:.4f} | {100 * (best - base_best) / base_best:+.1f}% | "
-                + "; ".join(f"{k[12:]} {run[0][k]:.3f} -> {run[-1][k]:.3f}" for k in w_keys) + " | "
-                + "; ".join(f"{k[17:]} {run[-1][k]:.3f}" for k in gp_keys) + " | "
-                + (f"{run[-1]['adversarial_loss']:.3f} (x alpha)" if "adversarial_loss" in run[-1] else "-") + " |")
-    print("| seed | model | baseline best val L_s | its best val L_s | change | Wasserstein, first -> last epoch | "
-          "gradient penalty, last epoch | L_u, last epoch |")
+                f"| {seed} | {model} | {base_best:.4f} | {best:.4f} | "
+                f"{100 * (best - base_best) / base_best:+.1f}% | "
+                + "; ".join(f"{k[12:]} {run[0][k]:.3f} -> {run[-1][k]:.3f}" for k in w_keys)
+                + " | "
+                + "; ".join(f"{k[17:]} {run[-1][k]:.3f}" for k in gp_keys)
+                + " | "
+                + (
+                    f"{run[-1]['adversarial_loss']:.3f} (x alpha)"
+                    if "adversarial_loss" in run[-1]
+                    else "-"
+                )
+                + " |"
+            )
+    print(
+        "| seed | model | baseline best val L_s | its best val L_s | change | Wasserstein, first "
+        "-> last epoch | "
+        "gradient penalty, last epoch | L_u, last epoch |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.png:

@@ -3,8 +3,10 @@ previews of the real corpus (museval at 44.1 kHz) and on the real clips of ../sh
 the mixture-as-estimate and the ideal-ratio-mask oracle.
 
     python benchmarks/real/evaluate_pretrained.py --model pretrained --out /tmp/pretrained_eval
-        [--real ../shared/real] [--data ../shared/data] [--split benchmarks/real/split_pretrained.yaml]
-        [--mask-power 1|2] [--channel-masks shared|independent] [--role test|valid] [--mir1k-rate HZ]
+        [--real ../shared/real] [--data ../shared/data] [--split
+        benchmarks/real/split_pretrained.yaml]
+        [--mask-power 1|2] [--channel-masks shared|independent] [--role test|valid] [--mir1k-rate
+        HZ]
 
 `--mir1k-rate 44100` scores the MIR-1K singers resampled to 44.1 kHz (references and input alike)
 instead of at their own 16 kHz. Their SDR stays meaningful; their SIR and SAR do not (references
@@ -30,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def shared_clips(data_dir: str, out_dir: str) -> str:
-    """../shared/data's paired clips as <track>/{mixture,vocals,accompaniment}.wav at their own rate."""
+    """../shared/data's paired clips as <track>/{mixture,vocals,accompaniment}.wav at their own
+    rate."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
     from advsep_tf.files import write_atomically
 
@@ -52,11 +55,16 @@ def shared_clips(data_dir: str, out_dir: str) -> str:
         write_track(adapter, os.path.join(out_dir, name), vocals[:n], accompaniment[:n], rate)
     quads = os.path.join(data_dir, "paired_4stem")
     for name in sorted(os.listdir(quads)):
-        stems = {s: adapter.load(os.path.join(quads, name, f"{s}.wav")) for s in ("vocals", "drums", "bass", "other")}
+        stems = {
+            s: adapter.load(os.path.join(quads, name, f"{s}.wav"))
+            for s in ("vocals", "drums", "bass", "other")
+        }
         rate = stems["vocals"][1]
         n = min(len(x) for x, _ in stems.values())
         accompaniment = sum(stems[s][0][:n] for s in ("drums", "bass", "other"))
-        write_track(adapter, os.path.join(out_dir, name), stems["vocals"][0][:n], accompaniment, rate)
+        write_track(
+            adapter, os.path.join(out_dir, name), stems["vocals"][0][:n], accompaniment, rate
+        )
     write_atomically(marker, "done\n")
     return out_dir
 
@@ -75,7 +83,10 @@ def stereo_references(records, out_dir: str, config, rate: int = 44100) -> str:
     for record in records:
         sources = {}
         for source in config.sources:
-            waves = [adapter.load(ref.path, sample_rate=rate, stream=ref.stream)[0] for ref in role_inputs(record, "test", config)[source]]
+            waves = [
+                adapter.load(ref.path, sample_rate=rate, stream=ref.stream)[0]
+                for ref in role_inputs(record, "test", config)[source]
+            ]
             sources[source] = waves
         n = min(len(w) for waves in sources.values() for w in waves)
         stems = {s: sum(w[:n] for w in waves) for s, waves in sources.items()}
@@ -120,9 +131,14 @@ def score_set(separator, references: str, out_dir: str, config) -> dict:
 
     start = time.time()
     results = evaluate_all(
-        references, {"model": separator}, os.path.join(out_dir, "results"), oracle=config,
-        oracle_audio=os.path.join(out_dir, "estimates", "oracle"), sources=config.sources,
-        separated_dir=os.path.join(out_dir, "estimates"), reuse=True,
+        references,
+        {"model": separator},
+        os.path.join(out_dir, "results"),
+        oracle=config,
+        oracle_audio=os.path.join(out_dir, "estimates", "oracle"),
+        sources=config.sources,
+        separated_dir=os.path.join(out_dir, "estimates"),
+        reuse=True,
         progress=sys.stderr.isatty(),  # a log file gets no bar
     )
     print(f"  scored in {time.time() - start:.0f} s", flush=True)
@@ -144,42 +160,75 @@ def main(argv=None):
     p.add_argument("--real", default=os.path.join(HERE, "..", "..", "..", "shared", "real"))
     p.add_argument("--data", default=os.path.join(HERE, "..", "..", "..", "shared", "data"))
     p.add_argument("--split", default=os.path.join(HERE, "split_pretrained.yaml"))
-    p.add_argument("--mask-power", type=float, default=1.0, help="the separator's mask power (1 or 2)")
-    p.add_argument("--channel-masks", default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS, help="the separator's")
-    p.add_argument("--role", default="test", choices=("test", "valid"), help="the split's role to score")
-    p.add_argument("--mir1k-rate", type=int, default=16000, help="rate the MIR-1K singers are scored at (native: 16000)")
+    p.add_argument(
+        "--mask-power", type=float, default=1.0, help="the separator's mask power (1 or 2)"
+    )
+    p.add_argument(
+        "--channel-masks", default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS, help="the separator's"
+    )
+    p.add_argument(
+        "--role", default="test", choices=("test", "valid"), help="the split's role to score"
+    )
+    p.add_argument(
+        "--mir1k-rate",
+        type=int,
+        default=16000,
+        help="rate the MIR-1K singers are scored at (native: 16000)",
+    )
     args = p.parse_args(argv)
 
-    separator = Separator.load(args.model, mask_power=args.mask_power, channel_masks=args.channel_masks)
+    separator = Separator.load(
+        args.model, mask_power=args.mask_power, channel_masks=args.channel_masks
+    )
     config = separator.config
     sets = {}
     if os.path.isdir(args.real):
-        datasets = [("mir1k", os.path.join(args.real, "mir1k")), ("musdb18", os.path.join(args.real, "musdb18_7"))]
+        datasets = [
+            ("mir1k", os.path.join(args.real, "mir1k")),
+            ("musdb18", os.path.join(args.real, "musdb18_7")),
+        ]
         role = args.role
-        held_out = assign_roles(all_records(datasets, config), config, load_split(args.split, load_config("real")))[role]
+        held_out = assign_roles(
+            all_records(datasets, config), config, load_split(args.split, load_config("real"))
+        )[role]
         name = {"test": "test", "valid": "validation"}[role]
-        # Each corpus at its own rate (MIR-1K 16 kHz, MUSDB18 44.1 kHz) unless --mir1k-rate says otherwise.
-        for origin, rate, label in (("mir1k", 16000, f"{name} singers (MIR-1K, 16 kHz)"),
-                                    ("musdb18", 44100, f"{name} previews (MUSDB18, 44.1 kHz)")):
+        # Each corpus at its own rate (MIR-1K 16 kHz, MUSDB18 44.1 kHz) unless --mir1k-rate says
+        # otherwise.
+        for origin, rate, label in (
+            ("mir1k", 16000, f"{name} singers (MIR-1K, 16 kHz)"),
+            ("musdb18", 44100, f"{name} previews (MUSDB18, 44.1 kHz)"),
+        ):
             records = [r for r in held_out if r.origin == origin]
-            references = write_test_references(records, os.path.join(args.out, f"{role}_references_{origin}"),
-                                               config, rate)
+            references = write_test_references(
+                records, os.path.join(args.out, f"{role}_references_{origin}"), config, rate
+            )
             if origin == "mir1k" and args.mir1k_rate != rate:
                 references = resampled_references(
-                    references, os.path.join(args.out, f"{role}_references_{origin}_{args.mir1k_rate}"), args.mir1k_rate)
+                    references,
+                    os.path.join(args.out, f"{role}_references_{origin}_{args.mir1k_rate}"),
+                    args.mir1k_rate,
+                )
                 label = f"{name} singers (MIR-1K resampled to {args.mir1k_rate / 1000:g} kHz)"
                 origin = f"{origin}_{args.mir1k_rate}"
             sets[label] = (references, os.path.join(args.out, f"{role}_{origin}"))
     if os.path.isdir(args.real) and args.role == "test":
         previews = [r for r in held_out if r.origin == "musdb18"]
         sets["test previews in stereo (MUSDB18, 44.1 kHz)"] = (
-            stereo_references(previews, os.path.join(args.out, "test_references_musdb18_stereo"), config),
-            os.path.join(args.out, "test_musdb18_stereo"))
+            stereo_references(
+                previews, os.path.join(args.out, "test_references_musdb18_stereo"), config
+            ),
+            os.path.join(args.out, "test_musdb18_stereo"),
+        )
     if os.path.isdir(args.data) and args.role == "test":
-        sets["../shared/data clips"] = (shared_clips(args.data, os.path.join(args.out, "shared_clips")),
-                                        os.path.join(args.out, "shared"))
-    lines = ["| set | tracks | source | model SDR | mixture-as-estimate SDR | oracle SDR | model SIR | model SAR |",
-             "|---|---|---|---|---|---|---|---|"]
+        sets["../shared/data clips"] = (
+            shared_clips(args.data, os.path.join(args.out, "shared_clips")),
+            os.path.join(args.out, "shared"),
+        )
+    lines = [
+        "| set | tracks | source | model SDR | mixture-as-estimate SDR | oracle SDR | model SIR | "
+        "model SAR |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     numbers = {}
     for label, (references, out_dir) in sets.items():
         print(f"{label}: {references}", flush=True)
@@ -187,14 +236,29 @@ def main(argv=None):
         numbers[label] = {name: r.aggregate for name, r in results.items()}
         for source in config.sources:
             agg = {name: r.aggregate[source] for name, r in results.items()}
-            lines.append(f"| {label} | {len(results['model'].tracks)} | {source} | {agg['model']['SDR']['mean']:.2f} | "
-                         f"{agg['mixture']['SDR']['mean']:.2f} | {agg['oracle']['SDR']['mean']:.2f} | "
-                         f"{agg['model']['SIR']['mean']:.2f} | {agg['model']['SAR']['mean']:.2f} |")
+            lines.append(
+                f"| {label} | {len(results['model'].tracks)} | {source} | "
+                f"{agg['model']['SDR']['mean']:.2f} | "
+                f"{agg['mixture']['SDR']['mean']:.2f} | {agg['oracle']['SDR']['mean']:.2f} | "
+                f"{agg['model']['SIR']['mean']:.2f} | {agg['model']['SAR']['mean']:.2f} |"
+            )
     table = "\n".join(lines)
     print("\nMean over tracks of museval's median over 1 s frames:\n\n" + table)
-    write_atomically(os.path.join(args.out, "scores.json"), json.dumps(
-        {"model": args.model, "role": args.role, "mask_power": args.mask_power, "channel_masks": args.channel_masks,
-         "mir1k_rate": args.mir1k_rate, "sets": numbers, "table": table}, indent=2))
+    write_atomically(
+        os.path.join(args.out, "scores.json"),
+        json.dumps(
+            {
+                "model": args.model,
+                "role": args.role,
+                "mask_power": args.mask_power,
+                "channel_masks": args.channel_masks,
+                "mir1k_rate": args.mir1k_rate,
+                "sets": numbers,
+                "table": table,
+            },
+            indent=2,
+        ),
+    )
 
 
 if __name__ == "__main__":

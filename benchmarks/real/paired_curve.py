@@ -6,7 +6,8 @@ continued-baseline control. Reads experiment folders written by
         --split benchmarks/real/split_paired{N}.yaml --test-rate 16000 --seeds 1 \
         --models baseline,VA --warm-start-steps 500 --out exp_paired{N}
 
-    python benchmarks/real/paired_curve.py 1=exp_paired1 3=exp_paired3 6=exp_paired6 --seed 1 --png curve.png
+    python benchmarks/real/paired_curve.py 1=exp_paired1 3=exp_paired3 6=exp_paired6 --seed 1 --png
+    curve.png
 """
 
 import argparse
@@ -33,16 +34,23 @@ def main(argv=None):
     rows, curve = [], {"VA": [], "baseline+": []}
     for singers, folder in points:
         scores = {m: aggregate(folder, m, args.seed) for m in ("baseline", "VA", "baseline+")}
-        sdr = {m: {s: scores[m][s]["SDR"]["mean"] for s in ("vocals", "accompaniment")} for m in scores}
+        sdr = {
+            m: {s: scores[m][s]["SDR"]["mean"] for s in ("vocals", "accompaniment")} for m in scores
+        }
         for m in curve:
             curve[m].append((singers, sdr[m]["vocals"] - sdr["baseline"]["vocals"]))
-        rows.append(f"| {singers} | {sdr['baseline']['vocals']:.2f} | {sdr['VA']['vocals']:.2f} | "
-                    f"{sdr['baseline+']['vocals']:.2f} | {sdr['VA']['vocals'] - sdr['baseline']['vocals']:+.2f} | "
-                    f"{sdr['baseline+']['vocals'] - sdr['baseline']['vocals']:+.2f} | "
-                    f"{sdr['VA']['accompaniment'] - sdr['baseline']['accompaniment']:+.2f} |")
+        rows.append(
+            f"| {singers} | {sdr['baseline']['vocals']:.2f} | {sdr['VA']['vocals']:.2f} | "
+            f"{sdr['baseline+']['vocals']:.2f} | "
+            f"{sdr['VA']['vocals'] - sdr['baseline']['vocals']:+.2f} | "
+            f"{sdr['baseline+']['vocals'] - sdr['baseline']['vocals']:+.2f} | "
+            f"{sdr['VA']['accompaniment'] - sdr['baseline']['accompaniment']:+.2f} |"
+        )
     print(f"Seed {args.seed}; vocals SDR in dB (mean over the test tracks):\n")
-    print("| paired singers | baseline | VA | baseline+ | VA - baseline | baseline+ - baseline | "
-          "VA - baseline, accompaniment |")
+    print(
+        "| paired singers | baseline | VA | baseline+ | VA - baseline | baseline+ - baseline | "
+        "VA - baseline, accompaniment |"
+    )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.png:
@@ -53,7 +61,12 @@ def main(argv=None):
 
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
         for model, values in curve.items():
-            ax.plot([x for x, _ in values], [y for _, y in values], marker="o", label=f"{model} - baseline")
+            ax.plot(
+                [x for x, _ in values],
+                [y for _, y in values],
+                marker="o",
+                label=f"{model} - baseline",
+            )
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("paired MIR-1K singers (+19 previews)")
         ax.set_ylabel("vocals SDR gain over baseline (dB)")

@@ -21,7 +21,13 @@ TARGET = os.path.join(HERE, "..", "..", "advsep_tf", "pretrained")
 
 def main(argv=None) -> None:
     import advsep_tf  # noqa: F401
-    from advsep_tf.runs import CONFIG_FILE, MODEL_FILE, ensemble_of, load_run_model, save_model_atomically
+    from advsep_tf.runs import (
+        CONFIG_FILE,
+        MODEL_FILE,
+        ensemble_of,
+        load_run_model,
+        save_model_atomically,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -30,15 +36,25 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     existing = os.path.join(args.out, MODEL_FILE)
     # The package's own model is replaced under version control; anything else only when asked.
-    if os.path.exists(existing) and not args.overwrite and os.path.realpath(args.out) != os.path.realpath(TARGET):
-        p.error(f"{existing}: exists (a trained run's model?); give another --out, or --overwrite to replace it")
+    if (
+        os.path.exists(existing)
+        and not args.overwrite
+        and os.path.realpath(args.out) != os.path.realpath(TARGET)
+    ):
+        p.error(
+            f"{existing}: exists (a trained run's model?); give another --out, or --overwrite to "
+            f"replace it"
+        )
 
     shipped = ensemble_of([load_run_model(run) for run in args.runs], args.runs)
     os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, MODEL_FILE)
     save_model_atomically(shipped, model_path)
     shipped.separation_config.save(os.path.join(args.out, CONFIG_FILE))  # atomic itself
-    print(f"{model_path}: {os.path.getsize(model_path) / 1e6:.2f} MB, {shipped.separator.count_params():,} parameters")
+    print(
+        f"{model_path}: {os.path.getsize(model_path) / 1e6:.2f} MB, "
+        f"{shipped.separator.count_params():,} parameters"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,13 @@ def main(argv=None) -> None:
         shard_set = ShardSet.open(args.shards, expected=config)
         model.compile()
         steps = validation_steps(shard_set, config)
-        logs = model.evaluate(validation_dataset(shard_set, config), steps=steps, verbose=0, return_dict=True)
-        print(f"{name}: validation L_s {logs['supervised_loss']:.4f} ({steps} batches of {config.training.batch_size})")
+        logs = model.evaluate(
+            validation_dataset(shard_set, config), steps=steps, verbose=0, return_dict=True
+        )
+        print(
+            f"{name}: validation L_s {logs['supervised_loss']:.4f} ({steps} batches of "
+            f"{config.training.batch_size})"
+        )
 
 
 if __name__ == "__main__":
