@@ -388,8 +388,9 @@ class Config:
             for name, (value, low) in at_least.items()
             if value < low
         ]
-        if not optimizer.learning_rate > 0:
-            problems.append(f"optimizer.learning_rate must be > 0, got {optimizer.learning_rate}")
+        # 0 is allowed: a run that must not learn (a frozen baseline, the early-stopping test).
+        if not optimizer.learning_rate >= 0:
+            problems.append(f"optimizer.learning_rate must be >= 0, got {optimizer.learning_rate}")
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(optimizer, name) < 1:
                 value = getattr(optimizer, name)

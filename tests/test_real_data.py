@@ -262,7 +262,7 @@ def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(
     ]
     assert common.run(experiment_cli.main, argv) == 0
     first = capsys.readouterr().out
-    assert "warm start from baseline + 2 steps" in first
+    assert "warm start from baseline + at most 2 steps" in first
     # The test split became references at the asked rate, and only the test singer's clips.
     assert sorted(os.listdir(out / "test_references")) == [".complete", "mir1k_carl_3_01"]
     info = sf.info(out / "test_references" / "mir1k_carl_3_01" / "vocals.wav")
