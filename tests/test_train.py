@@ -236,14 +236,17 @@ def test_xla_compiled_train_step_matches_the_plain_one(tiny_config, tiny_shards,
     nudged = [w * (1 + 1e-6 * rng.standard_normal(w.shape)).astype(w.dtype) for w in initial]
     nudged_logs, nudged_weights = _one_step(tiny_config, batch, nudged, jit_compile=False)
     assert xla_logs.keys() == plain_logs.keys()
+    conditioned = set()
     for name, value in plain_logs.items():
         round_off = abs(nudged_logs[name] - value)
-        assert round_off < 0.1 * abs(value), (
-            f"{name}: too ill-conditioned to compare ({round_off} of {value})"
-        )
+        # A value near zero (a Wasserstein estimate can be) is compared by its round-off alone.
+        if round_off < 0.1 * abs(value):
+            conditioned.add(name)
         np.testing.assert_allclose(
             xla_logs[name], value, rtol=2e-2, atol=100 * round_off + 1e-6, err_msg=name
         )
+    # The comparison means something: the losses themselves are well conditioned.
+    assert {"loss", "supervised_loss"} <= conditioned, conditioned
     for before, xla, plain, plain_nudged, start_nudged in zip(
         initial, xla_weights, plain_weights, nudged_weights, nudged
     ):

@@ -1,5 +1,5 @@
-"""advsep-tf-demo: the main job on the built-in synthetic corpus, baseline vs adversarial, end to
-end."""
+"""advsep-tf-demo: the main job on the built-in synthetic corpus, end to end: the supervised
+baseline, the adversarial model and synthetic pairs, each trained for the same number of steps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from advsep_tf.cli import common, options
 def main(argv=None) -> None:
     p = common.parser(
         "advsep-tf-demo",
-        __doc__.splitlines()[0],
+        __doc__,
         "example: advsep-tf-demo --out demo_output   (about 10 minutes on 2 CPU cores; "
         "--quick: about 1 minute)",
     )

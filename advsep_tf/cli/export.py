@@ -16,7 +16,7 @@ from advsep_tf.cli import common, options
 def main(argv=None) -> dict:
     p = common.parser(
         "advsep-tf-export",
-        __doc__.splitlines()[0],
+        __doc__,
         "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
         "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16",
     )

@@ -46,7 +46,7 @@ work itself).
 def main(argv=None) -> None:
     import os
 
-    p = common.parser("advsep-tf-prepare", __doc__.splitlines()[0], EPILOG)
+    p = common.parser("advsep-tf-prepare", __doc__, EPILOG)
     options.add(p, "--config")
     options.add(p, "--dataset", required=True, help="a dataset to read")
     options.add(

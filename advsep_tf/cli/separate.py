@@ -24,7 +24,7 @@ def uses_shipped_model(model: str) -> bool:
 def main(argv=None) -> None:
     p = common.parser(
         "advsep-tf-separate",
-        __doc__.splitlines()[0],
+        __doc__,
         "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> "
         "separated/song/vocals.wav ...); "
         "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > "

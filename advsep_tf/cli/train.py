@@ -11,7 +11,7 @@ from advsep_tf.cli import common, options
 def main(argv=None) -> None:
     p = common.parser(
         "advsep-tf-train",
-        __doc__.splitlines()[0],
+        __doc__,
         "example: advsep-tf-train --config demo --shards shards/ --out runs/va --mode adversarial "
         "--steps 600",
     )
