@@ -368,3 +368,27 @@ def test_every_input_is_checked_before_any_is_separated(tiny_run, tmp_path, caps
     assert code == 1 and len(errors) == 1, err
     assert str(path) in errors[0], errors[0]
     assert not (out / "X").exists() and not list(tmp_path.rglob("vocals.wav")), err
+
+
+def test_start_up_is_shown_before_the_graph_is_prepared_and_counted_in_the_summary(
+    tiny_run, tmp_path, capsys
+):
+    from advsep_tf.cli import common
+    from advsep_tf.cli import separate as separate_cli
+
+    song = tmp_path / "song.wav"
+    sf.write(song, _song(2.0, 8192, 1), 8192)
+    args = [str(song), "--model", str(tiny_run), "--out", str(tmp_path / "out")]
+    assert common.run(separate_cli.main, args) == 0
+    printed = capsys.readouterr()
+    lines = printed.err.splitlines()
+    loading = next(i for i, line in enumerate(lines) if line.startswith("loading the model"))
+    graph = next(i for i, line in enumerate(lines) if line.startswith("preparing the separation"))
+    bar = next(i for i, line in enumerate(lines) if "separate" in line and "%" in line)
+    assert loading < graph < bar, printed.err
+    # The real-time factor the user reads counts the wait from the start, loading included.
+    assert "from the start, loading included" in printed.out
+    # --no-progress keeps stderr quiet.
+    args = [str(song), "--model", str(tiny_run), "--out", str(tmp_path / "out2"), "--no-progress"]
+    assert common.run(separate_cli.main, args) == 0
+    assert "loading the model" not in capsys.readouterr().err
