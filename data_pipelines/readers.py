@@ -278,15 +278,21 @@ def paired_dataset(
     return dataset.batch(config.training.batch_size, drop_remainder=repeat)
 
 
+def _solo_excerpts(shard_set, config, k: int, seed, random_offsets) -> tf.data.Dataset:
+    """Shuffled, repeated (F, T, 1) excerpts of source k's solo pool (synthetic pairs' stems)."""
+    stream_seed = None if seed is None else seed + 503 + k
+    pool = f"solo/{config.sources[k]}"
+    examples = role_examples(shard_set, config, pool, True, True, stream_seed, random_offsets)
+    return examples.map(lambda e: e["excerpt"])
+
+
 def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_offsets):
     """`dataset` with `share` of its examples replaced by `synthetic_pair`s of solo excerpts."""
     stems = []
     for k, source in enumerate(config.sources):
         stream_seed = None if seed is None else seed + 503 + k
-        pool = f"solo/{source}"
-        if shard_set.examples(pool) > 0:
-            stream = role_examples(shard_set, config, pool, True, True, stream_seed, random_offsets)
-            stems.append(stream.map(lambda e: e["excerpt"]))
+        if shard_set.examples(f"solo/{source}") > 0:
+            stems.append(_solo_excerpts(shard_set, config, k, seed, random_offsets))
         else:  # no solo pool for this source: a paired track's stem stands in
             stream = role_examples(shard_set, config, role, True, True, stream_seed, random_offsets)
             stems.append(stream.map(lambda e, k=k: e["sources"][..., k : k + 1]))
@@ -376,22 +382,11 @@ def training_dataset(
         if training.synthetic_pairs > 0:  # no paired stems: solo excerpts join in the model's step
             for k, source in enumerate(config.sources):
                 if shard_set.examples(f"solo/{source}") > 0:
-                    paired = tf.data.Dataset.zip(
-                        (
-                            paired,
-                            role_examples(
-                                shard_set,
-                                config,
-                                f"solo/{source}",
-                                True,
-                                True,
-                                seed + 503 + k,
-                                random_offsets,
-                            )
-                            .map(lambda e: e["excerpt"])
-                            .batch(training.batch_size, drop_remainder=True),
-                        )
-                    ).map(lambda batch, solo, key=synthetic_key(source): {**batch, key: solo})
+                    solo = _solo_excerpts(shard_set, config, k, seed, random_offsets)
+                    solo = solo.batch(training.batch_size, drop_remainder=True)
+                    paired = tf.data.Dataset.zip((paired, solo)).map(
+                        lambda batch, solo, key=synthetic_key(source): {**batch, key: solo}
+                    )
     else:
         paired = paired_dataset(
             shard_set,
