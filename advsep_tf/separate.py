@@ -190,6 +190,9 @@ class Separator:
                 tf.TensorSpec([None, segment], tf.float32),
                 tf.TensorSpec([], tf.int32),
             ],
+            # Not autographed: the graph has no Python control flow on tensors, and autograph's
+            # source transformation was most of a song's start-up (8 of 11 s on 2 cores).
+            autograph=False,
         )
         self._band_masks = {}
 
@@ -256,6 +259,7 @@ class Separator:
                     parts[:, 0], parts[:, 1:], config, sample_rate, power, shared
                 ),
                 input_signature=[tf.TensorSpec([None, 1 + config.nb_stems, size], tf.float32)],
+                autograph=False,
             )
             # Past the song's end the segment holds zeros: masked silence, cut off by the walk.
             self._band_masks[sample_rate] = lambda parts, valid: graph(tf.constant(parts)).numpy()
