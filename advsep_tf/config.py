@@ -30,6 +30,8 @@ OUTPUT_ACTIVATIONS = ("relu", "softplus")
 # How a critic is kept 1-Lipschitz: the paper's gradient penalty, or spectral normalisation of its
 # weights (Miyato et al. 2018), which needs no second derivative and so makes a critic step cheaper.
 CRITIC_NORMALIZATIONS = ("gradient_penalty", "spectral")
+# How remixes sum stems known only as magnitudes (TrainingConfig.remix_phases).
+REMIX_PHASES = ("aligned", "random")
 
 
 @dataclass
@@ -117,6 +119,11 @@ class TrainingConfig:
     # different tracks. Both matter when paired data is scarce (a few singers, a few songs).
     random_offsets: bool = False
     remix_probability: float = 0.0
+    # How every remix (the augmentation above, synthetic pairs, remixed pseudo labels) sums stems
+    # known only as magnitudes: "aligned" adds the magnitudes (every bin's stems in phase, which
+    # overstates the mixture wherever sources overlap); "random" gives each stem's bins an
+    # independent uniform phase, so powers add on average as those of unrelated recordings do.
+    remix_phases: str = "aligned"
     # Adaptation without paired data: L_s compares the separator's estimates on unlabelled
     # mixtures with those of the model it started from (advsep-tf-train --init ... --teacher).
     teacher_targets: bool = False
@@ -276,21 +283,24 @@ class Config:
                 f"spectrogram.nb_bins ({spec.nb_bins}) and nb_frames ({spec.nb_frames}) must be "
                 f"multiples of 2**separator.depth ({scale})"
             )
-        if self.separator.output_activation not in OUTPUT_ACTIVATIONS:
-            problems.append(
-                f"separator.output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, "
-                f"got '{self.separator.output_activation}'"
-            )
+        choices = {
+            "separator.output_activation": (self.separator.output_activation, OUTPUT_ACTIVATIONS),
+            "training.mode": (self.training.mode, MODES),
+            "training.precision": (self.training.precision, PRECISIONS),
+            "training.remix_phases": (self.training.remix_phases, REMIX_PHASES),
+            "critic.normalization": (self.critic.normalization, CRITIC_NORMALIZATIONS),
+        }
+        problems += [
+            f"{name} must be one of {', '.join(allowed)}, got '{value}'"
+            for name, (value, allowed) in choices.items()
+            if value not in allowed
+        ]
         if self.separator.base_filters <= 0 or self.separator.depth < 1:
             problems.append("separator.base_filters must be positive and separator.depth >= 1")
         if self.separator.members < 1:
             problems.append(f"separator.members must be >= 1, got {self.separator.members}")
         if min(spec.nb_bins, spec.nb_frames) < 8:
             problems.append("critic inputs need nb_bins and nb_frames >= 8")
-        if self.training.mode not in MODES:
-            problems.append(
-                f"training.mode must be one of {', '.join(MODES)}, got '{self.training.mode}'"
-            )
         unknown = [s for s in self.training.critics if s not in self.sources]
         if unknown:
             problems.append(
@@ -301,22 +311,12 @@ class Config:
             problems.append("loss.n_critic must be >= 1")
         if min(self.loss.alpha, self.loss.beta, self.loss.gp_lambda) < 0:
             problems.append("loss.alpha, loss.beta and loss.gp_lambda must be >= 0")
-        if self.training.precision not in PRECISIONS:
-            problems.append(
-                f"training.precision must be one of {', '.join(PRECISIONS)}, got "
-                f"'{self.training.precision}'"
-            )
         if self.training.checkpoints_kept < 1:
             problems.append("training.checkpoints_kept must be >= 1")
         if not 0 <= self.training.remix_probability <= 1:
             problems.append(
                 f"training.remix_probability must be in [0, 1], got "
                 f"{self.training.remix_probability}"
-            )
-        if self.critic.normalization not in CRITIC_NORMALIZATIONS:
-            problems.append(
-                f"critic.normalization must be one of {', '.join(CRITIC_NORMALIZATIONS)}, "
-                f"got '{self.critic.normalization}'"
             )
         if not 0 <= self.training.synthetic_pairs <= 1:
             problems.append(

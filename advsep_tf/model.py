@@ -13,6 +13,8 @@ its layout (keys and shapes) is documented, and its keys named, there.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -258,7 +260,7 @@ class AdversarialSeparator(keras.Model):
         )
         pick = tf.reshape(use, [-1, 1, 1, 1])
         targets = tf.where(pick, remixed_targets, labels)
-        inputs = tf.where(pick, remix(remixed_targets), mixture)
+        inputs = tf.where(pick, self._remix(remixed_targets), mixture)
         weights = tf.where(use, weights, trusted)
         gain = keras.random.uniform([batch, 1, 1, 1], 0.5, 1.5, seed=self.seed_generator)
         return (
@@ -266,6 +268,14 @@ class AdversarialSeparator(keras.Model):
             tf.math.log1p(gain * tf.math.expm1(targets)),
             weights,
         )
+
+    def _remix(self, stems):
+        """`readers.remix` with the phases of `training.remix_phases`, drawn from the model's seed
+        generator."""
+        if self.separation_config.training.remix_phases == "aligned":
+            return remix(stems)
+        phases = keras.random.uniform(tf.shape(stems), 0.0, 2 * math.pi, seed=self.seed_generator)
+        return remix(stems, phases)
 
     def _with_solo_excerpts(self, data, mixture, targets):
         """Synthetic pairs without paired data (adaptation with `training.synthetic_pairs`): in a
@@ -294,7 +304,7 @@ class AdversarialSeparator(keras.Model):
             keras.random.uniform([batch], seed=self.seed_generator) < cfg.training.synthetic_pairs,
             [-1, 1, 1, 1],
         )
-        return tf.where(use, remix(synthetic), mixture), tf.where(use, synthetic, targets)
+        return tf.where(use, self._remix(synthetic), mixture), tf.where(use, synthetic, targets)
 
     def train_step(self, data):
         self.train_step_traces += 1

@@ -43,6 +43,8 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from advsep_tf.config import Config
@@ -100,34 +102,65 @@ def random_gain(log_magnitude: tf.Tensor, low: float, high: float, seed=None) ->
     return tf.math.log1p(gain * tf.math.expm1(log_magnitude))
 
 
-def remix(sources: tf.Tensor) -> tf.Tensor:
-    """The mixture of stems as the sum of their linear magnitudes: (F, T, K) log1p -> (F, T, 1)
-    log1p."""
-    return tf.math.log1p(tf.reduce_sum(tf.math.expm1(sources), axis=-1, keepdims=True))
+def remix(sources: tf.Tensor, phases: tf.Tensor | None = None) -> tf.Tensor:
+    """The mixture of stems known only as magnitudes: (..., K) log1p -> (..., 1) log1p.
+
+    `phases` None: the sum of the linear magnitudes (every bin's stems in phase). `phases`, an
+    array of angles shaped like `sources` (`remix_phases`): the magnitude of the stems' sum with
+    those phases, whose power is on average the sum of the stems' powers, as it is for unrelated
+    recordings mixed in the waveform domain.
+    """
+    magnitudes = tf.math.expm1(sources)
+    if phases is None:
+        return tf.math.log1p(tf.reduce_sum(magnitudes, axis=-1, keepdims=True))
+    real = tf.reduce_sum(magnitudes * tf.cos(phases), axis=-1, keepdims=True)
+    imag = tf.reduce_sum(magnitudes * tf.sin(phases), axis=-1, keepdims=True)
+    return tf.math.log1p(tf.sqrt(real**2 + imag**2))
 
 
-def random_remix(example: dict, donors: list[dict], probability: float, seed=None) -> dict:
+def _offset(seed, offset: int):
+    return None if seed is None else seed + offset
+
+
+def remix_phases(sources: tf.Tensor, mode: str, seed=None) -> tf.Tensor | None:
+    """The phases `remix` gives `sources` in `training.remix_phases` mode `mode`: None
+    ("aligned"), or independent uniform angles, one per stem and bin ("random")."""
+    if mode == "aligned":
+        return None
+    return tf.random.uniform(tf.shape(sources), 0.0, 2 * math.pi, seed=seed)
+
+
+def random_remix(
+    example: dict, donors: list[dict], probability: float, seed=None, phases: str = "aligned"
+) -> dict:
     """With probability `probability`, stem k of `example` becomes stem k of `donors[k]` (examples
-    of
-    other tracks) and the mixture their linear-magnitude sum (`remix`); otherwise `example` as is.
+    of other tracks) and the mixture their `remix` with `phases` (`training.remix_phases`);
+    otherwise `example` as is.
 
     example, donors[k]: {"mixture": (F, T, 1), "sources": (F, T, K)} log1p magnitudes.
     """
     stems = tf.stack([donor["sources"][..., k] for k, donor in enumerate(donors)], axis=-1)
     use = tf.random.uniform([], seed=seed) < probability
     return {
-        "mixture": tf.where(use, remix(stems), example["mixture"]),
+        "mixture": tf.where(
+            use, remix(stems, remix_phases(stems, phases, _offset(seed, 1))), example["mixture"]
+        ),
         "sources": tf.where(use, stems, example["sources"]),
     }
 
 
 def synthetic_pair(
-    example: dict, stems: list[tf.Tensor], probability: float, gain: tuple[float, float], seed=None
+    example: dict,
+    stems: list[tf.Tensor],
+    probability: float,
+    gain: tuple[float, float],
+    seed=None,
+    phases: str = "aligned",
 ) -> dict:
     """With probability `probability`, a new example whose stem k is `stems[k]` (an unrelated solo
-    excerpt, (F, T, 1) log1p) scaled by a uniform gain in `gain`, and whose mixture is their sum
-    (`remix`); otherwise `example` as is. Independent gains vary the sources' balance as real
-    mixes do; the labels stay exact.
+    excerpt, (F, T, 1) log1p) scaled by a uniform gain in `gain`, and whose mixture is their
+    `remix` with `phases` (`training.remix_phases`); otherwise `example` as is. Independent gains
+    vary the sources' balance as real mixes do; the labels stay exact.
     """
     low, high = gain
     scaled = [
@@ -137,7 +170,11 @@ def synthetic_pair(
     sources = tf.stack(scaled, axis=-1)
     use = tf.random.uniform([], seed=seed) < probability
     return {
-        "mixture": tf.where(use, remix(sources), example["mixture"]),
+        "mixture": tf.where(
+            use,
+            remix(sources, remix_phases(sources, phases, _offset(seed, 97))),
+            example["mixture"],
+        ),
         "sources": tf.where(use, sources, example["sources"]),
     }
 
@@ -270,7 +307,11 @@ def paired_dataset(
         ]
         dataset = tf.data.Dataset.zip((dataset, tuple(donors))).map(
             lambda example, donor: random_remix(
-                example, list(donor), remix_probability, None if seed is None else seed + 211
+                example,
+                list(donor),
+                remix_probability,
+                None if seed is None else seed + 211,
+                config.training.remix_phases,
             ),
             num_parallel_calls=AUTOTUNE,
         )
@@ -299,7 +340,9 @@ def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_
     gain = tuple(config.training.synthetic_gain)
     op_seed = None if seed is None else seed + 601
     return tf.data.Dataset.zip((dataset, tuple(stems))).map(
-        lambda example, solo: synthetic_pair(example, list(solo), share, gain, op_seed),
+        lambda example, solo: synthetic_pair(
+            example, list(solo), share, gain, op_seed, config.training.remix_phases
+        ),
         num_parallel_calls=AUTOTUNE,
     )
 

@@ -44,7 +44,11 @@ def test_critic_sources_follow_mode_and_selection():
     [
         ({"spectrogram": {"n_fft": 500}}, "power of two"),
         ({"spectrogram": {"nb_bins": 300}}, "nb_bins"),
-        ({"training": {"mode": "gan"}}, "training.mode"),
+        ({"training": {"mode": "gan"}}, "training.mode must be one of supervised, adversarial"),
+        ({"training": {"remix_phases": "zero"}}, "training.remix_phases must be one of aligned"),
+        ({"training": {"precision": "fp8"}}, "training.precision"),
+        ({"critic": {"normalization": "batch"}}, "critic.normalization"),
+        ({"separator": {"output_activation": "tanh"}}, "separator.output_activation"),
         ({"training": {"critics": ["piano"]}}, "piano"),
         ({"separator": {"depth": 7}}, "multiples of 2**separator.depth"),
         ({"sources": ["vocals", "vocals"]}, "distinct"),
