@@ -21,6 +21,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from benchmark_support import synthetic_shards
+
 VARIANT = textwrap.dedent(
     """
     import json, sys, time
@@ -62,27 +64,10 @@ VARIANTS = [
 def demo_shards(out: Path) -> Path:
     import advsep_tf  # noqa: F401 - before TensorFlow
     from advsep_tf.config import load_config
-    from advsep_tf.data_pipelines import synthetic
-    from advsep_tf.data_pipelines.prepare import prepare
 
-    config = load_config("demo")
-    corpus, shards = out / "corpus", out / "shards"
-    if not (corpus / "corpus.json").is_file():
-        synthetic.write_corpus(
-            corpus,
-            config.sources,
-            sample_rate=config.audio.sample_rate,
-            nb_train=4,
-            nb_valid=1,
-            nb_test=1,
-            nb_mixtures=4,
-            nb_solo=4,
-            duration=12.0,
-            seed=config.training.seed,
-        )
-    if not (shards / "manifest.json").is_file():
-        prepare(config, [("synthetic", str(corpus))], str(shards), overwrite=True, progress=False)
-    return shards
+    return synthetic_shards(
+        load_config("demo"), out / "corpus", out / "shards", nb_train=4, nb_valid=1, nb_unpaired=4
+    )
 
 
 def run_variant(shards: Path, steps: int, activation: str, remapping: str) -> dict:

@@ -17,7 +17,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from benchmark_support import run_in_subprocess
+from benchmark_support import print_table, run_in_subprocess
 
 ADVSEP = textwrap.dedent(
     """
@@ -146,16 +146,16 @@ def main(argv=None):
     result = run_in_subprocess(SPLEETER_STYLE, [30])
     rows.append(("Spleeter-style 2-stem U-Net (44.1 kHz, Keras, in memory), 30 s", result))
     print(f"  {rows[-1][0]}: {result}", flush=True)
-    print("\n| what | x real time | seconds | peak RSS (MB) |")
-    print("|---|---|---|---|")
-    for name, result in rows:
-        if "error" in result:
-            print(f"| {name} | failed: {result['error']} | | |")
-            continue
-        print(
-            f"| {name} | {result['x_real_time']:.1f} | {result['seconds']:.1f} | "
-            f"{result['peak_rss_mb']:.0f} |"
-        )
+    print()
+    print_table(
+        ("what", "x real time", "seconds", "peak RSS (MB)"),
+        rows,
+        lambda result: [
+            f"{result['x_real_time']:.1f}",
+            f"{result['seconds']:.1f}",
+            f"{result['peak_rss_mb']:.0f}",
+        ],
+    )
     peaks = {
         minutes: r["peak_rss_mb"]
         for minutes, (_, r) in zip(args.minutes, rows)

@@ -12,7 +12,7 @@ import argparse
 import os
 import textwrap
 
-from benchmark_support import run_in_subprocess
+from benchmark_support import print_table, run_in_subprocess
 
 VARIANT = textwrap.dedent(
     """
@@ -128,17 +128,17 @@ def main(argv=None):
         rows.append((name, result))
         print(f"  {name}: {result}", flush=True)
     reference = rows[0][1].get("steps_per_s")
-    print("\n| variant | steps/s | s/step | vs default |")
-    print("|---|---|---|---|")
-    for name, result in rows:
-        if "error" in result:
-            print(f"| {name} | failed: {result['error']} | | |")
-            continue
+
+    def speed_cells(result):
         ratio = result["steps_per_s"] / reference if reference else float("nan")
-        print(
-            f"| {name} | {result['steps_per_s']:.3f} | {result['seconds_per_step']:.3f} | "
-            f"{ratio:.2f}x |"
-        )
+        return [
+            f"{result['steps_per_s']:.3f}",
+            f"{result['seconds_per_step']:.3f}",
+            f"{ratio:.2f}x",
+        ]
+
+    print()
+    print_table(("variant", "steps/s", "s/step", "vs default"), rows, speed_cells)
 
     forward = run_in_subprocess(FORWARD, [args.forward_preset, args.forward_batch])
     forward_off = run_in_subprocess(
@@ -148,20 +148,22 @@ def main(argv=None):
         f"\nSeparator forward pass, preset {args.forward_preset}, batch {args.forward_batch} "
         f"({forward.get('gflop_per_patch', 0):.3f} GFLOP/patch):"
     )
-    print(
-        "| oneDNN | forward GFLOP/s | matmul GFLOP/s (ceiling) | fraction of ceiling | x real "
-        "time |"
+    print_table(
+        (
+            "oneDNN",
+            "forward GFLOP/s",
+            "matmul GFLOP/s (ceiling)",
+            "fraction of ceiling",
+            "x real time",
+        ),
+        [("on", forward), ("off", forward_off)],
+        lambda result: [
+            f"{result['forward_gflops']:.1f}",
+            f"{result['matmul_gflops']:.1f}",
+            f"{result['forward_gflops'] / result['matmul_gflops']:.0%}",
+            f"{result['x_real_time']:.0f}x",
+        ],
     )
-    print("|---|---|---|---|---|")
-    for label, result in (("on", forward), ("off", forward_off)):
-        if "error" in result:
-            print(f"| {label} | failed: {result['error']} | | | |")
-            continue
-        print(
-            f"| {label} | {result['forward_gflops']:.1f} | {result['matmul_gflops']:.1f} | "
-            f"{result['forward_gflops'] / result['matmul_gflops']:.0%} | "
-            f"{result['x_real_time']:.0f}x |"
-        )
 
 
 if __name__ == "__main__":

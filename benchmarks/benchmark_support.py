@@ -1,38 +1,55 @@
-"""What several benchmarks share: a small model trained on the synthetic corpus, and running a
-measurement in a fresh process (so that process-wide settings and peak memory are its own)."""
+"""What several benchmarks share: a small model trained on the synthetic corpus, running a
+measurement in a fresh process (so that process-wide settings and peak memory are its own), and
+the Markdown table of the results."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 
-def trained_supervised_run(config, out: Path, steps: int, name: str) -> Path:
-    """A run directory of `config` trained supervised for `steps` on a synthetic corpus (cached in
-    `out`)."""
+def synthetic_shards(
+    config, corpus: Path, shards: Path, nb_train: int, nb_valid: int, nb_unpaired: int
+) -> Path:
+    """`shards`: the shard set of `config` prepared from a synthetic corpus of 12 s songs with one
+    test track, written in `corpus` with `config`'s training seed; both are kept and reused."""
     from advsep_tf.data_pipelines import synthetic
     from advsep_tf.data_pipelines.prepare import prepare
-    from advsep_tf.train import train
 
-    config = config.replace(training={"mode": "supervised"})
-    rate = config.audio.sample_rate
-    corpus, shards, run = out / f"corpus_{rate}", out / f"shards_{rate}", out / name
     if not (corpus / "corpus.json").is_file():
-        synthetic.write_corpus(
+        synthetic.write_config_corpus(
             corpus,
-            config.sources,
-            sample_rate=rate,
-            nb_train=8,
-            nb_valid=2,
+            config,
+            nb_train=nb_train,
+            nb_valid=nb_valid,
             nb_test=1,
-            nb_mixtures=1,
-            nb_solo=1,
+            nb_unpaired=nb_unpaired,
             duration=12.0,
             seed=config.training.seed,
         )
     if not (shards / "manifest.json").is_file():
         prepare(config, [("synthetic", str(corpus))], str(shards), overwrite=True, progress=False)
+    return shards
+
+
+def trained_supervised_run(config, out: Path, steps: int, name: str) -> Path:
+    """A run directory of `config` trained supervised for `steps` on a synthetic corpus (cached in
+    `out`)."""
+    from advsep_tf.train import train
+
+    config = config.replace(training={"mode": "supervised"})
+    rate = config.audio.sample_rate
+    shards = synthetic_shards(
+        config,
+        out / f"corpus_{rate}",
+        out / f"shards_{rate}",
+        nb_train=8,
+        nb_valid=2,
+        nb_unpaired=1,
+    )
+    run = out / name
     if not (run / "model.keras").is_file():
         train(config, str(shards), str(run), steps=steps, verbose=0)
     return run
@@ -51,3 +68,17 @@ def run_in_subprocess(code: str, args, env=None, timeout=7200) -> dict:
         lines = result.stderr.strip().splitlines() or ["failed without output"]
         return {"error": lines[-1][:200]}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[tuple[str, dict]], cells: Callable[[dict], list[str]]
+) -> None:
+    """`rows` = [(name, result)] as a Markdown table under `columns`: the name, then
+    `cells(result)`; a failed measurement ({"error": ...}) shows its error instead."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for name, result in rows:
+        if "error" in result:
+            print(f"| {name} | failed: {result['error']} |" + " |" * (len(columns) - 2))
+        else:
+            print("| " + " | ".join([name, *cells(result)]) + " |")

@@ -26,12 +26,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from advsep_tf.errors import AdvsepError
 from advsep_tf.files import load_json_or_yaml, write_atomically
+
+if TYPE_CHECKING:
+    from advsep_tf.config import Config
 
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 DERIVED_SOURCES = {"accompaniment": ("drums", "bass", "other")}
@@ -276,6 +279,23 @@ def write_corpus(
     }
     write_atomically(root / CORPUS_FILE, json.dumps(corpus, indent=2) + "\n")
     return corpus
+
+
+def write_config_corpus(
+    root: Union[str, os.PathLike], config: Config, nb_unpaired: int, **options
+) -> dict:
+    """`write_corpus` of `config`'s sources at its sample rate, with `nb_unpaired` unlabelled
+    mixtures and as many solo recordings per source (as `advsep_tf.experiment.CorpusScale` sizes
+    a corpus); `options` (nb_train, nb_valid, nb_test, duration, seed, ...) go to `write_corpus`
+    as they are."""
+    return write_corpus(
+        root,
+        config.sources,
+        sample_rate=config.audio.sample_rate,
+        nb_mixtures=nb_unpaired,
+        nb_solo=nb_unpaired,
+        **options,
+    )
 
 
 def read_corpus(root: Union[str, os.PathLike]) -> dict:

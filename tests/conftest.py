@@ -28,17 +28,8 @@ def tiny_corpus(tmp_path_factory, tiny_config):
     from advsep_tf.data_pipelines import synthetic
 
     root = tmp_path_factory.mktemp("corpus")
-    synthetic.write_corpus(
-        root,
-        tiny_config.sources,
-        sample_rate=8192,
-        nb_train=3,
-        nb_valid=1,
-        nb_test=2,
-        nb_mixtures=3,
-        nb_solo=3,
-        duration=4.0,
-        seed=7,
+    synthetic.write_config_corpus(
+        root, tiny_config, nb_train=3, nb_valid=1, nb_test=2, nb_unpaired=3, duration=4.0, seed=7
     )
     return root
 

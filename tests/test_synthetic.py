@@ -205,6 +205,19 @@ def test_paired_and_unpaired_songs_are_disjoint(corpus_root):
     assert len(set(digests)) == len(digests)
 
 
+def test_a_config_corpus_has_its_sources_and_rate_and_equal_unpaired_pools(
+    tiny_corpus, tiny_config
+):
+    corpus = read_corpus(tiny_corpus)
+
+    assert corpus["sources"] == list(tiny_config.sources)
+    assert corpus["sample_rate"] == tiny_config.audio.sample_rate
+    assert len(corpus["tracks"]["mixtures"]) == 3
+    assert {source: len(names) for source, names in corpus["tracks"]["solo"].items()} == {
+        source: 3 for source in tiny_config.sources
+    }
+
+
 def test_read_corpus_refuses_other_folders(tmp_path):
     with pytest.raises(AdvsepError, match="not a synthetic corpus"):
         read_corpus(tmp_path)

@@ -9,9 +9,27 @@ Wasserstein estimates per epoch for every run (one panel each).
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
+
+
+@contextlib.contextmanager
+def png_figure(path, *grid, **options):
+    """The axes of a matplotlib figure (`plt.subplots(*grid, **options)`, drawn without a
+    display), laid out and written to `path` as a PNG once the block has drawn on them. Here
+    because paired_curve.py draws through it as well."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*grid, **options)
+    yield axes
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"\nwrote {path}")
 
 
 def history(run_dir):
@@ -76,26 +94,22 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.png:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        for label, run in curves.items():
-            epochs = range(1, len(run) + 1)
-            axes[0].plot(epochs, [r["val_supervised_loss"] for r in run], marker="o", label=label)
-            for key in (k for k in run[0] if k.startswith("wasserstein_")):
-                axes[1].plot(epochs, [r[key] for r in run], marker=".", label=f"{label} {key[12:]}")
-        axes[0].set_title("validation L_s after warm start")
-        axes[1].set_title("Wasserstein estimate per critic")
-        for ax in axes:
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(args.png, dpi=100)
-        print(f"\nwrote {args.png}")
+        with png_figure(args.png, 1, 2, figsize=(11, 3.8)) as axes:
+            for label, run in curves.items():
+                epochs = range(1, len(run) + 1)
+                axes[0].plot(
+                    epochs, [r["val_supervised_loss"] for r in run], marker="o", label=label
+                )
+                for key in (k for k in run[0] if k.startswith("wasserstein_")):
+                    axes[1].plot(
+                        epochs, [r[key] for r in run], marker=".", label=f"{label} {key[12:]}"
+                    )
+            axes[0].set_title("validation L_s after warm start")
+            axes[1].set_title("Wasserstein estimate per critic")
+            for ax in axes:
+                ax.set_xlabel("epoch")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=6)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 
+from diagnose import png_figure
+
 
 def aggregate(folder: str, model: str, seed: int) -> dict:
     for sub in (os.path.join("results", f"seed{seed}", model), os.path.join("results", model)):
@@ -54,28 +56,20 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.png:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        for model, values in curve.items():
-            ax.plot(
-                [x for x, _ in values],
-                [y for _, y in values],
-                marker="o",
-                label=f"{model} - baseline",
-            )
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("paired MIR-1K singers (+19 previews)")
-        ax.set_ylabel("vocals SDR gain over baseline (dB)")
-        ax.set_title(f"Gain as paired data shrinks (seed {args.seed})")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.png, dpi=100)
-        print(f"\nwrote {args.png}")
+        with png_figure(args.png, figsize=(5.5, 3.6)) as ax:
+            for model, values in curve.items():
+                ax.plot(
+                    [x for x, _ in values],
+                    [y for _, y in values],
+                    marker="o",
+                    label=f"{model} - baseline",
+                )
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xlabel("paired MIR-1K singers (+19 previews)")
+            ax.set_ylabel("vocals SDR gain over baseline (dB)")
+            ax.set_title(f"Gain as paired data shrinks (seed {args.seed})")
+            ax.grid(alpha=0.3)
+            ax.legend()
 
 
 if __name__ == "__main__":
