@@ -20,7 +20,6 @@ how much of an hour of training one hour of preparation feeds.
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,10 @@ import soundfile as sf
 
 from advsep_tf.config import load_config
 from advsep_tf.data_pipelines.prepare import prepare
+
+# The tests' corpus layouts: the benchmark's .stem.mp4 files are encoded as the tests' are.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from layouts import encode_stem_mp4  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EXCERPTS = ("musdb18_Music_Delta_-_80s_Rock", "musdb18_The_Easton_Ellises_-_Falcon_69")
@@ -41,33 +44,9 @@ def build_corpus(root: Path, copies: int) -> list[tuple[str, str]]:
         shutil.rmtree(root)
     stem_mp4 = {}
     for excerpt in EXCERPTS:
-        folder = DATA / "paired_4stem" / excerpt
-        target = root / "encoded" / f"{excerpt}.stem.mp4"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        inputs = [
-            a
-            for name in ("mixture", "drums", "bass", "other", "vocals")
-            for a in ("-i", str(folder / f"{name}.wav"))
-        ]
-        maps = [a for i in range(5) for a in ("-map", f"{i}:a")]
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                *inputs,
-                *maps,
-                "-c:a",
-                "aac",
-                "-b:a",
-                "256k",
-                str(target),
-            ],
-            check=True,
+        stem_mp4[excerpt] = encode_stem_mp4(
+            DATA / "paired_4stem" / excerpt, root / "encoded" / f"{excerpt}.stem.mp4", "256k"
         )
-        stem_mp4[excerpt] = target
     for copy in range(copies):
         for excerpt in EXCERPTS:
             name = f"{excerpt} {copy:03d}"

@@ -324,26 +324,7 @@ def probe(path: PathLike) -> tuple[int, int, Optional[int]]:
             ) from None
         raise AdvsepError(f"{path}: decoding {path.suffix} files needs ffmpeg and ffprobe on PATH")
     nb_channels, sample_rate, declared = _probe_with_ffmpeg(path, 0)
-    first = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:a:0",
-            "-t",
-            "0.5",
-            "-f",
-            "f32le",
-            "-acodec",
-            "pcm_f32le",
-            "-",
-        ],
-        capture_output=True,
-    )
+    first = subprocess.run(_ffmpeg_f32le_command(path, 0, "-t", "0.5"), capture_output=True)
     if first.returncode != 0:
         stderr = first.stderr.decode("utf-8", "replace")
         raise AdvsepError(f"{path}: cannot decode audio ({_first_line(stderr)})")
@@ -447,32 +428,17 @@ def _ffmpeg_blocks(
     channels, rate, declared length) and ffmpeg writes raw samples; from standard input nothing
     can be probed first, so ffmpeg writes a WAV stream whose header says it."""
     name = "standard input" if path == STDIO else str(path)
-    source = ["-i", "pipe:0"] if path == STDIO else ["-i", str(path), "-map", "0:a:0"]
     declared = None
     if probed:
         nb_channels, sample_rate, declared = probed
-        output = [
-            "-f",
-            "f32le",
-            "-acodec",
-            "pcm_f32le",
-            "-ac",
-            str(nb_channels),
-            "-ar",
-            str(sample_rate),
-            "-",
-        ]
+        command = _ffmpeg_f32le_command(path, 0, layout=(nb_channels, sample_rate))
     else:
-        output = ["-f", "wav", "-acodec", "pcm_f32le", "-"]
+        command = [
+            *("ffmpeg", "-hide_banner", "-v", "error", "-i", "pipe:0"),
+            *("-f", "wav", "-acodec", "pcm_f32le", "-"),
+        ]
     process = subprocess.Popen(
-        [
-            "ffmpeg",
-            "-nostdin" if path != STDIO else "-hide_banner",
-            "-v",
-            "error",
-            *source,
-            *output,
-        ],
+        command,
         stdin=None if path == STDIO else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -502,16 +468,8 @@ def _ffmpeg_blocks(
                 block = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, nb_channels)
                 nb_read += len(block)
                 yield block
-            stderr = process.stderr.read().decode("utf-8", "replace")
-            if process.wait() != 0:
-                if nb_read:
-                    raise _truncated(name, nb_read, _first_line(stderr))
-                raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr)})")
-            if stderr.strip():
-                raise _truncated(name, nb_read, _first_line(stderr))
-            shortfall = _shortfall(declared, nb_read, sample_rate)
-            if shortfall:
-                raise _truncated(name, nb_read, shortfall)
+            stderr = process.stderr.read()  # to the end before waiting: a full pipe would block
+            _check_ffmpeg_decoding(name, process.wait(), stderr, nb_read, declared, sample_rate)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -815,31 +773,55 @@ def _probe_with_ffmpeg(path: Path, stream: int = 0) -> tuple[int, int, Optional[
 def _decode_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
     nb_channels, sample_rate, declared = _probe_with_ffmpeg(path, stream)
 
-    # Naming -ac and -ar pins the output layout to what the reshape below assumes.
     decoded = subprocess.run(
-        [
-            *("ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}"),
-            *("-f", "f32le", "-acodec", "pcm_f32le"),
-            *("-ac", str(nb_channels), "-ar", str(sample_rate), "-"),
-        ],
+        _ffmpeg_f32le_command(path, stream, layout=(nb_channels, sample_rate)),
         capture_output=True,
     )
-    stderr = decoded.stderr.decode("utf-8", "replace")
     nb_frames = len(decoded.stdout) // (4 * nb_channels)
-    if decoded.returncode != 0:
-        if nb_frames:
-            raise _truncated(path, nb_frames, _first_line(stderr))
-        raise AdvsepError(f"{path}: cannot decode audio ({_first_line(stderr)})")
-    if stderr.strip():
-        # ffmpeg decodes what it can of a damaged file and only logs the damage.
-        raise _truncated(path, nb_frames, _first_line(stderr))
-    # A truncated MP3 decodes without a word from ffmpeg: only its announced length tells.
-    shortfall = _shortfall(declared, nb_frames, sample_rate)
-    if shortfall:
-        raise _truncated(path, nb_frames, shortfall)
+    _check_ffmpeg_decoding(
+        path, decoded.returncode, decoded.stderr, nb_frames, declared, sample_rate
+    )
     data = np.frombuffer(decoded.stdout, dtype="<f4")
     data = data[: nb_frames * nb_channels].reshape(nb_frames, nb_channels)
     return data.astype(np.float32), sample_rate
+
+
+def _ffmpeg_f32le_command(
+    path: Path, stream: int, *options: str, layout: Optional[tuple[int, int]] = None
+) -> list[str]:
+    """ffmpeg decoding audio stream `stream` of `path` to raw float32 on standard output, with
+    `options` (say, a duration) before the output's. A `layout` (nb_channels, sample_rate) pins
+    the output to what a reshape of it assumes."""
+    pinned = ("-ac", str(layout[0]), "-ar", str(layout[1])) if layout else ()
+    return [
+        *("ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}"),
+        *options,
+        *("-f", "f32le", "-acodec", "pcm_f32le", *pinned, "-"),
+    ]
+
+
+def _check_ffmpeg_decoding(
+    name,
+    returncode: int,
+    stderr: bytes,
+    nb_decoded: int,
+    declared: Optional[int],
+    sample_rate: int,
+) -> None:
+    """Raises if ffmpeg, having decoded `nb_decoded` samples of `name` and exited with
+    `returncode`, failed or stopped short of the `declared` length (ffprobe's)."""
+    stderr = stderr.decode("utf-8", "replace")
+    if returncode != 0:
+        if nb_decoded:
+            raise _truncated(name, nb_decoded, _first_line(stderr))
+        raise AdvsepError(f"{name}: cannot decode audio ({_first_line(stderr)})")
+    if stderr.strip():
+        # ffmpeg decodes what it can of a damaged file and only logs the damage.
+        raise _truncated(name, nb_decoded, _first_line(stderr))
+    # A truncated MP3 decodes without a word from ffmpeg: only its announced length tells.
+    shortfall = _shortfall(declared, nb_decoded, sample_rate)
+    if shortfall:
+        raise _truncated(name, nb_decoded, shortfall)
 
 
 def _encode_with_ffmpeg(

@@ -781,24 +781,34 @@ def ikala_tracks(path: str, config: Config, origin: str = "ikala") -> list[Track
     )
     if not files:
         raise AdvsepError(f"{wav_dir}: --dataset ikala: no .wav files")
-    records = []
-    for name in files:
-        file = os.path.join(wav_dir, name)
-        records.append(
-            TrackRecord(
-                os.path.splitext(name)[0],
-                origin,
-                POOL,
-                stems={
-                    "accompaniment": [AudioRef(file, channel=0)],
-                    "vocals": [AudioRef(file, channel=1)],
-                },
-                kind="ikala",
-                folder=wav_dir,
-                partition=("accompaniment", "vocals"),
-            )
-        )
-    return records
+    return [
+        _channel_pair_record(os.path.splitext(name)[0], origin, POOL, wav_dir, name, "ikala")
+        for name in files
+    ]
+
+
+def _channel_pair_record(
+    track_id: str,
+    origin: str,
+    role: str,
+    folder: str,
+    name: str,
+    kind: str,
+    singer: Optional[str] = None,
+) -> TrackRecord:
+    """A stereo file `folder`/`name` holding a track's accompaniment on its left channel and its
+    vocals on its right (iKala, MIR-1K): no mixture file, their sum is the mixture."""
+    file = os.path.join(folder, name)
+    return TrackRecord(
+        track_id,
+        origin,
+        role,
+        stems={"accompaniment": [AudioRef(file, channel=0)], "vocals": [AudioRef(file, channel=1)]},
+        kind=kind,
+        folder=folder,
+        partition=("accompaniment", "vocals"),
+        singer=singer,
+    )
 
 
 MIR1K_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -840,22 +850,9 @@ def mir1k_tracks(path: str, config: Config, origin: str = "mir1k") -> list[Track
     roles = mir1k_default_roles([mir1k_singer(i) for i in ids])
     records = []
     for name, track_id in zip(names, ids):
-        file = os.path.join(wav_dir, name)
         singer = mir1k_singer(track_id)
         records.append(
-            TrackRecord(
-                track_id,
-                origin,
-                roles[singer],
-                stems={
-                    "accompaniment": [AudioRef(file, channel=0)],
-                    "vocals": [AudioRef(file, channel=1)],
-                },
-                kind="mir1k",
-                folder=wav_dir,
-                partition=("accompaniment", "vocals"),
-                singer=singer,
-            )
+            _channel_pair_record(track_id, origin, roles[singer], wav_dir, name, "mir1k", singer)
         )
     return records
 

@@ -199,12 +199,9 @@ def assign_roles(
 
         unknown = [t for ids in [*spec.roles.values(), spec.unused] for t in ids if not matches(t)]
         if unknown:
-            shown = ", ".join(unknown[:5]) + (
-                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            )
             raise AdvsepError(
-                f"{spec.origin}: names track(s) that no --dataset has: {shown} (ids are "
-                f"ORIGIN:TRACK)"
+                f"{spec.origin}: names track(s) that no --dataset has: "
+                f"{_first_of(unknown, 5, ', ', ' and ')} (ids are ORIGIN:TRACK)"
             )
         named: dict[str, list[str]] = defaultdict(list)
         for role, ids in spec.roles.items():
@@ -255,13 +252,18 @@ def check_rules(roles_of: dict[str, list[str]], origin: str) -> None:
         if pools and held_out:
             violations.append(f"{key} is in {held_out[0]} and feeds {pools[0]}")
     if violations:
-        shown = "; ".join(violations[:10]) + (
-            f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
-        )
         raise AdvsepError(
             f"{origin}: the unpaired pools must come from tracks disjoint from each other and from "
-            f"validation/test, and paired roles must not overlap: {shown}"
+            f"validation/test, and paired roles must not overlap: "
+            f"{_first_of(violations, 10, '; ', '; and ')}"
         )
+
+
+def _first_of(items: list[str], limit: int, separator: str, before_more: str) -> str:
+    """The first `limit` of `items`, joined by `separator`, then `before_more` and a count of the
+    rest if any: a message names a few and counts the others."""
+    shown = separator.join(items[:limit])
+    return shown + (f"{before_more}{len(items) - limit} more" if len(items) > limit else "")
 
 
 def check_singers(records: list[TrackRecord], roles_of: dict[str, list[str]], origin: str) -> None:

@@ -84,8 +84,9 @@ def build_dsd100(root: Path) -> dict[str, list[str]]:
     }
 
 
-def encode_stem_mp4(folder: Path, target: Path) -> Path:
-    """A MUSDB18-style .stem.mp4: AAC streams mixture, drums, bass, other, vocals (with ffmpeg)."""
+def encode_stem_mp4(folder: Path, target: Path, bitrate: str = "128k") -> Path:
+    """A MUSDB18-style .stem.mp4: AAC streams mixture, drums, bass, other, vocals (with ffmpeg),
+    each at `bitrate`."""
     if shutil.which("ffmpeg") is None:
         import pytest
 
@@ -107,7 +108,7 @@ def encode_stem_mp4(folder: Path, target: Path) -> Path:
             "-c:a",
             "aac",
             "-b:a",
-            "128k",
+            bitrate,
             str(target),
         ],
         check=True,
