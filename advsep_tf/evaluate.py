@@ -377,6 +377,15 @@ def load_result(path: str | os.PathLike) -> EvaluationResult:
         raise AdvsepError(f"{path}: {error}") from error
 
 
+def format_db(value: float | None) -> str:
+    """A score in dB as the tables show it: two decimals, "n/a" for none, ±∞ for an infinity."""
+    if value is None:
+        return "n/a"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:.2f}"
+
+
 def format_table(
     results: EvaluationResult | Mapping[str, EvaluationResult], title: str | None = None
 ) -> str:
@@ -399,7 +408,7 @@ def format_table(
             if per_metric is None:
                 continue
             cells = [
-                f"{_format_db(per_metric[m]['mean'])} / {_format_db(per_metric[m]['median'])}"
+                f"{format_db(per_metric[m]['mean'])} / {format_db(per_metric[m]['median'])}"
                 for m in METRICS
             ]
             label = f"| {source} | " if single else f"| {source} | {_display_name(name)} | "
@@ -453,7 +462,7 @@ def format_comparison(
         for name in results:
             per_metric = aggregates[name].get(source)
             for metric in metric_list:
-                cells.append(_format_db(per_metric[metric]["mean"]) if per_metric else "n/a")
+                cells.append(format_db(per_metric[metric]["mean"]) if per_metric else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
 
     lines.append("")
@@ -1060,14 +1069,6 @@ def _decode_score(value) -> float | None:
 
 def _nan_to_none(value: float) -> float | None:
     return None if math.isnan(value) else value
-
-
-def _format_db(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value:.2f}"
 
 
 def _format_seconds(seconds: float) -> str:

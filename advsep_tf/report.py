@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.evaluate import LEAKAGE_SILENCE_DB, EvaluationResult, track_mixture
+from advsep_tf.evaluate import LEAKAGE_SILENCE_DB, EvaluationResult, format_db, track_mixture
 from advsep_tf.files import atomic_output, write_atomically
 
 REPORT_HTML = "report.html"
@@ -350,7 +350,7 @@ def _track_section(
                     name,
                     from_file(estimate),
                     f"s{source_index}_m{model_index}_{_slug(name)}",
-                    score=f"SDR {_format_db(_track_score(results[name], track, source, 'SDR'))} dB",
+                    score=f"SDR {format_db(_track_score(results[name], track, source, 'SDR'))} dB",
                     missing=f"not found: {estimate}" if estimate else "",
                 )
             )
@@ -561,7 +561,7 @@ def _render_page(
                 for stat in STATS:
                     value = aggregate[metric][stat]
                     is_best = stat == "mean" and best.get(metric) == name
-                    text = f"<b>{_format_db(value)}</b>" if is_best else _format_db(value)
+                    text = f"<b>{format_db(value)}</b>" if is_best else format_db(value)
                     best_class = ' class="best"' if is_best else ""
                     parts.append(
                         f'<td{best_class} data-model="{e(name)}" '
@@ -627,7 +627,7 @@ def _render_page(
                     continue
                 for metric in SUMMARY_METRICS:
                     value = _track_score(scored[name], track, source, metric)
-                    parts.append(f'<td data-value="{_data_value(value)}">{_format_db(value)}</td>')
+                    parts.append(f'<td data-value="{_data_value(value)}">{format_db(value)}</td>')
         parts.append("</tr>")
     parts.append("</tbody></table></div></section>")
 
@@ -858,14 +858,6 @@ def _data_value(value: float | None) -> str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return repr(float(value))
-
-
-def _format_db(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if math.isinf(value):
-        return "\u221e" if value > 0 else "-\u221e"
-    return f"{value:.2f}"
 
 
 def _format_hz(hz: float) -> str:
