@@ -21,6 +21,8 @@ from advsep_tf.data_pipelines.prepare import JOURNAL, prepare  # noqa: E402
 from advsep_tf.data_pipelines.shards import MANIFEST, ShardSet  # noqa: E402
 from advsep_tf.errors import AdvsepError  # noqa: E402
 
+from pipeline_steps import prepare_argv, prepare_synthetic  # noqa: E402
+
 IN_PROCESS = ["--direct_num_workers=1"]
 # What may differ between two preparations of the same inputs: when, and how long it took.
 VOLATILE = ("created", "seconds_elapsed")
@@ -163,29 +165,14 @@ def run_cli(argv, capsys):
 
 def test_the_command_line_runs_a_beam_runner(tiny_config, tiny_corpus, tmp_path, capsys):
     out = tmp_path / "shards"
-    base = [
-        "--config",
-        "tiny",
-        "--dataset",
-        f"synthetic={tiny_corpus}",
-        "--out",
-        str(out),
-        "--examples-per-shard",
-        "32",
-    ]
+    base = prepare_argv(tiny_corpus, out, "--examples-per-shard", "32")
     code, stdout, err = run_cli(
         [*base, "--runner", "DirectRunner", "--beam-option=--direct_num_workers=1"], capsys
     )
     assert code == 0, err
     assert f"Prepared {out} in" in stdout and "train" in stdout and "solo/vocals" in stdout
     manifest = json.loads((out / MANIFEST).read_text())
-    local = prepare(
-        tiny_config,
-        [("synthetic", str(tiny_corpus))],
-        str(tmp_path / "local"),
-        progress=False,
-        examples_per_shard=32,
-    )
+    local = prepare_synthetic(tiny_config, tiny_corpus, tmp_path / "local", examples_per_shard=32)
     assert comparable(manifest) == comparable(local)
     assert_only_the_shard_set(out, manifest)
 

@@ -418,12 +418,18 @@ def test_evaluate_all_scores_models_oracle_and_mixture(scored, tmp_path):
         return lambda done, total: None
 
     good_dir = Path(scored["good"].estimates_dir)
-    results = evaluate_all(
-        scored["references_dir"],
-        {"good": good_dir},
-        tmp_path / "out",
-        oracle="tiny",
-        progress=progress,
+
+    def score_good_with_the_oracle(**options):
+        return evaluate_all(
+            scored["references_dir"],
+            {"good": good_dir},
+            tmp_path / "out",
+            oracle="tiny",
+            progress=progress,
+            **options,
+        )
+
+    results = score_good_with_the_oracle(
         with_audio=lambda r: seen.update(
             {
                 name: Path(result.estimates_dir).is_dir()
@@ -449,14 +455,7 @@ def test_evaluate_all_scores_models_oracle_and_mixture(scored, tmp_path):
 
     # reuse: what is saved is loaded, nothing is scored again.
     labels.clear()
-    again = evaluate_all(
-        scored["references_dir"],
-        {"good": good_dir},
-        tmp_path / "out",
-        oracle="tiny",
-        progress=progress,
-        reuse=True,
-    )
+    again = score_good_with_the_oracle(reuse=True)
     assert labels == [] and again == results
 
     table = format_table(results, title="all")

@@ -34,6 +34,18 @@ STANDALONE = textwrap.dedent(
 )
 
 
+def _run_standalone(script, *arguments):
+    """Run `script` in a fresh interpreter with `arguments`; what its last line printed, as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def saved_model(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "advsep" / "1"
@@ -101,21 +113,7 @@ def test_savedmodel_outside_the_package_reproduces_advsep_tf_separate(
     wav = tmp_path / "probe.wav"
     sf.write(wav, song, rate, subtype="FLOAT")
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            STANDALONE,
-            str(saved_model),
-            str(wav),
-            str(tmp_path / "served.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    info = _run_standalone(STANDALONE, saved_model, wav, tmp_path / "served.npz")
     assert info["sources"] == tiny_config.sources
     assert info["estimates_shape"] == [3, 32, 16, 2]
     served = np.load(tmp_path / "served.npz")
@@ -169,21 +167,7 @@ def test_savedmodel_outside_the_package_separates_a_real_clip_like_the_python_se
     clips = sorted((shared_data_or_skip() / "paired_2stem").glob("mir1k_*"))
     if not clips:
         pytest.skip("no MIR-1K clips in ../shared/data/paired_2stem")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SAVED_MODEL_REAL_CLIP,
-            str(saved_model),
-            str(clips[0]),
-            str(tmp_path / "served.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    info = _run_standalone(SAVED_MODEL_REAL_CLIP, saved_model, clips[0], tmp_path / "served.npz")
     assert not info["imported_advsep_tf"]
     served = np.load(tmp_path / "served.npz")
     python = Separator.from_checkpoint(str(tiny_run)).separate(served["mixture"], info["rate"])

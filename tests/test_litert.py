@@ -144,18 +144,13 @@ def test_segments_reproduce_whole_song_separation_in_tensorflow(preset, segment)
         np.testing.assert_allclose(chunked, whole, atol=1e-5, err_msg=f"length {length}")
 
 
+def _litert_export_argv(run, out, *options):
+    """advsep-tf-export's arguments for converting the trained `run` to a .tflite file `out`."""
+    return ["--model", str(run), "--format", "litert", "--out", str(out), *options]
+
+
 def test_a_segment_shorter_than_the_model_context_is_refused(tiny_run, tmp_path, capsys):
-    out = tmp_path / "short.tflite"
-    argv = [
-        "--model",
-        str(tiny_run),
-        "--format",
-        "litert",
-        "--out",
-        str(out),
-        "--segment-seconds",
-        "0.05",
-    ]
+    argv = _litert_export_argv(tiny_run, tmp_path / "short.tflite", "--segment-seconds", "0.05")
     assert common.run(export_main, argv) == 1
     assert "needs at least" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
@@ -172,16 +167,7 @@ def exported(tiny_run, tmp_path_factory):
     models = {}
     for quantize in litert.QUANTIZATIONS:
         path = out / f"advsep_{quantize}.tflite"
-        argv = [
-            "--model",
-            str(tiny_run),
-            "--format",
-            "litert",
-            "--out",
-            str(path),
-            "--quantize",
-            quantize,
-        ]
+        argv = _litert_export_argv(tiny_run, path, "--quantize", quantize)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert common.run(export_main, argv) == 0
@@ -385,23 +371,18 @@ def test_tflite_outside_the_package_separates_a_real_clip_like_the_python_separa
             )
 
 
+def _run_runner(*arguments, timeout=300):
+    """The runner file's command line in a fresh interpreter, its output captured."""
+    command = [sys.executable, str(RUNNER_FILE), *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def test_runner_command_line_writes_stems(tflite_models, tmp_path, tiny_config):
     import soundfile as sf
 
     song, _ = verification.probe(tiny_config.sources, 8192, 1.3)
     sf.write(tmp_path / "song.wav", song, 8192, subtype="FLOAT")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER_FILE),
-            str(tflite_models["float16"]),
-            str(tmp_path / "song.wav"),
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run_runner(tflite_models["float16"], tmp_path / "song.wav", tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     separated = litert_runner.LiteRTSeparator(str(tflite_models["float16"])).separate(song)
     for source in tiny_config.sources:
@@ -425,33 +406,12 @@ def test_runner_writes_stems_at_the_inputs_rate_like_separate(tflite_models, tmp
     sf.write(tmp_path / "song.wav", stereo, rate, subtype="FLOAT")
     (tmp_path / "empty.wav").write_bytes(b"")
     model = str(tflite_models["none"])
-    refused = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER_FILE),
-            model,
-            str(tmp_path / "song.wav"),
-            str(tmp_path / "empty.wav"),
-            str(tmp_path / "refused"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    refused = _run_runner(
+        model, tmp_path / "song.wav", tmp_path / "empty.wav", tmp_path / "refused"
     )
     assert refused.returncode == 1 and "empty.wav" in refused.stderr, refused.stderr[-2000:]
     assert not (tmp_path / "refused").exists()
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER_FILE),
-            model,
-            str(tmp_path / "song.wav"),
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run_runner(model, tmp_path / "song.wav", tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     model_rate = tiny_config.audio.sample_rate
     at_model_rate = soxr.resample(stereo, rate, model_rate).astype(np.float32)
@@ -463,9 +423,7 @@ def test_runner_writes_stems_at_the_inputs_rate_like_separate(tflite_models, tmp
         assert stem_rate == rate and stem.shape == stereo.shape
         expected = soxr.resample(separated[source], model_rate, rate)[: len(stereo)]
         np.testing.assert_allclose(stem[: len(expected)], expected, atol=1e-5)
-    shown = subprocess.run(
-        [sys.executable, str(RUNNER_FILE), "--help"], capture_output=True, text=True, timeout=60
-    )
+    shown = _run_runner("--help", timeout=60)
     assert shown.returncode == 0 and "input's sample rate" in shown.stdout
 
 

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from advsep_tf.errors import AdvsepError
 from advsep_tf.files import KILL_AT_ENV
 
 import layouts
+from pipeline_steps import prepare_argv, prepare_command, prepare_synthetic
 
 K4 = ["vocals", "drums", "bass", "other"]
 
@@ -403,19 +403,7 @@ def test_bad_input_fails_naming_the_file_or_is_skipped_and_listed(case, tmp_path
 def prepare_killed_at(point, corpus, out, *extra):
     """Run advsep-tf-prepare until it SIGKILLs itself at `point` (advsep_tf.files's
     ADVSEP_TF_KILL_AT: "replace:NAME" is just before NAME is renamed into place)."""
-    command = [
-        sys.executable,
-        "-m",
-        "advsep_tf.cli.prepare",
-        "--config",
-        "tiny",
-        "--dataset",
-        f"synthetic={corpus}",
-        "--out",
-        str(out),
-        "--no-progress",
-        *extra,
-    ]
+    command = prepare_command(corpus, out, "--no-progress", *extra)
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env={**os.environ, KILL_AT_ENV: point}
     )
@@ -511,13 +499,7 @@ def test_a_prepare_killed_before_its_manifest_keeps_every_shard(
     prepare_killed_at(f"replace:{MANIFEST}", tiny_corpus, out, "--examples-per-shard", "64")
     finished = {name for name in os.listdir(out) if "-of-" in name}
     assert finished and (out / JOURNAL).exists()
-    manifest = prepare(
-        tiny_config,
-        [("synthetic", str(tiny_corpus))],
-        str(out),
-        progress=False,
-        examples_per_shard=64,
-    )
+    manifest = prepare_synthetic(tiny_config, tiny_corpus, out, examples_per_shard=64)
     assert manifest["resumed_shards"] == len(finished)
     assert {s["file"] for info in manifest["roles"].values() for s in info["shards"]} == finished
     assert shard_checksums(manifest) == shard_checksums(
@@ -527,23 +509,9 @@ def test_a_prepare_killed_before_its_manifest_keeps_every_shard(
 
 
 def test_workers_do_not_change_the_shards(tiny_config, tiny_corpus, tmp_path, capsys):
-    datasets = [("synthetic", str(tiny_corpus))]
-    one = prepare(
-        tiny_config, datasets, str(tmp_path / "one"), progress=False, examples_per_shard=32
-    )
+    one = prepare_synthetic(tiny_config, tiny_corpus, tmp_path / "one", examples_per_shard=32)
     code, out, errors, err = run_cli(
-        [
-            "--config",
-            "tiny",
-            "--dataset",
-            f"synthetic={tiny_corpus}",
-            "--out",
-            str(tmp_path / "two"),
-            "--examples-per-shard",
-            "32",
-            "--workers",
-            "2",
-        ],
+        prepare_argv(tiny_corpus, tmp_path / "two", "--examples-per-shard", "32", "--workers", "2"),
         capsys,
     )
     assert code == 0, err

@@ -46,6 +46,22 @@ def mir1k_tree(tmp_path_factory):
     return root
 
 
+def _tiny_on_mir1k(tree, split, out, *options):
+    """advsep-tf-prepare's or advsep-tf-experiment's arguments: the tiny preset on the MIR-1K
+    `tree` under the split spec file `split`."""
+    return [
+        "--config",
+        "tiny",
+        "--dataset",
+        f"mir1k={tree}",
+        "--split",
+        str(split),
+        "--out",
+        str(out),
+        *options,
+    ]
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return load_config("tiny")
@@ -182,13 +198,11 @@ def test_init_through_the_cli_starts_from_the_trained_model(
 ):
     from advsep_tf.cli.train import main
 
+    tiny_on_shards = ["--config", "tiny", "--shards", str(tiny_shards)]
     out = tmp_path / "finetuned"
     main(
         [
-            "--config",
-            "tiny",
-            "--shards",
-            str(tiny_shards),
+            *tiny_on_shards,
             "--out",
             str(out),
             "--init",
@@ -210,18 +224,7 @@ def test_init_through_the_cli_starts_from_the_trained_model(
         and saved["training"]["random_offsets"] is True
     )
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "--config",
-                "tiny",
-                "--shards",
-                str(tiny_shards),
-                "--out",
-                str(tmp_path / "x"),
-                "--remix-probability",
-                "1.5",
-            ]
-        )
+        main([*tiny_on_shards, "--out", str(tmp_path / "x"), "--remix-probability", "1.5"])
     assert exit_info.value.code == 2
 
 
@@ -239,15 +242,10 @@ def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(
         "solo: {vocals: [mir1k:singer=dee], accompaniment: [mir1k:singer=eve]}\n"
     )
     out = tmp_path / "experiment"
-    argv = [
-        "--config",
-        "tiny",
-        "--dataset",
-        f"mir1k={mir1k_tree}",
-        "--split",
-        str(spec),
-        "--out",
-        str(out),
+    argv = _tiny_on_mir1k(
+        mir1k_tree,
+        spec,
+        out,
         "--models",
         "baseline,VA",
         "--seeds",
@@ -259,7 +257,7 @@ def test_experiment_on_a_dataset_with_seeds_resumes_and_reports_intervals(
         "--test-rate",
         "16000",
         "--no-progress",
-    ]
+    )
     assert common.run(experiment_cli.main, argv) == 0
     first = capsys.readouterr().out
     assert "warm start from baseline + at most 2 steps" in first
@@ -331,23 +329,8 @@ def test_adaptation_runs_with_no_paired_data(mir1k_tree, tiny_run, tmp_path, cap
         "solo: {vocals: [mir1k:singer=dee]}\nunused: [singer=eve]\n"
     )
     shards = tmp_path / "shards"
-    assert (
-        common.run(
-            prepare_cli.main,
-            [
-                "--config",
-                "tiny",
-                "--dataset",
-                f"mir1k={mir1k_tree}",
-                "--split",
-                str(spec),
-                "--out",
-                str(shards),
-                "--no-progress",
-            ],
-        )
-        == 0
-    )
+    prepared = _tiny_on_mir1k(mir1k_tree, spec, shards, "--no-progress")
+    assert common.run(prepare_cli.main, prepared) == 0
     out = tmp_path / "adapted"
     base = [
         "--config",

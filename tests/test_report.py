@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 import browser
+from pipeline_steps import evaluate_argv
 from advsep_tf.cli import common
 from advsep_tf.cli import evaluate as evaluate_cli
 from advsep_tf.report import ASSETS_DIR, MIXTURE_LABEL, _loudest_excerpt
@@ -70,32 +71,20 @@ def reports(tmp_path_factory):
             root / "model_b" / track,
             {name: 0.7 * audio + 0.3 * mixture for name, audio in stems.items()},
         )
+    references = root / "references"
     printed = _run_cli(
-        [
-            "--estimates",
-            str(root / "model_a"),
-            "--references",
-            str(root / "references"),
-            "--out",
-            str(root / "out_a"),
+        evaluate_argv(
+            root / "model_a",
+            references,
+            root / "out_a",
             "--oracle",
             "tiny",
             "--excerpt-seconds",
             str(EXCERPT_SECONDS),
             "--no-progress",
-        ]
+        )
     )
-    _run_cli(
-        [
-            "--estimates",
-            str(root / "model_b"),
-            "--references",
-            str(root / "references"),
-            "--out",
-            str(root / "out_b"),
-            "--no-progress",
-        ]
-    )
+    _run_cli(evaluate_argv(root / "model_b", references, root / "out_b", "--no-progress"))
     compare_printed = _run_cli(
         [
             "--compare",
@@ -284,16 +273,7 @@ def test_loudest_excerpt():
 def test_non_positive_excerpt_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         evaluate_cli.main(
-            [
-                "--estimates",
-                str(tmp_path),
-                "--references",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "out"),
-                "--excerpt-seconds",
-                "0",
-            ]
+            evaluate_argv(tmp_path, tmp_path, tmp_path / "out", "--excerpt-seconds", "0")
         )
     err = capsys.readouterr().err
     assert caught.value.code == 2 and "--excerpt-seconds" in err and "> 0" in err, err
@@ -355,20 +335,17 @@ def test_the_oracle_is_full_band_at_the_input_rate(tmp_path, reports):
 def test_keep_oracle_audio_keeps_it_and_says_its_size(tmp_path, reports):
     root = reports["root"]
     printed = _run_cli(
-        [
-            "--estimates",
-            str(root / "model_b"),
-            "--references",
-            str(root / "references"),
-            "--out",
-            str(tmp_path / "out"),
+        evaluate_argv(
+            root / "model_b",
+            root / "references",
+            tmp_path / "out",
             "--oracle",
             "tiny",
             "--keep-oracle-audio",
             "--excerpt-seconds",
             "1",
             "--no-progress",
-        ]
+        )
     )
     kept = tmp_path / "out" / "oracle_estimates"
     assert sorted(p.name for p in kept.iterdir()) == sorted(TRACKS)
@@ -377,23 +354,18 @@ def test_keep_oracle_audio_keeps_it_and_says_its_size(tmp_path, reports):
 
 def test_progress_bars_are_labelled_by_what_they_score(tmp_path, reports):
     root = reports["root"]
+    argv = evaluate_argv(
+        root / "model_b",
+        root / "references",
+        tmp_path / "out",
+        "--oracle",
+        "tiny",
+        "--excerpt-seconds",
+        "1",
+    )
     errors = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
-        code = common.run(
-            evaluate_cli.main,
-            [
-                "--estimates",
-                str(root / "model_b"),
-                "--references",
-                str(root / "references"),
-                "--out",
-                str(tmp_path / "out"),
-                "--oracle",
-                "tiny",
-                "--excerpt-seconds",
-                "1",
-            ],
-        )
+        code = common.run(evaluate_cli.main, argv)
     assert code == 0
     bars = errors.getvalue()
     for label in (

@@ -1,16 +1,17 @@
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from advsep_tf.data_pipelines.prepare import JOURNAL, prepare
+from advsep_tf.data_pipelines.prepare import JOURNAL
 from advsep_tf.data_pipelines.readers import role_examples
 from advsep_tf.data_pipelines.shards import MANIFEST, ShardSet
 from advsep_tf.errors import AdvsepError, ConfigMismatchError
+
+from pipeline_steps import prepare_command, prepare_paired_only, prepare_synthetic
 
 
 def test_prepared_shard_set_reads_back_every_role(tiny_config, tiny_shards, tiny_corpus):
@@ -74,20 +75,7 @@ def test_a_modified_shard_fails_the_checksum(tiny_config, tiny_shards, tmp_path)
 
 def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_corpus, tmp_path):
     out = tmp_path / "shards"
-    command = [
-        sys.executable,
-        "-m",
-        "advsep_tf.cli.prepare",
-        "--config",
-        "tiny",
-        "--dataset",
-        f"synthetic={tiny_corpus}",
-        "--out",
-        str(out),
-        "--examples-per-shard",
-        "8",
-        "--no-progress",
-    ]
+    command = prepare_command(tiny_corpus, out, "--examples-per-shard", "8", "--no-progress")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
@@ -102,13 +90,7 @@ def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_cor
         ShardSet.open(str(out), expected=tiny_config)
     # A rerun resumes: it keeps the finished shards the journal vouches for, drops half-written
     # ones, and completes (tests/test_prepare.py checks the result equals an uninterrupted run).
-    manifest = prepare(
-        tiny_config,
-        [("synthetic", str(tiny_corpus))],
-        str(out),
-        progress=False,
-        examples_per_shard=8,
-    )
+    manifest = prepare_synthetic(tiny_config, tiny_corpus, out, examples_per_shard=8)
     assert not any(name.endswith(".tmp") for name in os.listdir(out))
     assert not (out / JOURNAL).exists()
     listed = {s["file"] for role in manifest["roles"].values() for s in role["shards"]}
@@ -118,19 +100,14 @@ def test_a_killed_writer_leaves_nothing_the_reader_accepts(tiny_config, tiny_cor
 
 def test_prepare_refuses_to_overwrite_without_being_asked(tiny_config, tiny_corpus, tiny_shards):
     with pytest.raises(AdvsepError, match="already holds a prepared shard set"):
-        prepare(tiny_config, [("synthetic", str(tiny_corpus))], str(tiny_shards), progress=False)
+        prepare_synthetic(tiny_config, tiny_corpus, tiny_shards)
 
 
 def test_adversarial_training_needs_unpaired_roles(tiny_config, tiny_corpus, tmp_path):
     from advsep_tf.data_pipelines.readers import training_dataset
 
     out = tmp_path / "paired_only"
-    prepare(
-        tiny_config,
-        [("paired", str(tiny_corpus / "musdb18hq" / "train"))],
-        str(out),
-        progress=False,
-    )
+    prepare_paired_only(tiny_config, tiny_corpus, out)
     shard_set = ShardSet.open(str(out), expected=tiny_config)
     with pytest.raises(
         AdvsepError,

@@ -8,6 +8,8 @@ import keras
 from advsep_tf.runs import load_run_model
 from advsep_tf.train import train
 
+from pipeline_steps import ADVERSARIAL_METRICS
+
 
 def test_a_run_directory_has_everything_users_look_at(tiny_run, tiny_config):
     for name in ("config.json", "run.json", "model.keras", "history.csv", "training_curves.png"):
@@ -60,16 +62,7 @@ def test_tensorboard_logs_hold_scalars_audio_and_images(tiny_run):
 
     train_tags, _ = tags(tiny_run / "logs" / "train")
     scalars = set(train_tags["tensors"]) | set(train_tags["scalars"])
-    for name in (
-        "loss",
-        "supervised_loss",
-        "adversarial_loss",
-        "additive_loss",
-        "wasserstein_vocals",
-        "wasserstein_accompaniment",
-        "gradient_penalty_vocals",
-        "gradient_penalty_accompaniment",
-    ):
+    for name in ADVERSARIAL_METRICS:
         assert f"epoch_{name}" in scalars, (name, sorted(scalars))
     validation_tags, _ = tags(tiny_run / "logs" / "validation")
     assert "epoch_supervised_loss" in set(validation_tags["tensors"]) | set(

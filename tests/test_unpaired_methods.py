@@ -8,6 +8,7 @@ import tensorflow as tf
 from advsep_tf import losses
 from advsep_tf.data_pipelines import readers
 from killed_run import kill_run, resumable_sections
+from pipeline_steps import prepare_paired_only
 
 
 def _log1p(x):
@@ -95,17 +96,11 @@ def test_synthetic_pairs_take_their_stems_from_the_solo_pools(tiny_config, tiny_
 
 
 def test_synthetic_pairs_without_a_solo_pool_are_refused(tiny_config, tmp_path, tiny_corpus):
-    from advsep_tf.data_pipelines.prepare import prepare
     from advsep_tf.data_pipelines.shards import ShardSet
     from advsep_tf.errors import AdvsepError
 
     out = tmp_path / "paired_only"
-    prepare(
-        tiny_config,
-        [("paired", str(tiny_corpus / "musdb18hq" / "train"))],
-        str(out),
-        progress=False,
-    )
+    prepare_paired_only(tiny_config, tiny_corpus, out)
     config = tiny_config.replace(training={"mode": "supervised", "synthetic_pairs": 0.5})
     with pytest.raises(AdvsepError, match="synthetic_pairs needs solo recordings"):
         readers.check_training_roles(ShardSet.open(str(out), expected=config), config)
@@ -120,18 +115,24 @@ def _student_and_teacher(config):
     return student, teacher
 
 
-def test_pseudo_labels_are_the_teachers_estimates_with_one_gain_on_input_and_target(tiny_config):
+def _labelling_student(tiny_config, max_error, seed):
+    """A student, its teacher labelling every patch (no remixes) and 3 mixture patches."""
     config = tiny_config.replace(
         training={
             "mode": "supervised",
             "pseudo_label_weight": 1.0,
             "remix_probability": 0.0,
-            "pseudo_label_max_error": 1e9,
+            "pseudo_label_max_error": max_error,
         }
     )
     student, teacher = _student_and_teacher(config)
     spec = config.spectrogram
-    mixture = _log1p(np.random.default_rng(4).random((3, spec.nb_bins, spec.nb_frames, 1)) + 0.05)
+    patches = np.random.default_rng(seed).random((3, spec.nb_bins, spec.nb_frames, 1))
+    return student, teacher, _log1p(patches + 0.05)
+
+
+def test_pseudo_labels_are_the_teachers_estimates_with_one_gain_on_input_and_target(tiny_config):
+    student, teacher, mixture = _labelling_student(tiny_config, max_error=1e9, seed=4)
     inputs, targets, weights = student.pseudo_labelled(mixture)
     labels = teacher.separator(mixture).numpy()
     gain = np.expm1(inputs.numpy()) / np.expm1(mixture.numpy())
@@ -144,17 +145,7 @@ def test_pseudo_labels_are_the_teachers_estimates_with_one_gain_on_input_and_tar
 
 
 def test_untrusted_pseudo_labels_get_no_weight(tiny_config):
-    config = tiny_config.replace(
-        training={
-            "mode": "supervised",
-            "pseudo_label_weight": 1.0,
-            "remix_probability": 0.0,
-            "pseudo_label_max_error": 1e-6,
-        }
-    )
-    student, teacher = _student_and_teacher(config)
-    spec = config.spectrogram
-    mixture = _log1p(np.random.default_rng(5).random((3, spec.nb_bins, spec.nb_frames, 1)) + 0.05)
+    student, _, mixture = _labelling_student(tiny_config, max_error=1e-6, seed=5)
     # An untrained teacher's estimates do not add up to the mixture: nothing is trusted.
     _, _, weights = student.pseudo_labelled(mixture)
     np.testing.assert_array_equal(weights, [0.0, 0.0, 0.0])

@@ -19,6 +19,8 @@ from advsep_tf.cli import common
 from advsep_tf.cli import demo, evaluate, experiment, export, prepare, separate, train
 from advsep_tf.files import KILL_AT_ENV
 
+from pipeline_steps import evaluate_argv
+
 
 def checksums(root) -> dict[str, str]:
     """{path relative to root: sha256} of every file under `root`."""
@@ -446,52 +448,35 @@ def user_tree(home, tiny_run, tiny_corpus, tiny_shards):
     return home
 
 
+def _and_with_overwrite(name, module, argv, input_folder, writes_a_file):
+    """The command as given, then the same with --overwrite."""
+    return [
+        (name, module, argv, input_folder, writes_a_file),
+        (
+            f"{name} --overwrite",
+            module,
+            lambda t: [*argv(t), "--overwrite"],
+            input_folder,
+            writes_a_file,
+        ),
+    ]
+
+
 def _commands():
     """(name, module, argv for an output target, the command's input folder, option is a file)."""
+    tiny_on_corpus = ["--config", "tiny", "--dataset", "synthetic=data/corpus"]
     return [
-        (
+        *_and_with_overwrite(
             "prepare",
             prepare,
-            lambda t: [
-                "--config",
-                "tiny",
-                "--dataset",
-                "synthetic=data/corpus",
-                "--out",
-                t,
-                "--no-progress",
-            ],
-            "data/corpus",
-            False,
-        ),
-        (
-            "prepare --overwrite",
-            prepare,
-            lambda t: [
-                "--config",
-                "tiny",
-                "--dataset",
-                "synthetic=data/corpus",
-                "--out",
-                t,
-                "--no-progress",
-                "--overwrite",
-            ],
+            lambda t: [*tiny_on_corpus, "--out", t, "--no-progress"],
             "data/corpus",
             False,
         ),
         (
             "prepare --write-split",
             prepare,
-            lambda t: [
-                "--config",
-                "tiny",
-                "--dataset",
-                "synthetic=data/corpus",
-                "--write-split",
-                t,
-                "--overwrite",
-            ],
+            lambda t: [*tiny_on_corpus, "--write-split", t, "--overwrite"],
             "data/corpus",
             True,
         ),
@@ -512,37 +497,17 @@ def _commands():
         (
             "evaluate",
             evaluate,
-            lambda t: [
-                "--estimates",
-                "data/ests",
-                "--references",
-                "data/refs",
-                "--out",
-                t,
-                "--no-progress",
-            ],
+            lambda t: evaluate_argv("data/ests", "data/refs", t, "--no-progress"),
             "data/ests",
             False,
         ),
-        ("export", export, lambda t: ["--model", "run", "--out", t], "run", False),
-        (
-            "export --overwrite",
-            export,
-            lambda t: ["--model", "run", "--out", t, "--overwrite"],
-            "run",
-            False,
+        *_and_with_overwrite(
+            "export", export, lambda t: ["--model", "run", "--out", t], "run", False
         ),
-        (
+        *_and_with_overwrite(
             "export litert",
             export,
             lambda t: ["--model", "run", "--format", "litert", "--out", t],
-            "run",
-            True,
-        ),
-        (
-            "export litert --overwrite",
-            export,
-            lambda t: ["--model", "run", "--format", "litert", "--out", t, "--overwrite"],
             "run",
             True,
         ),
