@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.files import load_json_or_yaml, save_figure_atomically, write_atomically
+from advsep_tf.files import load_json_or_yaml, write_figure, write_atomically
 
 METRICS = ("SDR", "SIR", "SAR", "ISR", "leakage")
 # Leakage: an estimate's energy over the mixture's in the windows where its reference is silent,
@@ -517,9 +517,7 @@ def plot_boxplots(
         ax.set_ylabel(f"{metric} (dB)")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{metric} per track (BSS Eval v4); triangles are means")
-    fig.tight_layout()
-    save_figure_atomically(fig, png_path, dpi=100)
-    plt.close(fig)
+    write_figure(fig, png_path)
 
 
 def write_oracle_estimates(

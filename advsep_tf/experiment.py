@@ -34,7 +34,7 @@ from advsep_tf.config import Config
 from advsep_tf.files import (
     check_output_folder,
     load_json_or_yaml,
-    save_figure_atomically,
+    write_figure,
     write_atomically,
 )
 
@@ -180,9 +180,7 @@ def plot_training_curves(run_dirs: dict[str, str], png_path: str) -> None:
     ax.set_title("Supervised loss per model")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure_atomically(fig, png_path, dpi=100)
-    plt.close(fig)
+    write_figure(fig, png_path)
 
 
 def loudest_patch(waveform: np.ndarray, config: Config) -> np.ndarray:
@@ -236,9 +234,7 @@ def plot_critic_gradients(model, mixture_patch: np.ndarray, png_path: str) -> No
         for ax in row:
             ax.set_xlabel("frame")
             ax.set_ylabel("frequency bin")
-    fig.tight_layout()
-    save_figure_atomically(fig, png_path, dpi=100)
-    plt.close(fig)
+    write_figure(fig, png_path)
 
 
 def test_mixtures(test_dir: str, out_dir: str) -> list[str]:

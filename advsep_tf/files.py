@@ -233,11 +233,16 @@ def write_atomically(path: str | os.PathLike, content: str | bytes) -> None:
             f.write(data)
 
 
-def save_figure_atomically(figure, path: str | os.PathLike, **kwargs) -> None:
-    """`figure.savefig(path)` through a temporary name (the format from `path`'s extension)."""
+def write_figure(figure, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Lay out a matplotlib figure, write it to `path` through a temporary name (the format from
+    `path`'s extension) and close it: reports draw many figures, and pyplot keeps every open one."""
+    import matplotlib.pyplot as plt
+
     path = os.fspath(path)
+    figure.tight_layout()
     with atomic_file(path) as tmp:
-        figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", **kwargs)
+        figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=dpi)
+    plt.close(figure)
 
 
 # -- reading back ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 import keras
 
 from advsep_tf.config import Config
-from advsep_tf.files import save_figure_atomically
+from advsep_tf.files import write_figure
 
 
 class ProgressLines(keras.callbacks.Callback):
@@ -201,6 +201,4 @@ def plot_history(csv_path: str, png_path: str) -> None:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure_atomically(fig, png_path, dpi=100)
-    plt.close(fig)
+    write_figure(fig, png_path)

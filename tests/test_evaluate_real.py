@@ -9,6 +9,7 @@ from advsep_tf.cli import common
 from advsep_tf.cli import evaluate as evaluate_cli
 from advsep_tf.evaluate import load_result
 from conftest import shared_data_or_skip
+from pipeline_steps import evaluate_argv
 
 SECONDS = 4.0
 
@@ -47,17 +48,7 @@ def test_evaluate_real_clips_with_oracle(tmp_path, capsys):
     out = tmp_path / "results"
     code = common.run(
         evaluate_cli.main,
-        [
-            "--estimates",
-            str(estimates),
-            "--references",
-            str(references),
-            "--out",
-            str(out),
-            "--oracle",
-            "paper",
-            "--no-progress",
-        ],
+        evaluate_argv(estimates, references, out, "--oracle", "paper", "--no-progress"),
     )
     printed = capsys.readouterr()
     assert code == 0, printed.err
