@@ -7,34 +7,15 @@ import sys
 
 from advsep_tf.cli import common, options
 
+EPILOG = (
+    "example: advsep-tf-demo --out demo_output   (about 10 minutes on 2 CPU cores; "
+    "--quick: about 1 minute)"
+)
+
 
 def main(argv=None) -> None:
-    p = common.parser(
-        "advsep-tf-demo",
-        __doc__,
-        "example: advsep-tf-demo --out demo_output   (about 10 minutes on 2 CPU cores; "
-        "--quick: about 1 minute)",
-    )
-    options.add(
-        p,
-        "--out",
-        required=False,
-        default="demo_output",
-        metavar="DIR",
-        help="output folder (default: demo_output)",
-    )
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="a much smaller run, to check the installation (about 1 minute)",
-    )
-    options.add(
-        p,
-        "--config",
-        required=False,
-        help="the preset or config file the models use (default: demo)",
-    )
-    options.add(p, "--no-progress")
+    p = common.parser("advsep-tf-demo", __doc__, EPILOG)
+    options.add(p, "--out", "--quick", "--config", "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
 

@@ -26,66 +26,9 @@ artefact term is zero (museval returns about 169 dB there, a number of no meanin
 
 def main(argv=None) -> None:
     p = common.parser("advsep-tf-evaluate", DESCRIPTION, EPILOG)
-    p.add_argument(
-        "--estimates",
-        metavar="EST_DIR",
-        help="the separated stems to score, <track>/<source>.wav (as advsep-tf-separate "
-        "writes them)",
-    )
-    p.add_argument(
-        "--references",
-        metavar="REF_DIR",
-        help="the true stems, <track>/<source>.wav (a MUSDB18-HQ folder works as is; "
-        "its mixture.wav is the mixture as estimate)",
-    )
-    options.add(
-        p,
-        "--out",
-        metavar="RESULTS_DIR",
-        help="folder for results.json, results.csv, report.html and the box plot",
-    )
-    p.add_argument(
-        "--sources", metavar="SOURCE,...", help="sources to score (default: all in both folders)"
-    )
-    p.add_argument(
-        "--oracle",
-        metavar="PRESET_OR_FILE",
-        help="also score the ideal ratio mask at this config's STFT window (the upper "
-        "bound of a mask-based separator)",
-    )
-    p.add_argument(
-        "--oracle-rate",
-        choices=("input", "model"),
-        default="input",
-        help="the oracle at each track's own rate over the full band (input, the "
-        "default, as advsep-tf-separate's mask reconstruction) or at the config's "
-        "rate, band-limited to half of it (model)",
-    )
-    p.add_argument(
-        "--keep-oracle-audio",
-        action="store_true",
-        help="keep the oracle's stems in RESULTS_DIR/oracle_estimates (default: they "
-        "are removed once scored and excerpted for the report; their size is "
-        "printed either way)",
-    )
-    p.add_argument(
-        "--compare",
-        nargs="+",
-        metavar="RESULTS_DIR",
-        help="compare finished results folders instead",
-    )
-    p.add_argument(
-        "--excerpt-seconds",
-        type=options.number(float, 0, low_open=True),
-        metavar="S",
-        help="length of the audio excerpts in report.html (default: 10)",
-    )
-    options.add(
-        p,
-        "--overwrite",
-        help="replace the results files an earlier evaluation wrote in RESULTS_DIR",
-    )
-    options.add(p, "--no-progress")
+    options.add(p, "--estimates", "--references", "--out", "--sources")
+    options.add(p, "--oracle", "--oracle-rate", "--keep-oracle-audio")
+    options.add(p, "--compare", "--excerpt-seconds", "--overwrite", "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
     if args.compare and (args.estimates or args.references):

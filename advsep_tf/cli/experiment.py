@@ -3,79 +3,27 @@ source) on the same scarce paired data, evaluated on held-out tracks beside the 
 
 from __future__ import annotations
 
-import shlex
 import sys
 
 from advsep_tf.cli import common, options
 
+EPILOG = (
+    "examples:\n"
+    "  advsep-tf-experiment --out experiment/                      # synthetic corpus, demo "
+    "preset\n"
+    "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out "
+    "paper_run/\n"
+    "  advsep-tf-experiment --config real-small --dataset mir1k=MIR-1K/ --dataset "
+    "musdb18=MUSDB18-7/ \\\n"
+    "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 "
+    "--out real_exp/"
+)
+
 
 def main(argv=None) -> None:
-    p = common.parser(
-        "advsep-tf-experiment",
-        __doc__,
-        "examples:\n"
-        "  advsep-tf-experiment --out experiment/                      # synthetic corpus, demo "
-        "preset\n"
-        "  advsep-tf-experiment --config paper --shards shards/ --test-dir dsd100_test/ --out "
-        "paper_run/\n"
-        "  advsep-tf-experiment --config real-small --dataset mir1k=MIR-1K/ --dataset "
-        "musdb18=MUSDB18-7/ \\\n"
-        "      --split benchmarks/real/split_paired3.yaml --seeds 1,2,3 --warm-start-steps 600 "
-        "--out real_exp/",
-    )
-    options.add(p, "--config", required=False)
-    options.add(
-        p,
-        "--out",
-        metavar="DIR",
-        help="the experiment's folder: runs, stems, results, comparison.md, report.html",
-    )
-    options.add(p, "--shards", help="a prepared shard set (default: generate a synthetic corpus)")
-    p.add_argument(
-        "--test-dir", metavar="DIR", help="held-out tracks as <track>/<source>.wav (with --shards)"
-    )
-    options.add(p, "--steps", help="separator steps per model (default: training.max_steps)")
-    options.add(
-        p,
-        "--dataset",
-        default=[],
-        help="a corpus in its own layout, as advsep-tf-prepare's --dataset (repeatable)",
-    )
-    options.add(p, "--split", help="split spec for --dataset; its test tracks are the test set")
-    p.add_argument(
-        "--test-rate",
-        type=options.number(int, 1),
-        default=44100,
-        metavar="HZ",
-        help="rate of the test references written from the split (default 44100: museval's)",
-    )
-    p.add_argument(
-        "--seeds",
-        metavar="N,N,...",
-        help="train every model once per seed (default: the config's seed)",
-    )
-    p.add_argument(
-        "--warm-start-steps",
-        type=options.number(int, 1),
-        metavar="N",
-        help="adversarial models start from the same seed's trained baseline and train N more "
-        "steps; "
-        "a 'baseline+' control trains the baseline N more steps supervised",
-    )
-    p.add_argument(
-        "--models",
-        default="baseline,V,VA",
-        metavar="NAME,...",
-        help="models to compare, in training order (default: baseline,V,VA): baseline, V, VA "
-        "(the paper's), VA-SN (spectrally normalised critics), synthetic (synthetic pairs "
-        "from the solo pools), teacher (pseudo labels from the baseline), synthetic+teacher, "
-        "ceiling (the pools with their true stems; needs --ceiling-split)",
-    )
-    p.add_argument(
-        "--ceiling-split",
-        metavar="FILE",
-        help="split spec for the ceiling model: the --split with the unpaired pools moved to train",
-    )
+    p = common.parser("advsep-tf-experiment", __doc__, EPILOG)
+    options.add(p, "--config", "--out", "--shards", "--test-dir", "--steps", "--dataset", "--split")
+    options.add(p, "--test-rate", "--seeds", "--warm-start-steps", "--models", "--ceiling-split")
     options.add(p, "--no-progress")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -133,8 +81,7 @@ def main(argv=None) -> None:
         warm_start_steps=args.warm_start_steps,
         test_rate=args.test_rate,
         ceiling_split=args.ceiling_split,
-        command="advsep-tf-experiment "
-        + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
+        command=common.command_line("advsep-tf-experiment", argv),
     )
 
 

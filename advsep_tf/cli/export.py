@@ -12,34 +12,16 @@ import sys
 
 from advsep_tf.cli import common, options
 
+EPILOG = (
+    "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
+    "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16"
+)
+
 
 def main(argv=None) -> dict:
-    p = common.parser(
-        "advsep-tf-export",
-        __doc__,
-        "examples: advsep-tf-export --model runs/va --format saved_model --out serving/advsep/1 | "
-        "advsep-tf-export --model runs/va --format litert --out advsep.tflite --quantize float16",
-    )
-    options.add(
-        p,
-        "--model",
-        default=None,
-        required=True,
-        metavar="RUN_DIR_OR_MODEL",
-        help="a training run directory, a .keras file, or 'pretrained' (the "
-        "vocals/accompaniment separator shipped with the package)",
-    )
-    options.add(p, "--format")
-    options.add(p, "--out", metavar="PATH", help="SavedModel directory, or the .tflite file")
-    options.add(p, "--quantize")
-    options.add(p, "--segment-seconds")
-    options.add(
-        p,
-        "--overwrite",
-        help="replace an earlier export at --out (never a folder or file that is not one, "
-        "the current directory, or one holding the model)",
-    )
-    options.add(p, "--config", required=False)
+    p = common.parser("advsep-tf-export", __doc__, EPILOG)
+    options.add(p, "--model", "--format", "--out", "--quantize", "--segment-seconds")
+    options.add(p, "--overwrite", "--config")
     args = p.parse_args(argv)
     if args.format == "saved_model" and (
         args.quantize != "none" or args.segment_seconds is not None

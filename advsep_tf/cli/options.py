@@ -1,7 +1,7 @@
-"""Every option more than one command takes, or whose choices or default come from the library,
-defined once (spleeter's options.py): its name, metavar, choices, default and help. A command
-picks one with `add(parser, "--name")`, overriding only what differs between commands (whether it
-is required, what its folder is called, what --overwrite may replace).
+"""Every option of every command, defined once (spleeter's options.py): its name, metavar,
+choices, default and help in OPTIONS, and in COMMAND_OPTIONS what one command changes (whether it
+is required, what its folder is called, what --overwrite may replace). A command picks its options
+with `add(parser, "--name", ...)`.
 
 Choices and defaults are the library's constants, so that the help cannot disagree with the code.
 Nothing here imports TensorFlow: a command parses its arguments (and answers --help) before
@@ -57,6 +57,11 @@ def number(kind: type, low: float | None = None, high: float | None = None, low_
     return parse
 
 
+def one_of(choices: tuple, help: str) -> dict:
+    """An option that takes one of `choices`, the first by default."""
+    return dict(default=choices[0], choices=choices, help=help)
+
+
 OPTIONS: dict[str, dict] = {
     # every command
     "--verbose": dict(action="store_true", help="show tracebacks and TensorFlow's own logging"),
@@ -82,6 +87,10 @@ OPTIONS: dict[str, dict] = {
         help="a YAML/JSON split spec: which tracks train, validate, test or fill the "
         "unpaired pools",
     ),
+    "--write-split": dict(
+        metavar="FILE",
+        help="write the split spec (the defaults, or --split made explicit) to FILE and stop",
+    ),
     "--shards": dict(metavar="SHARD_DIR", help="a shard set written by advsep-tf-prepare"),
     "--examples-per-shard": dict(
         type=number(int, 1),
@@ -89,10 +98,9 @@ OPTIONS: dict[str, dict] = {
         metavar="N",
         help=f"patches per TFRecord file (default: {EXAMPLES_PER_SHARD})",
     ),
-    "--on-error": dict(
-        choices=ON_ERROR,
-        default=ON_ERROR[0],
-        help="bad input: stop with exit code 1 (fail, the default), or leave that track out and "
+    "--on-error": one_of(
+        ON_ERROR,
+        "bad input: stop with exit code 1 (fail, the default), or leave that track out and "
         "list it in the "
         "summary and the manifest (skip)",
     ),
@@ -121,11 +129,96 @@ OPTIONS: dict[str, dict] = {
         type=number(int, 1), metavar="N", help="separator steps (default: training.max_steps)"
     ),
     "--mode": dict(choices=MODES, help="overrides training.mode"),
+    "--critics": dict(metavar="SOURCE,...", help="sources that get a critic (default: all)"),
+    "--resume": dict(
+        action="store_true", help="continue the run in RUN_DIR from its last checkpoint"
+    ),
+    "--init": dict(
+        metavar="RUN_DIR_OR_MODEL",
+        help="start from a trained separator (and its critics): a run directory, a .keras file or "
+        "'pretrained'; its config must match in sources, audio, spectrogram and separator",
+    ),
+    "--remix-probability": dict(
+        type=number(float, 0, 1),
+        metavar="P",
+        help="remix this fraction of paired examples from stems of different tracks "
+        "(training.remix_probability)",
+    ),
+    "--random-offsets": dict(
+        action="store_true",
+        help="cut excerpts at random frame offsets (training.random_offsets)",
+    ),
+    "--seed": dict(type=number(int, 0, 2**32 - 1), metavar="N", help="overrides training.seed"),
+    "--teacher": dict(
+        action="store_true",
+        help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
+        "--init model (training.teacher_targets); adapts a trained model to new music",
+    ),
+    "--synthetic-pairs": dict(
+        type=float,
+        metavar="SHARE",
+        help="replace this share of paired examples by mixtures of solo excerpts from the "
+        "solo/<source> pools (training.synthetic_pairs; 0.5 measured best)",
+    ),
+    "--pseudo-labels": dict(
+        type=float,
+        metavar="WEIGHT",
+        help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
+        "with this weight (training.pseudo_label_weight)",
+    ),
+    "--teacher-model": dict(
+        metavar="RUN_DIR_OR_MODEL",
+        help="the frozen teacher of --pseudo-labels: a run directory, a .keras file or "
+        "'pretrained' (default: the --init model)",
+    ),
+    "--critic-normalization": dict(
+        choices=["gradient_penalty", "spectral"],
+        help="keep critics 1-Lipschitz by the paper's gradient penalty or by spectral "
+        "normalisation, which needs no second derivative (critic.normalization)",
+    ),
+    "--strategy": one_of(
+        STRATEGIES,
+        "tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG",
+    ),
+    "--jit-compile": dict(
+        action="store_true", help="compile train_step with XLA (training.jit_compile)"
+    ),
     "--precision": dict(choices=PRECISIONS, help="overrides training.precision"),
-    "--strategy": dict(
-        default=STRATEGIES[0],
-        choices=STRATEGIES,
-        help="tf.distribute: mirrored = all local GPUs; multi_worker = the cluster in TF_CONFIG",
+    # experiment and demo
+    "--test-dir": dict(
+        metavar="DIR", help="held-out tracks as <track>/<source>.wav (with --shards)"
+    ),
+    "--test-rate": dict(
+        type=number(int, 1),
+        default=44100,
+        metavar="HZ",
+        help="rate of the test references written from the split (default 44100: museval's)",
+    ),
+    "--seeds": dict(
+        metavar="N,N,...", help="train every model once per seed (default: the config's seed)"
+    ),
+    "--warm-start-steps": dict(
+        type=number(int, 1),
+        metavar="N",
+        help="adversarial models start from the same seed's trained baseline and train N more "
+        "steps; "
+        "a 'baseline+' control trains the baseline N more steps supervised",
+    ),
+    "--models": dict(
+        default="baseline,V,VA",
+        metavar="NAME,...",
+        help="models to compare, in training order (default: baseline,V,VA): baseline, V, VA "
+        "(the paper's), VA-SN (spectrally normalised critics), synthetic (synthetic pairs "
+        "from the solo pools), teacher (pseudo labels from the baseline), synthetic+teacher, "
+        "ceiling (the pools with their true stems; needs --ceiling-split)",
+    ),
+    "--ceiling-split": dict(
+        metavar="FILE",
+        help="split spec for the ceiling model: the --split with the unpaired pools moved to train",
+    ),
+    "--quick": dict(
+        action="store_true",
+        help="a much smaller run, to check the installation (about 1 minute)",
     ),
     # separation
     "--model": dict(
@@ -135,16 +228,14 @@ OPTIONS: dict[str, dict] = {
         f"vocals/accompaniment "
         "separator shipped with the package)",
     ),
+    "--stem": dict(metavar="SOURCE", help="with --out -: the source to write"),
     "--filename-format": dict(default=FILENAME_FORMAT, help=f"default: {FILENAME_FORMAT}"),
-    "--codec": dict(
-        default=CODECS[0],
-        choices=CODECS,
-        help="wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy",
+    "--codec": one_of(
+        CODECS, "wav (float32) or flac (24 bit) keep the stems exact; ogg and mp3 are lossy"
     ),
-    "--reconstruction": dict(
-        default=RECONSTRUCTIONS[0],
-        choices=RECONSTRUCTIONS,
-        help="for input above the model's rate: 'mask' (default) applies the estimates as soft "
+    "--reconstruction": one_of(
+        RECONSTRUCTIONS,
+        "for input above the model's rate: 'mask' (default) applies the estimates as soft "
         "masks to the "
         "input-rate mixture and keeps the high band; 'direct' resamples the band-limited stems",
     ),
@@ -154,10 +245,9 @@ OPTIONS: dict[str, dict] = {
         help=f"the power p of the masks |S_k|^p / sum_j |S_j|^p, in (0, {MAX_MASK_POWER:g}]: "
         "1 magnitude ratio masks (default), 2 Wiener-style",
     ),
-    "--channel-masks": dict(
-        default=CHANNEL_MASKS[0],
-        choices=CHANNEL_MASKS,
-        help="with 'mask': 'shared' (default) masks every channel alike, from the estimates of "
+    "--channel-masks": one_of(
+        CHANNEL_MASKS,
+        "with 'mask': 'shared' (default) masks every channel alike, from the estimates of "
         "all channels; "
         "'independent' masks each channel on its own (for a voice panned hard to one side)",
     ),
@@ -166,17 +256,64 @@ OPTIONS: dict[str, dict] = {
         default=DEFAULT_CHUNK_PATCHES,
         help="patches per separator call (memory bound)",
     ),
-    # export
-    "--format": dict(
-        default=EXPORT_FORMATS[0],
-        choices=EXPORT_FORMATS,
-        help="saved_model (a folder for TF Serving, the default) or litert (a .tflite file for "
-        "devices)",
+    "--name": dict(
+        metavar="TRACK",
+        help="with INPUT '-': the track name of standard input's stems (default: stdin)",
     ),
-    "--quantize": dict(
-        default=QUANTIZATIONS[0],
-        choices=QUANTIZATIONS,
-        help="litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
+    "--allow-truncated": dict(
+        action="store_true",
+        help="separate the decodable part of a truncated or damaged input (and say so) "
+        "instead of stopping with exit code 1",
+    ),
+    "--quiet-terms": dict(
+        action="store_true",
+        help="do not print the default model's terms of use on stderr",
+    ),
+    # evaluation
+    "--estimates": dict(
+        metavar="EST_DIR",
+        help="the separated stems to score, <track>/<source>.wav (as advsep-tf-separate "
+        "writes them)",
+    ),
+    "--references": dict(
+        metavar="REF_DIR",
+        help="the true stems, <track>/<source>.wav (a MUSDB18-HQ folder works as is; "
+        "its mixture.wav is the mixture as estimate)",
+    ),
+    "--sources": dict(metavar="SOURCE,...", help="sources to score (default: all in both folders)"),
+    "--oracle": dict(
+        metavar="PRESET_OR_FILE",
+        help="also score the ideal ratio mask at this config's STFT window (the upper "
+        "bound of a mask-based separator)",
+    ),
+    "--oracle-rate": one_of(
+        ("input", "model"),
+        "the oracle at each track's own rate over the full band (input, the "
+        "default, as advsep-tf-separate's mask reconstruction) or at the config's "
+        "rate, band-limited to half of it (model)",
+    ),
+    "--keep-oracle-audio": dict(
+        action="store_true",
+        help="keep the oracle's stems in RESULTS_DIR/oracle_estimates (default: they "
+        "are removed once scored and excerpted for the report; their size is "
+        "printed either way)",
+    ),
+    "--compare": dict(
+        nargs="+", metavar="RESULTS_DIR", help="compare finished results folders instead"
+    ),
+    "--excerpt-seconds": dict(
+        type=number(float, 0, low_open=True),
+        metavar="S",
+        help="length of the audio excerpts in report.html (default: 10)",
+    ),
+    # export
+    "--format": one_of(
+        EXPORT_FORMATS,
+        "saved_model (a folder for TF Serving, the default) or litert (a .tflite file for devices)",
+    ),
+    "--quantize": one_of(
+        QUANTIZATIONS,
+        "litert only: float16 weights, or dynamic-range int8 (default: none, float32)",
     ),
     "--segment-seconds": dict(
         type=number(float, 0, low_open=True),
@@ -188,6 +325,97 @@ OPTIONS: dict[str, dict] = {
 }
 
 
-def add(parser: argparse.ArgumentParser, name: str, **overrides) -> argparse.Action:
-    """Add the option `name` as defined in OPTIONS, with `overrides` of its argparse keywords."""
-    return parser.add_argument(name, **{**OPTIONS[name], **overrides})
+# What a shared option is to one command, where that differs from OPTIONS: whether it is required,
+# what its folder is called and holds, what --overwrite may replace.
+COMMAND_OPTIONS: dict[str, dict[str, dict]] = {
+    "advsep-tf-prepare": {
+        "--dataset": dict(required=True, help="a dataset to read"),
+        "--split": dict(
+            help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, "
+            "unused} of track ids",
+        ),
+        "--out": dict(
+            required=False,
+            metavar="SHARD_DIR",
+            help="the shard set's folder (required unless --write-split)",
+        ),
+        "--overwrite": dict(
+            help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec "
+            "--write-split wrote; never anything else",
+        ),
+    },
+    "advsep-tf-train": {
+        "--shards": dict(required=True),
+        "--out": dict(
+            metavar="RUN_DIR",
+            help="the run directory: checkpoints, history.csv, logs/ for TensorBoard",
+        ),
+    },
+    "advsep-tf-separate": {
+        "--out": dict(
+            metavar="OUT_DIR",
+            help="folder for the stems; '-' writes the one --stem to standard output (as --codec)",
+        ),
+        "--overwrite": dict(
+            help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
+            "an input or the model",
+        ),
+    },
+    "advsep-tf-evaluate": {
+        "--out": dict(
+            metavar="RESULTS_DIR",
+            help="folder for results.json, results.csv, report.html and the box plot",
+        ),
+        "--overwrite": dict(
+            help="replace the results files an earlier evaluation wrote in RESULTS_DIR",
+        ),
+    },
+    "advsep-tf-export": {
+        "--model": dict(
+            default=None,
+            required=True,
+            metavar="RUN_DIR_OR_MODEL",
+            help="a training run directory, a .keras file, or 'pretrained' (the "
+            "vocals/accompaniment separator shipped with the package)",
+        ),
+        "--out": dict(metavar="PATH", help="SavedModel directory, or the .tflite file"),
+        "--overwrite": dict(
+            help="replace an earlier export at --out (never a folder or file that is not one, "
+            "the current directory, or one holding the model)",
+        ),
+        "--config": dict(required=False),
+    },
+    "advsep-tf-experiment": {
+        "--config": dict(required=False),
+        "--out": dict(
+            metavar="DIR",
+            help="the experiment's folder: runs, stems, results, comparison.md, report.html",
+        ),
+        "--shards": dict(help="a prepared shard set (default: generate a synthetic corpus)"),
+        "--steps": dict(help="separator steps per model (default: training.max_steps)"),
+        "--dataset": dict(
+            default=[],
+            help="a corpus in its own layout, as advsep-tf-prepare's --dataset (repeatable)",
+        ),
+        "--split": dict(help="split spec for --dataset; its test tracks are the test set"),
+    },
+    "advsep-tf-demo": {
+        "--out": dict(
+            required=False,
+            default="demo_output",
+            metavar="DIR",
+            help="output folder (default: demo_output)",
+        ),
+        "--config": dict(
+            required=False, help="the preset or config file the models use (default: demo)"
+        ),
+    },
+}
+
+
+def add(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Add the options `names` to a command's `parser`, in that order: as OPTIONS defines them,
+    but for what COMMAND_OPTIONS says differs for that command (the parser's prog)."""
+    differences = COMMAND_OPTIONS.get(parser.prog, {})
+    for name in names:
+        parser.add_argument(name, **{**OPTIONS[name], **differences.get(name, {})})

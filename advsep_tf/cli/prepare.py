@@ -47,38 +47,9 @@ def main(argv=None) -> None:
     import os
 
     p = common.parser("advsep-tf-prepare", __doc__, EPILOG)
-    options.add(p, "--config")
-    options.add(p, "--dataset", required=True, help="a dataset to read")
-    options.add(
-        p,
-        "--split",
-        help="YAML/JSON split spec {train, valid, test, mixtures, solo: {source: [...]}, unused} "
-        "of track ids",
-    )
-    p.add_argument(
-        "--write-split",
-        metavar="FILE",
-        help="write the split spec (the defaults, or --split made explicit) to FILE and stop",
-    )
-    options.add(
-        p,
-        "--out",
-        required=False,
-        metavar="SHARD_DIR",
-        help="the shard set's folder (required unless --write-split)",
-    )
-    options.add(
-        p,
-        "--overwrite",
-        help="replace a shard set (or an unfinished run) in SHARD_DIR, or the split spec "
-        "--write-split wrote; never anything else",
-    )
-    options.add(p, "--examples-per-shard")
-    options.add(p, "--on-error")
-    options.add(p, "--workers")
-    options.add(p, "--no-progress")
-    options.add(p, "--runner")
-    options.add(p, "--beam-option")
+    options.add(p, "--config", "--dataset", "--split", "--write-split", "--out", "--overwrite")
+    options.add(p, "--examples-per-shard", "--on-error", "--workers", "--no-progress")
+    options.add(p, "--runner", "--beam-option")
     args = p.parse_args(argv)
     if args.examples_per_shard < 1:
         p.error("--examples-per-shard must be >= 1")
@@ -130,32 +101,25 @@ def main(argv=None) -> None:
         roles = write_default_split(config, datasets, args.write_split, args.split)
         print(format_split_summary(roles, args.write_split))
         return
+    # The same shard set on both paths; they differ only in what runs them.
     if args.runner:
-        from advsep_tf.data_pipelines.beam import prepare_beam
+        from advsep_tf.data_pipelines.beam import prepare_beam as write_shards
 
-        manifest = prepare_beam(
-            config,
-            datasets,
-            args.out,
-            args.split,
-            args.overwrite,
-            examples_per_shard=args.examples_per_shard,
-            on_error=args.on_error,
-            runner=args.runner,
-            pipeline_args=args.beam_option,
+        run_options = dict(runner=args.runner, pipeline_args=args.beam_option)
+    else:
+        write_shards = prepare
+        run_options = dict(
+            progress=not args.no_progress, workers=args.workers or os.cpu_count() or 1
         )
-        print(format_summary(manifest, args.out))
-        return
-    manifest = prepare(
+    manifest = write_shards(
         config,
         datasets,
         args.out,
         args.split,
         args.overwrite,
-        progress=not args.no_progress,
         examples_per_shard=args.examples_per_shard,
         on_error=args.on_error,
-        workers=args.workers or os.cpu_count() or 1,
+        **run_options,
     )
     print(format_summary(manifest, args.out))
 

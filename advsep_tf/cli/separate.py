@@ -14,6 +14,13 @@ MODEL_TERMS = (
     "the default model ('pretrained') was trained on MIR-1K and MUSDB18 previews: "
     "research and non-commercial use only (advsep_tf/pretrained/MODEL_CARD.md)"
 )
+EPILOG = (
+    "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> "
+    "separated/song/vocals.wav ...); "
+    "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > "
+    "vocals.wav. "
+    f"Terms: {MODEL_TERMS}; the code is MIT-licensed."
+)
 
 
 def uses_shipped_model(model: str) -> bool:
@@ -23,58 +30,16 @@ def uses_shipped_model(model: str) -> bool:
 
 
 def main(argv=None) -> None:
-    p = common.parser(
-        "advsep-tf-separate",
-        __doc__,
-        "example: advsep-tf-separate song.wav --model runs/va --out separated/   (-> "
-        "separated/song/vocals.wav ...); "
-        "in a pipe: ffmpeg -i song.mp3 -f wav - | advsep-tf-separate - --out - --stem vocals > "
-        "vocals.wav. "
-        f"Terms: {MODEL_TERMS}; the code is MIT-licensed.",
-    )
+    p = common.parser("advsep-tf-separate", __doc__, EPILOG)
     p.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
         help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)",
     )
-    options.add(p, "--model")
-    options.add(
-        p,
-        "--out",
-        metavar="OUT_DIR",
-        help="folder for the stems; '-' writes the one --stem to standard output (as --codec)",
-    )
-    p.add_argument("--stem", metavar="SOURCE", help="with --out -: the source to write")
-    options.add(p, "--filename-format")
-    options.add(p, "--codec")
-    options.add(p, "--reconstruction")
-    options.add(p, "--mask-power")
-    options.add(p, "--channel-masks")
-    options.add(p, "--chunk-patches")
-    p.add_argument(
-        "--name",
-        metavar="TRACK",
-        help="with INPUT '-': the track name of standard input's stems (default: stdin)",
-    )
-    p.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="separate the decodable part of a truncated or damaged input (and say so) "
-        "instead of stopping with exit code 1",
-    )
-    options.add(
-        p,
-        "--overwrite",
-        help="replace stems an earlier separation wrote in OUT_DIR; never another file, "
-        "an input or the model",
-    )
-    options.add(p, "--no-progress")
-    p.add_argument(
-        "--quiet-terms",
-        action="store_true",
-        help="do not print the default model's terms of use on stderr",
-    )
+    options.add(p, "--model", "--out", "--stem", "--filename-format", "--codec")
+    options.add(p, "--reconstruction", "--mask-power", "--channel-masks", "--chunk-patches")
+    options.add(p, "--name", "--allow-truncated", "--overwrite", "--no-progress", "--quiet-terms")
     args = p.parse_args(argv)
     # The user waits from here: start-up (TensorFlow, the model, the graph) counts in the summary.
     started = time.monotonic()
@@ -111,14 +76,17 @@ def main(argv=None) -> None:
     from advsep_tf.separate import Separator
     from advsep_tf.stem_files import check_paths, separate_files
 
-    if to_stdout:
-        separator = Separator.load(
+    def load_separator() -> Separator:
+        return Separator.load(
             args.model,
             chunk_patches=args.chunk_patches,
             reconstruction=args.reconstruction,
             mask_power=args.mask_power,
             channel_masks=args.channel_masks,
         )
+
+    if to_stdout:
+        separator = load_separator()
         if args.stem not in separator.config.sources:
             sources = ", ".join(separator.config.sources)
             p.error(f"--stem {args.stem}: this model separates {sources}")
@@ -132,13 +100,7 @@ def main(argv=None) -> None:
     check_paths(args.inputs, args.out)  # before the model loads: a bad path costs no work
     say = _progress_line if not args.no_progress else (lambda message: None)
     say(f"loading the model ({args.model}) ...")
-    separator = Separator.load(
-        args.model,
-        chunk_patches=args.chunk_patches,
-        reconstruction=args.reconstruction,
-        mask_power=args.mask_power,
-        channel_masks=args.channel_masks,
-    )
+    separator = load_separator()
     say("preparing the separation graph (traced once, on the first stretch of audio) ...")
     summary = separate_files(
         separator,

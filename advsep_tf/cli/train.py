@@ -7,93 +7,19 @@ import sys
 
 from advsep_tf.cli import common, options
 
+EPILOG = (
+    "example: advsep-tf-train --config demo --shards shards/ --out runs/va --mode adversarial "
+    "--steps 600"
+)
+
 
 def main(argv=None) -> None:
-    p = common.parser(
-        "advsep-tf-train",
-        __doc__,
-        "example: advsep-tf-train --config demo --shards shards/ --out runs/va --mode adversarial "
-        "--steps 600",
-    )
-    options.add(p, "--config")
-    options.add(p, "--shards", required=True)
-    options.add(
-        p,
-        "--out",
-        metavar="RUN_DIR",
-        help="the run directory: checkpoints, history.csv, logs/ for TensorBoard",
-    )
-    options.add(p, "--mode")
-    p.add_argument(
-        "--critics", metavar="SOURCE,...", help="sources that get a critic (default: all)"
-    )
-    options.add(p, "--steps")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint"
-    )
-    p.add_argument(
-        "--init",
-        metavar="RUN_DIR_OR_MODEL",
-        help="start from a trained separator (and its critics): a run directory, a .keras file or "
-        "'pretrained'; its config must match in sources, audio, spectrogram and separator",
-    )
-    p.add_argument(
-        "--remix-probability",
-        type=options.number(float, 0, 1),
-        metavar="P",
-        help="remix this fraction of paired examples from stems of different tracks "
-        "(training.remix_probability)",
-    )
-    p.add_argument(
-        "--random-offsets",
-        action="store_true",
-        help="cut excerpts at random frame offsets (training.random_offsets)",
-    )
-    p.add_argument(
-        "--seed",
-        type=options.number(int, 0, 2**32 - 1),
-        metavar="N",
-        help="overrides training.seed",
-    )
-    p.add_argument(
-        "--teacher",
-        action="store_true",
-        help="no paired data: L_s compares the estimates on unlabelled mixtures with those of the "
-        "--init model (training.teacher_targets); adapts a trained model to new music",
-    )
-    p.add_argument(
-        "--synthetic-pairs",
-        type=float,
-        metavar="SHARE",
-        help="replace this share of paired examples by mixtures of solo excerpts from the "
-        "solo/<source> pools (training.synthetic_pairs; 0.5 measured best)",
-    )
-    p.add_argument(
-        "--pseudo-labels",
-        type=float,
-        metavar="WEIGHT",
-        help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
-        "with this weight (training.pseudo_label_weight)",
-    )
-    p.add_argument(
-        "--teacher-model",
-        metavar="RUN_DIR_OR_MODEL",
-        help="the frozen teacher of --pseudo-labels: a run directory, a .keras file or "
-        "'pretrained' (default: the --init model)",
-    )
-    p.add_argument(
-        "--critic-normalization",
-        choices=["gradient_penalty", "spectral"],
-        help="keep critics 1-Lipschitz by the paper's gradient penalty or by spectral "
-        "normalisation, which needs no second derivative (critic.normalization)",
-    )
-    options.add(p, "--strategy")
-    p.add_argument(
-        "--jit-compile",
-        action="store_true",
-        help="compile train_step with XLA (training.jit_compile)",
-    )
-    options.add(p, "--precision")
+    p = common.parser("advsep-tf-train", __doc__, EPILOG)
+    options.add(p, "--config", "--shards", "--out")
+    options.add(p, "--mode", "--critics", "--steps", "--resume", "--init")
+    options.add(p, "--remix-probability", "--random-offsets", "--seed", "--teacher")
+    options.add(p, "--synthetic-pairs", "--pseudo-labels", "--teacher-model")
+    options.add(p, "--critic-normalization", "--strategy", "--jit-compile", "--precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
     if args.steps is not None and args.steps < 1:
