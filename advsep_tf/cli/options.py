@@ -13,7 +13,15 @@ from __future__ import annotations
 import argparse
 import math
 
-from advsep_tf.config import MODES, PRECISIONS, PRETRAINED, STRATEGIES, preset_names
+from advsep_tf.config import (
+    CRITIC_NORMALIZATIONS,
+    MODES,
+    PRECISIONS,
+    PRETRAINED,
+    REMIX_PHASES,
+    STRATEGIES,
+    preset_names,
+)
 from advsep_tf.data_pipelines.audio import SOUNDFILE_CODECS
 from advsep_tf.data_pipelines.prepare import ON_ERROR
 from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
@@ -144,6 +152,12 @@ OPTIONS: dict[str, dict] = {
         help="remix this fraction of paired examples from stems of different tracks "
         "(training.remix_probability)",
     ),
+    "--remix-phases": dict(
+        choices=REMIX_PHASES,
+        help="how remixes sum stems known only as magnitudes: 'aligned' adds the magnitudes, "
+        "'random' gives each stem's bins a random phase so that powers add "
+        "(training.remix_phases)",
+    ),
     "--random-offsets": dict(
         action="store_true",
         help="cut excerpts at random frame offsets (training.random_offsets)",
@@ -172,7 +186,7 @@ OPTIONS: dict[str, dict] = {
         "'pretrained' (default: the --init model)",
     ),
     "--critic-normalization": dict(
-        choices=["gradient_penalty", "spectral"],
+        choices=CRITIC_NORMALIZATIONS,
         help="keep critics 1-Lipschitz by the paper's gradient penalty or by spectral "
         "normalisation, which needs no second derivative (critic.normalization)",
     ),

@@ -17,7 +17,8 @@ def main(argv=None) -> None:
     p = common.parser("advsep-tf-train", __doc__, EPILOG)
     options.add(p, "--config", "--shards", "--out")
     options.add(p, "--mode", "--critics", "--steps", "--resume", "--init")
-    options.add(p, "--remix-probability", "--random-offsets", "--seed", "--teacher")
+    options.add(p, "--remix-probability", "--remix-phases", "--random-offsets", "--seed")
+    options.add(p, "--teacher")
     options.add(p, "--synthetic-pairs", "--pseudo-labels", "--teacher-model")
     options.add(p, "--critic-normalization", "--strategy", "--jit-compile", "--precision")
     args = p.parse_args(argv)
@@ -50,6 +51,8 @@ def main(argv=None) -> None:
         if not 0 <= args.remix_probability <= 1:
             p.error("--remix-probability must be in [0, 1]")
         training["remix_probability"] = args.remix_probability
+    if args.remix_phases:
+        training["remix_phases"] = args.remix_phases
     if args.random_offsets:
         training["random_offsets"] = True
     if args.seed is not None:
