@@ -70,7 +70,6 @@ class AudioAdapter(abc.ABC):
 
     _default: Optional["AudioAdapter"] = None
 
-    @abc.abstractmethod
     def load(
         self,
         path: PathLike,
@@ -96,7 +95,36 @@ class AudioAdapter(abc.ABC):
             AdvsepError: the file is missing, empty, undecodable, truncated or holds NaN/inf.
         """
 
+        path = Path(path)
+        if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
+            raise AdvsepError(f"{path}: cannot resample to {sample_rate!r} Hz")
+        if stream is not None and (int(stream) != stream or stream < 0):
+            raise AdvsepError(f"{path}: no audio stream {stream!r} (streams count from 0)")
+        _check_readable(path)
+        data, file_rate = self.decode(path, stream)
+        if data.shape[0] == 0:
+            raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
+        nb_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        if nb_bad:
+            raise AdvsepError(f"{path}: {nb_bad} of {data.size} samples are NaN or infinite")
+        if mono and data.shape[1] > 1:
+            data = data.mean(axis=1, keepdims=True)
+        if sample_rate is not None and sample_rate != file_rate:
+            data = resample(data, file_rate, int(sample_rate))
+            file_rate = int(sample_rate)
+        return np.ascontiguousarray(data, dtype=np.float32), int(file_rate)
+
     @abc.abstractmethod
+    def decode(self, path: Path, stream: Optional[int]) -> tuple[np.ndarray, int]:
+        """The samples of a readable file, `(nb_samples, nb_channels)` float32 at the file's own
+        rate, and that rate: what `load` checks, mixes down and resamples. An adapter implements
+        this (and `encode`); `load` and `save` give every adapter the same argument checks.
+
+        Raises:
+            AdvsepError: naming the file, when it cannot be decoded (`TruncatedAudioError` when
+                decoding stopped early).
+        """
+
     def save(
         self,
         path: PathLike,
@@ -114,6 +142,21 @@ class AudioAdapter(abc.ABC):
 
         Raises:
             AdvsepError: the data is empty, holds NaN/inf, or the codec is unknown.
+        """
+
+        path = Path(path)
+        data = _as_samples_by_channels(path, data)
+        if int(sample_rate) != sample_rate or sample_rate <= 0:
+            raise AdvsepError(f"{path}: cannot write at a sample rate of {sample_rate!r} Hz")
+        self.encode(path, data, int(sample_rate), (codec or path.suffix.lstrip(".")).lower())
+
+    @abc.abstractmethod
+    def encode(self, path: Path, data: np.ndarray, sample_rate: int, codec: str) -> None:
+        """Write checked `(nb_samples, nb_channels)` samples to `path` in `codec` (lower case),
+        atomically; what `save` calls.
+
+        Raises:
+            AdvsepError: naming the file, for an unknown codec or a failed write.
         """
 
     def read_blocks(
@@ -184,20 +227,7 @@ class AudioAdapter(abc.ABC):
 class SoundfileAudioAdapter(AudioAdapter):
     """libsndfile for WAV/FLAC/OGG/MP3; ffmpeg (when on PATH) for MP4/M4A/AAC and the rest."""
 
-    def load(
-        self,
-        path: PathLike,
-        sample_rate: Optional[int] = None,
-        mono: bool = False,
-        stream: Optional[int] = None,
-    ) -> tuple[np.ndarray, int]:
-        path = Path(path)
-        if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
-            raise AdvsepError(f"{path}: cannot resample to {sample_rate!r} Hz")
-        if stream is not None and (int(stream) != stream or stream < 0):
-            raise AdvsepError(f"{path}: no audio stream {stream!r} (streams count from 0)")
-        _check_readable(path)
-
+    def decode(self, path: Path, stream: Optional[int]) -> tuple[np.ndarray, int]:
         if path.suffix.lower() in FFMPEG_EXTENSIONS or stream:
             if not _have_ffmpeg():
                 raise AdvsepError(
@@ -222,33 +252,9 @@ class SoundfileAudioAdapter(AudioAdapter):
                     if isinstance(ffmpeg_error, TruncatedAudioError):
                         raise TruncatedAudioError(message, ffmpeg_error.nb_decoded) from None
                     raise AdvsepError(message) from None
+        return data, file_rate
 
-        if data.shape[0] == 0:
-            raise AdvsepError(f"{path}: holds no audio samples (0 frames)")
-        nb_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-        if nb_bad:
-            raise AdvsepError(f"{path}: {nb_bad} of {data.size} samples are NaN or infinite")
-
-        if mono and data.shape[1] > 1:
-            data = data.mean(axis=1, keepdims=True)
-        if sample_rate is not None and sample_rate != file_rate:
-            data = resample(data, file_rate, int(sample_rate))
-            file_rate = int(sample_rate)
-        return np.ascontiguousarray(data, dtype=np.float32), int(file_rate)
-
-    def save(
-        self,
-        path: PathLike,
-        data: np.ndarray,
-        sample_rate: int,
-        codec: Optional[str] = None,
-    ) -> None:
-        path = Path(path)
-        data = _as_samples_by_channels(path, data)
-        if int(sample_rate) != sample_rate or sample_rate <= 0:
-            raise AdvsepError(f"{path}: cannot write at a sample rate of {sample_rate!r} Hz")
-        sample_rate = int(sample_rate)
-        codec = (codec or path.suffix.lstrip(".")).lower()
+    def encode(self, path: Path, data: np.ndarray, sample_rate: int, codec: str) -> None:
         if codec not in SOUNDFILE_CODECS and codec not in FFMPEG_CODECS:
             supported = ", ".join(sorted([*SOUNDFILE_CODECS, *FFMPEG_CODECS]))
             raise AdvsepError(f"{path}: unknown audio codec {codec!r} (supported: {supported})")

@@ -227,6 +227,39 @@ def test_save_refuses_channels_first(tmp_path, adapter):
         adapter.save(tmp_path / "x.wav", np.zeros((2, 8000), dtype=np.float32), 8000)
 
 
+class _ConstantAdapter(AudioAdapter):
+    """A plug-in adapter that implements only decoding and encoding."""
+
+    def __init__(self, samples):
+        self.samples, self.written = samples, None
+
+    def decode(self, path, stream):
+        return self.samples, 8000
+
+    def encode(self, path, data, sample_rate, codec):
+        self.written = (data.shape, sample_rate, codec)
+
+
+def test_a_plug_in_adapter_gets_the_checks_and_conversions_of_load_and_save(tmp_path):
+    audio = tmp_path / "song.raw"
+    audio.write_bytes(b"x")
+    stereo = np.stack([np.ones(800), np.zeros(800)], axis=1).astype(np.float32)
+    waveform, rate = _ConstantAdapter(stereo).load(audio, sample_rate=16000, mono=True)
+    assert rate == 16000 and waveform.shape == (1600, 1)
+    assert abs(float(waveform[400:1200].mean()) - 0.5) < 0.01
+    with pytest.raises(AdvsepError, match="song.raw: 1 of 1600 samples are NaN"):
+        _ConstantAdapter(
+            np.full((800, 2), 0.0, np.float32) + np.r_[np.nan, np.zeros(1599)].reshape(800, 2)
+        ).load(audio)
+    with pytest.raises(AdvsepError, match="missing.raw"):
+        _ConstantAdapter(stereo).load(tmp_path / "missing.raw")
+    adapter = _ConstantAdapter(stereo)
+    adapter.save(tmp_path / "out.FLAC", np.zeros(100, np.float32), 8000.0)
+    assert adapter.written == ((100, 1), 8000, "flac")
+    with pytest.raises(AdvsepError, match="sample rate"):
+        adapter.save(tmp_path / "out.wav", np.zeros(100, np.float32), 0)
+
+
 def test_get_by_dotted_name():
     adapter = AudioAdapter.get("advsep_tf.data_pipelines.audio.SoundfileAudioAdapter")
 
