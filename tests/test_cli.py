@@ -396,3 +396,30 @@ def test_parsing_the_command_line_imports_no_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_commands_import_tensorflow_without_kerass_optional_integrations():
+    # A fresh interpreter, as a command starts: TensorFlow (and Keras) are imported without
+    # scikit-learn and matplotlib, which stay importable afterwards for whoever needs them.
+    script = (
+        "import sys\n"
+        "from advsep_tf.cli import common\n"
+        "common.quiet_tensorflow()\n"
+        "import keras\n"
+        "print(sorted(n for n in common.KERAS_EXTRAS if n in sys.modules))\n"
+        "import matplotlib\n"
+        "print(matplotlib.__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "matplotlib"]
+
+
+def test_modules_skipped_only_within_the_block():
+    name = "advsep_tf_no_such_module_yet"
+    with common.modules_skipped([name, "sys"]):
+        with pytest.raises(ImportError):
+            importlib.import_module(name)
+        assert sys.modules["sys"] is sys  # an imported module is left alone
+    assert name not in sys.modules
