@@ -855,23 +855,33 @@ def leakage_db(
     length = min(len(estimate), len(reference), len(mixture)) // window * window
     if length == 0:
         return None
-
-    def energies(audio):
-        return (
-            np.square(audio[:length].astype(np.float64))
-            .reshape(-1, window, audio.shape[-1])
-            .sum(axis=(1, 2))
-        )
-
-    reference_energy = energies(reference)
-    loudest = reference_energy.max()
-    if loudest <= 0:
-        return None
-    silent = reference_energy <= loudest * 10 ** (-silence_db / 10)
-    mixture_energy = energies(mixture)[silent].sum()
+    silent = silent_windows(reference[:length], sample_rate, window_seconds, silence_db)
+    mixture_energy = _window_energies(mixture[:length], window)[silent].sum()
     if not silent.any() or mixture_energy <= 0:
         return None
-    return float(10 * np.log10(max(energies(estimate)[silent].sum(), 1e-20) / mixture_energy))
+    estimate_energy = _window_energies(estimate[:length], window)[silent].sum()
+    return float(10 * np.log10(max(estimate_energy, 1e-20) / mixture_energy))
+
+
+def silent_windows(
+    reference: np.ndarray,
+    sample_rate: int,
+    window_seconds: float = LEAKAGE_WINDOW_SECONDS,
+    silence_db: float = LEAKAGE_SILENCE_DB,
+) -> np.ndarray:
+    """Per whole window of `window_seconds` of a (samples, channels) reference: True where its
+    energy is `silence_db` or more below its loudest window (the windows `leakage_db` scores);
+    all False where the reference is silent throughout."""
+    energies = _window_energies(reference, max(1, int(round(window_seconds * sample_rate))))
+    if energies.size == 0 or energies.max() <= 0:
+        return np.zeros(energies.shape, bool)
+    return energies <= energies.max() * 10 ** (-silence_db / 10)
+
+
+def _window_energies(audio: np.ndarray, window: int) -> np.ndarray:
+    """The energy of each whole `window` of (samples, channels) audio, summed over channels."""
+    whole = len(audio) // window * window
+    return np.square(audio[:whole].astype(np.float64)).reshape(-1, window * audio.shape[-1]).sum(1)
 
 
 def _bss_eval(

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_support import trained_supervised_run
+from benchmark_support import benchmark_input, trained_supervised_run
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 RUNNER = ROOT / "export" / "litert_runner.py"
 
 # Each variant: a script run as `python -c SCRIPT MODEL INPUT.npy OUTPUT.npz THREADS REPEATS
@@ -128,39 +127,6 @@ def sdr(reference, estimate) -> float:
     reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
     return float(
         10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30))
-    )
-
-
-def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """(mixture, {source: truth}, description) at `rate`."""
-    import soundfile as sf
-    import soxr
-
-    clips = sorted((DATA / "paired_2stem").glob("mir1k_*")) if DATA.is_dir() else []
-    if clips:
-        vocals, music = [], []
-        for clip in clips:
-            v, r = sf.read(clip / "vocal.wav", dtype="float32")
-            m, _ = sf.read(clip / "music.wav", dtype="float32")
-            vocals.append(soxr.resample(v, r, rate))
-            music.append(soxr.resample(m, r, rate))
-        vocals, music = np.concatenate(vocals), np.concatenate(music)
-        description = (
-            f"the {len(clips)} MIR-1K clips ({len(vocals) / rate:.1f} s) joined and repeated"
-        )
-    else:
-        from advsep_tf.data_pipelines.synthetic import generate_song
-
-        stems = generate_song(20180415, 30.0, rate, ["vocals", "accompaniment"])
-        vocals, music = stems["vocals"], stems["accompaniment"]
-        description = "a synthetic test song (../shared/data absent)"
-    n = int(seconds * rate)
-    repeat = -(-n // len(vocals))
-    vocals, music = np.tile(vocals, repeat)[:n], np.tile(music, repeat)[:n]
-    return (
-        (vocals + music).astype(np.float32),
-        {"vocals": vocals, "accompaniment": music},
-        description,
     )
 
 

@@ -3,11 +3,11 @@
 
     python benchmarks/bench_startup.py [--rounds 5] [--seconds 30] [--out /tmp/bench_startup]
 
-The song: the MIR-1K clips of ../shared/data (their two channels kept as a stereo pair) joined and
-repeated to --seconds at 44.1 kHz (a synthetic stereo song when the folder is absent). The command
-separates it with the shipped model into a fresh folder each round. Reported: the median wall
-time of each and their ratio, and the same for CPU time (user + system of the child), which a
-machine shared with other jobs disturbs less than wall time.
+The song: `benchmark_support.benchmark_input` (the MIR-1K clips of ../shared/data joined and
+repeated to --seconds, or a synthetic song when the folder is absent) at 44.1 kHz, in stereo.
+The command separates it with the shipped model into a fresh folder each round. Reported: the
+median wall time of each and their ratio, and the same for CPU time (user + system of the
+child), which a machine shared with other jobs disturbs less than wall time.
 """
 
 from __future__ import annotations
@@ -25,28 +25,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "paired_2stem"
+from benchmark_support import benchmark_input
+
 RATE = 44100
 
 
-def test_song(path: Path, seconds: float) -> Path:
-    """A stereo song of `seconds` at 44.1 kHz from the shared MIR-1K clips (or a synthetic one)."""
-    import librosa
-
-    clips = []
-    for folder in sorted(SHARED.glob("mir1k_*")) if SHARED.is_dir() else []:
-        music, rate = sf.read(folder / "music.wav", dtype="float32")
-        vocal, _ = sf.read(folder / "vocal.wav", dtype="float32")
-        # Stereo with the voice a little left of centre, as a mix would place it.
-        stereo = np.stack([music + vocal, music + 0.7 * vocal])
-        clips.append(librosa.resample(stereo, orig_sr=rate, target_sr=RATE).T)
-    if not clips:
-        t = np.arange(int(seconds * RATE)) / RATE
-        clips = [np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1) * 0.3]
-    song = np.concatenate(clips)
-    song = np.tile(song, (int(np.ceil(seconds * RATE / len(song))), 1))[: int(seconds * RATE)]
-    sf.write(path, song.astype(np.float32), RATE, subtype="FLOAT")
+def write_stereo_song(path: Path, seconds: float) -> Path:
+    """`benchmark_input`'s song at 44.1 kHz as stereo, the voice a little left of centre."""
+    _, stems, _ = benchmark_input(seconds, RATE)
+    music, vocals = stems["accompaniment"], stems["vocals"]
+    stereo = np.stack([music + vocals, music + 0.7 * vocals], axis=1)
+    sf.write(path, stereo.astype(np.float32), RATE, subtype="FLOAT")
     return path
 
 
@@ -69,7 +58,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    song = test_song(out / "song.wav", args.seconds)
+    song = write_stereo_song(out / "song.wav", args.seconds)
     separate = shutil.which("advsep-tf-separate", path=os.path.dirname(sys.executable))
     commands = {
         "import tensorflow": [sys.executable, "-c", "import tensorflow"],

@@ -1,6 +1,6 @@
-"""What several benchmarks share: a small model trained on the synthetic corpus, running a
-measurement in a fresh process (so that process-wide settings and peak memory are its own), and
-the Markdown table of the results."""
+"""What several benchmarks share: a small model trained on the synthetic corpus, a test song from
+the MIR-1K clips of ../shared/data, running a measurement in a fresh process (so that
+process-wide settings and peak memory are its own), and the Markdown table of the results."""
 
 import json
 import os
@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
+
+import numpy as np
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def synthetic_shards(
@@ -53,6 +57,39 @@ def trained_supervised_run(config, out: Path, steps: int, name: str) -> Path:
     if not (run / "model.keras").is_file():
         train(config, str(shards), str(run), steps=steps, verbose=0)
     return run
+
+
+def benchmark_input(seconds: float, rate: int) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """(mixture, {source: truth}, description) at `rate`."""
+    import soundfile as sf
+    import soxr
+
+    clips = sorted((SHARED_DATA / "paired_2stem").glob("mir1k_*")) if SHARED_DATA.is_dir() else []
+    if clips:
+        vocals, music = [], []
+        for clip in clips:
+            v, r = sf.read(clip / "vocal.wav", dtype="float32")
+            m, _ = sf.read(clip / "music.wav", dtype="float32")
+            vocals.append(soxr.resample(v, r, rate))
+            music.append(soxr.resample(m, r, rate))
+        vocals, music = np.concatenate(vocals), np.concatenate(music)
+        description = (
+            f"the {len(clips)} MIR-1K clips ({len(vocals) / rate:.1f} s) joined and repeated"
+        )
+    else:
+        from advsep_tf.data_pipelines.synthetic import generate_song
+
+        stems = generate_song(20180415, 30.0, rate, ["vocals", "accompaniment"])
+        vocals, music = stems["vocals"], stems["accompaniment"]
+        description = "a synthetic test song (../shared/data absent)"
+    n = int(seconds * rate)
+    repeat = -(-n // len(vocals))
+    vocals, music = np.tile(vocals, repeat)[:n], np.tile(music, repeat)[:n]
+    return (
+        (vocals + music).astype(np.float32),
+        {"vocals": vocals, "accompaniment": music},
+        description,
+    )
 
 
 def run_in_subprocess(code: str, args, env=None, timeout=7200) -> dict:

@@ -57,19 +57,6 @@ def mixture_and_vocals(path: str) -> tuple[np.ndarray, np.ndarray, int]:
     return clip.sum(axis=1, keepdims=True), clip[:, 1:2], rate
 
 
-def silent_windows(reference: np.ndarray, rate: int) -> np.ndarray:
-    """Per 0.25-s window: True where `reference` is 40 dB or more below its loudest window (none
-    where the reference is silent throughout: a preview without vocals has no pause)."""
-    from advsep_tf.evaluate import LEAKAGE_SILENCE_DB, LEAKAGE_WINDOW_SECONDS
-
-    window = int(round(LEAKAGE_WINDOW_SECONDS * rate))
-    frames = len(reference) // window
-    energy = np.square(reference[: frames * window]).reshape(frames, -1).sum(axis=1)
-    if energy.max() <= 0:
-        return np.zeros(frames, bool)
-    return energy <= energy.max() * 10 ** (-LEAKAGE_SILENCE_DB / 10)
-
-
 def spectrogram_db(audio: np.ndarray, rate: int) -> np.ndarray:
     import librosa
 
@@ -92,7 +79,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     from advsep_tf import Separator
-    from advsep_tf.evaluate import LEAKAGE_WINDOW_SECONDS, leakage_db
+    from advsep_tf.evaluate import LEAKAGE_WINDOW_SECONDS, leakage_db, silent_windows
     from advsep_tf.files import write_figure
 
     separator = Separator.load(args.model)
