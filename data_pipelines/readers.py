@@ -118,7 +118,8 @@ def remix(sources: tf.Tensor, phases: tf.Tensor | None = None) -> tf.Tensor:
     return tf.math.log1p(tf.sqrt(real**2 + imag**2))
 
 
-def _offset(seed, offset: int):
+def _derived_seed(seed, offset: int):
+    """Each random op its own seed, derived from the stream's (None stays None: unseeded)."""
     return None if seed is None else seed + offset
 
 
@@ -131,22 +132,16 @@ def remix_phases(sources: tf.Tensor, mode: str, seed=None) -> tf.Tensor | None:
 
 
 def random_remix(
-    example: dict, donors: list[dict], probability: float, seed=None, phases: str = "aligned"
+    example: dict, donors: list[dict], probability: float, seed=None, phase_mode: str = "aligned"
 ) -> dict:
     """With probability `probability`, stem k of `example` becomes stem k of `donors[k]` (examples
-    of other tracks) and the mixture their `remix` with `phases` (`training.remix_phases`);
+    of other tracks) and the mixture their `remix` in `phase_mode` (`training.remix_phases`);
     otherwise `example` as is.
 
     example, donors[k]: {"mixture": (F, T, 1), "sources": (F, T, K)} log1p magnitudes.
     """
     stems = tf.stack([donor["sources"][..., k] for k, donor in enumerate(donors)], axis=-1)
-    use = tf.random.uniform([], seed=seed) < probability
-    return {
-        "mixture": tf.where(
-            use, remix(stems, remix_phases(stems, phases, _offset(seed, 1))), example["mixture"]
-        ),
-        "sources": tf.where(use, stems, example["sources"]),
-    }
+    return _maybe_remixed(example, stems, probability, seed, phase_mode, _derived_seed(seed, 1))
 
 
 def synthetic_pair(
@@ -155,27 +150,29 @@ def synthetic_pair(
     probability: float,
     gain: tuple[float, float],
     seed=None,
-    phases: str = "aligned",
+    phase_mode: str = "aligned",
 ) -> dict:
     """With probability `probability`, a new example whose stem k is `stems[k]` (an unrelated solo
     excerpt, (F, T, 1) log1p) scaled by a uniform gain in `gain`, and whose mixture is their
-    `remix` with `phases` (`training.remix_phases`); otherwise `example` as is. Independent gains
+    `remix` in `phase_mode` (`training.remix_phases`); otherwise `example` as is. Independent gains
     vary the sources' balance as real mixes do; the labels stay exact.
     """
     low, high = gain
     scaled = [
-        random_gain(stem[..., 0], low, high, None if seed is None else seed + k)
-        for k, stem in enumerate(stems)
+        random_gain(stem[..., 0], low, high, _derived_seed(seed, k)) for k, stem in enumerate(stems)
     ]
     sources = tf.stack(scaled, axis=-1)
+    return _maybe_remixed(example, sources, probability, seed, phase_mode, _derived_seed(seed, 97))
+
+
+def _maybe_remixed(example: dict, stems, probability: float, seed, phase_mode: str, phase_seed):
+    """With probability `probability` (drawn with `seed`), `stems` and their `remix` in
+    `phase_mode` (phases drawn with `phase_seed`) in place of `example`'s; otherwise `example`."""
     use = tf.random.uniform([], seed=seed) < probability
+    mixture = remix(stems, remix_phases(stems, phase_mode, phase_seed))
     return {
-        "mixture": tf.where(
-            use,
-            remix(sources, remix_phases(sources, phases, _offset(seed, 97))),
-            example["mixture"],
-        ),
-        "sources": tf.where(use, sources, example["sources"]),
+        "mixture": tf.where(use, mixture, example["mixture"]),
+        "sources": tf.where(use, stems, example["sources"]),
     }
 
 
@@ -244,7 +241,7 @@ def role_examples(
         def read(path):
             pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
             # An op seed per stream: without one, TensorFlow warns that the graph seed is reused.
-            op_seed = None if seed is None else seed + 307
+            op_seed = _derived_seed(seed, 307)
             return pairs.map(
                 lambda first, second: random_offset(first, second, keys, patch_hop, op_seed)
             )
@@ -300,7 +297,7 @@ def paired_dataset(
                 role,
                 True,
                 True,
-                None if seed is None else seed + 101 + k,
+                _derived_seed(seed, 101 + k),
                 random_offsets,
             )
             for k in range(config.nb_stems)
@@ -310,7 +307,7 @@ def paired_dataset(
                 example,
                 list(donor),
                 remix_probability,
-                None if seed is None else seed + 211,
+                _derived_seed(seed, 211),
                 config.training.remix_phases,
             ),
             num_parallel_calls=AUTOTUNE,
@@ -321,7 +318,7 @@ def paired_dataset(
 
 def _solo_excerpts(shard_set, config, k: int, seed, random_offsets) -> tf.data.Dataset:
     """Shuffled, repeated (F, T, 1) excerpts of source k's solo pool (synthetic pairs' stems)."""
-    stream_seed = None if seed is None else seed + 503 + k
+    stream_seed = _derived_seed(seed, 503 + k)
     pool = f"solo/{config.sources[k]}"
     examples = role_examples(shard_set, config, pool, True, True, stream_seed, random_offsets)
     return examples.map(lambda e: e["excerpt"])
@@ -331,14 +328,14 @@ def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_
     """`dataset` with `share` of its examples replaced by `synthetic_pair`s of solo excerpts."""
     stems = []
     for k, source in enumerate(config.sources):
-        stream_seed = None if seed is None else seed + 503 + k
         if shard_set.examples(f"solo/{source}") > 0:
             stems.append(_solo_excerpts(shard_set, config, k, seed, random_offsets))
-        else:  # no solo pool for this source: a paired track's stem stands in
+        else:  # no solo pool for this source: a paired track's stem stands in, seeded alike
+            stream_seed = _derived_seed(seed, 503 + k)
             stream = role_examples(shard_set, config, role, True, True, stream_seed, random_offsets)
             stems.append(stream.map(lambda e, k=k: e["sources"][..., k : k + 1]))
     gain = tuple(config.training.synthetic_gain)
-    op_seed = None if seed is None else seed + 601
+    op_seed = _derived_seed(seed, 601)
     return tf.data.Dataset.zip((dataset, tuple(stems))).map(
         lambda example, solo: synthetic_pair(
             example, list(solo), share, gain, op_seed, config.training.remix_phases

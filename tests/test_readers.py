@@ -51,7 +51,7 @@ def test_random_remix_in_random_phase_mode_draws_new_phases():
     example = {"mixture": log1p_magnitudes((8, 4, 1), 2), "sources": log1p_magnitudes((8, 4, 2), 3)}
     donors = [example, example]
     aligned = readers.random_remix(example, donors, 1.0, seed=5)["mixture"].numpy()
-    randomised = readers.random_remix(example, donors, 1.0, seed=5, phases="random")["mixture"]
+    randomised = readers.random_remix(example, donors, 1.0, seed=5, phase_mode="random")["mixture"]
     assert np.all(randomised.numpy() <= aligned + 1e-6)
     assert np.mean(randomised.numpy() < aligned - 1e-3) > 0.5
 

@@ -23,8 +23,6 @@ def main(argv=None) -> None:
     options.add(p, "--critic-normalization", "--strategy", "--jit-compile", "--precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
-    if args.steps is not None and args.steps < 1:
-        p.error("--steps must be >= 1")
 
     from advsep_tf.config import load_config
     from advsep_tf.train import train
@@ -47,9 +45,7 @@ def main(argv=None) -> None:
         training["jit_compile"] = True
     if args.precision:
         training["precision"] = args.precision
-    if args.remix_probability is not None:
-        if not 0 <= args.remix_probability <= 1:
-            p.error("--remix-probability must be in [0, 1]")
+    if args.remix_probability is not None:  # its type keeps it in [0, 1]
         training["remix_probability"] = args.remix_probability
     if args.remix_phases:
         training["remix_phases"] = args.remix_phases
