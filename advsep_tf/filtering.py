@@ -16,6 +16,12 @@ from advsep_tf import transforms
 
 # Magnitudes this small count as silence: a silent bin's mask is split evenly.
 SILENCE = 1e-10
+# How masks continue above the model's band (`mask_mixture`'s `band_extension`). "tilt": each
+# stem's log magnitude, frame by frame, follows the straight line in log frequency fitted to the
+# band's top octave, so a stem whose spectrum falls (a voice) loses share bin by bin to one whose
+# spectrum stays flat (cymbals); "mean": every bin above the band takes the top octave's mean mask
+# of its frame (one gain per frame).
+BAND_EXTENSIONS = ("tilt", "mean")
 
 
 def ratio_masks(magnitudes: tf.Tensor, power: float = 1.0, axis: int = 0) -> tf.Tensor:
@@ -49,14 +55,16 @@ def mask_mixture(
     power: float = 1.0,
     band_top: int | None = None,
     shared_channels: bool = False,
+    band_extension: str = BAND_EXTENSIONS[0],
 ) -> tf.Tensor:
     """Stems from the mixture's STFT masked with `ratio_masks` of the stems' STFT.
 
     mixture (batch, n) and stems (batch, nb_stems, n) at one rate; returns (batch, nb_stems, n),
-    which sums to the mixture. With `band_top`, the stems are band-limited: above that bin each
-    frame takes the mean mask of the band's top octave. With `shared_channels`, the batch is the
-    channels of one recording and every channel gets the masks of the stems' magnitudes summed
-    over channels. Frame by frame, so it can run on segments (`transforms.frame_segment_layout`).
+    which sums to the mixture. With `band_top`, the stems are band-limited: above that bin the
+    masks continue as `band_extension` says (`BAND_EXTENSIONS`). With `shared_channels`, the batch
+    is the channels of one recording and every channel gets the masks of the stems' magnitudes
+    summed over channels. Frame by frame, so it can run on segments
+    (`transforms.frame_segment_layout`).
     """
     length = tf.shape(mixture)[-1]
     nb_stems = stems.shape[1]
@@ -69,14 +77,30 @@ def mask_mixture(
     magnitudes = tf.sqrt(real[:, 1:, :, :top] ** 2 + imag[:, 1:, :, :top] ** 2)
     if shared_channels:
         magnitudes = tf.reduce_sum(magnitudes, axis=0, keepdims=True)
+    if top < freqs and band_extension == "tilt":
+        magnitudes = tf.concat([magnitudes, tilt_extension(magnitudes, freqs)], axis=-1)
     masks = ratio_masks(magnitudes, power, axis=1)
-    if top < freqs:
+    if masks.shape[-1] != freqs:  # "mean"
         above = tf.reduce_mean(masks[..., top // 2 : top], axis=-1, keepdims=True)
         masks = tf.concat([masks, tf.repeat(above, freqs - top, axis=-1)], axis=-1)
     masked_real, masked_imag = masks * real[:, :1], masks * imag[:, :1]
     flat = [-1, frames, freqs]
     waveforms = stft.inverse(tf.reshape(masked_real, flat), tf.reshape(masked_imag, flat), length)
     return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+def tilt_extension(magnitudes: tf.Tensor, freqs: int) -> tf.Tensor:
+    """Magnitudes (..., top) continued to bins top..freqs-1: per frame, the least-squares line of
+    log magnitude against log frequency over the top octave (bins top/2..top-1), evaluated above.
+    A slope above zero is cut to zero: no stem grows without bound above what was heard."""
+    top = magnitudes.shape[-1]
+    x = np.log(np.arange(top // 2, top, dtype=np.float64))
+    x_above = np.log(np.arange(top, freqs, dtype=np.float64))
+    centred = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
+    y = tf.math.log(magnitudes[..., top // 2 :] + SILENCE)
+    slope = tf.minimum(tf.reduce_sum(y * centred.astype(np.float32), axis=-1, keepdims=True), 0.0)
+    at_mean = tf.reduce_mean(y, axis=-1, keepdims=True)
+    return tf.exp(at_mean + slope * (x_above - x.mean()).astype(np.float32))
 
 
 def band_masks(
@@ -86,13 +110,16 @@ def band_masks(
     rate: int,
     power: float = 1.0,
     shared_channels: bool = False,
+    band_extension: str = BAND_EXTENSIONS[0],
 ) -> tf.Tensor:
     """The model's band-limited stems at the input's `rate` -> full-band stems (`mask_mixture`
-    at `band_stft`, extended above the model's band)."""
+    at `band_stft`, extended above the model's band as `band_extension` says)."""
     spec = config.spectrogram
     stft = band_stft(config, rate)
     top = band_top_bin(config.audio.sample_rate, spec.n_fft, spec.nb_bins, rate, stft.n_fft)
-    return mask_mixture(mixture, stems, stft, power, band_top=top, shared_channels=shared_channels)
+    return mask_mixture(
+        mixture, stems, stft, power, top, shared_channels, band_extension=band_extension
+    )
 
 
 def griffin_lim(

@@ -147,6 +147,7 @@ class Separator:
         reconstruction: str = "mask",
         mask_power: float = 1.0,
         channel_masks: str = CHANNEL_MASKS[0],
+        band_extension: str = filtering.BAND_EXTENSIONS[0],
     ):
         if reconstruction not in RECONSTRUCTIONS:
             raise AdvsepError(
@@ -156,6 +157,11 @@ class Separator:
         if channel_masks not in CHANNEL_MASKS:
             raise AdvsepError(
                 f"channel_masks must be one of {', '.join(CHANNEL_MASKS)}, got '{channel_masks}'"
+            )
+        if band_extension not in filtering.BAND_EXTENSIONS:
+            raise AdvsepError(
+                f"band_extension must be one of {', '.join(filtering.BAND_EXTENSIONS)}, got "
+                f"'{band_extension}'"
             )
         # NaN or a negative power would give NaN or inverted masks; far above 10, |S|^p overflows.
         try:
@@ -169,6 +175,7 @@ class Separator:
         self.reconstruction = reconstruction
         self.mask_power = mask_power
         self.channel_masks = channel_masks
+        self.band_extension = band_extension
         spec = config.spectrogram
         quantum = transforms.inference_patch_hop(spec.nb_frames) * spec.n_hop
         shortest = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
@@ -253,10 +260,11 @@ class Separator:
         (nb_channels, nb_stems, n) full-band stems (`filtering.band_masks`)."""
         if sample_rate not in self._band_masks:
             config, power, shared = self.config, self.mask_power, self.channel_masks == "shared"
+            extension = self.band_extension
             size = self.band_layout(sample_rate).size
             graph = tf.function(
                 lambda parts: filtering.band_masks(
-                    parts[:, 0], parts[:, 1:], config, sample_rate, power, shared
+                    parts[:, 0], parts[:, 1:], config, sample_rate, power, shared, extension
                 ),
                 input_signature=[tf.TensorSpec([None, 1 + config.nb_stems, size], tf.float32)],
                 autograph=False,

@@ -352,6 +352,7 @@ def test_options_take_their_choices_and_defaults_from_the_library():
     from advsep_tf.data_pipelines import audio, shards
     from advsep_tf.data_pipelines import prepare as prepare_lib
     from advsep_tf.export import litert
+    from advsep_tf.filtering import BAND_EXTENSIONS
     from advsep_tf.separate import CHANNEL_MASKS, DEFAULT_CHUNK_PATCHES, RECONSTRUCTIONS
 
     expected = {
@@ -361,6 +362,7 @@ def test_options_take_their_choices_and_defaults_from_the_library():
         "--codec": (tuple(audio.SOUNDFILE_CODECS), "wav"),
         "--reconstruction": (RECONSTRUCTIONS, RECONSTRUCTIONS[0]),
         "--channel-masks": (CHANNEL_MASKS, CHANNEL_MASKS[0]),
+        "--band-extension": (BAND_EXTENSIONS, BAND_EXTENSIONS[0]),
         "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES),
         "--quantize": (litert.QUANTIZATIONS, "none"),
         "--on-error": (prepare_lib.ON_ERROR, "fail"),

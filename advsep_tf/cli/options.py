@@ -28,10 +28,12 @@ from advsep_tf.data_pipelines.shards import EXAMPLES_PER_SHARD
 from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
 from advsep_tf.stem_files import FILENAME_FORMAT
 
-# advsep_tf.separate imports TensorFlow, so its RECONSTRUCTIONS, CHANNEL_MASKS and
-# DEFAULT_CHUNK_PATCHES are repeated here; tests/test_cli.py fails when the two differ.
+# advsep_tf.separate and advsep_tf.filtering import TensorFlow, so their RECONSTRUCTIONS,
+# CHANNEL_MASKS, BAND_EXTENSIONS and DEFAULT_CHUNK_PATCHES are repeated here; tests/test_cli.py
+# fails when they differ.
 RECONSTRUCTIONS = ("mask", "direct")
 CHANNEL_MASKS = ("shared", "independent")
+BAND_EXTENSIONS = ("tilt", "mean")
 DEFAULT_CHUNK_PATCHES = 16
 CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
 EXPORT_FORMATS = ("saved_model", "litert")
@@ -264,6 +266,11 @@ OPTIONS: dict[str, dict] = {
         "with 'mask': 'shared' (default) masks every channel alike, from the estimates of "
         "all channels; "
         "'independent' masks each channel on its own (for a voice panned hard to one side)",
+    ),
+    "--band-extension": one_of(
+        BAND_EXTENSIONS,
+        "with 'mask', above the model's band: 'tilt' (default) continues each source's spectral "
+        "slope bin by bin; 'mean' gives every bin its frame's mean mask",
     ),
     "--chunk-patches": dict(
         type=number(int, 1),

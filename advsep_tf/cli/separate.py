@@ -38,7 +38,8 @@ def main(argv=None) -> None:
         help="audio files (wav, flac, ogg, mp3, m4a, ...); '-' reads standard input (needs ffmpeg)",
     )
     options.add(p, "--model", "--out", "--stem", "--filename-format", "--codec")
-    options.add(p, "--reconstruction", "--mask-power", "--channel-masks", "--chunk-patches")
+    options.add(p, "--reconstruction", "--mask-power", "--channel-masks", "--band-extension")
+    options.add(p, "--chunk-patches")
     options.add(p, "--name", "--allow-truncated", "--overwrite", "--no-progress", "--quiet-terms")
     args = p.parse_args(argv)
     # The user waits from here: start-up (TensorFlow, the model, the graph) counts in the summary.
@@ -83,6 +84,7 @@ def main(argv=None) -> None:
             reconstruction=args.reconstruction,
             mask_power=args.mask_power,
             channel_masks=args.channel_masks,
+            band_extension=args.band_extension,
         )
 
     if to_stdout:

@@ -22,10 +22,23 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 START, CONTROL = "starting model (MUSDB18 only)", "teacher only (control)"
 CRITIC, SYNTHETIC = "adapted (teacher + vocal critic)", "adapted (teacher + synthetic pairs)"
-ADAPTATIONS = {  # label: (run folder, advsep-tf-train options)
-    CRITIC: ("adapted", ["--mode", "adversarial", "--critics", "vocals"]),
-    SYNTHETIC: ("synthetic", ["--mode", "supervised", "--synthetic-pairs", "0.5"]),
-    CONTROL: ("teacher_only", ["--mode", "supervised"]),
+POOL = "adapted (synthetic pairs over the instrumental pool)"
+POOL_ONLY = "adapted (synthetic pairs over the instrumental pool only)"
+# label: (run folder, target shards, advsep-tf-train options)
+ADAPTATIONS = {
+    CRITIC: ("adapted", "shards_target", ["--mode", "adversarial", "--critics", "vocals"]),
+    SYNTHETIC: ("synthetic", "shards_target", ["--mode", "supervised", "--synthetic-pairs", "0.5"]),
+    POOL: (
+        "synthetic_pool",
+        "shards_target_pool",
+        ["--mode", "supervised", "--synthetic-pairs", "0.5", "--remix-phases", "random"],
+    ),
+    POOL_ONLY: (
+        "synthetic_pool_only",
+        "shards_target_pool",
+        ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"],
+    ),
+    CONTROL: ("teacher_only", "shards_target", ["--mode", "supervised"]),
 }
 
 
@@ -64,7 +77,7 @@ def train_seed(tool, args, seed: int) -> dict[str, str]:
         source,
     )
     runs = {START: source}
-    for label, (folder, options) in ADAPTATIONS.items():
+    for label, (folder, shards, options) in ADAPTATIONS.items():
         if folder not in args.methods:
             continue
         run_dir = os.path.join(out, folder)
@@ -74,7 +87,7 @@ def train_seed(tool, args, seed: int) -> dict[str, str]:
                 "--config",
                 args.config,
                 "--shards",
-                os.path.join(args.out, "shards_target"),
+                os.path.join(args.out, shards),
                 "--out",
                 run_dir,
                 "--init",
@@ -102,16 +115,32 @@ def main(argv=None):
     p.add_argument(
         "--methods",
         default="adapted,synthetic,teacher_only",
-        help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, teacher_only",
+        help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, "
+        "synthetic_pool, synthetic_pool_only (these two need --accompaniment-pool), teacher_only",
+    )
+    p.add_argument(
+        "--accompaniment-pool",
+        metavar="DIR",
+        help="solo accompaniment recordings (the instrumental corpus's accompaniment/ folder) for "
+        "the synthetic_pool methods",
     )
     args = p.parse_args(argv)
     args.methods = args.methods.split(",")
+    unknown = set(args.methods) - {folder for folder, _, _ in ADAPTATIONS.values()}
+    if unknown:
+        p.error(f"--methods: unknown {', '.join(sorted(unknown))}")
+    pooled = [m for m in args.methods if m.startswith("synthetic_pool")]
+    if pooled and not args.accompaniment_pool:
+        p.error(f"--methods {','.join(pooled)} need --accompaniment-pool DIR")
     seeds = [int(s) for s in args.seeds.split(",")]
     bin_dir = os.path.dirname(sys.executable)
     tool = lambda name: os.path.join(bin_dir, name)  # noqa: E731
     data = ["--dataset", f"mir1k={args.real}/mir1k", "--dataset", f"musdb18={args.real}/musdb18_7"]
     out = args.out
-    for name in ("source", "target"):
+    pool = ["--dataset", f"solo/accompaniment={args.accompaniment_pool}"]
+    shard_sets = [("source", "source", []), ("target", "target", [])]
+    shard_sets += [("target_pool", "target", pool)] if pooled else []
+    for name, split, extra in shard_sets:
         shards = os.path.join(out, f"shards_{name}")
         run(
             [
@@ -119,8 +148,9 @@ def main(argv=None):
                 "--config",
                 args.config,
                 *data,
+                *extra,
                 "--split",
-                os.path.join(HERE, f"split_adapt_{name}.yaml"),
+                os.path.join(HERE, f"split_adapt_{split}.yaml"),
                 "--out",
                 shards,
                 "--no-progress",
@@ -181,7 +211,7 @@ def main(argv=None):
         "|---|---|---|---|",
     ]
     ran = set(next(iter(runs_by_seed.values())))
-    for adapted in [a for a in (CRITIC, SYNTHETIC) if a in ran]:
+    for adapted in [a for a in (CRITIC, SYNTHETIC, POOL, POOL_ONLY) if a in ran]:
         for minus in [m for m in (START, CONTROL) if m in ran]:
             cells = []
             for source in ("vocals", "accompaniment"):

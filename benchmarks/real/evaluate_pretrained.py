@@ -152,6 +152,7 @@ def main(argv=None):
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
     from advsep_tf.experiment import write_test_references
     from advsep_tf.files import write_atomically
+    from advsep_tf.filtering import BAND_EXTENSIONS
     from advsep_tf.separate import CHANNEL_MASKS, Separator
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,6 +168,12 @@ def main(argv=None):
         "--channel-masks", default=CHANNEL_MASKS[0], choices=CHANNEL_MASKS, help="the separator's"
     )
     p.add_argument(
+        "--band-extension",
+        default=BAND_EXTENSIONS[0],
+        choices=BAND_EXTENSIONS,
+        help="the separator's mask extension above its band",
+    )
+    p.add_argument(
         "--role", default="test", choices=("test", "valid"), help="the split's role to score"
     )
     p.add_argument(
@@ -178,7 +185,10 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     separator = Separator.load(
-        args.model, mask_power=args.mask_power, channel_masks=args.channel_masks
+        args.model,
+        mask_power=args.mask_power,
+        channel_masks=args.channel_masks,
+        band_extension=args.band_extension,
     )
     config = separator.config
     sets = {}
@@ -252,6 +262,7 @@ def main(argv=None):
                 "role": args.role,
                 "mask_power": args.mask_power,
                 "channel_masks": args.channel_masks,
+                "band_extension": args.band_extension,
                 "mir1k_rate": args.mir1k_rate,
                 "sets": numbers,
                 "table": table,
