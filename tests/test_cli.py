@@ -400,6 +400,31 @@ def test_parsing_the_command_line_imports_no_tensorflow():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("--synthetic-pairs", "1.5", "in [0, 1]"),
+        ("--synthetic-pairs", "-0.1", "in [0, 1]"),
+        ("--pseudo-labels", "-1", ">= 0"),
+        ("--pseudo-labels", "nan", ">= 0"),
+    ],
+)
+def test_training_shares_and_weights_are_refused_before_tensorflow_loads(option, value, expected):
+    code = (
+        "import sys\n"
+        "from advsep_tf.cli import train\n"
+        "try:\n"
+        f"    train.main(['--config', 'tiny', '--shards', 's', '--out', 'o', '{option}', '{value}'])\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "2 []"
+    assert f"{option}: expected a finite number {expected}, got '{value}'" in result.stderr
+
+
 def test_the_commands_import_tensorflow_without_kerass_optional_integrations():
     # A fresh interpreter, as a command starts: TensorFlow (and Keras) are imported without
     # scikit-learn and matplotlib, which stay importable afterwards for whoever needs them.

@@ -171,13 +171,13 @@ OPTIONS: dict[str, dict] = {
         "--init model (training.teacher_targets); adapts a trained model to new music",
     ),
     "--synthetic-pairs": dict(
-        type=float,
+        type=number(float, 0, 1),
         metavar="SHARE",
         help="replace this share of paired examples by mixtures of solo excerpts from the "
         "solo/<source> pools (training.synthetic_pairs; 0.5 measured best)",
     ),
     "--pseudo-labels": dict(
-        type=float,
+        type=number(float, 0),
         metavar="WEIGHT",
         help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
         "with this weight (training.pseudo_label_weight)",

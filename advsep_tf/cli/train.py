@@ -58,12 +58,8 @@ def main(argv=None) -> None:
             p.error("--teacher learns from the model given with --init")
         training["teacher_targets"] = True
     if args.synthetic_pairs is not None:
-        if not 0 <= args.synthetic_pairs <= 1:
-            p.error("--synthetic-pairs must be in [0, 1]")
         training["synthetic_pairs"] = args.synthetic_pairs
     if args.pseudo_labels is not None:
-        if not args.pseudo_labels >= 0:
-            p.error("--pseudo-labels must be >= 0")
         if not (args.teacher_model or args.init):
             p.error("--pseudo-labels needs a teacher: --teacher-model (or --init)")
         training["pseudo_label_weight"] = args.pseudo_labels
