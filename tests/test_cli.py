@@ -410,11 +410,12 @@ def test_parsing_the_command_line_imports_no_tensorflow():
     ],
 )
 def test_training_shares_and_weights_are_refused_before_tensorflow_loads(option, value, expected):
+    argv = ["--config", "tiny", "--shards", "s", "--out", "o", option, value]
     code = (
         "import sys\n"
         "from advsep_tf.cli import train\n"
         "try:\n"
-        f"    train.main(['--config', 'tiny', '--shards', 's', '--out', 'o', '{option}', '{value}'])\n"
+        f"    train.main({argv!r})\n"
         "except SystemExit as e:\n"
         "    print(e.code, sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))\n"
     )
