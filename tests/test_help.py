@@ -68,3 +68,16 @@ def test_help_names_mir1k_pretrained_and_one_demo_time(monkeypatch):
     assert "about 1 minute" in readme
     docs_cli = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     assert "| `mir1k` |" in docs_cli
+
+
+def test_every_command_specific_option_is_one_its_command_adds(monkeypatch):
+    """options.COMMAND_OPTIONS changes an option for one command; a key naming an option the
+    command does not add (a typo, an option moved away) would change nothing, silently."""
+    from advsep_tf.cli import options
+
+    for name, differences in options.COMMAND_OPTIONS.items():
+        assert name in COMMANDS, f"COMMAND_OPTIONS names no command: {name}"
+        parser = build_parser(COMMANDS[name], monkeypatch)
+        added = {s for action in parser._actions for s in action.option_strings}
+        stray = sorted(set(differences) - added)
+        assert not stray, f"{name}: COMMAND_OPTIONS changes options it does not add: {stray}"
