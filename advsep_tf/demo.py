@@ -18,7 +18,9 @@ from advsep_tf.experiment import DEFAULT_SCALE, CorpusScale, run_experiment
 DEMO_RUNS = {
     "baseline": {"mode": "supervised"},
     "adversarial": {"mode": "adversarial", "critics": []},
-    "synthetic": {"mode": "supervised", "synthetic_pairs": 0.5},
+    # Random phases: a remix of magnitudes then adds powers, as unrelated recordings do; on real
+    # music this lifted synthetic pairs by +0.36 dB vocals SDR over aligned phases (docs/results.md).
+    "synthetic": {"mode": "supervised", "synthetic_pairs": 0.5, "remix_phases": "random"},
 }
 FULL_STEPS = 1000
 QUICK_SCALE = CorpusScale(nb_train=2, nb_valid=1, nb_test=2, nb_unpaired=4, duration=6.0)

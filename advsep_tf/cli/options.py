@@ -33,7 +33,7 @@ from advsep_tf.stem_files import FILENAME_FORMAT
 # fails when they differ.
 RECONSTRUCTIONS = ("mask", "direct")
 CHANNEL_MASKS = ("shared", "independent")
-BAND_EXTENSIONS = ("tilt", "mean")
+BAND_EXTENSIONS = ("mean", "tilt")
 DEFAULT_CHUNK_PATCHES = 16
 CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
 EXPORT_FORMATS = ("saved_model", "litert")
@@ -269,8 +269,8 @@ OPTIONS: dict[str, dict] = {
     ),
     "--band-extension": one_of(
         BAND_EXTENSIONS,
-        "with 'mask', above the model's band: 'tilt' (default) continues each source's spectral "
-        "slope bin by bin; 'mean' gives every bin its frame's mean mask",
+        "with 'mask', above the model's band: 'mean' (default) gives every bin its frame's mean "
+        "mask; 'tilt' continues each source's spectral slope bin by bin",
     ),
     "--chunk-patches": dict(
         type=number(int, 1),

@@ -1,14 +1,18 @@
 """Does adaptation without paired data help? A model trained without MIR-1K (MUSDB18 previews
 only) is adapted to MIR-1K from its mixtures and solo vocals alone (`--init --teacher`), and
-scored on MIR-1K singers it never heard in any form. Two adaptations: the paper's (a vocal critic)
-and synthetic pairs (the solo vocals mixed over the teacher's accompaniment estimates of the
-mixtures, `--synthetic-pairs`); beside them a control adapted with the teacher alone and the
-starting model.
+scored on MIR-1K singers it never heard in any form. The adaptations: the paper's (a vocal
+critic); synthetic pairs (the solo vocals mixed over the teacher's accompaniment estimates of the
+mixtures, `--synthetic-pairs`); and, with `--accompaniment-pool DIR` (hours of instrumental music,
+such as the Debian game-music corpus of `data_pipelines/instrumental_corpus.py`), synthetic pairs
+of the solo vocals over that pool, with random phases: half of each batch (`synthetic_pool`) or
+all of it (`synthetic_pool_only`), both stems exact. Beside them a control adapted with the
+teacher alone and the starting model.
 
     python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds
-    1,2,3]
+    1,2,3] [--config real-small] [--methods adapted,synthetic,teacher_only]
+    [--accompaniment-pool DIR]
 
-Each seed trains its own starting model and both adaptations (`--seed`); the report gives each
+Each seed trains its own starting model and the adaptations (`--seed`); the report gives each
 seed's scores, then the adapted model minus the starting model and minus the control, paired by
 seed (mean and 95% interval over seeds). Every step is an advsep-tf command (printed as it runs);
 finished steps are skipped on a rerun.
