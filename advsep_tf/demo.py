@@ -19,7 +19,8 @@ DEMO_RUNS = {
     "baseline": {"mode": "supervised"},
     "adversarial": {"mode": "adversarial", "critics": []},
     # Random phases: a remix of magnitudes then adds powers, as unrelated recordings do; on real
-    # music this lifted synthetic pairs by +0.36 dB vocals SDR over aligned phases (docs/results.md).
+    # music this lifted synthetic pairs by +0.36 dB vocals SDR over aligned phases
+    # (docs/results.md).
     "synthetic": {"mode": "supervised", "synthetic_pairs": 0.5, "remix_phases": "random"},
 }
 FULL_STEPS = 1000

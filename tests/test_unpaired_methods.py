@@ -309,3 +309,45 @@ def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_othe
     )
     np.testing.assert_allclose(targets[..., 1], labels[..., 1], rtol=1e-6)
     np.testing.assert_allclose(mixture, readers.remix(targets), rtol=1e-5, atol=1e-6)
+
+
+def test_adaptation_over_an_accompaniment_pool_labels_both_stems_exactly_with_random_phases(
+    tiny_config, tiny_shards
+):
+    """The measured-best adaptation (adapt.py's synthetic_pool_only): solo vocals over solo
+    accompaniment, every example, random phases. Both labels are the solo excerpts, none the
+    teacher's, and the mixture adds the stems' powers on average rather than their magnitudes."""
+    from advsep_tf.data_pipelines.shards import ShardSet
+    from advsep_tf.model import AdversarialSeparator
+
+    config = tiny_config.replace(
+        training={
+            "mode": "supervised",
+            "teacher_targets": True,
+            "synthetic_pairs": 1.0,
+            "synthetic_gain": [1.0, 1.0],
+            "remix_phases": "random",
+        }
+    )
+    batch = next(
+        iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config))
+    )
+    model = AdversarialSeparator(config)
+    labels = tf.random.uniform(batch[readers.PAIRED_MIXTURE].shape[:3] + (2,))
+    mixture, targets = model._with_solo_excerpts(batch, batch[readers.PAIRED_MIXTURE], labels)
+    for k, source in enumerate(config.sources):
+        np.testing.assert_allclose(
+            targets[..., k], batch[f"synthetic_{source}"][..., 0], rtol=1e-5, atol=1e-6
+        )
+    magnitudes = tf.math.expm1(targets)
+    mixed = tf.math.expm1(mixture[..., 0])
+    aligned = tf.reduce_sum(magnitudes, axis=-1)
+    powers = tf.sqrt(tf.reduce_sum(magnitudes**2, axis=-1))
+    both = tf.reduce_min(magnitudes, axis=-1) > 0.1 * tf.reduce_max(magnitudes, axis=-1)
+    assert float(tf.reduce_mean(tf.boolean_mask(mixed, both))) < 0.95 * float(
+        tf.reduce_mean(tf.boolean_mask(aligned, both))
+    )
+    ratio = tf.reduce_mean(tf.boolean_mask(mixed**2, both)) / tf.reduce_mean(
+        tf.boolean_mask(powers**2, both)
+    )
+    assert 0.7 < float(ratio) < 1.3
