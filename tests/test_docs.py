@@ -106,6 +106,7 @@ def inputs(tmp_path_factory, tiny_corpus, tiny_shards, tiny_run) -> Path:
             shutil.copytree(track, root / "my_tracks" / track.name)
     shutil.copytree(tiny_corpus / "mixtures", root / "my_songs")
     shutil.copytree(tiny_corpus / "solo" / "vocals", root / "my_vocal_takes")
+    shutil.copytree(tiny_corpus / "solo" / "accompaniment", root / "instrumentals")
     shutil.copytree(tiny_corpus, root / "corpus")
     shutil.copytree(tiny_shards, root / "shards")
     shutil.copytree(tiny_run, root / "runs" / "va")
@@ -138,6 +139,7 @@ def test_code_blocks_run(doc, inputs, tmp_path):
         "my_tracks",
         "my_songs",
         "my_vocal_takes",
+        "instrumentals",
         "corpus",
         *MADE_ELSEWHERE.get(doc, []),
     ):
