@@ -78,16 +78,29 @@ def mask_mixture(
     magnitudes = tf.sqrt(real[:, 1:, :, :top] ** 2 + imag[:, 1:, :, :top] ** 2)
     if shared_channels:
         magnitudes = tf.reduce_sum(magnitudes, axis=0, keepdims=True)
-    if top < freqs and band_extension == "tilt":
-        magnitudes = tf.concat([magnitudes, tilt_extension(magnitudes, freqs)], axis=-1)
-    masks = ratio_masks(magnitudes, power, axis=1)
-    if masks.shape[-1] != freqs:  # "mean"
-        above = tf.reduce_mean(masks[..., top // 2 : top], axis=-1, keepdims=True)
-        masks = tf.concat([masks, tf.repeat(above, freqs - top, axis=-1)], axis=-1)
+    masks = band_limited_masks(magnitudes, freqs, power, band_extension)
     masked_real, masked_imag = masks * real[:, :1], masks * imag[:, :1]
     flat = [-1, frames, freqs]
     waveforms = stft.inverse(tf.reshape(masked_real, flat), tf.reshape(masked_imag, flat), length)
     return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+def band_limited_masks(
+    magnitudes: tf.Tensor,
+    freqs: int,
+    power: float = 1.0,
+    band_extension: str = BAND_EXTENSIONS[0],
+) -> tf.Tensor:
+    """`ratio_masks` of stem magnitudes (batch, nb_stems, frames, top) known up to bin top,
+    continued to `freqs` bins as `band_extension` says (`BAND_EXTENSIONS`)."""
+    top = magnitudes.shape[-1]
+    if top < freqs and band_extension == "tilt":
+        magnitudes = tf.concat([magnitudes, tilt_extension(magnitudes, freqs)], axis=-1)
+    masks = ratio_masks(magnitudes, power, axis=1)
+    if masks.shape[-1] < freqs:  # "mean"
+        above = tf.reduce_mean(masks[..., top // 2 : top], axis=-1, keepdims=True)
+        masks = tf.concat([masks, tf.repeat(above, freqs - top, axis=-1)], axis=-1)
+    return masks
 
 
 def tilt_extension(magnitudes: tf.Tensor, freqs: int) -> tf.Tensor:

@@ -38,13 +38,8 @@ def test_masks_above_the_band_follow_the_extension(extension):
     voice, flat = _power_law(-3.0, top), np.ones((1, 3, top), np.float32)
     voice *= np.sum(flat[..., top // 2 :]) / np.sum(voice[..., top // 2 :])
     stems = tf.constant(np.stack([voice, flat], axis=1))  # (1, 2, frames, top)
-    magnitudes = stems
-    if extension == "tilt":
-        magnitudes = tf.concat([stems, filtering.tilt_extension(stems, freqs)], axis=-1)
-    masks = filtering.ratio_masks(magnitudes, axis=1).numpy()
-    if extension == "mean":
-        above = masks[..., top // 2 :].mean(axis=-1, keepdims=True)
-        masks = np.concatenate([masks, np.repeat(above, freqs - top, axis=-1)], axis=-1)
+    masks = filtering.band_limited_masks(stems, freqs, band_extension=extension).numpy()
+    assert masks.shape[-1] == freqs
     voice_share = masks[0, 0, 0, top:]
     np.testing.assert_allclose(masks.sum(axis=1), 1.0, atol=1e-6)
     if extension == "tilt":

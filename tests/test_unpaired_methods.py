@@ -281,11 +281,10 @@ def test_the_seed_table_gives_each_models_share_of_the_ceilings_gain():
     assert "| synthetic | 50% | 25% |" in table
 
 
-def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_other_sources(
-    tiny_config, tiny_shards
-):
+def _adaptation_batch(tiny_config, tiny_shards, **training):
+    """An adaptation config (teacher targets, every example a synthetic pair at unit gain, plus
+    `training`) and one training batch of the tiny shards read with it."""
     from advsep_tf.data_pipelines.shards import ShardSet
-    from advsep_tf.model import AdversarialSeparator
 
     config = tiny_config.replace(
         training={
@@ -293,11 +292,19 @@ def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_othe
             "teacher_targets": True,
             "synthetic_pairs": 1.0,
             "synthetic_gain": [1.0, 1.0],
+            **training,
         }
     )
-    batch = next(
-        iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config))
-    )
+    shard_set = ShardSet.open(str(tiny_shards), expected=config)
+    return config, next(iter(readers.training_dataset(shard_set, config)))
+
+
+def test_adaptation_makes_synthetic_pairs_of_solo_excerpts_and_the_teachers_other_sources(
+    tiny_config, tiny_shards
+):
+    from advsep_tf.model import AdversarialSeparator
+
+    config, batch = _adaptation_batch(tiny_config, tiny_shards)
     assert set(batch) == {readers.PAIRED_MIXTURE, "synthetic_vocals", "synthetic_accompaniment"}
     # Only the vocals have a real solo excerpt in this test: the accompaniment stays the teacher's.
     del batch["synthetic_accompaniment"]
@@ -317,27 +324,15 @@ def test_adaptation_over_an_accompaniment_pool_labels_both_stems_exactly_with_ra
     """The measured-best adaptation (adapt.py's synthetic_pool_only): solo vocals over solo
     accompaniment, every example, random phases. Both labels are the solo excerpts, none the
     teacher's, and the mixture adds the stems' powers on average rather than their magnitudes."""
-    from advsep_tf.data_pipelines.shards import ShardSet
     from advsep_tf.model import AdversarialSeparator
 
-    config = tiny_config.replace(
-        training={
-            "mode": "supervised",
-            "teacher_targets": True,
-            "synthetic_pairs": 1.0,
-            "synthetic_gain": [1.0, 1.0],
-            "remix_phases": "random",
-        }
-    )
-    batch = next(
-        iter(readers.training_dataset(ShardSet.open(str(tiny_shards), expected=config), config))
-    )
+    config, batch = _adaptation_batch(tiny_config, tiny_shards, remix_phases="random")
     model = AdversarialSeparator(config)
     labels = tf.random.uniform(batch[readers.PAIRED_MIXTURE].shape[:3] + (2,))
     mixture, targets = model._with_solo_excerpts(batch, batch[readers.PAIRED_MIXTURE], labels)
     for k, source in enumerate(config.sources):
         np.testing.assert_allclose(
-            targets[..., k], batch[f"synthetic_{source}"][..., 0], rtol=1e-5, atol=1e-6
+            targets[..., k], batch[readers.synthetic_key(source)][..., 0], rtol=1e-5, atol=1e-6
         )
     magnitudes = tf.math.expm1(targets)
     mixed = tf.math.expm1(mixture[..., 0])

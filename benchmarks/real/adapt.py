@@ -28,18 +28,20 @@ START, CONTROL = "starting model (MUSDB18 only)", "teacher only (control)"
 CRITIC, SYNTHETIC = "adapted (teacher + vocal critic)", "adapted (teacher + synthetic pairs)"
 POOL = "adapted (synthetic pairs over the instrumental pool)"
 POOL_ONLY = "adapted (synthetic pairs over the instrumental pool only)"
+# The target's shards with the instrumental pool as solo accompaniment (--accompaniment-pool).
+POOL_SHARDS = "shards_target_pool"
 # label: (run folder, target shards, advsep-tf-train options)
 ADAPTATIONS = {
     CRITIC: ("adapted", "shards_target", ["--mode", "adversarial", "--critics", "vocals"]),
     SYNTHETIC: ("synthetic", "shards_target", ["--mode", "supervised", "--synthetic-pairs", "0.5"]),
     POOL: (
         "synthetic_pool",
-        "shards_target_pool",
+        POOL_SHARDS,
         ["--mode", "supervised", "--synthetic-pairs", "0.5", "--remix-phases", "random"],
     ),
     POOL_ONLY: (
         "synthetic_pool_only",
-        "shards_target_pool",
+        POOL_SHARDS,
         ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"],
     ),
     CONTROL: ("teacher_only", "shards_target", ["--mode", "supervised"]),
@@ -137,7 +139,11 @@ def main(argv=None):
     unknown = set(args.methods) - {folder for folder, _, _ in ADAPTATIONS.values()}
     if unknown:
         p.error(f"--methods: unknown {', '.join(sorted(unknown))}")
-    pooled = [m for m in args.methods if m.startswith("synthetic_pool")]
+    pooled = [
+        folder
+        for folder, shards, _ in ADAPTATIONS.values()
+        if folder in args.methods and shards == POOL_SHARDS
+    ]
     if pooled and not args.accompaniment_pool:
         p.error(f"--methods {','.join(pooled)} need --accompaniment-pool DIR")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -146,10 +152,10 @@ def main(argv=None):
     data = ["--dataset", f"mir1k={args.real}/mir1k", "--dataset", f"musdb18={args.real}/musdb18_7"]
     out = args.out
     pool = ["--dataset", f"solo/accompaniment={args.accompaniment_pool}"]
-    shard_sets = [("source", "source", []), ("target", "target", [])]
-    shard_sets += [("target_pool", "target", pool)] if pooled else []
+    shard_sets = [("shards_source", "source", []), ("shards_target", "target", [])]
+    shard_sets += [(POOL_SHARDS, "target", pool)] if pooled else []
     for name, split, extra in shard_sets:
-        shards = os.path.join(out, f"shards_{name}")
+        shards = os.path.join(out, name)
         run(
             [
                 tool("advsep-tf-prepare"),
@@ -219,7 +225,7 @@ def main(argv=None):
         "|---|---|---|---|",
     ]
     ran = set(next(iter(runs_by_seed.values())))
-    for adapted in [a for a in (CRITIC, SYNTHETIC, POOL, POOL_ONLY) if a in ran]:
+    for adapted in [a for a in ADAPTATIONS if a != CONTROL and a in ran]:
         for minus in [m for m in (START, CONTROL) if m in ran]:
             cells = []
             for source in ("vocals", "accompaniment"):
