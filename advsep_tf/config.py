@@ -141,6 +141,11 @@ class TrainingConfig:
     # linear magnitudes above pseudo_label_max_error) is not trusted and gets no weight.
     pseudo_label_weight: float = 0.0
     pseudo_label_max_error: float = 0.35
+    # An exponential moving average of the separator's weights with this decay (0: off; 0.999
+    # averages over about the last 1000 steps), as Demucs trains: validation, early stopping and
+    # the run's model.keras use the averaged weights, which wander less than the last step's. It
+    # matters most where the training data differ from the music the model will meet (adaptation).
+    ema_decay: float = 0.0
 
 
 def _default_derived() -> dict[str, list[str]]:
@@ -322,6 +327,8 @@ class Config:
             problems.append(
                 f"training.synthetic_pairs must be in [0, 1], got {self.training.synthetic_pairs}"
             )
+        if not 0 <= self.training.ema_decay < 1:
+            problems.append(f"training.ema_decay must be in [0, 1), got {self.training.ema_decay}")
         low_high = self.training.synthetic_gain
         if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
             problems.append("training.synthetic_gain must be [low, high] with 0 < low <= high")

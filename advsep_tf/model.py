@@ -13,6 +13,7 @@ its layout (keys and shapes) is documented, and its keys named, there.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -61,6 +62,19 @@ class AdversarialSeparator(keras.Model):
                 f"{len(critics)} critics given for critic sources {self.critic_sources}"
             )
         self.critics = list(critics)
+        # training.ema_decay: one average per separator weight, saved with the model (a resumed
+        # run continues its average); `averaged_weights` swaps them in.
+        self.weight_averages = [
+            self.add_weight(
+                shape=v.shape,
+                initializer="zeros",
+                trainable=False,
+                name=f"average_{i}",
+                aggregation="only_first_replica",
+            )
+            for i, v in enumerate(self.separator.trainable_variables)
+            if cfg.training.ema_decay > 0
+        ]
         self.seed_generator = keras.random.SeedGenerator(cfg.training.seed)
         self.critic_optimizer = None
         self._teacher = _Frozen(None)
@@ -353,6 +367,11 @@ class AdversarialSeparator(keras.Model):
                 total = total + cfg.loss.alpha * adversarial + cfg.loss.beta * additive
             scaled = self.optimizer.scale_loss(self._per_replica(total))
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        if self.weight_averages:
+            # The first step of a run (warm starts too) starts the average at the weights.
+            decay = tf.where(self.optimizer.iterations > 1, cfg.training.ema_decay, 0.0)
+            for average, variable in zip(self.weight_averages, variables):
+                average.assign(decay * average + (1.0 - decay) * variable)
 
         self.supervised_loss_tracker.update_state(supervised)
         self.total_loss_tracker.update_state(total)
@@ -363,6 +382,23 @@ class AdversarialSeparator(keras.Model):
             self.adversarial_loss_tracker.update_state(adversarial)
             self.additive_loss_tracker.update_state(additive)
         return self._logs(self.metrics)
+
+    def swap_averaged_weights(self) -> None:
+        """Exchange the separator's weights with their moving averages (training.ema_decay; no-op
+        without): a second call swaps them back."""
+        for average, variable in zip(self.weight_averages, self.separator.trainable_variables):
+            trained = variable.numpy()
+            variable.assign(average.numpy())
+            average.assign(trained)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """The separator holds its averaged weights inside the block (as saved and validated)."""
+        self.swap_averaged_weights()
+        try:
+            yield self
+        finally:
+            self.swap_averaged_weights()
 
     def test_step(self, data):
         estimates = self._separate(data[PAIRED_MIXTURE], training=False)

@@ -214,7 +214,8 @@ def verified_model_file(run_dir: str, model=None) -> str:
     if problem and model is not None:
         if os.path.lexists(path):
             warn(f"{problem}; replaced by the model as it is now (the last epoch's weights)")
-        save_model_atomically(model, path)
+        with model.averaged_weights():
+            save_model_atomically(model, path)
         problem = model_file_problem(path)
     if problem:
         raise AdvsepError(problem)
@@ -224,7 +225,9 @@ def verified_model_file(run_dir: str, model=None) -> str:
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Saves the model to `path` at each epoch's end when `monitor` improved (always, without
     `save_best_only`), atomically: Keras's ModelCheckpoint writes in place, so a kill during its
-    save leaves an empty or truncated file. `best` is the best value so far (None before any)."""
+    save leaves an empty or truncated file. `best` is the best value so far (None before any).
+    With training.ema_decay the file holds the averaged weights, which validation scored
+    (`ValidateAveragedWeights`)."""
 
     def __init__(self, path: str, monitor: str, save_best_only: bool):
         super().__init__()
@@ -237,7 +240,19 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             if self.best is not None and not current < self.best:
                 return
             self.best = float(current)
-        save_model_atomically(self.model, self.path)
+        with self.model.averaged_weights():
+            save_model_atomically(self.model, self.path)
+
+
+class ValidateAveragedWeights(keras.callbacks.Callback):
+    """Validation (and so early stopping) scores the separator's averaged weights
+    (training.ema_decay), the ones the run saves; training goes on from its own."""
+
+    def on_test_begin(self, logs=None):
+        self.model.swap_averaged_weights()
+
+    def on_test_end(self, logs=None):
+        self.model.swap_averaged_weights()
 
 
 # -- checkpoints ----------------------------------------------------------------------------------

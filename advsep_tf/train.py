@@ -176,6 +176,8 @@ def train(
     extra_callbacks = list(callbacks or [])
     callbacks = [cb for cb in (early_stopping, best_model if chief else None) if cb is not None]
     callbacks += [checkpoint, keras.callbacks.TerminateOnNaN()] + extra_callbacks
+    if model.weight_averages and has_validation:
+        callbacks.append(runs.ValidateAveragedWeights())
     if chief:
         callbacks += [
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),

@@ -1,4 +1,5 @@
 import keras
+import pytest
 import numpy as np
 import tensorflow as tf
 
@@ -183,3 +184,49 @@ def test_the_private_keras_hook_the_model_overrides_is_still_there_and_still_nee
     model._maybe_symbolic_build(iterator=NoBatches())  # ours: built already, no batch needed
     with pytest.raises(AssertionError, match="a batch was pulled"):
         keras.Model._maybe_symbolic_build(model, iterator=NoBatches())  # Keras's pulls one
+
+
+def test_weight_average_is_what_validation_scores_and_the_run_saves(
+    tiny_config, tiny_shards, tmp_path
+):
+    from advsep_tf.runs import BestModelCheckpoint, ValidateAveragedWeights, load_run_model
+
+    decay = 0.75
+    config = tiny_config.replace(training={"mode": "supervised", "ema_decay": decay})
+    shard_set = ShardSet.open(str(tiny_shards), expected=config)
+    batches = iter(training_dataset(shard_set, config))
+    model = AdversarialSeparator(config)
+    model.compile(separator_optimizer=keras.optimizers.Adam(1e-2))
+
+    model.train_step(next(batches))
+    first = model.separator.get_weights()
+    np.testing.assert_array_equal(first[0], model.weight_averages[0].numpy())
+    model.train_step(next(batches))
+    last = model.separator.get_weights()
+    expected = [decay * a + (1 - decay) * b for a, b in zip(first, last)]
+    assert not np.allclose(expected[0], last[0])
+    for average, value in zip(model.weight_averages, expected):
+        np.testing.assert_allclose(average.numpy(), value, rtol=1e-5, atol=1e-7)
+
+    with model.averaged_weights():
+        for weight, value in zip(model.separator.get_weights(), expected):
+            np.testing.assert_allclose(weight, value, rtol=1e-5, atol=1e-7)
+    for weight, value in zip(model.separator.get_weights(), last):
+        np.testing.assert_array_equal(weight, value)
+
+    best = BestModelCheckpoint(str(tmp_path / "model.keras"), "supervised_loss", False)
+    best.set_model(model)
+    best.on_epoch_end(0, {"supervised_loss": 1.0})
+    saved = load_run_model(str(tmp_path / "model.keras"))
+    for weight, value in zip(saved.separator.get_weights(), expected):
+        np.testing.assert_allclose(weight, value, rtol=1e-5, atol=1e-7)
+
+    validation = validation_dataset(shard_set, config)
+    scored = model.evaluate(
+        validation, steps=1, callbacks=[ValidateAveragedWeights()], verbose=0, return_dict=True
+    )
+    saved.compile()
+    averaged = saved.evaluate(validation, steps=1, verbose=0, return_dict=True)
+    raw = model.evaluate(validation, steps=1, verbose=0, return_dict=True)
+    assert scored["supervised_loss"] == pytest.approx(averaged["supervised_loss"], rel=1e-5)
+    assert scored["supervised_loss"] != pytest.approx(raw["supervised_loss"], rel=1e-5)

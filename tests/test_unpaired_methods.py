@@ -220,6 +220,7 @@ METHODS = {
     "synthetic pairs": {"training": {"mode": "supervised", "synthetic_pairs": 0.5}},
     "teacher-student": {"training": {"mode": "supervised", "pseudo_label_weight": 1.0}},
     "spectral critics": {"critic": {"normalization": "spectral"}},
+    "weight averaging": {"training": {"mode": "supervised", "ema_decay": 0.9}},
 }
 
 

@@ -182,6 +182,12 @@ OPTIONS: dict[str, dict] = {
         help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
         "with this weight (training.pseudo_label_weight)",
     ),
+    "--ema-decay": dict(
+        type=number(float, 0, 0.9999),
+        metavar="DECAY",
+        help="validate and save an exponential moving average of the separator's weights with "
+        "this decay (training.ema_decay; 0: off)",
+    ),
     "--teacher-model": dict(
         metavar="RUN_DIR_OR_MODEL",
         help="the frozen teacher of --pseudo-labels: a run directory, a .keras file or "
