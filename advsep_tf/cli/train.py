@@ -85,6 +85,8 @@ def main(argv=None) -> None:
         if math.isnan(best)
         else f"best validation L_s {best:.4f}"
     )
+    if config.training.ema_decay > 0:
+        kept += f" (weights averaged, decay {config.training.ema_decay:g})"
     print(
         f"Trained {summary['mode']} model ({', '.join(summary['critics']) or 'no'} critics): "
         f"{summary['separator_steps']} separator steps, {summary['critic_steps']} critic steps in "

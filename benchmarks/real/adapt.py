@@ -5,7 +5,8 @@ critic); synthetic pairs (the solo vocals mixed over the teacher's accompaniment
 mixtures, `--synthetic-pairs`); and, with `--accompaniment-pool DIR` (hours of instrumental music,
 such as the Debian game-music corpus of `data_pipelines/instrumental_corpus.py`), synthetic pairs
 of the solo vocals over that pool, with random phases: half of each batch (`synthetic_pool`) or
-all of it (`synthetic_pool_only`), both stems exact. Beside them a control adapted with the
+all of it (`synthetic_pool_only`; `synthetic_pool_only_ema` with its weights averaged), both
+stems exact. Beside them a control adapted with the
 teacher alone and the starting model.
 
     python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds
@@ -133,9 +134,9 @@ def main(argv=None):
     p.add_argument(
         "--methods",
         help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, "
-        "synthetic_pool, synthetic_pool_only (these two need --accompaniment-pool), teacher_only "
-        "(default: adapted,synthetic,teacher_only, and synthetic_pool_only, the best measured, "
-        "with --accompaniment-pool)",
+        "teacher_only, and with --accompaniment-pool synthetic_pool, synthetic_pool_only, "
+        "synthetic_pool_only_ema (default: adapted,synthetic,teacher_only, and "
+        "synthetic_pool_only_ema, the best measured, with --accompaniment-pool)",
     )
     p.add_argument(
         "--accompaniment-pool",
@@ -145,7 +146,7 @@ def main(argv=None):
     )
     args = p.parse_args(argv)
     default = "adapted,synthetic,teacher_only" + (
-        ",synthetic_pool_only" if args.accompaniment_pool else ""
+        ",synthetic_pool_only_ema" if args.accompaniment_pool else ""
     )
     args.methods = (args.methods or default).split(",")
     unknown = set(args.methods) - {folder for folder, _, _ in ADAPTATIONS.values()}
