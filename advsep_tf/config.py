@@ -133,6 +133,9 @@ class TrainingConfig:
     # recordings: labels are exact, only the pairing is random.
     synthetic_pairs: float = 0.0
     synthetic_gain: list[float] = field(default_factory=lambda: [0.5, 1.25])
+    # Shift every solo excerpt of the synthetic pairs by a uniform number of semitones in
+    # [-solo_pitch_shift, solo_pitch_shift] (0: off): a few solo singers become many voices.
+    solo_pitch_shift: float = 0.0
     # Teacher-student on unlabelled mixtures: each step adds a batch of unlabelled mixtures that a
     # frozen teacher (advsep-tf-train --teacher-model) labels, weighted by this in the loss (0:
     # off).
@@ -326,6 +329,11 @@ class Config:
         if not 0 <= self.training.synthetic_pairs <= 1:
             problems.append(
                 f"training.synthetic_pairs must be in [0, 1], got {self.training.synthetic_pairs}"
+            )
+        if not 0 <= self.training.solo_pitch_shift <= 12:
+            problems.append(
+                f"training.solo_pitch_shift must be in [0, 12] semitones, got "
+                f"{self.training.solo_pitch_shift}"
             )
         if not 0 <= self.training.ema_decay < 1:
             problems.append(f"training.ema_decay must be in [0, 1), got {self.training.ema_decay}")

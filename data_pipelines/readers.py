@@ -33,6 +33,9 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
   becomes a new mixture of solo excerpts (one per source, from the shard set's `solo/<source>`
   pools, each with a gain in `training.synthetic_gain`): unpaired solo recordings turned into
   exactly labelled pairs.
+- `pitch_shift`: with `config.training.solo_pitch_shift` > 0, every solo excerpt (the stems of
+  synthetic pairs) is shifted along frequency by a uniform number of semitones in [-s, s]:
+  more voices and instruments than the pool holds (formants move with the pitch).
 - `random_offset`: a random frame offset. Shards hold patches `patch_hop` frames apart; two
   consecutive patches of one track are a window of nb_frames + patch_hop frames, and the excerpt
   is cut from it at an offset drawn uniformly from [0, patch_hop] frames, so excerpts are no
@@ -100,6 +103,22 @@ def random_gain(log_magnitude: tf.Tensor, low: float, high: float, seed=None) ->
     out)."""
     gain = tf.random.uniform([], low, high, seed=seed)
     return tf.math.log1p(gain * tf.math.expm1(log_magnitude))
+
+
+def pitch_shift(log_magnitude: tf.Tensor, semitones) -> tf.Tensor:
+    """An (F, T, C) log1p excerpt shifted by `semitones` along frequency: what lay at bin f lies
+    at bin f * 2**(semitones / 12) (linear interpolation of linear magnitudes); bins whose
+    content would come from above the band are silent."""
+    nb_bins = tf.shape(log_magnitude)[0]
+    position = tf.range(nb_bins, dtype=tf.float32) / tf.pow(2.0, semitones / 12.0)
+    below = tf.floor(position)
+    weight = (position - below)[:, None, None]
+    # Row nb_bins is silence: every position at or past the band's top reads it.
+    magnitude = tf.concat([tf.math.expm1(log_magnitude), tf.zeros_like(log_magnitude[:1])], 0)
+    below = tf.minimum(tf.cast(below, tf.int32), nb_bins)
+    above = tf.minimum(below + 1, nb_bins)
+    shifted = (1.0 - weight) * tf.gather(magnitude, below) + weight * tf.gather(magnitude, above)
+    return tf.math.log1p(shifted)
 
 
 def remix(sources: tf.Tensor, phases: tf.Tensor | None = None) -> tf.Tensor:
@@ -321,7 +340,15 @@ def _solo_excerpts(shard_set, config, k: int, seed, random_offsets) -> tf.data.D
     stream_seed = _derived_seed(seed, 503 + k)
     pool = f"solo/{config.sources[k]}"
     examples = role_examples(shard_set, config, pool, True, True, stream_seed, random_offsets)
-    return examples.map(lambda e: e["excerpt"])
+    excerpts = examples.map(lambda e: e["excerpt"])
+    semitones = config.training.solo_pitch_shift
+    if semitones > 0:
+        shift_seed = _derived_seed(stream_seed, 1)
+        excerpts = excerpts.map(
+            lambda x: pitch_shift(x, tf.random.uniform([], -semitones, semitones, seed=shift_seed)),
+            num_parallel_calls=AUTOTUNE,
+        )
+    return excerpts
 
 
 def _with_synthetic_pairs(dataset, shard_set, config, role, share, seed, random_offsets):

@@ -175,3 +175,39 @@ def test_training_dataset_with_every_augmentation(tiny_config, tiny_shards):
     assert readers.patches_per_step(tiny_config) == b * (1 + (n + 1) + 2 * n)
     with pytest.raises(AdvsepError, match="remix probability"):
         readers.training_dataset(shard_set, tiny_config, remix_probability=2.0)
+
+
+def test_pitch_shift_moves_partials_along_frequency_and_silences_what_leaves_the_band():
+    from advsep_tf.data_pipelines.readers import pitch_shift
+
+    magnitude = np.zeros((64, 3, 1), np.float32)
+    magnitude[[10, 20, 30], :, 0] = [[4.0], [2.0], [1.0]]  # a tone and two partials
+    excerpt = tf.math.log1p(tf.constant(magnitude))
+
+    np.testing.assert_allclose(pitch_shift(excerpt, 0.0).numpy(), excerpt.numpy(), atol=1e-6)
+    # Up an octave: bin f reads bin f / 2, so each partial lands at twice its bin, spread over
+    # its neighbours by the interpolation (the spectrum is stretched, not moved).
+    octave_up = np.expm1(pitch_shift(excerpt, 12.0).numpy())[..., 0]
+    np.testing.assert_allclose(octave_up[[20, 40, 60], 0], [4.0, 2.0, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(octave_up[[19, 21, 41, 61], 0], [2.0, 2.0, 1.0, 0.5], rtol=1e-5)
+    assert np.all(octave_up[:19] == 0) and np.all(octave_up[22:39] == 0)
+    # Down an octave: bin f reads bin 2f; the upper half reads above the band, so it is silent.
+    octave_down = np.expm1(pitch_shift(excerpt, -12.0).numpy())[..., 0]
+    assert octave_down[5, 0] == pytest.approx(4.0) and octave_down[15, 0] == pytest.approx(1.0)
+    assert np.all(octave_down[32:] == 0)
+    # A fraction of a bin spreads the partial over its two neighbours, keeping its sum.
+    semitone = np.expm1(pitch_shift(excerpt, 1.0).numpy())[..., 0]
+    assert 9 < np.argmax(semitone[:, 0]) <= 11
+    assert semitone[:16, 0].sum() == pytest.approx(4.0 * 2 ** (1 / 12), rel=0.1)
+
+
+def test_solo_pitch_shift_changes_the_solo_excerpts_of_synthetic_pairs(tiny_config, tiny_shards):
+    from advsep_tf.data_pipelines.readers import _solo_excerpts
+
+    config = tiny_config.replace(training={"mode": "supervised", "synthetic_pairs": 1.0})
+    shard_set = ShardSet.open(str(tiny_shards), expected=config)
+    plain = next(iter(_solo_excerpts(shard_set, config, 0, 7, False))).numpy()
+    shifted_config = config.replace(training={"solo_pitch_shift": 3.0})
+    shifted = next(iter(_solo_excerpts(shard_set, shifted_config, 0, 7, False))).numpy()
+    assert plain.shape == shifted.shape
+    assert not np.allclose(plain, shifted)

@@ -182,6 +182,12 @@ OPTIONS: dict[str, dict] = {
         help="teacher-student: add L_s on unlabelled mixtures labelled by the --teacher-model, "
         "with this weight (training.pseudo_label_weight)",
     ),
+    "--solo-pitch-shift": dict(
+        type=number(float, 0, 12),
+        metavar="SEMITONES",
+        help="shift each solo excerpt of the synthetic pairs by up to this many semitones, up or "
+        "down (training.solo_pitch_shift)",
+    ),
     "--ema-decay": dict(
         type=number(float, 0, 0.9999),
         metavar="DECAY",

@@ -19,7 +19,8 @@ def main(argv=None) -> None:
     options.add(p, "--mode", "--critics", "--steps", "--resume", "--init")
     options.add(p, "--remix-probability", "--remix-phases", "--random-offsets", "--seed")
     options.add(p, "--teacher")
-    options.add(p, "--synthetic-pairs", "--pseudo-labels", "--teacher-model", "--ema-decay")
+    options.add(p, "--synthetic-pairs", "--solo-pitch-shift", "--pseudo-labels", "--teacher-model")
+    options.add(p, "--ema-decay")
     options.add(p, "--critic-normalization", "--strategy", "--jit-compile", "--precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -63,6 +64,8 @@ def main(argv=None) -> None:
         if not (args.teacher_model or args.init):
             p.error("--pseudo-labels needs a teacher: --teacher-model (or --init)")
         training["pseudo_label_weight"] = args.pseudo_labels
+    if args.solo_pitch_shift is not None:
+        training["solo_pitch_shift"] = args.solo_pitch_shift
     if args.ema_decay is not None:
         training["ema_decay"] = args.ema_decay
     if training:

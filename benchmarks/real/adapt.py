@@ -5,9 +5,9 @@ critic); synthetic pairs (the solo vocals mixed over the teacher's accompaniment
 mixtures, `--synthetic-pairs`); and, with `--accompaniment-pool DIR` (hours of instrumental music,
 such as the Debian game-music corpus of `data_pipelines/instrumental_corpus.py`), synthetic pairs
 of the solo vocals over that pool, with random phases: half of each batch (`synthetic_pool`) or
-all of it (`synthetic_pool_only`; `synthetic_pool_only_ema` with its weights averaged), both
-stems exact. Beside them a control adapted with the
-teacher alone and the starting model.
+all of it (`synthetic_pool_only`; `synthetic_pool_only_ema` with its weights averaged;
+`synthetic_pool_only_ema_pitch` with the solo excerpts pitch-shifted too), both stems exact.
+Beside them a control adapted with the teacher alone and the starting model.
 
     python benchmarks/real/adapt.py --out adapt/ [--real ../shared/real] [--steps 500] [--seeds
     1,2,3] [--config real-small] [--methods adapted,synthetic,teacher_only]
@@ -35,6 +35,7 @@ CRITIC, SYNTHETIC = "adapted (teacher + vocal critic)", "adapted (teacher + synt
 POOL = "adapted (synthetic pairs over the instrumental pool)"
 POOL_ONLY = "adapted (synthetic pairs over the instrumental pool only)"
 POOL_ONLY_EMA = "adapted (the same, weights averaged)"
+POOL_ONLY_EMA_PITCH = "adapted (the same, solo excerpts pitch-shifted)"
 # The target's shards with the instrumental pool as solo accompaniment (--accompaniment-pool).
 POOL_SHARDS = "shards_target_pool"
 # label: (run folder, target shards, advsep-tf-train options)
@@ -56,6 +57,12 @@ ADAPTATIONS = {
         POOL_SHARDS,
         ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"]
         + ["--ema-decay", "0.999"],
+    ),
+    POOL_ONLY_EMA_PITCH: (
+        "synthetic_pool_only_ema_pitch",
+        POOL_SHARDS,
+        ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"]
+        + ["--ema-decay", "0.999", "--solo-pitch-shift", "2"],
     ),
     CONTROL: ("teacher_only", "shards_target", ["--mode", "supervised"]),
 }
@@ -135,8 +142,9 @@ def main(argv=None):
         "--methods",
         help="adaptations to run, comma-separated: adapted (vocal critic), synthetic, "
         "teacher_only, and with --accompaniment-pool synthetic_pool, synthetic_pool_only, "
-        "synthetic_pool_only_ema (default: adapted,synthetic,teacher_only, and "
-        "synthetic_pool_only_ema, the best measured, with --accompaniment-pool)",
+        "synthetic_pool_only_ema, synthetic_pool_only_ema_pitch (default: adapted, synthetic, "
+        "teacher_only, and synthetic_pool_only_ema, the best measured, with "
+        "--accompaniment-pool)",
     )
     p.add_argument(
         "--accompaniment-pool",
