@@ -174,7 +174,8 @@ OPTIONS: dict[str, dict] = {
         type=number(float, 0, 1),
         metavar="SHARE",
         help="replace this share of paired examples by mixtures of solo excerpts from the "
-        "solo/<source> pools (training.synthetic_pairs; 0.5 measured best)",
+        "solo/<source> pools (training.synthetic_pairs; measured best: 0.5 beside paired data, 1 "
+        "when adapting with --teacher)",
     ),
     "--pseudo-labels": dict(
         type=number(float, 0),
