@@ -195,7 +195,7 @@ def test_pitch_shift_moves_partials_along_frequency_and_silences_what_leaves_the
     octave_down = np.expm1(pitch_shift(excerpt, -12.0).numpy())[..., 0]
     assert octave_down[5, 0] == pytest.approx(4.0) and octave_down[15, 0] == pytest.approx(1.0)
     assert np.all(octave_down[32:] == 0)
-    # A fraction of a bin spreads the partial over its two neighbours, keeping its sum.
+    # A fraction of a bin: the partial spreads over its neighbours, its sum stretched alike.
     semitone = np.expm1(pitch_shift(excerpt, 1.0).numpy())[..., 0]
     assert 9 < np.argmax(semitone[:, 0]) <= 11
     assert semitone[:16, 0].sum() == pytest.approx(4.0 * 2 ** (1 / 12), rel=0.1)
