@@ -271,12 +271,23 @@ def test_mixtures(test_dir: str, out_dir: str) -> list[str]:
 
 def write_test_references(records, out_dir: str, config: Config, sample_rate: int) -> str:
     """`<track>/{mixture,<source>}.wav` (mono, `sample_rate`, 16 bit) for held-out dataset records,
-    written once: a folder whose `complete` marker exists is reused."""
+    written once: a folder whose `.complete` marker lists the same tracks is reused; one written
+    for other tracks is refused rather than scored as if it held these."""
     from advsep_tf.data_pipelines.audio import AudioAdapter
     from advsep_tf.data_pipelines.datasets import load_track_audio
+    from advsep_tf.errors import AdvsepError
 
     marker = os.path.join(out_dir, ".complete")
+    listing = "".join(f"{key}\n" for key in sorted(record.key for record in records))
     if os.path.isfile(marker):
+        with open(marker) as f:
+            held = f.read()
+        # Markers written before they listed the tracks hold only their number.
+        if held not in (listing, f"{len(records)} tracks\n"):
+            raise AdvsepError(
+                f"{out_dir}: holds the references of other tracks than the {len(records)} asked "
+                f"for (see its .complete); give a new folder"
+            )
         return out_dir
     adapter = AudioAdapter.default()
     at_rate = config.replace(audio={"sample_rate": sample_rate})
@@ -285,7 +296,7 @@ def write_test_references(records, out_dir: str, config: Config, sample_rate: in
         folder = os.path.join(out_dir, record.key.replace(":", "_").replace("/", "_"))
         for name in ["mixture", *config.sources]:
             adapter.save(os.path.join(folder, f"{name}.wav"), audio[name][:, None], sample_rate)
-    write_atomically(marker, f"{len(records)} tracks\n")
+    write_atomically(marker, listing)
     return out_dir
 
 

@@ -95,3 +95,24 @@ def test_experiment_cli_rejects_unknown_models(tmp_path, capsys):
             common.run(experiment_cli.main, argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_test_references_are_reused_only_for_the_same_tracks(tmp_path):
+    """A reference folder written for other tracks (a split or singer list changed since) must
+    not be scored as if it held these: it is refused, naming the folder."""
+    from types import SimpleNamespace
+
+    from advsep_tf.errors import AdvsepError
+    from advsep_tf.experiment import write_test_references
+
+    config = load_config("tiny")
+    records = [SimpleNamespace(key="mir1k:abjones_1_01"), SimpleNamespace(key="mir1k:annar_1_01")]
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    (folder / ".complete").write_text("mir1k:abjones_1_01\nmir1k:annar_1_01\n")
+    # Reused as it is: nothing is read, so these stand-in records need no audio.
+    assert write_test_references(records[::-1], str(folder), config, 16000) == str(folder)
+    with pytest.raises(AdvsepError, match="refs: holds the references of other tracks"):
+        write_test_references(records[:1], str(folder), config, 16000)
+    (folder / ".complete").write_text("2 tracks\n")  # a marker of an earlier version
+    assert write_test_references(records, str(folder), config, 16000) == str(folder)
