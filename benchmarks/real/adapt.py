@@ -43,6 +43,8 @@ POOL_ONLY_EMA = "adapted (the same, weights averaged)"
 POOL_ONLY_EMA_PITCH = "adapted (the same, solo excerpts pitch-shifted)"
 # The target's shards with the instrumental pool as solo accompaniment (--accompaniment-pool).
 POOL_SHARDS = "shards_target_pool"
+# Every example a synthetic pair: solo vocals over the pool, powers added (random phases).
+POOL_ONLY_OPTIONS = ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"]
 # label: (run folder, target shards, advsep-tf-train options)
 ADAPTATIONS = {
     CRITIC: ("adapted", "shards_target", ["--mode", "adversarial", "--critics", "vocals"]),
@@ -52,22 +54,16 @@ ADAPTATIONS = {
         POOL_SHARDS,
         ["--mode", "supervised", "--synthetic-pairs", "0.5", "--remix-phases", "random"],
     ),
-    POOL_ONLY: (
-        "synthetic_pool_only",
-        POOL_SHARDS,
-        ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"],
-    ),
+    POOL_ONLY: ("synthetic_pool_only", POOL_SHARDS, POOL_ONLY_OPTIONS),
     POOL_ONLY_EMA: (
         "synthetic_pool_only_ema",
         POOL_SHARDS,
-        ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"]
-        + ["--ema-decay", "0.999"],
+        POOL_ONLY_OPTIONS + ["--ema-decay", "0.999"],
     ),
     POOL_ONLY_EMA_PITCH: (
         "synthetic_pool_only_ema_pitch",
         POOL_SHARDS,
-        ["--mode", "supervised", "--synthetic-pairs", "1", "--remix-phases", "random"]
-        + ["--ema-decay", "0.999", "--solo-pitch-shift", "2"],
+        POOL_ONLY_OPTIONS + ["--ema-decay", "0.999", "--solo-pitch-shift", "2"],
     ),
     CONTROL: ("teacher_only", "shards_target", ["--mode", "supervised"]),
 }
@@ -212,22 +208,18 @@ def main(argv=None):
     test = assign_roles(
         records, config, load_split(os.path.join(HERE, "split_adapt_target.yaml"), config)
     )["test"]
-    valid = [r for r in records if r.origin == "mir1k" and singer(r) in VALIDATION_SINGERS]
+    valid = [r for r in records if r.origin == "mir1k" and r.singer in VALIDATION_SINGERS]
     for role, clips, folder in (("test", test, ""), ("validation", valid, "_valid")):
         references = write_test_references(
             clips, os.path.join(out, f"test_references{folder}"), config, 16000
         )
         table = score_table(runs_by_seed, seeds, references, out, folder, config)
-        singers = ", ".join(sorted({singer(r) for r in clips}))
+        singers = ", ".join(sorted({r.singer for r in clips}))
         print(
             f"\nMIR-1K {role} singers ({singers}: {len(clips)} clips, 16 kHz), mean over clips; "
             f"differences: mean over seeds ± 95% interval:\n\n{table}"
         )
         write_atomically(os.path.join(out, f"adaptation{folder}.md"), table + "\n")
-
-
-def singer(record) -> str:
-    return record.track_id.split("_")[0]
 
 
 def score_table(runs_by_seed, seeds, references, out, folder, config) -> str:
