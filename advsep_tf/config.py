@@ -149,6 +149,11 @@ class TrainingConfig:
     # the run's model.keras use the averaged weights, which wander less than the last step's. It
     # matters most where the training data differ from the music the model will meet (adaptation).
     ema_decay: float = 0.0
+    # Draw the paired training examples of each origin (the dataset names given to
+    # advsep-tf-prepare, e.g. {"musdb18": 1, "mir1k": 1}) with these relative weights instead of
+    # in proportion to their patches ({}: off). Every origin of the training data is named; 0
+    # leaves one out.
+    origin_weights: dict[str, float] = field(default_factory=dict)
 
 
 def _default_derived() -> dict[str, list[str]]:
@@ -335,6 +340,11 @@ class Config:
                 f"training.solo_pitch_shift must be in [0, 12] semitones, got "
                 f"{self.training.solo_pitch_shift}"
             )
+        weights = self.training.origin_weights
+        if any(w < 0 for w in weights.values()) or (weights and not any(weights.values())):
+            problems.append(
+                f"training.origin_weights must be weights >= 0, at least one above 0, got {weights}"
+            )
         if not 0 <= self.training.ema_decay < 1:
             problems.append(f"training.ema_decay must be in [0, 1), got {self.training.ema_decay}")
         low_high = self.training.synthetic_gain
@@ -509,6 +519,13 @@ def _type_problem(kind: str, value) -> str | None:
         "list[float]": (
             lambda v: isinstance(v, list) and all(is_number(x) for x in v),
             "a list of finite numbers",
+        ),
+        "dict[str, float]": (
+            lambda v: (
+                isinstance(v, dict)
+                and all(isinstance(k, str) and is_number(x) for k, x in v.items())
+            ),
+            "a mapping of names to finite numbers",
         ),
     }
     check, expected = checks.get(kind, (lambda v: True, ""))

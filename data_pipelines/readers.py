@@ -42,6 +42,12 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
   longer aligned to the patch grid (a patch whose successor was dropped as silent, or lies in
   another shard, keeps offset 0). `config.training.random_offsets` turns it on for every stream
   (default off). Needs shards of format version 2 (they store each patch's index).
+
+Paired training examples come from every track in proportion to its patches, unless
+`config.training.origin_weights` names a weight per origin (the dataset names given to
+advsep-tf-prepare): then each origin is its own stream and a batch draws from them with those
+weights (`tf.data.Dataset.sample_from_datasets`), so that a small corpus of the music that
+matters is not drowned by a large one of other music.
 """
 
 from __future__ import annotations
@@ -241,11 +247,14 @@ def role_examples(
     repeat: bool,
     seed: int | None = None,
     random_offsets: bool = False,
+    origin: str | None = None,
+    shuffle_buffer: int | None = None,
 ) -> tf.data.Dataset:
     """Parsed examples of one role: dicts of (nb_bins, nb_frames, channels) float32 tensors.
 
-    Shuffled examples pass through a buffer of `config.training.shuffle_buffer`. With
-    `random_offsets`, each example is cut at a random frame offset (`random_offset`).
+    Shuffled examples pass through a buffer of `shuffle_buffer` (default
+    `config.training.shuffle_buffer`). With `random_offsets`, each example is cut at a random
+    frame offset (`random_offset`). With `origin`, only the examples of that origin's tracks.
     """
     layout = shard_set.config  # the shapes written to disk (equal to config's when opened with it)
     files = shard_set.files(role)
@@ -258,7 +267,7 @@ def role_examples(
         patch_hop = layout.spectrogram.patch_hop
 
         def read(path):
-            pairs = _consecutive_pairs(tf.data.TFRecordDataset(path).map(parse))
+            pairs = _consecutive_pairs(_origin_records(path, origin).map(parse))
             # An op seed per stream: without one, TensorFlow warns that the graph seed is reused.
             op_seed = _derived_seed(seed, 307)
             return pairs.map(
@@ -273,7 +282,7 @@ def role_examples(
         )
     else:
         dataset = dataset.interleave(
-            tf.data.TFRecordDataset,
+            lambda path: _origin_records(path, origin),
             cycle_length=min(len(files), 8),
             num_parallel_calls=AUTOTUNE,
             deterministic=not shuffle,
@@ -283,11 +292,92 @@ def role_examples(
         )
     if shuffle:
         dataset = dataset.shuffle(
-            config.training.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+            shuffle_buffer or config.training.shuffle_buffer,
+            seed=seed,
+            reshuffle_each_iteration=True,
         )
     if repeat:
         dataset = dataset.repeat()
     return dataset
+
+
+def track_origin(track: tf.Tensor) -> tf.Tensor:
+    """The origin of a serialized track key "<origin>:<track id>" (the dataset's name)."""
+    return tf.strings.split(track, ":", maxsplit=1)[0]
+
+
+def _record_origin(record: tf.Tensor) -> tf.Tensor:
+    """The origin of a serialized example's track."""
+    track = {"track": tf.io.FixedLenFeature([], tf.string, default_value="")}
+    return track_origin(tf.io.parse_single_example(record, track)["track"])
+
+
+def _origin_records(path, origin: str | None) -> tf.data.Dataset:
+    """The serialized examples of one shard file, only those of `origin`'s tracks when given."""
+    records = tf.data.TFRecordDataset(path)
+    if origin is None:
+        return records
+    return records.filter(lambda record: tf.equal(_record_origin(record), origin))
+
+
+def _training_examples(
+    shard_set: ShardSet, config: Config, role: str, shuffle, repeat, seed, random_offsets
+) -> tf.data.Dataset:
+    """`role_examples` of a paired role; the train role drawn by `training.origin_weights` when
+    it names any (one stream per origin, each with its share of the shuffle buffer)."""
+    weights = config.training.origin_weights if role == "train" else {}
+    if not weights:
+        return role_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
+    origins = sorted(o for o, w in weights.items() if w > 0)
+    buffer = max(1, config.training.shuffle_buffer // len(origins))
+    streams = [
+        role_examples(
+            shard_set,
+            config,
+            role,
+            shuffle,
+            True,  # an origin's stream must not run dry before the others
+            _derived_seed(seed, 701 + k),
+            random_offsets,
+            origin=origin,
+            shuffle_buffer=buffer,
+        )
+        for k, origin in enumerate(origins)
+    ]
+    return tf.data.Dataset.sample_from_datasets(
+        streams, [float(weights[o]) for o in origins], seed=_derived_seed(seed, 699)
+    )
+
+
+def training_origins(shard_set: ShardSet, role: str = "train") -> dict[str, int]:
+    """{origin: examples} of a role's shards (reads every record's track key)."""
+    counts: dict[str, int] = {}
+    records = tf.data.TFRecordDataset(shard_set.files(role))
+    for origins in records.map(_record_origin, num_parallel_calls=AUTOTUNE).batch(4096):
+        for origin in origins.numpy():
+            counts[origin.decode()] = counts.get(origin.decode(), 0) + 1
+    return counts
+
+
+def check_origin_weights(shard_set: ShardSet, config: Config) -> None:
+    """training.origin_weights must name each origin of the paired training data, and only those."""
+    weights = config.training.origin_weights
+    if not weights or config.training.teacher_targets:
+        return
+    counts = training_origins(shard_set)
+    unknown = sorted(set(weights) - set(counts))
+    unnamed = sorted(set(counts) - set(weights))
+    if unknown or unnamed:
+        problem = (
+            f"names {', '.join(unknown)}, which the training data do not hold"
+            if unknown
+            else f"leaves out {', '.join(unnamed)} (give it a weight, 0 to leave it out)"
+        )
+        held = ", ".join(f"{o} ({n} examples)" for o, n in sorted(counts.items()))
+        raise AdvsepError(
+            f"{shard_set.directory}: training.origin_weights {problem}; its training data come "
+            f"from {held}"
+        )
 
 
 def paired_dataset(
@@ -303,14 +393,14 @@ def paired_dataset(
 ):
     """{"paired_mixture": (B, F, T, 1), "paired_sources": (B, F, T, nb_stems)}, B =
     training.batch_size."""
-    dataset = role_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
+    dataset = _training_examples(shard_set, config, role, shuffle, repeat, seed, random_offsets)
     if synthetic_pairs > 0:
         dataset = _with_synthetic_pairs(
             dataset, shard_set, config, role, synthetic_pairs, seed, random_offsets
         )
     if remix_probability > 0:
         donors = [
-            role_examples(
+            _training_examples(
                 shard_set,
                 config,
                 role,
@@ -549,6 +639,7 @@ def check_training_roles(shard_set: ShardSet, config: Config) -> None:
             f"{config.training.mode} training{hint}; prepare it with the matching --dataset options"
         )
     check_synthetic_pools(shard_set, config)
+    check_origin_weights(shard_set, config)
     short = [r for r in needed if shard_set.examples(r) < config.training.batch_size]
     if short:
         raise AdvsepError(

@@ -1,6 +1,7 @@
 """The tf.data readers' on-the-fly augmentations, each a small named function."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -211,3 +212,116 @@ def test_solo_pitch_shift_changes_the_solo_excerpts_of_synthetic_pairs(tiny_conf
     shifted = next(iter(_solo_excerpts(shard_set, shifted_config, 0, 7, False))).numpy()
     assert plain.shape == shifted.shape
     assert not np.allclose(plain, shifted)
+
+
+@pytest.fixture(scope="module")
+def two_origin_shards(tmp_path_factory, tiny_config):
+    """A shard set whose training tracks come from two corpora: 'synthetic' (5 tracks) and
+    'synthetic#2' (1 track)."""
+    from advsep_tf.data_pipelines import synthetic
+    from advsep_tf.data_pipelines.prepare import prepare
+
+    root = tmp_path_factory.mktemp("two_origins")
+    corpora = []
+    for name, tracks, seed in (("big", 5, 11), ("small", 1, 12)):
+        corpus = root / name
+        synthetic.write_config_corpus(
+            corpus,
+            tiny_config,
+            nb_train=tracks,
+            nb_valid=1,
+            nb_test=0,
+            nb_unpaired=1,
+            duration=4.0,
+            seed=seed,
+        )
+        corpora.append(("synthetic", str(corpus)))
+    prepare(tiny_config, corpora, str(root / "shards"), progress=False, examples_per_shard=16)
+    return ShardSet.open(str(root / "shards"), expected=tiny_config)
+
+
+def _origin_shares(shard_set, config, draws=600) -> dict[str, float]:
+    """The share of each origin among `draws` paired training examples (told apart by their
+    mixture patch, which no two tracks share)."""
+    parse = readers._parser("train", config, with_position=True)
+    origin_of = {
+        parse(r)["mixture"].numpy().tobytes(): r_origin
+        for r, r_origin in (
+            (record, readers.track_origin(parse(record)["track"]).numpy().decode())
+            for record in tf.data.TFRecordDataset(shard_set.files("train"))
+        )
+    }
+    examples = readers._training_examples(shard_set, config, "train", True, True, 3, False)
+    counts: dict[str, int] = {}
+    for example in examples.take(draws):
+        origin = origin_of[example["mixture"].numpy().tobytes()]
+        counts[origin] = counts.get(origin, 0) + 1
+    return {origin: n / draws for origin, n in counts.items()}
+
+
+def test_origin_weights_set_each_origins_share_of_the_paired_examples(
+    tiny_config, two_origin_shards
+):
+    counts = readers.training_origins(two_origin_shards)
+    assert set(counts) == {"synthetic", "synthetic#2"}
+    natural = counts["synthetic#2"] / sum(counts.values())
+    assert natural < 0.3
+    unweighted = _origin_shares(two_origin_shards, tiny_config)
+    assert abs(unweighted.get("synthetic#2", 0) - natural) < 0.08
+    for small_weight, expected in ((1, 0.5), (3, 0.75)):
+        config = tiny_config.replace(
+            training={"origin_weights": {"synthetic": 1, "synthetic#2": small_weight}}
+        )
+        readers.check_origin_weights(two_origin_shards, config)
+        assert abs(_origin_shares(two_origin_shards, config)["synthetic#2"] - expected) < 0.08
+    left_out = tiny_config.replace(training={"origin_weights": {"synthetic": 1, "synthetic#2": 0}})
+    assert set(_origin_shares(two_origin_shards, left_out)) == {"synthetic"}
+
+
+def test_origin_weights_must_name_the_training_origins(tiny_config, two_origin_shards):
+    for weights, problem in (
+        ({"synthetic": 1}, "leaves out synthetic#2"),
+        ({"synthetic": 1, "synthetic#2": 1, "musdb18": 1}, "names musdb18"),
+    ):
+        config = tiny_config.replace(training={"origin_weights": weights})
+        with pytest.raises(AdvsepError, match=problem):
+            readers.training_dataset(two_origin_shards, config)
+    with pytest.raises(AdvsepError, match="origin_weights must be weights >= 0"):
+        tiny_config.replace(training={"origin_weights": {"synthetic": -1}})
+
+
+def test_origin_weights_option_reaches_a_training_run(tiny_config, two_origin_shards, tmp_path):
+    from advsep_tf.cli import train as train_cli
+
+    run = tmp_path / "run"
+    train_cli.main(
+        [
+            "--config",
+            "tiny",
+            "--shards",
+            two_origin_shards.directory,
+            "--out",
+            str(run),
+            "--mode",
+            "supervised",
+            "--steps",
+            "2",
+            "--origin-weights",
+            "synthetic=1,synthetic#2=1",
+        ]
+    )
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["training"]["origin_weights"] == {"synthetic": 1.0, "synthetic#2": 1.0}
+    with pytest.raises(SystemExit):
+        train_cli.main(
+            [
+                "--config",
+                "tiny",
+                "--shards",
+                "x",
+                "--out",
+                str(tmp_path / "r2"),
+                "--origin-weights",
+                "synthetic",
+            ]
+        )

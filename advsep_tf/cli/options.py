@@ -67,6 +67,26 @@ def number(kind: type, low: float | None = None, high: float | None = None, low_
     return parse
 
 
+def weights_by_name(text: str) -> dict[str, float]:
+    """An argparse `type`: "name=weight,name=weight" -> {name: weight}, weights finite and >= 0."""
+    weights = {}
+    for item in text.split(","):
+        name, equals, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if not (equals and name.strip() and math.isfinite(weight) and weight >= 0):
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=WEIGHT,NAME=WEIGHT with weights >= 0, got {text!r}"
+            )
+        weights[name.strip()] = weight
+    return weights
+
+
+weights_by_name.__name__ = "NAME=WEIGHT,..."
+
+
 def one_of(choices: tuple, help: str) -> dict:
     """An option that takes one of `choices`, the first by default."""
     return dict(default=choices[0], choices=choices, help=help)
@@ -188,6 +208,13 @@ OPTIONS: dict[str, dict] = {
         metavar="SEMITONES",
         help="shift each solo excerpt of the synthetic pairs by up to this many semitones, up or "
         "down (training.solo_pitch_shift)",
+    ),
+    "--origin-weights": dict(
+        type=weights_by_name,
+        metavar="ORIGIN=W,...",
+        help="draw paired training examples from each origin (the --dataset kinds given to "
+        "advsep-tf-prepare; a kind given twice is kind#2) with these relative weights instead of "
+        "in proportion to their patches, e.g. musdb18=1,mir1k=1 (training.origin_weights)",
     ),
     "--ema-decay": dict(
         type=number(float, 0, 0.9999),

@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     options.add(p, "--remix-probability", "--remix-phases", "--random-offsets", "--seed")
     options.add(p, "--teacher")
     options.add(p, "--synthetic-pairs", "--solo-pitch-shift", "--pseudo-labels", "--teacher-model")
-    options.add(p, "--ema-decay")
+    options.add(p, "--origin-weights", "--ema-decay")
     options.add(p, "--critic-normalization", "--strategy", "--jit-compile", "--precision")
     args = p.parse_args(argv)
     common.quiet_tensorflow(args.verbose)
@@ -68,6 +68,8 @@ def main(argv=None) -> None:
         training["solo_pitch_shift"] = args.solo_pitch_shift
     if args.ema_decay is not None:
         training["ema_decay"] = args.ema_decay
+    if args.origin_weights is not None:
+        training["origin_weights"] = args.origin_weights
     if training:
         config = config.replace(training=training)
     if args.critic_normalization:
