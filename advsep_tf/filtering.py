@@ -25,6 +25,15 @@ SILENCE = 1e-10
 BAND_EXTENSIONS = ("mean", "tilt")
 
 
+# The silence gate (`gate_masks`): a source whose estimate holds less than the gate's threshold of
+# the mixture's energy, over this window, is leakage rather than the source (a singer's pause
+# that keeps the hi-hats and the bass); its share goes to the other sources. The gain falls from 1
+# at the threshold to 0 at GATE_KNEE_DB below it. The window is the leakage figure's
+# (`advsep_tf.evaluate.LEAKAGE_WINDOW_SECONDS`).
+GATE_WINDOW_SECONDS = 0.25
+GATE_KNEE_DB = 6.0
+
+
 def ratio_masks(magnitudes: tf.Tensor, power: float = 1.0, axis: int = 0) -> tf.Tensor:
     """|S_k|^p / sum_j |S_j|^p along `axis` (the stems' axis). p = 1: magnitude ratio masks;
     p = 2: the Wiener filter's gain. Where every stem is silent each gets 1 / nb_stems."""
@@ -57,6 +66,8 @@ def mask_mixture(
     band_top: int | None = None,
     shared_channels: bool = False,
     band_extension: str = BAND_EXTENSIONS[0],
+    gate_db: float | None = None,
+    gate_context: int = 0,
 ) -> tf.Tensor:
     """Stems from the mixture's STFT masked with `ratio_masks` of the stems' STFT.
 
@@ -64,7 +75,9 @@ def mask_mixture(
     which sums to the mixture. With `band_top`, the stems are band-limited: above that bin the
     masks continue as `band_extension` says (`BAND_EXTENSIONS`). With `shared_channels`, the batch
     is the channels of one recording and every channel gets the masks of the stems' magnitudes
-    summed over channels. Frame by frame, so it can run on segments
+    summed over channels. With `gate_db`, the batch is the channels of one recording and the
+    masks pass `gate_masks` over `gate_context` frames on each side. Frame by frame (with the
+    gate, up to `gate_context` frames away), so it can run on segments
     (`transforms.frame_segment_layout`).
     """
     length = tf.shape(mixture)[-1]
@@ -79,10 +92,53 @@ def mask_mixture(
     if shared_channels:
         magnitudes = tf.reduce_sum(magnitudes, axis=0, keepdims=True)
     masks = band_limited_masks(magnitudes, freqs, power, band_extension)
+    if gate_db is not None:
+        mixture_power = real[:, :1] ** 2 + imag[:, :1] ** 2
+        masks = gate_masks(masks, mixture_power, gate_db, 2 * gate_context + 1)
     masked_real, masked_imag = masks * real[:, :1], masks * imag[:, :1]
     flat = [-1, frames, freqs]
     waveforms = stft.inverse(tf.reshape(masked_real, flat), tf.reshape(masked_imag, flat), length)
     return tf.reshape(waveforms, [-1, nb_stems, length])
+
+
+def gate_context_frames(n_hop: int, rate: int) -> int:
+    """Frames on each side of a frame that the silence gate averages over (GATE_WINDOW_SECONDS
+    in all)."""
+    return int(round(GATE_WINDOW_SECONDS * rate / n_hop / 2))
+
+
+def gate_masks(
+    masks: tf.Tensor,
+    mixture_power: tf.Tensor,
+    threshold_db: float,
+    window_frames: int,
+    knee_db: float = GATE_KNEE_DB,
+) -> tf.Tensor:
+    """The silence gate: masks (channels, nb_stems, frames, freqs) of one recording, each stem's
+    gain brought down where its share of the mixture's energy (mixture_power: (channels, 1,
+    frames, freqs)), summed over channels and bins and averaged over `window_frames` frames
+    around each frame, is below `threshold_db` (gain 1 there and above, 0 at `knee_db` below,
+    linear in dB between). The gated masks are normalised to sum to 1 again, so what a stem
+    loses goes to the others; where every stem would be gated the masks stay as they were."""
+    source_energy = tf.reduce_sum(masks**2 * mixture_power, axis=[0, 3])  # (K, frames)
+    mixture_energy = tf.reduce_sum(mixture_power, axis=[0, 3])  # (1, frames)
+    kernel = tf.ones([window_frames, 1, 1]) / window_frames
+
+    def over_window(energy):  # zeros beyond the edges: a song's start and end
+        return tf.nn.conv1d(energy[..., tf.newaxis], kernel, 1, "SAME")[..., 0]
+
+    share_db = (
+        10.0
+        * (
+            tf.math.log(over_window(source_energy) + SILENCE)
+            - tf.math.log(over_window(mixture_energy) + SILENCE)
+        )
+        / np.log(10.0)
+    )
+    gain = tf.clip_by_value((share_db - threshold_db + knee_db) / knee_db, 0.0, 1.0)
+    gated = masks * gain[tf.newaxis, :, :, tf.newaxis]
+    kept = tf.reduce_sum(gated, axis=1, keepdims=True)
+    return tf.where(kept > SILENCE, gated / tf.maximum(kept, SILENCE), masks)
 
 
 def band_limited_masks(
@@ -125,14 +181,24 @@ def band_masks(
     power: float = 1.0,
     shared_channels: bool = False,
     band_extension: str = BAND_EXTENSIONS[0],
+    gate_db: float | None = None,
 ) -> tf.Tensor:
     """The model's band-limited stems at the input's `rate` -> full-band stems (`mask_mixture`
-    at `band_stft`, extended above the model's band as `band_extension` says)."""
+    at `band_stft`, extended above the model's band as `band_extension` says, silence-gated at
+    `gate_db`)."""
     spec = config.spectrogram
     stft = band_stft(config, rate)
     top = band_top_bin(config.audio.sample_rate, spec.n_fft, spec.nb_bins, rate, stft.n_fft)
     return mask_mixture(
-        mixture, stems, stft, power, top, shared_channels, band_extension=band_extension
+        mixture,
+        stems,
+        stft,
+        power,
+        top,
+        shared_channels,
+        band_extension=band_extension,
+        gate_db=gate_db,
+        gate_context=gate_context_frames(stft.n_hop, rate),
     )
 
 

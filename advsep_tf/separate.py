@@ -36,6 +36,8 @@ from advsep_tf.stem_files import FILENAME_FORMAT, plan_separation, record_separa
 from advsep_tf.streaming import RESAMPLER_LATENCY_SECONDS, StreamPipeline
 
 DEFAULT_CHUNK_PATCHES = 16
+# The silence gate of mask reconstruction (`filtering.gate_masks`), in dB; None: off.
+DEFAULT_SILENCE_GATE_DB = None
 # Model-rate segments of about this length: long enough that the context the segments repeat
 # (about 2 s on each side for the shipped models) costs little, short enough for flat memory.
 SEGMENT_SECONDS = 30.0
@@ -148,6 +150,7 @@ class Separator:
         mask_power: float = 1.0,
         channel_masks: str = CHANNEL_MASKS[0],
         band_extension: str = filtering.BAND_EXTENSIONS[0],
+        silence_gate_db: float | None = DEFAULT_SILENCE_GATE_DB,
     ):
         if reconstruction not in RECONSTRUCTIONS:
             raise AdvsepError(
@@ -170,12 +173,17 @@ class Separator:
             valid_power = False
         if not valid_power:
             raise AdvsepError(f"mask_power must be a number in (0, 10], got {mask_power!r}")
+        if silence_gate_db is not None and not -100 <= silence_gate_db <= 0:
+            raise AdvsepError(
+                f"silence_gate_db must be in [-100, 0] dB (or None: off), got {silence_gate_db!r}"
+            )
         self.config = config
         self.chunk_patches = chunk_patches
         self.reconstruction = reconstruction
         self.mask_power = mask_power
         self.channel_masks = channel_masks
         self.band_extension = band_extension
+        self.silence_gate_db = silence_gate_db
         spec = config.spectrogram
         quantum = transforms.inference_patch_hop(spec.nb_frames) * spec.n_hop
         shortest = transforms.minimum_model_segment(spec.n_fft, spec.n_hop, spec.nb_frames)
@@ -249,10 +257,19 @@ class Separator:
             tf.constant(segment, tf.float32), tf.constant(valid_samples, tf.int32)
         ).numpy()
 
+    def masks_at_input_rate(self, sample_rate: int) -> bool:
+        """Whether the stems are masks of the input-rate mixture (`band_masks_function`): with
+        "mask" reconstruction, for input above the model's rate or with the silence gate on."""
+        above = sample_rate > self.config.audio.sample_rate
+        return self.reconstruction == "mask" and (above or self.silence_gate_db is not None)
+
     def band_layout(self, sample_rate: int) -> transforms.SegmentLayout:
         stft = filtering.band_stft(self.config, sample_rate)
+        context = 0
+        if self.silence_gate_db is not None:
+            context = filtering.gate_context_frames(stft.n_hop, sample_rate)
         return transforms.frame_segment_layout(
-            stft.n_fft, stft.n_hop, int(BAND_SEGMENT_SECONDS * sample_rate)
+            stft.n_fft, stft.n_hop, int(BAND_SEGMENT_SECONDS * sample_rate), context
         )
 
     def band_masks_function(self, sample_rate: int):
@@ -260,11 +277,11 @@ class Separator:
         (nb_channels, nb_stems, n) full-band stems (`filtering.band_masks`)."""
         if sample_rate not in self._band_masks:
             config, power, shared = self.config, self.mask_power, self.channel_masks == "shared"
-            extension = self.band_extension
+            extension, gate = self.band_extension, self.silence_gate_db
             size = self.band_layout(sample_rate).size
             graph = tf.function(
                 lambda parts: filtering.band_masks(
-                    parts[:, 0], parts[:, 1:], config, sample_rate, power, shared, extension
+                    parts[:, 0], parts[:, 1:], config, sample_rate, power, shared, extension, gate
                 ),
                 input_signature=[tf.TensorSpec([None, 1 + config.nb_stems, size], tf.float32)],
                 autograph=False,
@@ -278,14 +295,14 @@ class Separator:
         samples, max(0, n - latency) output samples of each source have been yielded.
 
         The model-rate segment (a segment runs once the sample after its end has arrived), at the
-        input's rate, plus an allowance for each streaming resampler and, for input above the
-        model's rate with "mask" reconstruction, the band-masking segment.
+        input's rate, plus an allowance for each streaming resampler and, where the stems are masks
+        at the input's rate (`masks_at_input_rate`), the band-masking segment.
         """
         model_rate = self.config.audio.sample_rate
         latency = math.ceil(self.layout.size * sample_rate / model_rate) + 1
         if sample_rate != model_rate:
             latency += 2 * math.ceil(RESAMPLER_LATENCY_SECONDS * sample_rate)
-        if self.reconstruction == "mask" and sample_rate > model_rate:
+        if self.masks_at_input_rate(sample_rate):
             latency += self.band_layout(sample_rate).size
         return latency
 

@@ -170,7 +170,7 @@ class StreamPipeline:
         self.model_walk = SegmentWalk(separator.separate_segment, separator.layout)
         self.from_model = _Resampler(model_rate, sample_rate, nb_channels * config.nb_stems)
         self.band_walk = None
-        if separator.reconstruction == "mask" and sample_rate > model_rate:
+        if separator.masks_at_input_rate(sample_rate):
             self.band_walk = SegmentWalk(
                 separator.band_masks_function(sample_rate), separator.band_layout(sample_rate)
             )

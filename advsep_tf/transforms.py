@@ -125,15 +125,19 @@ def minimum_model_segment(n_fft: int, n_hop: int, nb_frames: int) -> int:
     return samples
 
 
-def frame_segment_layout(n_fft: int, n_hop: int, segment_samples: int) -> SegmentLayout:
-    """The layout of a frame-by-frame STFT operation (analysis, a per-frame gain, synthesis).
+def frame_segment_layout(
+    n_fft: int, n_hop: int, segment_samples: int, context_frames: int = 0
+) -> SegmentLayout:
+    """The layout of a frame-by-frame STFT operation (analysis, a per-frame gain, synthesis),
+    whose gain may depend on up to `context_frames` frames on either side.
 
     Segments start on the hop grid, so their frames are the whole signal's. A sample is covered
     by frames that start up to n_fft - 1 samples before it and end up to n_fft - 1 after it; a
     segment's frames that start within the edge padding see its zeros, not the song.
     """
-    left = -(-(n_fft + edge_padding(n_fft, n_hop)) // n_hop) * n_hop
-    right = -(-n_fft // n_hop) * n_hop
+    context = context_frames * n_hop
+    left = -(-(n_fft + edge_padding(n_fft, n_hop)) // n_hop) * n_hop + context
+    right = -(-n_fft // n_hop) * n_hop + context
     segment_samples = -(-segment_samples // n_hop) * n_hop
     step = (segment_samples - left - right) // n_hop * n_hop
     if step < n_hop:

@@ -353,7 +353,12 @@ def test_options_take_their_choices_and_defaults_from_the_library():
     from advsep_tf.data_pipelines import prepare as prepare_lib
     from advsep_tf.export import litert
     from advsep_tf.filtering import BAND_EXTENSIONS
-    from advsep_tf.separate import CHANNEL_MASKS, DEFAULT_CHUNK_PATCHES, RECONSTRUCTIONS
+    from advsep_tf.separate import (
+        CHANNEL_MASKS,
+        DEFAULT_CHUNK_PATCHES,
+        DEFAULT_SILENCE_GATE_DB,
+        RECONSTRUCTIONS,
+    )
 
     expected = {
         "--mode": (config.MODES, None),
@@ -364,6 +369,7 @@ def test_options_take_their_choices_and_defaults_from_the_library():
         "--channel-masks": (CHANNEL_MASKS, CHANNEL_MASKS[0]),
         "--band-extension": (BAND_EXTENSIONS, BAND_EXTENSIONS[0]),
         "--chunk-patches": (None, DEFAULT_CHUNK_PATCHES),
+        "--silence-gate": (None, DEFAULT_SILENCE_GATE_DB),
         "--quantize": (litert.QUANTIZATIONS, "none"),
         "--on-error": (prepare_lib.ON_ERROR, "fail"),
         "--examples-per-shard": (None, shards.EXAMPLES_PER_SHARD),

@@ -76,3 +76,28 @@ def test_band_extension_choice_changes_only_the_band_above():
     np.testing.assert_allclose(below[0], below[1], rtol=0.02, atol=1e-2)
     above = [band(out[e], 4500, 7800) for e in filtering.BAND_EXTENSIONS]
     assert np.abs(above[0] - above[1]).mean() > 0.01 * above[1].mean()
+
+
+def test_silence_gate_hands_a_quiet_stems_share_to_the_others():
+    """Stem 0 holds 1% of the mixture's energy (-20 dB) in frames 0-19 and a quarter of it in
+    frames 20-39. Gated at -14 dB (knee 6 dB, 5-frame window), it is silenced in the first frames
+    and its share goes to the others in proportion to their masks; the last frames, where every
+    stem is above the threshold, are left alone; the masks always sum to 1."""
+    frames, freqs = 40, 8
+    first = np.arange(frames) < 20
+    masks = np.zeros((2, 3, frames, freqs), np.float32)  # (channels, stems, frames, freqs)
+    for k, (quiet, loud) in enumerate([(0.1, 0.5), (0.6, 0.25), (0.3, 0.25)]):
+        masks[:, k] = np.where(first, quiet, loud)[:, None]
+    power = np.ones((2, 1, frames, freqs), np.float32)
+    gated = filtering.gate_masks(tf.constant(masks), tf.constant(power), -14.0, 5).numpy()
+    np.testing.assert_allclose(gated.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(gated[:, 0, :18], 0.0, atol=1e-7)  # the window ends in frame 19
+    np.testing.assert_allclose(gated[:, 1, :18], 0.6 / 0.9, atol=1e-6)
+    np.testing.assert_allclose(gated[:, 2, :18], 0.3 / 0.9, atol=1e-6)
+    np.testing.assert_allclose(gated[:, :, 22:], masks[:, :, 22:], atol=1e-6)
+    # 3 dB under the threshold, half way down the knee: gain 0.5, then normalised.
+    knee = filtering.gate_masks(tf.constant(masks), tf.constant(power), -17.0, 5).numpy()
+    np.testing.assert_allclose(knee[:, 0, :18], 0.05 / 0.95, atol=1e-5)
+    # A threshold below every share changes nothing.
+    low = filtering.gate_masks(tf.constant(masks), tf.constant(power), -40.0, 5).numpy()
+    np.testing.assert_allclose(low, masks, atol=1e-6)

@@ -92,6 +92,64 @@ def test_band_masks_on_segments_equal_one_pass(separator):
     np.testing.assert_allclose(segmented, whole, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("rate", [44100, 8192])
+def test_silence_gate_silences_a_pause_and_streams_like_one_pass(tiny_run, rate):
+    """A song whose stem 0 falls silent for 3 s: with the gate its estimate there is silence
+    (handed to the other stem, so the stems still sum to the mixture), elsewhere unchanged; the
+    gated band masking on segments equals one pass; at the model's own rate the gate runs too."""
+    import tensorflow as tf
+
+    from advsep_tf import filtering
+    from advsep_tf.streaming import SegmentWalk
+
+    gated = Separator.from_checkpoint(str(tiny_run), silence_gate_db=-20.0)
+    plain = Separator.from_checkpoint(str(tiny_run))
+    assert gated.masks_at_input_rate(rate) and not plain.masks_at_input_rate(8192)
+    # The gate's window reaches past a frame's own samples: wider segment margins.
+    assert gated.band_layout(rate).left_margin > plain.band_layout(rate).left_margin
+    rng = np.random.default_rng(9)
+    parts = (0.1 * rng.standard_normal((2, 1 + gated.config.nb_stems, 12 * rate))).astype(
+        np.float32
+    )
+    pause = slice(4 * rate, 7 * rate)
+    parts[:, 1, pause] *= 1e-3  # stem 0 60 dB down: a pause
+    parts[:, 0] = parts[:, 1:].sum(axis=1)
+    whole = filtering.band_masks(
+        tf.constant(parts[:, 0]),
+        tf.constant(parts[:, 1:]),
+        gated.config,
+        rate,
+        shared_channels=True,
+        gate_db=-20.0,
+    ).numpy()
+    inside = slice(pause.start + rate // 2, pause.stop - rate // 2)
+    assert np.max(np.abs(whole[:, 0, inside])) < 1e-6
+    np.testing.assert_allclose(whole.sum(axis=1), parts[:, 0], atol=1e-4)
+    ungated = filtering.band_masks(
+        tf.constant(parts[:, 0]),
+        tf.constant(parts[:, 1:]),
+        gated.config,
+        rate,
+        shared_channels=True,
+    ).numpy()
+    np.testing.assert_allclose(whole[..., : 3 * rate], ungated[..., : 3 * rate], atol=1e-5)
+    layout = gated.band_layout(rate)
+    assert len(walked_segments(parts.shape[-1], layout)) >= 2
+    walk = SegmentWalk(gated.band_masks_function(rate), layout)
+    pieces = [
+        out for i in range(0, parts.shape[-1], 7000) for out in walk.push(parts[..., i : i + 7000])
+    ]
+    np.testing.assert_allclose(np.concatenate(pieces + walk.finish(), axis=-1), whole, atol=1e-5)
+    # The whole separator: the streamed song equals its one-pass separation.
+    song = parts[:, 0].T.copy()
+    stems = gated.separate(song, rate)
+    streamed = list(gated.stream([song[i : i + 5000] for i in range(0, len(song), 5000)], rate))
+    for source in stems:
+        np.testing.assert_allclose(
+            np.concatenate([p[source] for p in streamed]), stems[source], atol=1e-5
+        )
+
+
 def test_shared_channel_masks_mask_every_channel_alike(tiny_run):
     """A stereo song whose right channel is its left at half the level: with shared masks each stem
     keeps that relation exactly (one mask for both channels); with independent masks the model

@@ -29,12 +29,13 @@ from advsep_tf.export.litert import DEFAULT_SEGMENT_HOPS, QUANTIZATIONS
 from advsep_tf.stem_files import FILENAME_FORMAT
 
 # advsep_tf.separate and advsep_tf.filtering import TensorFlow, so their RECONSTRUCTIONS,
-# CHANNEL_MASKS, BAND_EXTENSIONS and DEFAULT_CHUNK_PATCHES are repeated here; tests/test_cli.py
-# fails when they differ.
+# CHANNEL_MASKS, BAND_EXTENSIONS, DEFAULT_CHUNK_PATCHES and DEFAULT_SILENCE_GATE_DB are repeated
+# here; tests/test_cli.py fails when they differ.
 RECONSTRUCTIONS = ("mask", "direct")
 CHANNEL_MASKS = ("shared", "independent")
 BAND_EXTENSIONS = ("mean", "tilt")
 DEFAULT_CHUNK_PATCHES = 16
+DEFAULT_SILENCE_GATE_DB = None
 CODECS = tuple(SOUNDFILE_CODECS)  # those libsndfile writes: no ffmpeg needed
 EXPORT_FORMATS = ("saved_model", "litert")
 # Beam runs on any runner it knows; these are the ones README.md documents.
@@ -85,6 +86,17 @@ def weights_by_name(text: str) -> dict[str, float]:
 
 
 weights_by_name.__name__ = "NAME=WEIGHT,..."
+
+
+def decibels_or_off(low: float, high: float):
+    """An argparse `type`: 'off' (None) or a number of dB in [low, high]."""
+    in_range = number(float, low, high)
+
+    def parse(text: str):
+        return None if text == "off" else in_range(text)
+
+    parse.__name__ = f"'off' or {in_range.__name__}"
+    return parse
 
 
 def one_of(choices: tuple, help: str) -> dict:
@@ -311,6 +323,15 @@ OPTIONS: dict[str, dict] = {
         BAND_EXTENSIONS,
         "with 'mask', above the model's band: 'mean' (default) gives every bin its frame's mean "
         "mask; 'tilt' continues each source's spectral slope bin by bin",
+    ),
+    "--silence-gate": dict(
+        type=decibels_or_off(-100, 0),
+        default=DEFAULT_SILENCE_GATE_DB,
+        metavar="DB",
+        help="with 'mask': silence a source where its estimate holds less than DB dB of the "
+        "mixture's energy over 0.25 s (leakage, not the source: a singer's pause), handing it to "
+        "the other sources; 'off' keeps every estimate as the model made it (default: "
+        f"{DEFAULT_SILENCE_GATE_DB if DEFAULT_SILENCE_GATE_DB is not None else 'off'})",
     ),
     "--chunk-patches": dict(
         type=number(int, 1),

@@ -39,6 +39,7 @@ def main(argv=None) -> None:
     )
     options.add(p, "--model", "--out", "--stem", "--filename-format", "--codec")
     options.add(p, "--reconstruction", "--mask-power", "--channel-masks", "--band-extension")
+    options.add(p, "--silence-gate")
     options.add(p, "--chunk-patches")
     options.add(p, "--name", "--allow-truncated", "--overwrite", "--no-progress", "--quiet-terms")
     args = p.parse_args(argv)
@@ -85,6 +86,7 @@ def main(argv=None) -> None:
             mask_power=args.mask_power,
             channel_masks=args.channel_masks,
             band_extension=args.band_extension,
+            silence_gate_db=args.silence_gate,
         )
 
     if to_stdout:

@@ -174,6 +174,11 @@ def main(argv=None):
         help="the separator's mask extension above its band",
     )
     p.add_argument(
+        "--silence-gate",
+        type=float,
+        help="the separator's silence gate in dB (default: off)",
+    )
+    p.add_argument(
         "--role", default="test", choices=("test", "valid"), help="the split's role to score"
     )
     p.add_argument(
@@ -189,6 +194,7 @@ def main(argv=None):
         mask_power=args.mask_power,
         channel_masks=args.channel_masks,
         band_extension=args.band_extension,
+        silence_gate_db=args.silence_gate,
     )
     config = separator.config
     sets = {}
@@ -263,6 +269,7 @@ def main(argv=None):
                 "mask_power": args.mask_power,
                 "channel_masks": args.channel_masks,
                 "band_extension": args.band_extension,
+                "silence_gate_db": args.silence_gate,
                 "mir1k_rate": args.mir1k_rate,
                 "sets": numbers,
                 "table": table,

@@ -4,7 +4,7 @@ vocal pause, and the mean vocal leakage in vocal pauses over all test tracks tha
 
     python benchmarks/real/vocal_pause.py [--model pretrained] [--real ../shared/real]
         [--split benchmarks/real/split_pretrained.yaml] [--track NAME]
-        [--out docs/images/vocal_pause.png]
+        [--silence-gate DB|off|default] [--out docs/images/vocal_pause.png]
 
 The pause is found by the rule of the evaluation's leakage figure (`advsep_tf.evaluate.leakage_db`):
 windows of 0.25 s where the true vocals are 40 dB or more below their loudest window. The figure
@@ -26,12 +26,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def test_tracks(split_file: str, real: str) -> dict[str, str]:
-    """{track name: file} of the split's test previews and test singers' MIR-1K clips."""
+def test_tracks(split_file: str, real: str, role: str = "test") -> dict[str, str]:
+    """{track name: file} of the split's test (or other `role`'s) previews and singers' MIR-1K
+    clips."""
     from advsep_tf.files import load_json_or_yaml
 
     tracks = {}
-    for entry in load_json_or_yaml(split_file, "split spec")["test"]:
+    for entry in load_json_or_yaml(split_file, "split spec")[role]:
         kind, _, name = entry.partition(":")
         if kind == "musdb18":
             tracks[name] = os.path.join(real, "musdb18_7", "train", f"{name}.stem.mp4")
@@ -70,6 +71,11 @@ def main(argv=None) -> int:
     parser.add_argument("--real", default=os.path.join(ROOT, "..", "shared", "real"))
     parser.add_argument("--split", default=os.path.join(HERE, "split_pretrained.yaml"))
     parser.add_argument("--track", help="a test track (default: the longest vocal pause)")
+    parser.add_argument(
+        "--silence-gate",
+        default="default",
+        help="the separator's silence gate in dB, 'off', or 'default' (advsep-tf-separate's)",
+    )
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "vocal_pause.png"))
     args = parser.parse_args(argv)
 
@@ -82,7 +88,12 @@ def main(argv=None) -> int:
     from advsep_tf.evaluate import LEAKAGE_WINDOW_SECONDS, leakage_db, silent_windows
     from advsep_tf.files import write_figure
 
-    separator = Separator.load(args.model)
+    gate = (
+        {}
+        if args.silence_gate == "default"
+        else {"silence_gate_db": (None if args.silence_gate == "off" else float(args.silence_gate))}
+    )
+    separator = Separator.load(args.model, **gate)
     tracks = test_tracks(args.split, args.real)
     if args.track:
         tracks = {args.track: tracks[args.track]}
