@@ -45,9 +45,9 @@ On-the-fly augmentations, each a small named function (all work on log1p magnitu
 
 Paired training examples come from every track in proportion to its patches, unless
 `config.training.origin_weights` names a weight per origin (the `--dataset` kinds given to
-advsep-tf-prepare, `kind#2` for a kind given twice): then each origin is its own stream and a batch draws from them with those
-weights (`tf.data.Dataset.sample_from_datasets`), so that a small corpus of the music that
-matters is not drowned by a large one of other music.
+advsep-tf-prepare, `kind#2` for a kind given twice): then each origin is its own stream and a
+batch draws from them with those weights (`tf.data.Dataset.sample_from_datasets`), so that a
+small corpus of the music that matters is not drowned by a large one of other music.
 """
 
 from __future__ import annotations
