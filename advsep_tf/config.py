@@ -149,10 +149,10 @@ class TrainingConfig:
     # the run's model.keras use the averaged weights, which wander less than the last step's. It
     # matters most where the training data differ from the music the model will meet (adaptation).
     ema_decay: float = 0.0
-    # Draw the paired training examples of each origin (the dataset names given to
-    # advsep-tf-prepare, e.g. {"musdb18": 1, "mir1k": 1}) with these relative weights instead of
-    # in proportion to their patches ({}: off). Every origin of the training data is named; 0
-    # leaves one out.
+    # Draw the paired training examples of each origin (the --dataset kinds given to
+    # advsep-tf-prepare, kind#2 for a kind given twice; e.g. {"musdb18": 1, "mir1k": 1}) with these
+    # relative weights instead of in proportion to their patches ({}: off). Every origin of the
+    # training data is named; 0 leaves one out.
     origin_weights: dict[str, float] = field(default_factory=dict)
 
 
