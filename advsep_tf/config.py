@@ -345,6 +345,12 @@ class Config:
             problems.append(
                 f"training.origin_weights must be weights >= 0, at least one above 0, got {weights}"
             )
+        if weights and self.training.teacher_targets:
+            # Adaptation learns from unlabelled mixtures: there are no paired tracks to weight.
+            problems.append(
+                "training.origin_weights weights the paired training tracks, which "
+                "training.teacher_targets does not read: drop one of the two"
+            )
         if not 0 <= self.training.ema_decay < 1:
             problems.append(f"training.ema_decay must be in [0, 1), got {self.training.ema_decay}")
         low_high = self.training.synthetic_gain

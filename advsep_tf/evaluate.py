@@ -42,6 +42,9 @@ METRICS = ("SDR", "SIR", "SAR", "ISR", "leakage")
 # i.e. this many dB or more below the reference's loudest window (a vocal pause, for the vocals).
 LEAKAGE_WINDOW_SECONDS = 0.25
 LEAKAGE_SILENCE_DB = 40.0
+# Leakage this far down is inaudible beside the rest of the song; a track scores no lower, so that
+# the mean over tracks measures what leaks, not how deep a gated (all-zero) estimate's silence is.
+LEAKAGE_FLOOR_DB = -60.0
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 # MUSDB reference folders hold mixture.wav next to the stems; it is the input, not a source.
@@ -419,7 +422,8 @@ def format_table(
         f"dB, mean / median over tracks of the per-track median over {win} s frames (BSS Eval v4, "
         f"museval); leakage: the estimate's energy over the mixture's where the reference is "
         f"{LEAKAGE_SILENCE_DB:g} dB or more below its loudest "
-        f"{_format_seconds(LEAKAGE_WINDOW_SECONDS)} s window."
+        f"{_format_seconds(LEAKAGE_WINDOW_SECONDS)} s window (at most {-LEAKAGE_FLOOR_DB:g} dB "
+        f"down per track)."
     )
     if any(
         row.scores.get("SAR") == DEGENERATE_SAR for result in named.values() for row in result.rows
@@ -848,8 +852,9 @@ def leakage_db(
     Arrays are (samples, channels). Windows of `window_seconds` where the reference's energy is
     `silence_db` or more below its loudest window count; the result is 10 log10 of the estimate's
     energy over the mixture's, summed over those windows. None when the source is never silent
-    (or silent throughout) or the mixture is silent there too. Good separators reach -25 dB and
-    below for the vocals in vocal pauses; the mixture as its own estimate scores 0 dB.
+    (or silent throughout) or the mixture is silent there too; never below LEAKAGE_FLOOR_DB.
+    Good separators reach -25 dB and below for the vocals in vocal pauses; the mixture as its own
+    estimate scores 0 dB.
     """
     window = max(1, int(round(window_seconds * sample_rate)))
     length = min(len(estimate), len(reference), len(mixture)) // window * window
@@ -860,7 +865,8 @@ def leakage_db(
     if not silent.any() or mixture_energy <= 0:
         return None
     estimate_energy = _window_energies(estimate[:length], window)[silent].sum()
-    return float(10 * np.log10(max(estimate_energy, 1e-20) / mixture_energy))
+    ratio = estimate_energy / mixture_energy
+    return float(max(10 * np.log10(max(ratio, 1e-30)), LEAKAGE_FLOOR_DB))
 
 
 def silent_windows(

@@ -33,7 +33,13 @@ import numpy as np
 import soundfile as sf
 
 from advsep_tf.errors import AdvsepError
-from advsep_tf.evaluate import LEAKAGE_SILENCE_DB, EvaluationResult, format_db, track_mixture
+from advsep_tf.evaluate import (
+    LEAKAGE_FLOOR_DB,
+    LEAKAGE_SILENCE_DB,
+    EvaluationResult,
+    format_db,
+    track_mixture,
+)
 from advsep_tf.files import atomic_output, write_atomically
 
 REPORT_HTML = "report.html"
@@ -516,7 +522,8 @@ def _render_page(
         "nothing."
         + (
             " Leakage: the estimate's energy over the mixture's where the reference is silent "
-            f"({LEAKAGE_SILENCE_DB:g} dB or more below its loudest window), lower is better; n/a "
+            f"({LEAKAGE_SILENCE_DB:g} dB or more below its loudest window; a track scores no "
+            f"lower than {LEAKAGE_FLOOR_DB:g} dB), lower is better; n/a "
             "where a source is never silent."
             if "leakage" in metrics
             else ""

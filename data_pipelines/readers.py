@@ -362,7 +362,7 @@ def training_origins(shard_set: ShardSet, role: str = "train") -> dict[str, int]
 def check_origin_weights(shard_set: ShardSet, config: Config) -> None:
     """training.origin_weights must name each origin of the paired training data, and only those."""
     weights = config.training.origin_weights
-    if not weights or config.training.teacher_targets:
+    if not weights:
         return
     counts = training_origins(shard_set)
     unknown = sorted(set(weights) - set(counts))

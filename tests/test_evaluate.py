@@ -382,6 +382,10 @@ def test_leakage_is_the_estimates_energy_over_the_mixtures_where_the_reference_i
     assert leakage_db(mixture, voice, mixture, rate) == pytest.approx(0.0, abs=1e-9)
     # A source that never pauses has no leakage to measure.
     assert leakage_db(music, music, mixture, rate) is None
+    # A silenced pause scores the floor, not -200 dB: one gated track cannot carry the mean.
+    assert leakage_db(voice, voice, mixture, rate) == -60.0
+    assert leakage_db(voice + 1e-4 * music, voice, mixture, rate) == -60.0
+    assert leakage_db(voice + 1e-2 * music, voice, mixture, rate) > -60.0
 
 
 def test_results_hold_the_leakage_and_old_results_without_it_still_load(tmp_path):

@@ -288,6 +288,8 @@ def test_origin_weights_must_name_the_training_origins(tiny_config, two_origin_s
             readers.training_dataset(two_origin_shards, config)
     with pytest.raises(AdvsepError, match="origin_weights must be weights >= 0"):
         tiny_config.replace(training={"origin_weights": {"synthetic": -1}})
+    with pytest.raises(AdvsepError, match="training.teacher_targets does not read"):
+        tiny_config.replace(training={"origin_weights": {"synthetic": 1}, "teacher_targets": True})
 
 
 def test_origin_weights_option_reaches_a_training_run(tiny_config, two_origin_shards, tmp_path):

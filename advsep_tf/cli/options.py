@@ -226,7 +226,8 @@ OPTIONS: dict[str, dict] = {
         metavar="ORIGIN=W,...",
         help="draw paired training examples from each origin (the --dataset kinds given to "
         "advsep-tf-prepare; a kind given twice is kind#2) with these relative weights instead of "
-        "in proportion to their patches, e.g. musdb18=1,mir1k=1 (training.origin_weights)",
+        "in proportion to their patches, e.g. musdb18=1,mir1k=1; not with --teacher, which "
+        "reads no paired tracks (training.origin_weights)",
     ),
     "--ema-decay": dict(
         type=number(float, 0, 0.9999),
