@@ -865,8 +865,8 @@ def leakage_db(
     if not silent.any() or mixture_energy <= 0:
         return None
     estimate_energy = _window_energies(estimate[:length], window)[silent].sum()
-    ratio = estimate_energy / mixture_energy
-    return float(max(10 * np.log10(max(ratio, 1e-30)), LEAKAGE_FLOOR_DB))
+    floor = 10 ** (LEAKAGE_FLOOR_DB / 10)
+    return float(10 * np.log10(max(estimate_energy / mixture_energy, floor)))
 
 
 def silent_windows(

@@ -147,6 +147,7 @@ def score_set(separator, references: str, out_dir: str, config) -> dict:
 
 def main(argv=None):
     import advsep_tf  # noqa: F401
+    from advsep_tf.cli.options import DEFAULT_SILENCE_GATE_DB, decibels_or_off
     from advsep_tf.config import load_config
     from advsep_tf.data_pipelines.datasets import all_records
     from advsep_tf.data_pipelines.splits import assign_roles, load_split
@@ -175,8 +176,9 @@ def main(argv=None):
     )
     p.add_argument(
         "--silence-gate",
-        type=float,
-        help="the separator's silence gate in dB (default: off)",
+        type=decibels_or_off(-100, 0),
+        default=DEFAULT_SILENCE_GATE_DB,
+        help="the separator's silence gate in dB or 'off' (default: advsep-tf-separate's)",
     )
     p.add_argument(
         "--role", default="test", choices=("test", "valid"), help="the split's role to score"

@@ -70,20 +70,22 @@ def power2_remask(mixture, vocals):
     return istft(stft(mixture) * gain, vocals)
 
 
-def ideal_above(mixture, vocals, reference, rate, crossover=4000):
+def bins_above(rate, crossover) -> np.ndarray:
+    """(bins, 1): True for the STFT bins at or above `crossover` Hz."""
     import librosa
 
-    above = (librosa.fft_frequencies(sr=rate, n_fft=N_FFT) >= crossover)[:, None]
+    return (librosa.fft_frequencies(sr=rate, n_fft=N_FFT) >= crossover)[:, None]
+
+
+def ideal_above(mixture, vocals, reference, rate, crossover=4000):
+    above = bins_above(rate, crossover)
     true, rest = np.abs(stft(reference)), np.abs(stft(mixture - reference))
     ideal = stft(mixture) * true / (true + rest + 1e-9)
     return istft(np.where(above, ideal, stft(vocals)), vocals)
 
 
 def band_split(low_band, high_band, rate, crossover):
-    import librosa
-
-    above = (librosa.fft_frequencies(sr=rate, n_fft=N_FFT) >= crossover)[:, None]
-    return istft(np.where(above, stft(high_band), stft(low_band)), low_band)
+    return istft(np.where(bins_above(rate, crossover), stft(high_band), stft(low_band)), low_band)
 
 
 def validation_tracks(split_file: str, real: str) -> dict[str, tuple]:

@@ -4,7 +4,7 @@ vocal pause, and the mean vocal leakage in vocal pauses over all test tracks tha
 
     python benchmarks/real/vocal_pause.py [--model pretrained] [--real ../shared/real]
         [--split benchmarks/real/split_pretrained.yaml] [--track NAME]
-        [--silence-gate DB|off|default] [--out docs/images/vocal_pause.png]
+        [--silence-gate DB|off] [--out docs/images/vocal_pause.png]
 
 The pause is found by the rule of the evaluation's leakage figure (`advsep_tf.evaluate.leakage_db`):
 windows of 0.25 s where the true vocals are 40 dB or more below their loudest window. The figure
@@ -66,6 +66,8 @@ def spectrogram_db(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
+    from advsep_tf.cli.options import DEFAULT_SILENCE_GATE_DB, decibels_or_off
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="pretrained", help="a run, .keras or 'pretrained'")
     parser.add_argument("--real", default=os.path.join(ROOT, "..", "shared", "real"))
@@ -73,8 +75,9 @@ def main(argv=None) -> int:
     parser.add_argument("--track", help="a test track (default: the longest vocal pause)")
     parser.add_argument(
         "--silence-gate",
-        default="default",
-        help="the separator's silence gate in dB, 'off', or 'default' (advsep-tf-separate's)",
+        type=decibels_or_off(-100, 0),
+        default=DEFAULT_SILENCE_GATE_DB,
+        help="the separator's silence gate in dB or 'off' (default: advsep-tf-separate's)",
     )
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "vocal_pause.png"))
     args = parser.parse_args(argv)
@@ -88,12 +91,7 @@ def main(argv=None) -> int:
     from advsep_tf.evaluate import LEAKAGE_WINDOW_SECONDS, leakage_db, silent_windows
     from advsep_tf.files import write_figure
 
-    gate = (
-        {}
-        if args.silence_gate == "default"
-        else {"silence_gate_db": (None if args.silence_gate == "off" else float(args.silence_gate))}
-    )
-    separator = Separator.load(args.model, **gate)
+    separator = Separator.load(args.model, silence_gate_db=args.silence_gate)
     tracks = test_tracks(args.split, args.real)
     if args.track:
         tracks = {args.track: tracks[args.track]}
